@@ -1,0 +1,1 @@
+"""Temporal activities: everything that touches the world, one module per concern."""

@@ -1,0 +1,1 @@
+"""Shared models, settings, database schema and safety policy."""

@@ -1,0 +1,51 @@
+"""Create and seed both databases: used by `init-db`, `dev` and the tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from core.database import create_engine, session_factory
+from core.demo import create_demo_target
+from core.ledger import create_ledger
+from core.policy import Policy, load_policy_file, store_policy
+from core.schema import AppBase
+from core.settings import Settings
+
+
+@dataclass
+class Databases:
+    """Open engines and session factories for the app DB and the target DB."""
+
+    app_engine: AsyncEngine
+    target_engine: AsyncEngine
+    app_sessions: async_sessionmaker[AsyncSession]
+    target_sessions: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def open(cls, settings: Settings) -> Databases:
+        app_engine = create_engine(settings.app_db_url)
+        target_engine = create_engine(settings.target_db_url)
+        return cls(app_engine, target_engine, session_factory(app_engine), session_factory(target_engine))
+
+    async def close(self) -> None:
+        await self.app_engine.dispose()
+        await self.target_engine.dispose()
+
+
+@dataclass
+class InitReport:
+    policy: Policy
+    seeded_demo: bool
+
+
+async def init_databases(databases: Databases, settings: Settings) -> InitReport:
+    """Create the app tables, load the policy into the constraint table, prepare the target."""
+    policy = load_policy_file(settings.policy_file)
+    async with databases.app_engine.begin() as connection:
+        await connection.run_sync(AppBase.metadata.create_all)
+    await store_policy(databases.app_sessions, policy)
+    seeded = await create_demo_target(databases.target_engine) if settings.seed_demo_data else False
+    await create_ledger(databases.target_engine)
+    return InitReport(policy=policy, seeded_demo=seeded)

@@ -1,0 +1,491 @@
+"""Pydantic models shared by the workflow, activities, bot, dashboard and CLI.
+
+Every value that crosses a Temporal boundary is one of these models, so the
+pydantic data converter can check it on the way in and on the way out. New
+fields always get defaults: running workflow histories must keep decoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_TICKET_TEXT = 2000
+MAX_OPERATIONS = 20
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+
+Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
+Scalar = str | int | float | bool | None
+
+
+class Model(BaseModel):
+    """Base for every shared model: unknown fields are refused, values are checked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+# ---------------------------------------------------------------- the request
+
+
+class TicketSource(StrEnum):
+    SLACK = "slack"
+    DASHBOARD = "dashboard"
+    CLI = "cli"
+    API = "api"
+
+
+class ApprovalSettings(Model):
+    """Who may approve and how long to wait: fixed when the ticket starts."""
+
+    approvers: list[str] = Field(default_factory=list)
+    timeout_seconds: int = Field(default=3 * 24 * 3600, ge=60)
+    reminder_before_seconds: int = Field(default=24 * 3600, ge=0)
+    escalation_channel: str | None = None
+
+
+class TicketRequest(Model):
+    """What someone asked for, validated at the edge before anything starts."""
+
+    text: str = Field(min_length=1, max_length=MAX_TICKET_TEXT)
+    requester: str = Field(min_length=1, max_length=200)
+    source: TicketSource = TicketSource.CLI
+    channel: str | None = Field(default=None, max_length=200)
+    approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
+
+    @field_validator("text")
+    @classmethod
+    def _clean_text(cls, value: str) -> str:
+        return clean_ticket_text(value)
+
+
+def clean_ticket_text(value: str) -> str:
+    """Normalise ticket text and refuse what no person types.
+
+    Control characters (other than newline and tab), invisible format
+    characters used to hide instructions, and text that is blank once
+    normalised are refused with a message saying so.
+    """
+    text = unicodedata.normalize("NFKC", value).strip()
+    if not text:
+        raise ValueError("ticket text is empty")
+    for char in text:
+        category = unicodedata.category(char)
+        if char in "\n\t":
+            continue
+        if category in ("Cc", "Cs", "Co", "Cn"):
+            raise ValueError(f"ticket text contains a control or unassigned character (U+{ord(char):04X})")
+        if category == "Cf":
+            raise ValueError(f"ticket text contains an invisible formatting character (U+{ord(char):04X})")
+    if len(text) > MAX_TICKET_TEXT:
+        raise ValueError(f"ticket text is longer than {MAX_TICKET_TEXT} characters")
+    return text
+
+
+# ---------------------------------------------------------------- context
+
+
+class ColumnInfo(Model):
+    name: str
+    type: str
+    nullable: bool = True
+    primary_key: bool = False
+    foreign_key: str | None = None
+
+
+class TableInfo(Model):
+    name: str
+    columns: list[ColumnInfo] = Field(default_factory=list)
+    row_count: int | None = None
+
+
+class NamedRows(Model):
+    """Rows of one table that the ticket text names (by id, email, slug or name)."""
+
+    table: str
+    match: str
+    rows: list[dict[str, Scalar]] = Field(default_factory=list)
+
+
+class PastTicket(Model):
+    ticket_id: str
+    text: str
+    status: str
+    created_at: datetime
+
+
+class AuditEntry(Model):
+    ticket_id: str
+    kind: str
+    actor: str | None = None
+    summary: str = ""
+    created_at: datetime
+
+
+class TicketContext(Model):
+    """Everything the planner may see, bounded in size (see `max_bytes`)."""
+
+    schema_tables: list[TableInfo] = Field(default_factory=list)
+    named_rows: list[NamedRows] = Field(default_factory=list)
+    past_tickets: list[PastTicket] = Field(default_factory=list)
+    recent_audit: list[AuditEntry] = Field(default_factory=list)
+    truncated: bool = False
+
+    def summary(self) -> str:
+        rows = sum(len(named.rows) for named in self.named_rows)
+        return (
+            f"{len(self.schema_tables)} tables, {rows} named rows, "
+            f"{len(self.past_tickets)} earlier tickets, {len(self.recent_audit)} audit entries"
+            + (" (truncated)" if self.truncated else "")
+        )
+
+
+# ---------------------------------------------------------------- the plan
+
+
+class FilterOperator(StrEnum):
+    EQ = "eq"
+    NE = "ne"
+    LT = "lt"
+    LE = "le"
+    GT = "gt"
+    GE = "ge"
+    IN = "in"
+    LIKE = "like"
+    IS_NULL = "is_null"
+    NOT_NULL = "not_null"
+
+
+class Filter(Model):
+    """`column operator value`; filters of one operation are joined with AND."""
+
+    column: Identifier
+    op: FilterOperator
+    value: Scalar | list[Scalar] = None
+
+
+class Assignment(Model):
+    """`column = value` in an insert or update."""
+
+    column: Identifier
+    value: Scalar
+
+
+class SelectOperation(Model):
+    kind: Literal["select"] = "select"
+    table: Identifier
+    columns: list[Identifier] = Field(default_factory=list, max_length=50)
+    filters: list[Filter] = Field(default_factory=list, max_length=20)
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+class InsertOperation(Model):
+    kind: Literal["insert"] = "insert"
+    table: Identifier
+    values: list[Assignment] = Field(min_length=1, max_length=50)
+
+
+class UpdateOperation(Model):
+    kind: Literal["update"] = "update"
+    table: Identifier
+    values: list[Assignment] = Field(min_length=1, max_length=50)
+    filters: list[Filter] = Field(default_factory=list, max_length=20)
+
+
+class DeleteOperation(Model):
+    kind: Literal["delete"] = "delete"
+    table: Identifier
+    filters: list[Filter] = Field(default_factory=list, max_length=20)
+
+
+Operation = Annotated[
+    SelectOperation | InsertOperation | UpdateOperation | DeleteOperation,
+    Field(discriminator="kind"),
+]
+
+
+class Plan(Model):
+    """The LLM's proposal: typed operations, never SQL."""
+
+    summary: str = Field(max_length=500)
+    rationale: str = Field(default="", max_length=2000)
+    operations: list[Operation] = Field(default_factory=list, max_length=MAX_OPERATIONS)
+    planner: str = "unknown"
+
+    def fingerprint(self) -> str:
+        """Hash of what would run: approvals are bound to it."""
+        return plan_hash(self)
+
+
+def plan_hash(plan: Plan) -> str:
+    """SHA-256 over the operations' canonical JSON (summary and prose excluded)."""
+    canonical = json.dumps(
+        [operation.model_dump(mode="json") for operation in plan.operations],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- safety
+
+
+class Risk(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    BLOCKED = "blocked"
+
+    @property
+    def rank(self) -> int:
+        return list(Risk).index(self)
+
+
+class Finding(Model):
+    """One rule's verdict on one operation (or on the plan when index is None)."""
+
+    rule: str
+    risk: Risk
+    message: str
+    operation_index: int | None = None
+
+
+class RowChange(Model):
+    before: dict[str, Scalar] | None = None
+    after: dict[str, Scalar] | None = None
+
+
+class OperationImpact(Model):
+    operation_index: int
+    kind: str
+    table: str
+    rows_affected: int
+    preview: list[RowChange] = Field(default_factory=list)
+
+
+class SafetyReport(Model):
+    risk: Risk
+    findings: list[Finding] = Field(default_factory=list)
+    impacts: list[OperationImpact] = Field(default_factory=list)
+    required_approvals: int = 0
+    plan_hash: str = ""
+
+    @property
+    def rows_affected(self) -> int:
+        return sum(impact.rows_affected for impact in self.impacts if impact.kind != "select")
+
+    @property
+    def blocked(self) -> bool:
+        return self.risk is Risk.BLOCKED
+
+
+# ---------------------------------------------------------------- approval
+
+
+class DecisionSource(StrEnum):
+    SLACK = "slack"
+    DASHBOARD = "dashboard"
+    CLI = "cli"
+    API = "api"
+
+
+class ApprovalRequest(Model):
+    request_id: str
+    plan_hash: str
+    approvers: list[str] = Field(default_factory=list)
+    required_approvals: int = 1
+    requested_at: datetime
+    deadline: datetime
+    reminder_at: datetime | None = None
+
+
+class Decision(Model):
+    """The payload of the `approve` and `reject` signals."""
+
+    approve: bool
+    decider: str = Field(min_length=1, max_length=200)
+    source: DecisionSource
+    request_id: str
+    plan_hash: str
+    comment: str = Field(default="", max_length=2000)
+
+
+class DecisionRecord(Model):
+    """A decision as the workflow saw it: counted, or ignored and why."""
+
+    decision: Decision
+    received_at: datetime
+    accepted: bool
+    reason: str = ""
+
+
+# ---------------------------------------------------------------- execution and outcome
+
+
+class OperationResult(Model):
+    operation_index: int
+    kind: str
+    table: str
+    rows_affected: int
+    rows: list[dict[str, Scalar]] = Field(default_factory=list)
+
+
+class ExecutionResult(Model):
+    plan_hash: str
+    results: list[OperationResult] = Field(default_factory=list)
+    replayed: bool = False
+    executed_at: datetime
+
+    @property
+    def rows_changed(self) -> int:
+        return sum(result.rows_affected for result in self.results if result.kind != "select")
+
+
+class Stage(StrEnum):
+    RECEIVED = "received"
+    GATHERING_CONTEXT = "gathering_context"
+    PLANNING = "planning"
+    VALIDATING = "validating"
+    AWAITING_APPROVAL = "awaiting_approval"
+    EXECUTING = "executing"
+    FINISHED = "finished"
+
+
+class OutcomeStatus(StrEnum):
+    DONE = "done"
+    REJECTED = "rejected"
+    BLOCKED = "blocked"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+
+class TicketOutcome(Model):
+    status: OutcomeStatus
+    reason: str
+    execution: ExecutionResult | None = None
+    decided_by: list[str] = Field(default_factory=list)
+    finished_at: datetime
+
+
+class TicketStatus(Model):
+    """The `status` query's answer: all a UI needs, so no UI keeps its own copy."""
+
+    ticket_id: str
+    workflow_id: str
+    request: TicketRequest
+    stage: Stage
+    created_at: datetime
+    updated_at: datetime
+    context_summary: str = ""
+    plan: Plan | None = None
+    plan_hash: str | None = None
+    report: SafetyReport | None = None
+    approval: ApprovalRequest | None = None
+    decisions: list[DecisionRecord] = Field(default_factory=list)
+    reminders_sent: int = 0
+    outcome: TicketOutcome | None = None
+    slack_message: SlackMessageRef | None = None
+
+    @property
+    def pending_approval(self) -> bool:
+        return self.stage is Stage.AWAITING_APPROVAL and self.approval is not None
+
+    @property
+    def status_label(self) -> str:
+        return self.outcome.status.value if self.outcome else self.stage.value
+
+
+class SlackMessageRef(Model):
+    channel: str
+    ts: str
+
+
+# ---------------------------------------------------------------- activity inputs
+
+
+class AuditEventKind(StrEnum):
+    SUBMITTED = "submitted"
+    CONTEXT_GATHERED = "context_gathered"
+    PLANNED = "planned"
+    VALIDATED = "validated"
+    DECIDED = "decided"
+    APPROVAL_REQUESTED = "approval_requested"
+    REMINDER_SENT = "reminder_sent"
+    DECISION_ACCEPTED = "decision_accepted"
+    DECISION_IGNORED = "decision_ignored"
+    EXECUTED = "executed"
+    FAILED = "failed"
+    FINISHED = "finished"
+    NOTIFIED = "notified"
+    NOTIFY_FAILED = "notify_failed"
+
+
+class RecordEventInput(Model):
+    """Append one audit event and bring the ticket's row up to date."""
+
+    ticket_id: str
+    kind: AuditEventKind
+    actor: str | None = None
+    source: str | None = None
+    summary: str = ""
+    detail: dict[str, Any] = Field(default_factory=dict)
+    request: TicketRequest | None = None
+    stage: Stage | None = None
+    status: str | None = None
+    risk: Risk | None = None
+
+
+class GatherContextInput(Model):
+    ticket_id: str
+    request: TicketRequest
+
+
+class PlanTicketInput(Model):
+    ticket_id: str
+    request: TicketRequest
+    context: TicketContext
+    feedback: list[str] = Field(default_factory=list)
+
+
+class ValidatePlanInput(Model):
+    ticket_id: str
+    plan: Plan
+
+
+class ExecutePlanInput(Model):
+    ticket_id: str
+    workflow_id: str
+    plan: Plan
+    plan_hash: str
+    approved_rows: list[int] = Field(default_factory=list)
+
+
+class NotifyEvent(StrEnum):
+    STAGE = "stage"
+    REMINDER = "reminder"
+    ESCALATION = "escalation"
+    OUTCOME = "outcome"
+
+
+class NotifyInput(Model):
+    event: NotifyEvent
+    status: TicketStatus
+
+
+class NotifyResult(Model):
+    delivered: bool
+    message: SlackMessageRef | None = None
+    error: str | None = None
+
+
+class ResolveApproversInput(Model):
+    ticket_id: str
+    approvers: list[str]
+
+
+TicketStatus.model_rebuild()

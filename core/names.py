@@ -1,0 +1,42 @@
+"""Names that the workflow, the worker and every client must agree on.
+
+Kept free of imports so workflow code can use them inside the sandbox.
+"""
+
+WORKFLOW_TASK_QUEUE = "agent-ticket"
+LLM_TASK_QUEUE = "agent-ticket-llm"
+
+WORKFLOW_NAME = "TicketWorkflow"
+WORKFLOW_ID_PREFIX = "ticket-"
+TICKET_ID_PREFIX = "T-"
+
+SIGNAL_APPROVE = "approve"
+SIGNAL_REJECT = "reject"
+QUERY_STATUS = "status"
+
+ACTIVITY_RECORD_EVENT = "record_event"
+ACTIVITY_GATHER_CONTEXT = "gather_context"
+ACTIVITY_PLAN_TICKET = "plan_ticket"
+ACTIVITY_VALIDATE_PLAN = "validate_plan"
+ACTIVITY_EXECUTE_PLAN = "execute_plan"
+ACTIVITY_NOTIFY = "notify_ticket"
+ACTIVITY_RESOLVE_APPROVERS = "resolve_approvers"
+
+
+def workflow_id_for(short_id: str) -> str:
+    """`ticket-<short id>`: the Temporal workflow id of a ticket."""
+    return f"{WORKFLOW_ID_PREFIX}{short_id}"
+
+
+def ticket_label(short_id: str) -> str:
+    """`T-<short id>`: how people see a ticket."""
+    return f"{TICKET_ID_PREFIX}{short_id}"
+
+
+def short_id_from(reference: str) -> str:
+    """Accept `T-abc123`, `ticket-abc123` or `abc123` and return `abc123`."""
+    text = reference.strip()
+    for prefix in (WORKFLOW_ID_PREFIX, TICKET_ID_PREFIX, TICKET_ID_PREFIX.lower()):
+        if text.startswith(prefix):
+            return text[len(prefix) :]
+    return text

