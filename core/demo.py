@@ -97,13 +97,46 @@ PLAN_ROWS = [
 ]
 
 CUSTOMER_NAMES = [
-    "Acme Corp", "Globex", "Initech", "Umbrella Labs", "Hooli", "Stark Industries",
-    "Wayne Enterprises", "Wonka Foods", "Cyberdyne", "Soylent", "Tyrell", "Aperture Science",
-    "Black Mesa", "Vandelay Industries", "Dunder Mifflin", "Pied Piper", "Massive Dynamic",
-    "Oscorp", "Gringotts", "Monsters Inc", "Bluth Company", "Prestige Worldwide",
-    "Sterling Cooper", "Los Pollos", "Duff Brewing", "Nakatomi", "Virtucon", "Gekko & Co",
-    "Kramerica", "Paper Street", "Bubba Gump", "Ollivanders", "Krusty Krab", "Planet Express",
-    "Rekall", "Spacely Sprockets", "Cogswell Cogs", "Weyland Yutani", "InGen", "Octan",
+    "Acme Corp",
+    "Globex",
+    "Initech",
+    "Umbrella Labs",
+    "Hooli",
+    "Stark Industries",
+    "Wayne Enterprises",
+    "Wonka Foods",
+    "Cyberdyne",
+    "Soylent",
+    "Tyrell",
+    "Aperture Science",
+    "Black Mesa",
+    "Vandelay Industries",
+    "Dunder Mifflin",
+    "Pied Piper",
+    "Massive Dynamic",
+    "Oscorp",
+    "Gringotts",
+    "Monsters Inc",
+    "Bluth Company",
+    "Prestige Worldwide",
+    "Sterling Cooper",
+    "Los Pollos",
+    "Duff Brewing",
+    "Nakatomi",
+    "Virtucon",
+    "Gekko & Co",
+    "Kramerica",
+    "Paper Street",
+    "Bubba Gump",
+    "Ollivanders",
+    "Krusty Krab",
+    "Planet Express",
+    "Rekall",
+    "Spacely Sprockets",
+    "Cogswell Cogs",
+    "Weyland Yutani",
+    "InGen",
+    "Octan",
 ]
 FIRST_NAMES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"]
 FLAG_NAMES = ["beta_dashboard", "sso", "audit_export", "ai_assist"]
@@ -124,31 +157,53 @@ def demo_rows() -> dict[str, list[dict[str, object]]]:
         slug = slugify(name)
         created = epoch + timedelta(days=customer_id * 3)
         rows["customers"].append(
-            {"id": customer_id, "name": name, "slug": slug, "billing_email": f"billing@{slug}.example",
-             "status": "active", "created_at": created}
+            {
+                "id": customer_id,
+                "name": name,
+                "slug": slug,
+                "billing_email": f"billing@{slug}.example",
+                "status": "active",
+                "created_at": created,
+            }
         )
         plan_id = 2 if customer_id == 1 else rng.choice([1, 2, 2, 3, 3, 4])
         seats = rng.randint(1, PLAN_ROWS[plan_id - 1]["max_seats"])  # type: ignore[arg-type]
         rows["subscriptions"].append(
-            {"id": customer_id, "customer_id": customer_id, "plan_id": plan_id, "status": "active",
-             "seats": seats, "created_at": created}
+            {
+                "id": customer_id,
+                "customer_id": customer_id,
+                "plan_id": plan_id,
+                "status": "active",
+                "seats": seats,
+                "created_at": created,
+            }
         )
         for index in range(rng.randint(2, 5)):
             user_id += 1
             first = FIRST_NAMES[(customer_id + index) % len(FIRST_NAMES)]
             rows["users"].append(
-                {"id": user_id, "customer_id": customer_id, "email": f"{first}@{slug}.example",
-                 "name": first.title(), "role": "admin" if index == 0 else rng.choice(["member", "viewer"]),
-                 "active": True, "created_at": created}
+                {
+                    "id": user_id,
+                    "customer_id": customer_id,
+                    "email": f"{first}@{slug}.example",
+                    "name": first.title(),
+                    "role": "admin" if index == 0 else rng.choice(["member", "viewer"]),
+                    "active": True,
+                    "created_at": created,
+                }
             )
         for month in range(rng.randint(2, 4)):
             invoice_id += 1
             issued = created + timedelta(days=30 * month)
             rows["invoices"].append(
-                {"id": invoice_id, "customer_id": customer_id,
-                 "amount_cents": PLAN_ROWS[plan_id - 1]["price_cents"],
-                 "status": "paid" if month < 2 else rng.choice(["open", "overdue"]),
-                 "issued_at": issued, "due_at": issued + timedelta(days=14)}
+                {
+                    "id": invoice_id,
+                    "customer_id": customer_id,
+                    "amount_cents": PLAN_ROWS[plan_id - 1]["price_cents"],
+                    "status": "paid" if month < 2 else rng.choice(["open", "overdue"]),
+                    "issued_at": issued,
+                    "due_at": issued + timedelta(days=14),
+                }
             )
         for flag in FLAG_NAMES:
             flag_id += 1

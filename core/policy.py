@@ -14,6 +14,8 @@ from core.models import Risk
 from core.schema import PolicySettingRow, TableConstraintRow
 
 OperationKind = Literal["select", "insert", "update", "delete"]
+RiskName = Literal["low", "medium", "high"]
+DEFAULT_APPROVALS: dict[RiskName, int] = {"low": 0, "medium": 1, "high": 2}
 
 
 class PolicyError(Exception):
@@ -24,7 +26,7 @@ class TablePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     description: str = ""
-    operations: list[OperationKind] = Field(default_factory=lambda: ["select"])
+    operations: list[OperationKind] = Field(default_factory=lambda: list[OperationKind](["select"]))
     protected_columns: list[str] = Field(default_factory=list)
     sensitive_columns: list[str] = Field(default_factory=list)
     auto_approve_rows: int = Field(default=0, ge=0)
@@ -41,9 +43,7 @@ class PolicyLimits(BaseModel):
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    approvals: dict[Literal["low", "medium", "high"], int] = Field(
-        default_factory=lambda: {"low": 0, "medium": 1, "high": 2}
-    )
+    approvals: dict[RiskName, int] = Field(default_factory=lambda: dict(DEFAULT_APPROVALS))
     limits: PolicyLimits = Field(default_factory=PolicyLimits)
     tables: dict[str, TablePolicy] = Field(default_factory=dict)
 

@@ -110,9 +110,7 @@ class TicketService:
         return StartedTicket(short_id, workflow_id, already_existed=False)
 
     def handle(self, ticket_ref: str) -> WorkflowHandle[object, TicketOutcome]:
-        return self._client.get_workflow_handle(
-            workflow_id_for(short_id_from(ticket_ref)), result_type=TicketOutcome
-        )
+        return self._client.get_workflow_handle(workflow_id_for(short_id_from(ticket_ref)), result_type=TicketOutcome)
 
     async def status(self, ticket_ref: str) -> TicketStatus:
         try:
@@ -152,9 +150,7 @@ class TicketService:
         if self._app_sessions is None:
             raise RuntimeError("TicketService needs the app DB to read the audit log")
         query = (
-            select(AuditEventRow)
-            .where(AuditEventRow.ticket_id == short_id_from(ticket_ref))
-            .order_by(AuditEventRow.id)
+            select(AuditEventRow).where(AuditEventRow.ticket_id == short_id_from(ticket_ref)).order_by(AuditEventRow.id)
         )
         async with self._app_sessions() as session:
             return list((await session.scalars(query)).all())

@@ -1,0 +1,53 @@
+"""Telling people how their ticket is doing, through whichever `Notifier` is configured.
+
+Notification failures never fail a ticket: the activity records them and returns
+`delivered=False`, so the workflow carries on and the audit log shows what went wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from temporalio import activity
+
+from core.models import NotifyEvent, NotifyInput, NotifyResult, TicketStatus
+from core.names import ACTIVITY_NOTIFY, ticket_label
+
+logger = logging.getLogger(__name__)
+
+
+class Notifier(Protocol):
+    """Delivers one ticket update. Raising means "try again"; returning an error means "give up"."""
+
+    async def publish(self, event: NotifyEvent, status: TicketStatus) -> NotifyResult: ...
+
+
+def describe(event: NotifyEvent, status: TicketStatus) -> str:
+    """One line for logs and consoles: what happened to which ticket."""
+    label = ticket_label(status.ticket_id)
+    if status.outcome is not None:
+        return f"{label} {status.outcome.status.value}: {status.outcome.reason}"
+    if event is NotifyEvent.REMINDER:
+        return f"{label} is still waiting for approval"
+    if event is NotifyEvent.ESCALATION:
+        return f"{label} escalated: nobody has decided yet"
+    detail = f" (risk {status.report.risk.value})" if status.report else ""
+    return f"{label} {status.stage.value}{detail}: {status.request.text[:80]}"
+
+
+class LogNotifier:
+    """Writes each update to the log: the notifier when Slack is not configured."""
+
+    async def publish(self, event: NotifyEvent, status: TicketStatus) -> NotifyResult:
+        logger.info("[%s] %s", ticket_label(status.ticket_id), describe(event, status))
+        return NotifyResult(delivered=True)
+
+
+class NotifyActivities:
+    def __init__(self, notifier: Notifier) -> None:
+        self._notifier = notifier
+
+    @activity.defn(name=ACTIVITY_NOTIFY)
+    async def notify_ticket(self, input: NotifyInput) -> NotifyResult:
+        return await self._notifier.publish(input.event, input.status)

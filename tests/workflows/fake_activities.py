@@ -1,0 +1,112 @@
+"""Activities registered under the real names, scripted per test, for workflow logic only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from core import names
+from core.models import (
+    ExecutePlanInput,
+    ExecutionResult,
+    Filter,
+    GatherContextInput,
+    NotifyInput,
+    NotifyResult,
+    OperationImpact,
+    OperationResult,
+    Plan,
+    PlanTicketInput,
+    RecordEventInput,
+    ResolveApproversInput,
+    Risk,
+    SafetyReport,
+    TicketContext,
+    UpdateOperation,
+    ValidatePlanInput,
+    plan_hash,
+)
+from worker.build import ActivitySet
+
+UPGRADE_PLAN = Plan(
+    summary="Move acme-corp to the pro plan",
+    operations=[
+        UpdateOperation(
+            table="subscriptions",
+            values=[{"column": "plan_id", "value": 3}],
+            filters=[Filter(column="customer_id", op="eq", value=1)],
+        )
+    ],
+    planner="fake",
+)
+
+
+@dataclass
+class ScriptedActivities:
+    """What each activity answers; every call is recorded for assertions."""
+
+    risk: Risk = Risk.LOW
+    required_approvals: int = 0
+    plan: Plan = field(default_factory=lambda: UPGRADE_PLAN.model_copy(deep=True))
+    plan_error: str | None = None
+    approvers: list[str] | None = None
+    events: list[RecordEventInput] = field(default_factory=list)
+    notifications: list[NotifyInput] = field(default_factory=list)
+    executions: list[ExecutePlanInput] = field(default_factory=list)
+
+    @activity.defn(name=names.ACTIVITY_RECORD_EVENT)
+    async def record_event(self, event: RecordEventInput) -> None:
+        self.events.append(event)
+
+    @activity.defn(name=names.ACTIVITY_GATHER_CONTEXT)
+    async def gather_context(self, input: GatherContextInput) -> TicketContext:
+        return TicketContext()
+
+    @activity.defn(name=names.ACTIVITY_PLAN_TICKET)
+    async def plan_ticket(self, input: PlanTicketInput) -> Plan:
+        if self.plan_error:
+            raise ApplicationError(self.plan_error, non_retryable=True)
+        return self.plan
+
+    @activity.defn(name=names.ACTIVITY_VALIDATE_PLAN)
+    async def validate_plan(self, input: ValidatePlanInput) -> SafetyReport:
+        return SafetyReport(
+            risk=self.risk,
+            required_approvals=self.required_approvals,
+            plan_hash=plan_hash(input.plan),
+            impacts=[OperationImpact(operation_index=0, kind="update", table="subscriptions", rows_affected=1)],
+        )
+
+    @activity.defn(name=names.ACTIVITY_RESOLVE_APPROVERS)
+    async def resolve_approvers(self, input: ResolveApproversInput) -> list[str]:
+        return sorted(self.approvers if self.approvers is not None else input.approvers)
+
+    @activity.defn(name=names.ACTIVITY_EXECUTE_PLAN)
+    async def execute_plan(self, input: ExecutePlanInput) -> ExecutionResult:
+        self.executions.append(input)
+        return ExecutionResult(
+            plan_hash=input.plan_hash,
+            results=[OperationResult(operation_index=0, kind="update", table="subscriptions", rows_affected=1)],
+            executed_at=datetime.now(UTC),
+        )
+
+    @activity.defn(name=names.ACTIVITY_NOTIFY)
+    async def notify_ticket(self, input: NotifyInput) -> NotifyResult:
+        self.notifications.append(input)
+        return NotifyResult(delivered=True)
+
+    def activity_set(self) -> ActivitySet:
+        return ActivitySet(
+            workflow_queue=[
+                self.record_event,
+                self.gather_context,
+                self.validate_plan,
+                self.resolve_approvers,
+                self.execute_plan,
+                self.notify_ticket,
+            ],
+            llm_queue=[self.plan_ticket],
+        )

@@ -1,0 +1,200 @@
+"""TicketWorkflow's decisions on the time-skipping server, with scripted activities."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
+
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from core.models import (
+    ApprovalSettings,
+    AuditEventKind,
+    Decision,
+    DecisionSource,
+    NotifyEvent,
+    OutcomeStatus,
+    Risk,
+    Stage,
+    TicketOutcome,
+    TicketRequest,
+    TicketStatus,
+)
+from core.names import QUERY_STATUS, SIGNAL_APPROVE, SIGNAL_REJECT, WORKFLOW_NAME
+from tests.workflows.fake_activities import ScriptedActivities
+from worker.build import build_workers
+
+APPROVERS = ["alice", "bob", "carol"]
+
+
+def request(requester: str = "dave", **approval: object) -> TicketRequest:
+    return TicketRequest(
+        text="upgrade acme-corp to the pro plan",
+        requester=requester,
+        approval=ApprovalSettings(approvers=APPROVERS, **approval),  # type: ignore[arg-type]
+    )
+
+
+@asynccontextmanager
+async def running(
+    env: WorkflowEnvironment, fakes: ScriptedActivities, ticket: TicketRequest
+) -> AsyncIterator[WorkflowHandle[object, TicketOutcome]]:
+    queue = f"wf-{uuid.uuid4().hex[:8]}"
+    async with AsyncExitStack() as stack:
+        for worker in build_workers(env.client, fakes.activity_set(), task_queue=queue):
+            await stack.enter_async_context(worker)
+        handle = await env.client.start_workflow(
+            WORKFLOW_NAME, ticket, id=f"ticket-{uuid.uuid4().hex[:10]}", task_queue=queue, result_type=TicketOutcome
+        )
+        yield handle
+
+
+async def status_of(handle: WorkflowHandle[object, TicketOutcome]) -> TicketStatus:
+    return await handle.query(QUERY_STATUS, result_type=TicketStatus)
+
+
+async def awaiting_approval(handle: WorkflowHandle[object, TicketOutcome]) -> TicketStatus:
+    for _ in range(200):
+        status = await status_of(handle)
+        if status.stage is Stage.AWAITING_APPROVAL:
+            return status
+        assert status.outcome is None, status.outcome
+        await asyncio.sleep(0.05)
+    raise AssertionError("ticket never reached awaiting approval")
+
+
+def decision(status: TicketStatus, decider: str, approve: bool = True, **changes: str) -> Decision:
+    assert status.approval is not None
+    values = {
+        "approve": approve,
+        "decider": decider,
+        "source": DecisionSource.CLI,
+        "request_id": status.approval.request_id,
+        "plan_hash": status.approval.plan_hash,
+        "comment": "",
+    }
+    values.update(changes)
+    return Decision.model_validate(values)
+
+
+async def test_low_risk_ticket_executes_without_approval(time_env: WorkflowEnvironment) -> None:
+    fakes = ScriptedActivities(risk=Risk.LOW)
+    async with running(time_env, fakes, request()) as handle:
+        outcome = await handle.result()
+    assert outcome.status is OutcomeStatus.DONE
+    assert len(fakes.executions) == 1
+    kinds = [event.kind for event in fakes.events]
+    assert kinds[0] is AuditEventKind.SUBMITTED
+    assert AuditEventKind.EXECUTED in kinds and AuditEventKind.APPROVAL_REQUESTED not in kinds
+    assert fakes.notifications[-1].event is NotifyEvent.OUTCOME
+
+
+async def test_blocked_plan_never_executes(time_env: WorkflowEnvironment) -> None:
+    fakes = ScriptedActivities(risk=Risk.BLOCKED)
+    async with running(time_env, fakes, request()) as handle:
+        outcome = await handle.result()
+    assert outcome.status is OutcomeStatus.BLOCKED
+    assert fakes.executions == []
+
+
+async def test_ignored_decisions_then_approval_executes_once(time_env: WorkflowEnvironment) -> None:
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1)
+    async with running(time_env, fakes, request(requester="alice")) as handle:
+        status = await awaiting_approval(handle)
+        await handle.signal(SIGNAL_APPROVE, decision(status, "alice"))  # the requester
+        await handle.signal(SIGNAL_APPROVE, decision(status, "mallory"))  # not an approver
+        await handle.signal(SIGNAL_APPROVE, decision(status, "bob", request_id="stale"))
+        await handle.signal(SIGNAL_APPROVE, decision(status, "bob", plan_hash="0" * 16))
+        await handle.signal(SIGNAL_APPROVE, decision(status, "bob"))
+        await handle.signal(SIGNAL_APPROVE, decision(status, "carol"))  # after the decision
+        outcome = await handle.result()
+        final = await status_of(handle)
+    assert outcome.status is OutcomeStatus.DONE
+    assert outcome.decided_by == ["bob"]
+    assert len(fakes.executions) == 1
+    reasons = [record.reason for record in final.decisions if not record.accepted]
+    assert reasons[:4] == [
+        "the requester cannot decide on their own ticket",
+        "not an approver",
+        "stale approval request id",
+        "plan hash does not match the plan awaiting approval",
+    ]
+    ignored = [event for event in fakes.events if event.kind is AuditEventKind.DECISION_IGNORED]
+    assert len(ignored) == len(reasons)
+
+
+async def test_high_risk_needs_two_distinct_approvers(time_env: WorkflowEnvironment) -> None:
+    fakes = ScriptedActivities(risk=Risk.HIGH, required_approvals=2)
+    async with running(time_env, fakes, request()) as handle:
+        status = await awaiting_approval(handle)
+        await handle.signal(SIGNAL_APPROVE, decision(status, "alice"))
+        await handle.signal(SIGNAL_APPROVE, decision(status, "alice"))
+        await asyncio.sleep(0.3)
+        assert (await status_of(handle)).stage is Stage.AWAITING_APPROVAL
+        assert fakes.executions == []
+        await handle.signal(SIGNAL_APPROVE, decision(status, "bob"))
+        outcome = await handle.result()
+    assert outcome.status is OutcomeStatus.DONE
+    assert sorted(outcome.decided_by) == ["alice", "bob"]
+    assert len(fakes.executions) == 1
+
+
+async def test_one_reject_ends_the_ticket(time_env: WorkflowEnvironment) -> None:
+    fakes = ScriptedActivities(risk=Risk.HIGH, required_approvals=2)
+    async with running(time_env, fakes, request()) as handle:
+        status = await awaiting_approval(handle)
+        await handle.signal(SIGNAL_APPROVE, decision(status, "alice"))
+        await handle.signal(SIGNAL_REJECT, decision(status, "bob", approve=False, comment="not during the freeze"))
+        outcome = await handle.result()
+    assert outcome.status is OutcomeStatus.REJECTED
+    assert "not during the freeze" in outcome.reason and "bob" in outcome.reason
+    assert fakes.executions == []
+
+
+async def test_wait_of_days_reminds_then_expires(time_env: WorkflowEnvironment) -> None:
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1)
+    ticket = request(timeout_seconds=3 * 24 * 3600, reminder_before_seconds=24 * 3600, escalation_channel="C-ESC")
+    async with running(time_env, fakes, ticket) as handle:
+        await awaiting_approval(handle)
+        outcome = await handle.result()  # the time-skipping server jumps the three days
+        final = await status_of(handle)
+    assert outcome.status is OutcomeStatus.EXPIRED
+    assert final.reminders_sent == 1
+    events = [notification.event for notification in fakes.notifications]
+    assert NotifyEvent.REMINDER in events and NotifyEvent.ESCALATION in events
+    assert fakes.executions == []
+    assert outcome.finished_at - final.created_at >= timedelta(days=3)
+
+
+async def test_approval_after_two_days_still_counts(time_env: WorkflowEnvironment) -> None:
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1)
+    async with running(time_env, fakes, request()) as handle:
+        status = await awaiting_approval(handle)
+        await time_env.sleep(timedelta(days=2, hours=1))
+        assert (await status_of(handle)).reminders_sent == 1
+        await handle.signal(SIGNAL_APPROVE, decision(status, "carol"))
+        outcome = await handle.result()
+    assert outcome.status is OutcomeStatus.DONE
+
+
+async def test_planner_failure_ends_failed_with_reason(time_env: WorkflowEnvironment) -> None:
+    fakes = ScriptedActivities(plan_error="the model refused: policy")
+    async with running(time_env, fakes, request()) as handle:
+        outcome = await handle.result()
+    assert outcome.status is OutcomeStatus.FAILED
+    assert "the model refused" in outcome.reason
+    assert fakes.notifications[-1].event is NotifyEvent.OUTCOME
+
+
+async def test_too_few_approvers_is_blocked_not_left_waiting(time_env: WorkflowEnvironment) -> None:
+    fakes = ScriptedActivities(risk=Risk.HIGH, required_approvals=2, approvers=["alice"])
+    async with running(time_env, fakes, request()) as handle:
+        outcome = await handle.result()
+    assert outcome.status is OutcomeStatus.BLOCKED
+    assert "APPROVERS" in outcome.reason
+
+

@@ -1,0 +1,69 @@
+"""Building the Temporal workers: which activities run on which queue.
+
+The workflow queue (`agent-ticket`) runs `TicketWorkflow` and the database and Slack
+activities; the LLM queue (`agent-ticket-llm`) runs only planning, so LLM capacity can be
+scaled on machines of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from core.names import WORKFLOW_TASK_QUEUE
+from workflows.ticket import TicketWorkflow
+
+
+class QueueRole(StrEnum):
+    WORKFLOWS = "workflows"
+    LLM = "llm"
+    ALL = "all"
+
+
+def llm_queue_for(task_queue: str) -> str:
+    """The workflow derives its LLM queue the same way: `<queue>-llm`."""
+    return f"{task_queue}-llm"
+
+
+@dataclass
+class ActivitySet:
+    """Bound activity methods, split by the queue they belong on."""
+
+    workflow_queue: Sequence[Callable[..., Any]]
+    llm_queue: Sequence[Callable[..., Any]]
+
+
+def build_workers(
+    client: Client,
+    activities: ActivitySet,
+    *,
+    task_queue: str = WORKFLOW_TASK_QUEUE,
+    role: QueueRole = QueueRole.ALL,
+    max_concurrent_activities: int = 100,
+) -> list[Worker]:
+    workers = []
+    if role in (QueueRole.WORKFLOWS, QueueRole.ALL):
+        workers.append(
+            Worker(
+                client,
+                task_queue=task_queue,
+                workflows=[TicketWorkflow],
+                activities=list(activities.workflow_queue),
+                max_concurrent_activities=max_concurrent_activities,
+            )
+        )
+    if role in (QueueRole.LLM, QueueRole.ALL):
+        workers.append(
+            Worker(
+                client,
+                task_queue=llm_queue_for(task_queue),
+                activities=list(activities.llm_queue),
+                max_concurrent_activities=max_concurrent_activities,
+            )
+        )
+    return workers

@@ -1,0 +1,45 @@
+"""Timeouts and retry policies of each activity: bounded, so a fault ends in a state a human sees."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+
+@dataclass(frozen=True)
+class ActivityOptions:
+    start_to_close: timedelta
+    retry: RetryPolicy
+    heartbeat: timedelta | None = None
+    schedule_to_close: timedelta | None = None
+
+
+def _retry(attempts: int, maximum: timedelta = timedelta(seconds=30)) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=maximum,
+        maximum_attempts=attempts,
+    )
+
+
+# Audit writes are local activities: small, on the worker's own app DB, no extra server round trip.
+RECORD_EVENT = ActivityOptions(start_to_close=timedelta(seconds=15), retry=_retry(10))
+GATHER_CONTEXT = ActivityOptions(start_to_close=timedelta(seconds=30), retry=_retry(5))
+# The LLM call heartbeats every second; a 3 s heartbeat timeout notices a dead worker quickly.
+PLAN_TICKET = ActivityOptions(
+    start_to_close=timedelta(minutes=3),
+    heartbeat=timedelta(seconds=3),
+    retry=_retry(8, maximum=timedelta(minutes=2)),
+    schedule_to_close=timedelta(minutes=30),
+)
+VALIDATE_PLAN = ActivityOptions(start_to_close=timedelta(seconds=30), retry=_retry(5))
+EXECUTE_PLAN = ActivityOptions(
+    start_to_close=timedelta(minutes=2),
+    heartbeat=timedelta(seconds=3),
+    retry=_retry(6),
+)
+NOTIFY = ActivityOptions(start_to_close=timedelta(seconds=30), retry=_retry(8, maximum=timedelta(minutes=1)))
+RESOLVE_APPROVERS = ActivityOptions(start_to_close=timedelta(seconds=30), retry=_retry(5))

@@ -1,0 +1,382 @@
+"""`TicketWorkflow`: one ticket from request to outcome, durably.
+
+Orchestration only: every read or write of the world is an activity, every decision
+here is deterministic, so a replay of the history always takes the same path.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from core import names
+    from core.models import (
+        ApprovalRequest,
+        AuditEventKind,
+        Decision,
+        DecisionRecord,
+        ExecutePlanInput,
+        ExecutionResult,
+        GatherContextInput,
+        NotifyEvent,
+        NotifyInput,
+        NotifyResult,
+        OutcomeStatus,
+        Plan,
+        PlanTicketInput,
+        RecordEventInput,
+        ResolveApproversInput,
+        Risk,
+        SafetyReport,
+        Stage,
+        TicketContext,
+        TicketOutcome,
+        TicketRequest,
+        TicketStatus,
+        ValidatePlanInput,
+    )
+    from workflows import options
+    from workflows.approval import ApprovalGate, Verdict, unmet_quorum
+
+
+class TicketFailed(Exception):
+    """A step failed for good (its retries are spent or retrying cannot help)."""
+
+
+@workflow.defn(name=names.WORKFLOW_NAME)
+class TicketWorkflow:
+    @workflow.init
+    def __init__(self, request: TicketRequest) -> None:
+        now = workflow.now()
+        workflow_id = workflow.info().workflow_id
+        self._status = TicketStatus(
+            ticket_id=names.short_id_from(workflow_id),
+            workflow_id=workflow_id,
+            request=request,
+            stage=Stage.RECEIVED,
+            created_at=now,
+            updated_at=now,
+        )
+        self._gate: ApprovalGate | None = None
+        self._unrecorded: list[RecordEventInput] = []
+
+    # ------------------------------------------------------------ handlers
+
+    @workflow.query(name=names.QUERY_STATUS)
+    def status(self) -> TicketStatus:
+        return self._status
+
+    @workflow.signal(name=names.SIGNAL_APPROVE)
+    def approve(self, decision: Decision) -> None:
+        self._receive(decision)
+
+    @workflow.signal(name=names.SIGNAL_REJECT)
+    def reject(self, decision: Decision) -> None:
+        self._receive(decision)
+
+    def _receive(self, decision: Decision) -> None:
+        """Count or ignore a decision; either way it is audited by the run loop."""
+        now = workflow.now()
+        if self._gate is None:
+            record = DecisionRecord(decision=decision, received_at=now, accepted=False, reason="no approval is pending")
+        else:
+            record = self._gate.apply(decision, now)
+        self._status.decisions.append(record)
+        accepted, record_reason = record.accepted, record.reason
+        verb = "approved" if decision.approve else "rejected"
+        self._unrecorded.append(
+            RecordEventInput(
+                ticket_id=self._status.ticket_id,
+                kind=AuditEventKind.DECISION_ACCEPTED if accepted else AuditEventKind.DECISION_IGNORED,
+                actor=decision.decider,
+                source=decision.source.value,
+                summary=f"{decision.decider} {verb}" + ("" if accepted else f" (ignored: {record_reason})"),
+                detail={
+                    "request_id": decision.request_id,
+                    "plan_hash": decision.plan_hash,
+                    "comment": decision.comment,
+                },
+            )
+        )
+        workflow.logger.info("decision from %s: %s", decision.decider, "counted" if accepted else record_reason)
+
+    # ------------------------------------------------------------ the ticket's path
+
+    @workflow.run
+    async def run(self, request: TicketRequest) -> TicketOutcome:
+        await self._record(AuditEventKind.SUBMITTED, f"submitted via {request.source.value}", request=request)
+        await self._notify(NotifyEvent.STAGE)
+        try:
+            return await self._process(request)
+        except TicketFailed as failure:
+            return await self._finish(OutcomeStatus.FAILED, str(failure))
+
+    async def _process(self, request: TicketRequest) -> TicketOutcome:
+        ticket_id = self._status.ticket_id
+        self._set_stage(Stage.GATHERING_CONTEXT)
+        context: TicketContext = await self._activity(
+            names.ACTIVITY_GATHER_CONTEXT,
+            GatherContextInput(ticket_id=ticket_id, request=request),
+            TicketContext,
+            options.GATHER_CONTEXT,
+        )
+        self._status.context_summary = context.summary()
+
+        self._set_stage(Stage.PLANNING)
+        plan: Plan = await self._activity(
+            names.ACTIVITY_PLAN_TICKET,
+            PlanTicketInput(ticket_id=ticket_id, request=request, context=context),
+            Plan,
+            options.PLAN_TICKET,
+            task_queue=f"{workflow.info().task_queue}-llm",
+        )
+        self._status.plan = plan
+        await self._record(
+            AuditEventKind.PLANNED,
+            f"{len(plan.operations)} operation(s) by {plan.planner}: {plan.summary}",
+            detail={"planner": plan.planner, "operations": len(plan.operations)},
+        )
+
+        self._set_stage(Stage.VALIDATING)
+        report: SafetyReport = await self._activity(
+            names.ACTIVITY_VALIDATE_PLAN,
+            ValidatePlanInput(ticket_id=ticket_id, plan=plan),
+            SafetyReport,
+            options.VALIDATE_PLAN,
+        )
+        self._status.report = report
+        self._status.plan_hash = report.plan_hash
+        await self._record(
+            AuditEventKind.VALIDATED,
+            f"risk {report.risk.value}, {report.rows_affected} row(s) affected, {len(report.findings)} finding(s)",
+            risk=report.risk,
+            detail={"plan_hash": report.plan_hash, "findings": [f.rule for f in report.findings]},
+        )
+
+        if report.risk is Risk.BLOCKED:
+            reasons = "; ".join(f.message for f in report.findings if f.risk is Risk.BLOCKED)
+            await self._record(AuditEventKind.DECIDED, "blocked by safety policy")
+            return await self._finish(OutcomeStatus.BLOCKED, f"blocked by safety policy: {reasons}")
+
+        decided_by: list[str] = []
+        if report.required_approvals > 0:
+            await self._record(
+                AuditEventKind.DECIDED, f"risk {report.risk.value} needs {report.required_approvals} approval(s)"
+            )
+            outcome = await self._await_approval(request, report)
+            if outcome is not None:
+                return outcome
+            assert self._gate is not None
+            decided_by = list(self._gate.approved_by)
+        else:
+            await self._record(AuditEventKind.DECIDED, f"risk {report.risk.value}: runs without approval")
+
+        self._set_stage(Stage.EXECUTING)
+        result: ExecutionResult = await self._activity(
+            names.ACTIVITY_EXECUTE_PLAN,
+            ExecutePlanInput(
+                ticket_id=ticket_id,
+                workflow_id=self._status.workflow_id,
+                plan=plan,
+                plan_hash=report.plan_hash,
+                approved_rows=[impact.rows_affected for impact in report.impacts],
+            ),
+            ExecutionResult,
+            options.EXECUTE_PLAN,
+        )
+        await self._record(
+            AuditEventKind.EXECUTED,
+            f"{result.rows_changed} row(s) changed" + (" (already applied)" if result.replayed else ""),
+            detail={"plan_hash": result.plan_hash, "replayed": result.replayed},
+        )
+        return await self._finish(
+            OutcomeStatus.DONE,
+            f"executed: {result.rows_changed} row(s) changed",
+            execution=result,
+            decided_by=decided_by,
+        )
+
+    async def _await_approval(self, request: TicketRequest, report: SafetyReport) -> TicketOutcome | None:
+        """Wait for enough approvals, a rejection or the deadline; None means approved."""
+        approvers: list[str] = await self._activity(
+            names.ACTIVITY_RESOLVE_APPROVERS,
+            ResolveApproversInput(ticket_id=self._status.ticket_id, approvers=request.approval.approvers),
+            list[str],
+            options.RESOLVE_APPROVERS,
+        )
+        impossible = unmet_quorum(approvers, request.requester, report.required_approvals)
+        if impossible:
+            return await self._finish(OutcomeStatus.BLOCKED, f"cannot be approved: {impossible}")
+
+        now = workflow.now()
+        settings = request.approval
+        deadline = now + timedelta(seconds=settings.timeout_seconds)
+        reminder_at = deadline - timedelta(seconds=settings.reminder_before_seconds)
+        approval = ApprovalRequest(
+            request_id=str(workflow.uuid4())[:8],
+            plan_hash=report.plan_hash,
+            approvers=approvers,
+            required_approvals=report.required_approvals,
+            requested_at=now,
+            deadline=deadline,
+            reminder_at=reminder_at if now < reminder_at < deadline else None,
+        )
+        self._gate = ApprovalGate(request=approval, requester=request.requester)
+        self._status.approval = approval
+        self._set_stage(Stage.AWAITING_APPROVAL)
+        await self._record(
+            AuditEventKind.APPROVAL_REQUESTED,
+            f"needs {approval.required_approvals} of {', '.join(approvers)} by {deadline:%Y-%m-%d %H:%M} UTC",
+            detail={"request_id": approval.request_id, "plan_hash": approval.plan_hash},
+        )
+        await self._notify(NotifyEvent.STAGE)
+
+        gate = self._gate
+        while True:
+            await self._flush_audit()
+            if gate.verdict is not Verdict.PENDING:
+                break
+            now = workflow.now()
+            if now >= deadline:
+                break
+            wake_at = approval.reminder_at if approval.reminder_at and now < approval.reminder_at else deadline
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._unrecorded) or gate.verdict is not Verdict.PENDING,
+                    timeout=max(wake_at - now, timedelta(seconds=1)),
+                )
+            except TimeoutError:
+                if approval.reminder_at and workflow.now() >= approval.reminder_at and not self._status.reminders_sent:
+                    await self._remind(request)
+
+        self._status.approval = None
+        if gate.verdict is Verdict.REJECTED:
+            reason = gate.rejection_reason or "no reason given"
+            return await self._finish(
+                OutcomeStatus.REJECTED, f"rejected by {gate.rejected_by}: {reason}", decided_by=[str(gate.rejected_by)]
+            )
+        if gate.verdict is Verdict.PENDING:
+            return await self._finish(
+                OutcomeStatus.EXPIRED, f"no decision before the deadline ({deadline:%Y-%m-%d %H:%M} UTC)"
+            )
+        return None
+
+    async def _remind(self, request: TicketRequest) -> None:
+        self._status.reminders_sent += 1
+        await self._record(AuditEventKind.REMINDER_SENT, "reminder: still waiting for approval")
+        await self._notify(NotifyEvent.REMINDER)
+        if request.approval.escalation_channel:
+            await self._notify(NotifyEvent.ESCALATION)
+
+    # ------------------------------------------------------------ helpers
+
+    def _set_stage(self, stage: Stage) -> None:
+        self._status.stage = stage
+        self._status.updated_at = workflow.now()
+
+    async def _finish(
+        self,
+        status: OutcomeStatus,
+        reason: str,
+        execution: ExecutionResult | None = None,
+        decided_by: list[str] | None = None,
+    ) -> TicketOutcome:
+        outcome = TicketOutcome(
+            status=status,
+            reason=reason,
+            execution=execution,
+            decided_by=decided_by or [],
+            finished_at=workflow.now(),
+        )
+        self._status.outcome = outcome
+        self._status.approval = None
+        self._set_stage(Stage.FINISHED)
+        kind = AuditEventKind.FAILED if status is OutcomeStatus.FAILED else AuditEventKind.FINISHED
+        await self._record(kind, f"{status.value}: {reason}", status=status.value)
+        await self._notify(NotifyEvent.OUTCOME)
+        return outcome
+
+    async def _activity(
+        self,
+        name: str,
+        argument: Any,
+        result_type: Any,
+        activity_options: options.ActivityOptions,
+        task_queue: str | None = None,
+    ) -> Any:
+        """Run one step; a failure that survived the retry policy ends the ticket as failed."""
+        try:
+            return await workflow.execute_activity(
+                name,
+                argument,
+                result_type=result_type,
+                task_queue=task_queue,
+                start_to_close_timeout=activity_options.start_to_close,
+                heartbeat_timeout=activity_options.heartbeat,
+                schedule_to_close_timeout=activity_options.schedule_to_close,
+                retry_policy=activity_options.retry,
+            )
+        except ActivityError as error:
+            cause = error.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
+            raise TicketFailed(f"{name} failed: {message}") from error
+
+    async def _record(
+        self,
+        kind: AuditEventKind,
+        summary: str,
+        *,
+        request: TicketRequest | None = None,
+        risk: Risk | None = None,
+        status: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        self._unrecorded.append(
+            RecordEventInput(
+                ticket_id=self._status.ticket_id,
+                kind=kind,
+                summary=summary,
+                request=request,
+                stage=self._status.stage,
+                status=status or self._status.status_label,
+                risk=risk,
+                detail=detail or {},
+            )
+        )
+        await self._flush_audit()
+
+    async def _flush_audit(self) -> None:
+        """Write queued audit events in order; audit is never allowed to fail the ticket."""
+        while self._unrecorded:
+            event = self._unrecorded.pop(0)
+            try:
+                await workflow.execute_local_activity(
+                    names.ACTIVITY_RECORD_EVENT,
+                    event,
+                    start_to_close_timeout=options.RECORD_EVENT.start_to_close,
+                    retry_policy=options.RECORD_EVENT.retry,
+                )
+            except ActivityError:
+                workflow.logger.error("audit event %s could not be recorded", event.kind.value)
+
+    async def _notify(self, event: NotifyEvent) -> None:
+        try:
+            result: NotifyResult = await workflow.execute_activity(
+                names.ACTIVITY_NOTIFY,
+                NotifyInput(event=event, status=self._status),
+                result_type=NotifyResult,
+                start_to_close_timeout=options.NOTIFY.start_to_close,
+                retry_policy=options.NOTIFY.retry,
+            )
+        except ActivityError as error:
+            result = NotifyResult(delivered=False, error=str(error.cause or error))
+        if result.message is not None:
+            self._status.slack_message = result.message
+        if not result.delivered:
+            await self._record(AuditEventKind.NOTIFY_FAILED, f"notification failed: {result.error}")
+        elif event is NotifyEvent.OUTCOME:
+            await self._record(AuditEventKind.NOTIFIED, "requester told the outcome")
