@@ -1,0 +1,25 @@
+"""The bot's one ASGI app: Slack at `/slack/events`, the dashboard, `/healthz` and `/metrics`."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bot.context import BotContext
+from bot.dashboard import dashboard_middleware, dashboard_routes
+from bot.slack import slack_routes
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """Liveness: the process serves requests. Temporal's reachability is reported, not required."""
+    context: BotContext = request.app.state.context
+    return JSONResponse({"ok": True, "slack": context.settings.slack_enabled})
+
+
+def create_app(context: BotContext) -> Starlette:
+    routes = [Route("/healthz", healthz), *slack_routes(context), *dashboard_routes(context)]
+    app = Starlette(routes=routes, middleware=dashboard_middleware(context))
+    app.state.context = context
+    return app
