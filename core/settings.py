@@ -23,6 +23,7 @@ class Settings(BaseSettings):
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
+    temporal_task_queue: str = "agent-ticket"
     temporal_ui_url: str = "http://localhost:8233"
 
     openai_api_key: SecretStr | None = None

@@ -1,0 +1,41 @@
+"""Running the workers until asked to stop: used by `agent-ticket worker` and `agent-ticket dev`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack
+
+from temporalio.client import Client
+
+from core.bootstrap import Databases
+from core.settings import Settings
+from core.temporal import connect
+from worker.activities import build_activity_set
+from worker.build import QueueRole, build_workers
+
+logger = logging.getLogger(__name__)
+
+
+async def run_workers(
+    settings: Settings,
+    *,
+    role: QueueRole = QueueRole.ALL,
+    stop: asyncio.Event,
+    client: Client | None = None,
+) -> None:
+    """Poll the ticket queues until `stop` is set, then finish in-flight tasks and return."""
+    databases = Databases.open(settings)
+    try:
+        client = client or await connect(settings)
+        workers = build_workers(
+            client, build_activity_set(settings, databases), task_queue=settings.temporal_task_queue, role=role
+        )
+        async with AsyncExitStack() as stack:
+            for worker in workers:
+                await stack.enter_async_context(worker)
+            logger.info("worker polling %s", ", ".join(worker.task_queue for worker in workers))
+            await stop.wait()
+            logger.info("worker stopping")
+    finally:
+        await databases.close()
