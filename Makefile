@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench install clean
+.PHONY: dev test lint bench install clean test-deps
+
+# Fragments add system packages that some tests need (browser, docker-compose).
+-include mk/*.mk
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +17,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# System packages some tests need; fragments in mk/ add to it.
+test-deps:
+
 dev: $(STAMP)
 	$(BIN)/agent-ticket dev
 
-test: $(STAMP)
+test: $(STAMP) test-deps
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
