@@ -83,9 +83,15 @@ def check_decision(status: TicketStatus, decision: Decision) -> None:
 
 
 class TicketService:
-    def __init__(self, client: Client, app_sessions: async_sessionmaker[AsyncSession] | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        app_sessions: async_sessionmaker[AsyncSession] | None = None,
+        task_queue: str = WORKFLOW_TASK_QUEUE,
+    ) -> None:
         self._client = client
         self._app_sessions = app_sessions
+        self._task_queue = task_queue
 
     @property
     def client(self) -> Client:
@@ -100,7 +106,7 @@ class TicketService:
                 WORKFLOW_NAME,
                 request,
                 id=workflow_id,
-                task_queue=WORKFLOW_TASK_QUEUE,
+                task_queue=self._task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 execution_timeout=WORKFLOW_EXECUTION_TIMEOUT,
                 request_eager_start=True,
