@@ -1,0 +1,135 @@
+"""The whole path on a real Temporal dev server with the real activities, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from temporalio.testing import WorkflowEnvironment
+
+from core.bootstrap import Databases, init_databases
+from core.demo import subscriptions, users
+from core.ledger import executions
+from core.models import Decision, DecisionSource, OutcomeStatus, Stage, TicketRequest, TicketStatus
+from core.schema import AuditEventRow, TicketRow
+from core.settings import Settings, load_settings
+from core.tickets import DecisionRefused, TicketService
+from tests.conftest import fresh_postgres_database
+from worker.activities import build_activity_set
+from worker.build import build_workers
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    databases: Databases
+    service: TicketService
+
+    def request(self, text: str, requester: str = "dave") -> TicketRequest:
+        return TicketRequest(text=text, requester=requester, approval=self.settings.approval_settings())
+
+    async def wait_for_stage(self, ticket: str, stage: Stage) -> TicketStatus:
+        for _ in range(300):
+            status = await self.service.status(ticket)
+            if status.stage is stage:
+                return status
+            assert status.outcome is None, status.outcome
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{ticket} never reached {stage}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def pipeline(
+    request: pytest.FixtureRequest, tmp_path: Path, local_env: WorkflowEnvironment
+) -> AsyncIterator[Pipeline]:
+    queue = f"e2e-{uuid.uuid4().hex[:8]}"
+    async with AsyncExitStack() as stack:
+        urls: dict[str, str] = {}
+        if request.param == "postgresql":
+            url = await stack.enter_async_context(fresh_postgres_database())
+            urls = {"app_database_url": url, "target_database_url": url}
+        settings = load_settings(
+            data_dir=tmp_path / "data",
+            openai_api_key=None,
+            slack_bot_token=None,
+            slack_signing_secret=None,
+            approvers=["alice", "bob", "carol"],
+            temporal_task_queue=queue,
+            _env_file=None,
+            **urls,
+        )
+        databases = Databases.open(settings)
+        stack.push_async_callback(databases.close)
+        await init_databases(databases, settings)
+        for worker in build_workers(local_env.client, build_activity_set(settings, databases), task_queue=queue):
+            await stack.enter_async_context(worker)
+        yield Pipeline(settings, databases, TicketService(local_env.client, databases.app_sessions, queue))
+
+
+async def test_low_risk_ticket_runs_to_done(pipeline: Pipeline) -> None:
+    started = await pipeline.service.start(pipeline.request("upgrade acme-corp to the pro plan"))
+    outcome = await pipeline.service.result(started.short_id)
+
+    assert outcome.status is OutcomeStatus.DONE, outcome.reason
+    async with pipeline.databases.target_sessions() as session:
+        plan_id = await session.scalar(select(subscriptions.c.plan_id).where(subscriptions.c.customer_id == 1))
+        ledger_rows = await session.scalar(
+            select(func.count()).select_from(executions).where(executions.c.workflow_id == started.workflow_id)
+        )
+    assert plan_id == 3  # pro
+    assert ledger_rows == 1
+    async with pipeline.databases.app_sessions() as session:
+        ticket = await session.get(TicketRow, started.short_id)
+        kinds = (
+            await session.scalars(
+                select(AuditEventRow.kind).where(AuditEventRow.ticket_id == started.short_id).order_by(AuditEventRow.id)
+            )
+        ).all()
+    assert ticket is not None and ticket.status == "done"
+    assert kinds[0] == "submitted" and "executed" in kinds and kinds[-1] in ("finished", "notified")
+
+
+async def test_duplicate_start_is_a_no_op(pipeline: Pipeline) -> None:
+    first = await pipeline.service.start(pipeline.request("show invoices for acme-corp"), dedupe_key="dup-1")
+    second = await pipeline.service.start(pipeline.request("show invoices for acme-corp"), dedupe_key="dup-1")
+    assert second.already_existed and second.workflow_id == first.workflow_id
+    assert (await pipeline.service.result(first.short_id)).status is OutcomeStatus.DONE
+
+
+async def test_risky_ticket_waits_for_two_approvers_then_runs(pipeline: Pipeline) -> None:
+    started = await pipeline.service.start(pipeline.request("make carol@acme-corp.example an admin"))
+    status = await pipeline.wait_for_stage(started.short_id, Stage.AWAITING_APPROVAL)
+    assert status.approval is not None and status.approval.required_approvals == 2
+
+    def decision(decider: str) -> Decision:
+        assert status.approval is not None
+        return Decision(
+            approve=True,
+            decider=decider,
+            source=DecisionSource.CLI,
+            request_id=status.approval.request_id,
+            plan_hash=status.approval.plan_hash,
+        )
+
+    with pytest.raises(DecisionRefused):
+        await pipeline.service.decide(started.short_id, decision("dave"))  # the requester
+    with pytest.raises(DecisionRefused):
+        await pipeline.service.decide(started.short_id, decision("mallory"))  # not an approver
+    await pipeline.service.decide(started.short_id, decision("alice"))
+    async with pipeline.databases.target_sessions() as session:
+        role = await session.scalar(select(users.c.role).where(users.c.email == "carol@acme-corp.example"))
+    assert role != "admin"  # one approval of two does not run it
+    await pipeline.service.decide(started.short_id, decision("bob"))
+
+    outcome = await pipeline.service.result(started.short_id)
+    assert outcome.status is OutcomeStatus.DONE, outcome.reason
+    assert sorted(outcome.decided_by) == ["alice", "bob"]
+    async with pipeline.databases.target_sessions() as session:
+        role = await session.scalar(select(users.c.role).where(users.c.email == "carol@acme-corp.example"))
+    assert role == "admin"
