@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.models import ApprovalSettings
@@ -25,6 +25,14 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "agent-ticket"
     temporal_ui_url: str = "http://localhost:8233"
+    # Temporal Cloud or a TLS-terminated cluster; see core/temporal_tls.py for how they are used.
+    temporal_tls: bool = False
+    temporal_tls_cert_path: Path | None = None
+    temporal_tls_key_path: Path | None = None
+    temporal_tls_ca_path: Path | None = None
+    temporal_api_key: SecretStr | None = None
+    # Web UI port of the embedded server that `agent-ticket dev` starts.
+    temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
 
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
@@ -50,6 +58,29 @@ class Settings(BaseSettings):
     bot_host: str = "127.0.0.1"
     bot_port: int = Field(default=3000, ge=1, le=65535)
     public_url: str = "http://localhost:3000"
+
+    @field_validator(
+        "temporal_tls_cert_path", "temporal_tls_key_path", "temporal_tls_ca_path", "temporal_api_key", mode="before"
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """`KEY=` in an env file or an empty Secret key means "not set", not "the current directory"."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("temporal_tls_cert_path", "temporal_tls_key_path", "temporal_tls_ca_path")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _client_cert_with_key(self) -> Settings:
+        if (self.temporal_tls_cert_path is None) != (self.temporal_tls_key_path is None):
+            raise ValueError("TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together (mTLS)")
+        return self
 
     @field_validator("approvers", mode="before")
     @classmethod
