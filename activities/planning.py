@@ -1,0 +1,104 @@
+"""The plan activity: turn a ticket and its context into a `Plan` of typed operations.
+
+The activity owns what every planner needs from Temporal (heartbeats while it
+waits, logging with the ticket id); the planner behind it is injected, so the
+worker picks OpenAI or the offline planner once, from the settings, and tests
+hand in whichever they need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from openai import AsyncOpenAI
+from temporalio import activity
+
+from activities.offline_planner import OfflinePlanner
+from activities.openai_planner import OpenAIPlanner
+from core.models import Plan, PlanTicketInput
+from core.names import ACTIVITY_PLAN_TICKET
+from core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HEARTBEAT_INTERVAL = 1.0
+
+__all__ = ["OfflinePlanner", "OpenAIPlanner", "Planner", "PlanningActivities", "build_openai_client", "build_planner"]
+
+
+class Planner(Protocol):
+    """Anything that can plan a ticket. `name` is what `Plan.planner` says, e.g. "openai:gpt-4o-mini"."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def plan(self, input: PlanTicketInput) -> Plan: ...
+
+    async def close(self) -> None: ...
+
+
+class PlanningActivities:
+    """Activities of the planning concern; register `plan_ticket` on the LLM task queue."""
+
+    def __init__(self, planner: Planner, *, heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL) -> None:
+        self.planner = planner
+        self._heartbeat_interval = heartbeat_interval
+
+    @activity.defn(name=ACTIVITY_PLAN_TICKET)
+    async def plan_ticket(self, input: PlanTicketInput) -> Plan:
+        attempt = activity.info().attempt
+        logger.info("ticket %s: planning with %s (attempt %d)", input.ticket_id, self.planner.name, attempt)
+        async with heartbeating(self._heartbeat_interval, f"planning with {self.planner.name}"):
+            plan = await self.planner.plan(input)
+        logger.info(
+            "ticket %s: plan by %s has %d operation(s): %s",
+            input.ticket_id,
+            plan.planner,
+            len(plan.operations),
+            plan.summary,
+        )
+        return plan
+
+
+@contextlib.asynccontextmanager
+async def heartbeating(interval: float, *details: object) -> AsyncIterator[None]:
+    """Heartbeat now and every `interval` seconds until the block ends.
+
+    An LLM call can take a minute; heartbeats let Temporal notice a killed worker
+    within the heartbeat timeout instead of the (much longer) start-to-close timeout.
+    """
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat(*details)
+            await asyncio.sleep(interval)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def build_openai_client(settings: Settings) -> AsyncOpenAI:
+    """An `AsyncOpenAI` for the worker: retries off (Temporal owns them) and a bounded time-out."""
+    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    return AsyncOpenAI(
+        api_key=api_key,
+        base_url=settings.openai_base_url,
+        timeout=settings.openai_timeout_seconds,
+        max_retries=0,
+    )
+
+
+def build_planner(settings: Settings) -> Planner:
+    """OpenAI (or a compatible server via OPENAI_BASE_URL) when a key is configured, else the offline planner."""
+    if settings.llm_enabled:
+        return OpenAIPlanner(build_openai_client(settings), settings.openai_model)
+    return OfflinePlanner()
