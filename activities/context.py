@@ -1,0 +1,333 @@
+"""The `gather_context` activity: what the planner may see about a ticket, bounded in size.
+
+The requester's earlier tickets and their audit trail come from the app DB; the target DB
+gives its schema (only tables the policy lists, never the ledger) and the rows the ticket
+text names by id, email, slug or name, plus rows that refer to them. The result goes into
+workflow history, so it is capped (`MAX_CONTEXT_BYTES`) and marked `truncated` when cut.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Column, Table, func, select
+from sqlalchemy import types as sa_types
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from activities.sql import reflect_target, row_to_dict, set_read_only, type_name
+from core.ledger import LEDGER_TABLE
+from core.models import (
+    AuditEntry,
+    ColumnInfo,
+    GatherContextInput,
+    NamedRows,
+    PastTicket,
+    Scalar,
+    TableInfo,
+    TicketContext,
+)
+from core.names import ACTIVITY_GATHER_CONTEXT, short_id_from, ticket_label
+from core.policy import read_policy
+from core.schema import AuditEventRow, TicketRow
+
+logger = logging.getLogger(__name__)
+
+MAX_CONTEXT_BYTES = 64 * 1024
+MAX_ROWS_PER_MATCH = 20
+MAX_ROWS_PER_QUERY = 100
+MAX_RELATED_ENTITIES = 3
+MAX_PAST_TICKETS = 10
+MAX_AUDIT_ENTRIES = 20
+MAX_TEXT_CHARS = 300
+MAX_CANDIDATES = 400
+MAX_NGRAM = 4
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_BARE_ID = re.compile(r"(?:#|\bid\s*[=:#]?\s*)(\d{1,18})\b", re.IGNORECASE)
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*[a-z0-9]$")
+_EDGE_PUNCTUATION = ".,;:!?()[]{}\"'`<>"
+
+
+# ---------------------------------------------------------------- what the text names
+
+
+@dataclass
+class Mentions:
+    """Candidate references found in ticket text, to be looked up with bound parameters."""
+
+    ids: dict[str, set[int]] = field(default_factory=dict)  # table name → ids ("*" for any table)
+    emails: set[str] = field(default_factory=set)
+    slugs: set[str] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)
+
+
+def _nouns(table: str) -> list[str]:
+    singular = table[:-1] if table.endswith("s") else table
+    return list(dict.fromkeys([table, singular, table.replace("_", " "), singular.replace("_", " ")]))
+
+
+def find_mentions(text: str, tables: Iterable[str]) -> Mentions:
+    """Ids (`customer 12`, `#12`), emails, slug-like tokens and 1-4 word phrases in `text`."""
+    mentions = Mentions()
+    rest = text
+    for table in tables:
+        nouns = "|".join(re.escape(noun) for noun in sorted(_nouns(table), key=len, reverse=True))
+        pattern = re.compile(rf"\b(?:{nouns})\s*(?:_?id\s*)?[#:=]?\s*(\d{{1,18}})\b", re.IGNORECASE)
+        found = {int(match.group(1)) for match in pattern.finditer(text)}
+        if found:
+            mentions.ids[table] = found
+            rest = pattern.sub(" ", rest)
+    bare = {int(match.group(1)) for match in _BARE_ID.finditer(rest)}
+    if bare:
+        mentions.ids["*"] = bare
+    mentions.emails = {match.group(0).lower() for match in _EMAIL.finditer(text)}
+    without_emails = _EMAIL.sub(" ", text)
+    words = [word.strip(_EDGE_PUNCTUATION) for word in without_emails.split()]
+    words = [word for word in words if word]
+    mentions.slugs = {word.lower() for word in words if _SLUG.match(word.lower())}
+    phrases: list[str] = []
+    for size in range(1, MAX_NGRAM + 1):
+        phrases.extend(" ".join(words[start : start + size]).lower() for start in range(len(words) - size + 1))
+    mentions.names = set(list(dict.fromkeys(phrases))[:MAX_CANDIDATES])
+    mentions.slugs = set(sorted(mentions.slugs)[:MAX_CANDIDATES])
+    return mentions
+
+
+def _text_columns(table: Table, *, suffix: str) -> list[Column[object]]:
+    """String columns named `<suffix>` or `*_<suffix>` (e.g. `email`, `billing_email`)."""
+    return [
+        column
+        for column in table.columns
+        if isinstance(column.type, sa_types.String) and (column.name == suffix or column.name.endswith(f"_{suffix}"))
+    ]
+
+
+def _integer_key(table: Table) -> Column[object] | None:
+    keys = list(table.primary_key.columns)
+    if len(keys) == 1 and isinstance(keys[0].type, sa_types.Integer):
+        return keys[0]
+    return None
+
+
+# ---------------------------------------------------------------- looking rows up
+
+
+@dataclass
+class _Lookup:
+    named: list[NamedRows] = field(default_factory=list)
+    seen_rows: set[tuple[str, tuple[object, ...]]] = field(default_factory=set)
+    entities: list[tuple[Table, object, str]] = field(default_factory=list)  # table, key value, how it was named
+    truncated: bool = False
+
+
+async def _match_rows(
+    connection: AsyncConnection, table: Table, column: Column[object], values: Sequence[object], lookup: _Lookup
+) -> None:
+    """Rows whose `column` equals one of `values` (case-insensitive for text), grouped by value."""
+    if not values:
+        return
+    is_text = isinstance(column.type, sa_types.String)
+    compared = func.lower(column) if is_text else column
+    query = select(table).where(compared.in_(list(values))).order_by(*table.primary_key.columns)
+    rows = [dict(row) for row in (await connection.execute(query.limit(MAX_ROWS_PER_QUERY + 1))).mappings()]
+    if len(rows) > MAX_ROWS_PER_QUERY:
+        lookup.truncated = True
+        rows = rows[:MAX_ROWS_PER_QUERY]
+    groups: dict[object, list[dict[str, object]]] = {}
+    for row in rows:
+        value = row[column.name]
+        groups.setdefault(value.lower() if is_text and isinstance(value, str) else value, []).append(row)
+    key = _integer_key(table)
+    for value, group in groups.items():
+        identities = {(table.name, _row_key(table, row)) for row in group}
+        if identities <= lookup.seen_rows:  # already named another way (e.g. by slug and by name)
+            continue
+        lookup.seen_rows |= identities
+        match = f"{column.name} = {value}"
+        if len(group) > MAX_ROWS_PER_MATCH:
+            lookup.truncated = True
+        bounded = [_bounded(row) for row in group[:MAX_ROWS_PER_MATCH]]
+        lookup.named.append(NamedRows(table=table.name, match=match, rows=bounded))
+        if len(group) == 1 and key is not None:
+            lookup.entities.append((table, group[0][key.name], f"{table.name} {match}"))
+
+
+async def _related_rows(connection: AsyncConnection, tables: Sequence[Table], lookup: _Lookup) -> None:
+    """Rows in other tables that refer to the first few named entities (e.g. a customer's subscription)."""
+    seen: set[tuple[str, object]] = set()
+    for table, key_value, named_as in lookup.entities:
+        if (table.name, key_value) in seen:
+            continue
+        seen.add((table.name, key_value))
+        if len(seen) > MAX_RELATED_ENTITIES:
+            break
+        for other in tables:
+            for foreign_key in other.foreign_keys:
+                if foreign_key.column.table.name != table.name or not foreign_key.column.primary_key:
+                    continue
+                column = foreign_key.parent
+                query = select(other).where(column == key_value).order_by(*other.primary_key.columns)
+                result = await connection.execute(query.limit(MAX_ROWS_PER_MATCH + 1))
+                rows = [dict(row) for row in result.mappings()]
+                if not rows:
+                    continue
+                if len(rows) > MAX_ROWS_PER_MATCH:
+                    lookup.truncated = True
+                match = f"{column.name} = {key_value} (refers to {named_as})"
+                bounded = [_bounded(row) for row in rows[:MAX_ROWS_PER_MATCH]]
+                lookup.named.append(NamedRows(table=other.name, match=match, rows=bounded))
+
+
+def _row_key(table: Table, row: dict[str, object]) -> tuple[object, ...]:
+    keys = list(table.primary_key.columns) or list(table.columns)
+    return tuple(row[column.name] for column in keys)
+
+
+def _bounded(row: dict[str, object]) -> dict[str, Scalar]:
+    values = row_to_dict(row)
+    return {key: value[:MAX_TEXT_CHARS] if isinstance(value, str) else value for key, value in values.items()}
+
+
+async def find_named_rows(connection: AsyncConnection, tables: Sequence[Table], text: str) -> _Lookup:
+    """Every row the text names, in the order: ids, emails, slugs, names; then rows referring to them."""
+    mentions = find_mentions(text, [table.name for table in tables])
+    lookup = _Lookup()
+    for table in tables:
+        key = _integer_key(table)
+        ids = mentions.ids.get(table.name, set()) | mentions.ids.get("*", set())
+        if key is not None and ids:
+            await _match_rows(connection, table, key, sorted(ids), lookup)
+    for suffix, candidates in (("email", mentions.emails), ("slug", mentions.slugs), ("name", mentions.names)):
+        for table in tables:
+            for column in _text_columns(table, suffix=suffix):
+                await _match_rows(connection, table, column, sorted(candidates), lookup)
+    await _related_rows(connection, tables, lookup)
+    return lookup
+
+
+# ---------------------------------------------------------------- schema and history
+
+
+async def describe_tables(connection: AsyncConnection, tables: Sequence[Table], engine: AsyncEngine) -> list[TableInfo]:
+    """Columns, types, keys and row counts of the tables the planner may use."""
+    described = []
+    for table in tables:
+        columns = [
+            ColumnInfo(
+                name=column.name,
+                type=type_name(column, engine),
+                nullable=bool(column.nullable),
+                primary_key=column.primary_key,
+                foreign_key=next((key.target_fullname for key in column.foreign_keys), None),
+            )
+            for column in table.columns
+        ]
+        count = await connection.scalar(select(func.count()).select_from(table))
+        described.append(TableInfo(name=table.name, columns=columns, row_count=int(count or 0)))
+    return described
+
+
+async def requester_history(
+    sessions: async_sessionmaker[AsyncSession], requester: str, ticket_id: str
+) -> tuple[list[PastTicket], list[AuditEntry]]:
+    """The requester's latest other tickets and the latest audit events on them."""
+    async with sessions() as session:
+        tickets = await session.scalars(
+            select(TicketRow)
+            .where(TicketRow.requester == requester, TicketRow.ticket_id != ticket_id)
+            .order_by(TicketRow.created_at.desc())
+            .limit(MAX_PAST_TICKETS)
+        )
+        past = [
+            PastTicket(
+                ticket_id=row.ticket_id, text=row.text[:MAX_TEXT_CHARS], status=row.status, created_at=row.created_at
+            )
+            for row in tickets
+        ]
+        events = await session.scalars(
+            select(AuditEventRow)
+            .join(TicketRow, TicketRow.ticket_id == AuditEventRow.ticket_id)
+            .where(TicketRow.requester == requester, TicketRow.ticket_id != ticket_id)
+            .order_by(AuditEventRow.created_at.desc(), AuditEventRow.id.desc())
+            .limit(MAX_AUDIT_ENTRIES)
+        )
+        audit = [
+            AuditEntry(
+                ticket_id=row.ticket_id,
+                kind=row.kind,
+                actor=row.actor,
+                summary=row.summary[:MAX_TEXT_CHARS],
+                created_at=row.created_at,
+            )
+            for row in events
+        ]
+    return past, audit
+
+
+# ---------------------------------------------------------------- size bound
+
+
+def context_size(context: TicketContext) -> int:
+    return len(context.model_dump_json().encode())
+
+
+def bound_context(context: TicketContext, max_bytes: int = MAX_CONTEXT_BYTES) -> TicketContext:
+    """Drop the least useful parts until the serialized context fits in `max_bytes`.
+
+    Order: oldest audit entries, oldest earlier tickets, the last named-row groups (rows that
+    refer to named rows come last), then schema tables from the end.
+    """
+    bounded = context.model_copy(deep=True)
+    if context_size(bounded) <= max_bytes:
+        return bounded
+    bounded.truncated = True
+    for items in (bounded.recent_audit, bounded.past_tickets, bounded.named_rows, bounded.schema_tables):
+        while items and context_size(bounded) > max_bytes:
+            items.pop()
+    return bounded
+
+
+# ---------------------------------------------------------------- the activity
+
+
+class ContextActivities:
+    """Gathers a ticket's context; receives the app DB session factory and the target engine."""
+
+    def __init__(self, app_sessions: async_sessionmaker[AsyncSession], target_engine: AsyncEngine) -> None:
+        self._app_sessions = app_sessions
+        self._target = target_engine
+
+    @activity.defn(name=ACTIVITY_GATHER_CONTEXT)
+    async def gather_context(self, input: GatherContextInput) -> TicketContext:
+        ticket_id = short_id_from(input.ticket_id)
+        label = ticket_label(ticket_id)
+        policy = await read_policy(self._app_sessions)
+        past, audit = await requester_history(self._app_sessions, input.request.requester, ticket_id)
+        metadata = await reflect_target(self._target)
+        tables = [
+            metadata.tables[name]
+            for name in sorted(policy.tables)
+            if name in metadata.tables and name.lower() != LEDGER_TABLE
+        ]
+        async with self._target.connect() as connection:
+            transaction = await connection.begin()
+            try:
+                await set_read_only(connection)
+                schema = await describe_tables(connection, tables, self._target)
+                lookup = await find_named_rows(connection, tables, input.request.text)
+            finally:
+                await transaction.rollback()
+        context = TicketContext(
+            schema_tables=schema,
+            named_rows=lookup.named,
+            past_tickets=past,
+            recent_audit=audit,
+            truncated=lookup.truncated,
+        )
+        context = bound_context(context)
+        logger.info("%s: context gathered: %s (%d bytes)", label, context.summary(), context_size(context))
+        return context

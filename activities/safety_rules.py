@@ -1,0 +1,251 @@
+"""The safety rules: pure functions from a plan, the policy and the target's shape to findings.
+
+Kept free of I/O so each rule can be tested alone and read as the policy it enforces. The
+activity in `activities/safety.py` supplies the target's shape and the row counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from core.ledger import LEDGER_TABLE
+from core.models import (
+    DeleteOperation,
+    Finding,
+    InsertOperation,
+    Plan,
+    Risk,
+    SelectOperation,
+    UpdateOperation,
+)
+from core.policy import Policy
+
+AnyOperation = SelectOperation | InsertOperation | UpdateOperation | DeleteOperation
+
+RULE_EMPTY_PLAN = "empty_plan"
+RULE_PLAN_SIZE = "plan_size"
+RULE_LEDGER = "ledger_table"
+RULE_TABLE_EXISTS = "table_exists"
+RULE_TABLE_LISTED = "table_listed"
+RULE_COLUMN_EXISTS = "column_exists"
+RULE_OPERATION_KIND = "operation_kind"
+RULE_FILTER_REQUIRED = "filter_required"
+RULE_PROTECTED_COLUMN = "protected_column"
+RULE_SENSITIVE_COLUMN = "sensitive_column"
+RULE_REQUIRED_COLUMN = "required_column"
+RULE_DELETE = "delete"
+RULE_READ_ONLY = "read_only"
+RULE_INVALID_VALUE = "invalid_value"
+RULE_MAX_ROWS = "max_rows"
+RULE_ROW_COUNT = "row_count"
+RULE_NO_ROWS = "no_rows"
+RULE_NOT_MEASURED = "not_measured"
+
+# Rules after which an operation cannot be compiled or counted against the target.
+UNMEASURABLE_RULES = frozenset({RULE_LEDGER, RULE_TABLE_EXISTS, RULE_TABLE_LISTED, RULE_COLUMN_EXISTS})
+
+
+@dataclass(frozen=True)
+class TableShape:
+    """What the safety rules need to know about one target table."""
+
+    columns: frozenset[str]
+    required: frozenset[str] = frozenset()  # NOT NULL, no default, not generated: an insert must set them
+
+
+TargetShape = Mapping[str, TableShape]
+
+
+def _finding(rule: str, risk: Risk, message: str, index: int | None) -> Finding:
+    return Finding(rule=rule, risk=risk, message=message, operation_index=index)
+
+
+def referenced_columns(operation: AnyOperation) -> list[str]:
+    """Every column an operation names: selected, filtered on or assigned."""
+    names: list[str] = []
+    if isinstance(operation, SelectOperation):
+        names.extend(operation.columns)
+    if isinstance(operation, InsertOperation | UpdateOperation):
+        names.extend(item.column for item in operation.values)
+    if not isinstance(operation, InsertOperation):
+        names.extend(item.column for item in operation.filters)
+    return list(dict.fromkeys(names))
+
+
+def written_columns(operation: AnyOperation) -> list[str]:
+    if isinstance(operation, InsertOperation | UpdateOperation):
+        return list(dict.fromkeys(item.column for item in operation.values))
+    return []
+
+
+def is_write(operation: AnyOperation) -> bool:
+    return not isinstance(operation, SelectOperation)
+
+
+# ---------------------------------------------------------------- plan-wide rules
+
+
+def check_plan_size(plan: Plan, policy: Policy) -> list[Finding]:
+    """An empty plan does nothing (low); one longer than the policy allows is blocked."""
+    count = len(plan.operations)
+    if count == 0:
+        return [_finding(RULE_EMPTY_PLAN, Risk.LOW, "The plan has no operations: it changes nothing.", None)]
+    limit = policy.limits.max_operations
+    if count > limit:
+        return [_finding(RULE_PLAN_SIZE, Risk.BLOCKED, f"The plan has {count} operations; the limit is {limit}.", None)]
+    return []
+
+
+# ---------------------------------------------------------------- per-operation rules
+
+
+def check_table(index: int, operation: AnyOperation, policy: Policy, shape: TargetShape) -> list[Finding]:
+    """The ledger and tables missing from the target or from the policy cannot be touched."""
+    name = operation.table
+    if name.lower() == LEDGER_TABLE:
+        message = f"Table {name} is the execution ledger; plans may never read or change it."
+        return [_finding(RULE_LEDGER, Risk.BLOCKED, message, index)]
+    if name not in shape:
+        return [_finding(RULE_TABLE_EXISTS, Risk.BLOCKED, f"Table {name} does not exist in the target DB.", index)]
+    if name not in policy.tables:
+        message = f"Table {name} is not listed in the policy, so the agent may not touch it."
+        return [_finding(RULE_TABLE_LISTED, Risk.BLOCKED, message, index)]
+    return []
+
+
+def check_columns(index: int, operation: AnyOperation, shape: TargetShape) -> list[Finding]:
+    table = shape.get(operation.table)
+    if table is None:
+        return []
+    unknown = [name for name in referenced_columns(operation) if name not in table.columns]
+    if not unknown:
+        return []
+    message = f"Table {operation.table} has no column {', '.join(unknown)}."
+    return [_finding(RULE_COLUMN_EXISTS, Risk.BLOCKED, message, index)]
+
+
+def check_operation_kind(index: int, operation: AnyOperation, policy: Policy) -> list[Finding]:
+    table = policy.tables.get(operation.table)
+    if table is None or operation.kind in table.operations:
+        return []
+    allowed = ", ".join(table.operations) or "nothing"
+    message = f"{operation.kind} is not allowed on {operation.table} (allowed: {allowed})."
+    return [_finding(RULE_OPERATION_KIND, Risk.BLOCKED, message, index)]
+
+
+def check_filters(index: int, operation: AnyOperation) -> list[Finding]:
+    """An update or delete without a filter would touch every row."""
+    if isinstance(operation, UpdateOperation | DeleteOperation) and not operation.filters:
+        message = f"{operation.kind} on {operation.table} has no filter: it would touch every row."
+        return [_finding(RULE_FILTER_REQUIRED, Risk.BLOCKED, message, index)]
+    return []
+
+
+def check_protected_columns(index: int, operation: AnyOperation, policy: Policy) -> list[Finding]:
+    table = policy.tables.get(operation.table)
+    if table is None:
+        return []
+    hits = [name for name in written_columns(operation) if name in table.protected_columns]
+    if not hits:
+        return []
+    message = f"{', '.join(hits)} on {operation.table} is protected and is never written by the agent."
+    return [_finding(RULE_PROTECTED_COLUMN, Risk.BLOCKED, message, index)]
+
+
+def check_sensitive_columns(index: int, operation: AnyOperation, policy: Policy) -> list[Finding]:
+    table = policy.tables.get(operation.table)
+    if table is None:
+        return []
+    hits = [name for name in written_columns(operation) if name in table.sensitive_columns]
+    if not hits:
+        return []
+    message = f"Writes sensitive column {', '.join(hits)} on {operation.table}."
+    return [_finding(RULE_SENSITIVE_COLUMN, Risk.HIGH, message, index)]
+
+
+def check_required_columns(index: int, operation: AnyOperation, shape: TargetShape) -> list[Finding]:
+    """An insert that leaves a NOT NULL column without default unset would fail when run."""
+    table = shape.get(operation.table)
+    if not isinstance(operation, InsertOperation) or table is None:
+        return []
+    missing = sorted(table.required - set(written_columns(operation)))
+    if not missing:
+        return []
+    message = f"Insert into {operation.table} leaves required column {', '.join(missing)} unset."
+    return [_finding(RULE_REQUIRED_COLUMN, Risk.BLOCKED, message, index)]
+
+
+def check_kind_risk(index: int, operation: AnyOperation) -> list[Finding]:
+    """Deletes are at least high risk; selects only read."""
+    if isinstance(operation, DeleteOperation):
+        return [_finding(RULE_DELETE, Risk.HIGH, f"Deletes rows from {operation.table}.", index)]
+    if isinstance(operation, SelectOperation):
+        return [_finding(RULE_READ_ONLY, Risk.LOW, f"Reads {operation.table}; changes nothing.", index)]
+    return []
+
+
+def operation_findings(index: int, operation: AnyOperation, policy: Policy, shape: TargetShape) -> list[Finding]:
+    """Every static rule on one operation; a missing or forbidden table ends the checks."""
+    findings = check_table(index, operation, policy, shape)
+    if findings:
+        return findings
+    findings = check_columns(index, operation, shape)
+    if findings:
+        return findings
+    return [
+        *check_operation_kind(index, operation, policy),
+        *check_filters(index, operation),
+        *check_protected_columns(index, operation, policy),
+        *check_sensitive_columns(index, operation, policy),
+        *check_required_columns(index, operation, shape),
+        *check_kind_risk(index, operation),
+    ]
+
+
+def static_findings(plan: Plan, policy: Policy, shape: TargetShape) -> list[Finding]:
+    """All rules that need no row counts, plan-wide first."""
+    findings = check_plan_size(plan, policy)
+    for index, operation in enumerate(plan.operations):
+        findings.extend(operation_findings(index, operation, policy, shape))
+    return findings
+
+
+# ---------------------------------------------------------------- rules on counted rows
+
+
+def check_row_count(index: int, operation: AnyOperation, rows: int, policy: Policy) -> list[Finding]:
+    """Blast radius: max_rows blocks; above auto-approve is medium; above high_risk_rows is high."""
+    table = policy.tables.get(operation.table)
+    if table is None:
+        return []
+    if rows > table.max_rows:
+        message = f"{operation.kind} on {operation.table} touches {rows} rows; the table's limit is {table.max_rows}."
+        return [_finding(RULE_MAX_ROWS, Risk.BLOCKED, message, index)]
+    if not is_write(operation):
+        return []
+    if rows == 0:
+        message = f"{operation.kind} on {operation.table} matches no rows: it would change nothing."
+        return [_finding(RULE_NO_ROWS, Risk.LOW, message, index)]
+    high = policy.limits.high_risk_rows
+    if rows > high:
+        message = f"{operation.kind} on {operation.table} touches {rows} rows (more than {high})."
+        return [_finding(RULE_ROW_COUNT, Risk.HIGH, message, index)]
+    if rows > table.auto_approve_rows:
+        message = (
+            f"{operation.kind} on {operation.table} touches {rows} rows "
+            f"(auto-approval covers {table.auto_approve_rows})."
+        )
+        return [_finding(RULE_ROW_COUNT, Risk.MEDIUM, message, index)]
+    message = f"{operation.kind} on {operation.table} touches {rows} row(s), within the auto-approve limit."
+    return [_finding(RULE_ROW_COUNT, Risk.LOW, message, index)]
+
+
+def measurable(index: int, findings: Iterable[Finding]) -> bool:
+    """Whether an operation can be compiled and counted (its table and columns are fine)."""
+    return not any(item.operation_index == index and item.rule in UNMEASURABLE_RULES for item in findings)
+
+
+def overall_risk(findings: Sequence[Finding]) -> Risk:
+    """The highest risk any finding gives; low when there are none."""
+    return max((item.risk for item in findings), key=lambda risk: risk.rank, default=Risk.LOW)

@@ -1,0 +1,405 @@
+"""Compile typed plan operations into SQLAlchemy Core statements with bound parameters.
+
+Operations come from an LLM, so nothing here ever builds SQL text: tables and columns are
+looked up in metadata reflected from the target DB (unknown names are refused), and every
+value is coerced to its column's type and bound as a parameter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Delete,
+    Insert,
+    MetaData,
+    Select,
+    Table,
+    Update,
+    and_,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import types as sa_types
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from core.ledger import LEDGER_TABLE
+from core.models import (
+    DeleteOperation,
+    Filter,
+    FilterOperator,
+    InsertOperation,
+    Scalar,
+    SelectOperation,
+    UpdateOperation,
+)
+
+logger = logging.getLogger(__name__)
+
+AnyOperation = SelectOperation | InsertOperation | UpdateOperation | DeleteOperation
+Statement = Select[Any] | Insert | Update | Delete
+
+MAX_IN_VALUES = 1000
+PREVIEW_ROWS = 5
+_TRUE = {"true", "t", "yes", "y", "1", "on"}
+_FALSE = {"false", "f", "no", "n", "0", "off"}
+
+
+class SqlCompileError(ValueError):
+    """An operation names a table or column the target lacks, or a value its column cannot hold."""
+
+
+# ---------------------------------------------------------------- reflection
+
+
+@dataclass(frozen=True)
+class _Reflected:
+    metadata: MetaData
+
+
+_cache: weakref.WeakKeyDictionary[Engine, _Reflected] = weakref.WeakKeyDictionary()
+_locks: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+async def reflect_target(engine: AsyncEngine) -> MetaData:
+    """The target's tables as reflected once per engine; reflecting on every call is slow."""
+    key = engine.sync_engine
+    cached = _cache.get(key)
+    if cached is not None:
+        return cached.metadata
+    lock = _locks.setdefault(key, asyncio.Lock())
+    async with lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            return cached.metadata
+        metadata = MetaData()
+        async with engine.connect() as connection:
+            await connection.run_sync(metadata.reflect)
+        _cache[key] = _Reflected(metadata)
+        logger.info("reflected %d tables from the target DB", len(metadata.tables))
+        return metadata
+
+
+def forget_reflection(engine: AsyncEngine) -> None:
+    """Drop the cached schema of `engine`, e.g. after a migration changed the target."""
+    _cache.pop(engine.sync_engine, None)
+
+
+def table_for(metadata: MetaData, name: str) -> Table:
+    """The reflected table `name`; the ledger and unknown tables are refused."""
+    if name.lower() == LEDGER_TABLE:
+        raise SqlCompileError(f"table {name!r} is the execution ledger and cannot be used by a plan")
+    table = metadata.tables.get(name)
+    if table is None:
+        raise SqlCompileError(f"unknown table {name!r}")
+    return table
+
+
+def column_for(table: Table, name: str) -> Column[Any]:
+    column = table.columns.get(name)
+    if column is None:
+        raise SqlCompileError(f"unknown column {name!r} in table {table.name!r}")
+    return column
+
+
+def type_name(column: Column[Any], engine: AsyncEngine | None = None) -> str:
+    """The column's SQL type as the target's dialect spells it."""
+    try:
+        return str(column.type.compile(dialect=engine.dialect if engine else None))
+    except Exception:  # a type the dialect cannot render still has a name
+        return type(column.type).__name__
+
+
+# ---------------------------------------------------------------- values
+
+
+def coerce_value(column: Column[Any], value: Scalar) -> Any:
+    """`value` as the Python type `column` stores, or `SqlCompileError` saying why not."""
+    where = f"{column.table.name}.{column.name}"
+    if value is None:
+        return None
+    column_type = column.type
+    try:
+        if isinstance(column_type, sa_types.Boolean):
+            return _to_bool(value)
+        if isinstance(column_type, sa_types.Integer):
+            return _to_int(value)
+        if isinstance(column_type, sa_types.Numeric):
+            return _to_number(value, as_decimal=bool(getattr(column_type, "asdecimal", False)))
+        if isinstance(column_type, sa_types.DateTime):
+            return _to_datetime(value, aware=bool(getattr(column_type, "timezone", False)))
+        if isinstance(column_type, sa_types.Date):
+            return _to_date(value)
+        if isinstance(column_type, sa_types.Time):
+            return _to_time(value)
+        if isinstance(column_type, sa_types.String):
+            return _to_text(value, getattr(column_type, "length", None))
+    except (TypeError, ValueError, InvalidOperation) as error:
+        raise SqlCompileError(f"value {value!r} does not fit column {where} ({column_type}): {error}") from None
+    return value
+
+
+def _to_bool(value: Scalar) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError("expected true or false")
+
+
+def _to_int(value: Scalar) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, not a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
+        return int(value)
+    raise ValueError("expected an integer")
+
+
+def _to_number(value: Scalar, *, as_decimal: bool) -> float | Decimal:
+    if isinstance(value, bool) or value is None:
+        raise ValueError("expected a number")
+    number = Decimal(str(value).strip())
+    if not number.is_finite():
+        raise ValueError("expected a finite number")
+    return number if as_decimal else float(number)
+
+
+def _parse_iso(value: str) -> datetime:
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    return datetime.fromisoformat(text)
+
+
+def _to_datetime(value: Scalar, *, aware: bool) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("expected an ISO 8601 date-time string")
+    moment = _parse_iso(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    # Naive columns hold UTC wall time (that is how the demo data and SQLite store it).
+    return moment if aware else moment.replace(tzinfo=None)
+
+
+def _to_date(value: Scalar) -> date:
+    if not isinstance(value, str):
+        raise ValueError("expected an ISO 8601 date string")
+    return date.fromisoformat(value.strip()[:10])
+
+
+def _to_time(value: Scalar) -> time:
+    if not isinstance(value, str):
+        raise ValueError("expected an ISO 8601 time string")
+    return time.fromisoformat(value.strip())
+
+
+def _to_text(value: Scalar, length: int | None) -> str:
+    if isinstance(value, bool):
+        raise ValueError("expected text, not a boolean")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("expected text")
+    text = value if isinstance(value, str) else str(value)
+    if length is not None and len(text) > length:
+        raise ValueError(f"longer than {length} characters")
+    return text
+
+
+def to_scalar(value: Any) -> Scalar:
+    """A DB value as a JSON-friendly scalar for reports, context and results."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return str(value)
+
+
+def row_to_dict(row: Mapping[Any, Any]) -> dict[str, Scalar]:
+    return {str(key): to_scalar(value) for key, value in row.items()}
+
+
+# ---------------------------------------------------------------- statements
+
+
+def where_clause(table: Table, filters: Sequence[Filter]) -> ColumnElement[bool] | None:
+    """The filters joined with AND (None when there are none)."""
+    conditions = [_condition(table, item) for item in filters]
+    if not conditions:
+        return None
+    return and_(*conditions)
+
+
+def _condition(table: Table, item: Filter) -> ColumnElement[bool]:
+    column = column_for(table, item.column)
+    op = item.op
+    if op is FilterOperator.IS_NULL:
+        return column.is_(None)
+    if op is FilterOperator.NOT_NULL:
+        return column.is_not(None)
+    if op is FilterOperator.IN:
+        values = item.value if isinstance(item.value, list) else [item.value]
+        if len(values) > MAX_IN_VALUES:
+            raise SqlCompileError(f"filter on {table.name}.{column.name} lists more than {MAX_IN_VALUES} values")
+        return column.in_([coerce_value(column, value) for value in values])
+    if isinstance(item.value, list):
+        raise SqlCompileError(f"filter {op.value!r} on {table.name}.{column.name} takes one value, not a list")
+    if op is FilterOperator.LIKE:
+        if not isinstance(item.value, str):
+            raise SqlCompileError(f"filter 'like' on {table.name}.{column.name} needs a text pattern")
+        if not isinstance(column.type, sa_types.String):
+            raise SqlCompileError(f"filter 'like' needs a text column; {table.name}.{column.name} is {column.type}")
+        return column.like(item.value)
+    value = coerce_value(column, item.value)
+    if value is None and op in (FilterOperator.EQ, FilterOperator.NE):
+        return column.is_(None) if op is FilterOperator.EQ else column.is_not(None)
+    if value is None:
+        raise SqlCompileError(f"filter {op.value!r} on {table.name}.{column.name} needs a value")
+    comparisons = {
+        FilterOperator.EQ: column.__eq__,
+        FilterOperator.NE: column.__ne__,
+        FilterOperator.LT: column.__lt__,
+        FilterOperator.LE: column.__le__,
+        FilterOperator.GT: column.__gt__,
+        FilterOperator.GE: column.__ge__,
+    }
+    return comparisons[op](value)  # type: ignore[no-any-return]
+
+
+def assigned_values(table: Table, operation: InsertOperation | UpdateOperation) -> dict[str, Any]:
+    """Column → coerced value; a column assigned twice or NULL into NOT NULL is refused."""
+    values: dict[str, Any] = {}
+    for assignment in operation.values:
+        column = column_for(table, assignment.column)
+        if column.name in values:
+            raise SqlCompileError(f"column {table.name}.{column.name} is assigned more than once")
+        value = coerce_value(column, assignment.value)
+        if value is None and not column.nullable:
+            raise SqlCompileError(f"column {table.name}.{column.name} cannot be NULL")
+        values[column.name] = value
+    return values
+
+
+def compile_operation(metadata: MetaData, operation: AnyOperation) -> Statement:
+    """The statement that runs `operation`, every value a bound parameter."""
+    table = table_for(metadata, operation.table)
+    if isinstance(operation, SelectOperation):
+        columns = [column_for(table, name) for name in operation.columns] or list(table.columns)
+        query = select(*columns)
+        condition = where_clause(table, operation.filters)
+        if condition is not None:
+            query = query.where(condition)
+        return query.order_by(*_order(table)).limit(operation.limit)
+    if isinstance(operation, InsertOperation):
+        return insert(table).values(assigned_values(table, operation))
+    if isinstance(operation, UpdateOperation):
+        values = assigned_values(table, operation)
+        statement = update(table).values(values)
+        condition = where_clause(table, operation.filters)
+        return statement if condition is None else statement.where(condition)
+    condition = where_clause(table, operation.filters)
+    statement_delete = delete(table)
+    return statement_delete if condition is None else statement_delete.where(condition)
+
+
+def count_query(metadata: MetaData, operation: AnyOperation) -> Select[Any] | None:
+    """COUNT(*) of the rows an operation reads or touches; None for an insert (one row)."""
+    if isinstance(operation, InsertOperation):
+        return None
+    table = table_for(metadata, operation.table)
+    query = select(func.count()).select_from(table)
+    condition = where_clause(table, operation.filters)
+    return query if condition is None else query.where(condition)
+
+
+def preview_query(metadata: MetaData, operation: AnyOperation, limit: int = PREVIEW_ROWS) -> Select[Any] | None:
+    """The current values of the rows an update or delete touches (key + touched columns)."""
+    if not isinstance(operation, UpdateOperation | DeleteOperation):
+        return None
+    table = table_for(metadata, operation.table)
+    keys = list(table.primary_key.columns)
+    if isinstance(operation, UpdateOperation):
+        touched = [column_for(table, item.column) for item in operation.values]
+        columns = keys + [column for column in touched if column not in keys]
+    else:
+        columns = list(table.columns)
+    query = select(*columns)
+    condition = where_clause(table, operation.filters)
+    if condition is not None:
+        query = query.where(condition)
+    return query.order_by(*_order(table)).limit(limit)
+
+
+def _order(table: Table) -> list[Column[Any]]:
+    return list(table.primary_key.columns)
+
+
+# ---------------------------------------------------------------- errors
+
+
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
+_TRANSIENT_SQLSTATES = {"55P03"}  # lock_not_available
+
+
+def is_transient_db_error(error: BaseException) -> bool:
+    """True for failures a retry can fix (lost connection, deadlock, lock wait, server restart).
+
+    Constraint violations, bad data and missing objects fail the same way every time.
+    """
+    if isinstance(error, OSError):  # includes ConnectionError and TimeoutError
+        return True
+    if not isinstance(error, sa_exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    if isinstance(sqlstate, str) and sqlstate:
+        return sqlstate.startswith(_TRANSIENT_SQLSTATE_CLASSES) or sqlstate in _TRANSIENT_SQLSTATES
+    if isinstance(error, sa_exc.IntegrityError | sa_exc.DataError | sa_exc.ProgrammingError):
+        return False
+    if isinstance(error, sa_exc.InterfaceError):
+        return True
+    if isinstance(error, sa_exc.OperationalError):
+        message = str(error.orig).lower()
+        return "no such" not in message and "syntax" not in message
+    return False
+
+
+def describe_db_error(error: BaseException) -> str:
+    """The driver's own message, without SQLAlchemy's statement dump and links."""
+    source: BaseException = error.orig if isinstance(error, sa_exc.DBAPIError) and error.orig else error
+    lines = str(source).strip().splitlines()
+    return lines[0] if lines else type(source).__name__
+
+
+async def set_read_only(connection: AsyncConnection) -> None:
+    """Make the current transaction read-only where the backend supports it (PostgreSQL)."""
+    if connection.dialect.name == "postgresql":
+        await connection.exec_driver_sql("SET TRANSACTION READ ONLY")

@@ -1,0 +1,36 @@
+"""Fixtures for the activity tests: the seeded databases on each backend, and activity helpers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select
+
+from core.bootstrap import Databases, init_databases
+from core.demo import subscriptions
+from core.settings import Settings
+
+
+@pytest.fixture
+async def pg_databases(pg_settings: Settings) -> AsyncIterator[Databases]:
+    """Both databases created and seeded in a fresh PostgreSQL database."""
+    dbs = Databases.open(pg_settings)
+    await init_databases(dbs, pg_settings)
+    yield dbs
+    await dbs.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def dbs(request: pytest.FixtureRequest) -> Databases:
+    """The seeded app and target databases, once on SQLite and once on PostgreSQL."""
+    name = "databases" if request.param == "sqlite" else "pg_databases"
+    databases: Databases = request.getfixturevalue(name)
+    return databases
+
+
+async def plan_of(dbs: Databases, customer_id: int) -> int:
+    """The plan id a customer's subscription is on now."""
+    async with dbs.target_engine.connect() as connection:
+        value = await connection.scalar(select(subscriptions.c.plan_id).where(subscriptions.c.customer_id == customer_id))
+    return int(value)
