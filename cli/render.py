@@ -1,0 +1,288 @@
+"""Rich renderings of tickets for the terminal: pure functions from models to renderables.
+
+Kept apart from the commands so `show`, `list`, `submit --wait` and `approve` describe a
+ticket the same way, and a test can render one without a server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from core.models import (
+    DeleteOperation,
+    Filter,
+    InsertOperation,
+    Operation,
+    OutcomeStatus,
+    Risk,
+    RowChange,
+    Scalar,
+    SelectOperation,
+    Stage,
+    TicketOutcome,
+    TicketStatus,
+    UpdateOperation,
+)
+from core.names import ticket_label
+from core.schema import TicketRow
+
+RISK_STYLE = {Risk.LOW: "green", Risk.MEDIUM: "yellow", Risk.HIGH: "red", Risk.BLOCKED: "bold red"}
+OUTCOME_STYLE = {
+    OutcomeStatus.DONE: "bold green",
+    OutcomeStatus.REJECTED: "bold yellow",
+    OutcomeStatus.BLOCKED: "bold red",
+    OutcomeStatus.EXPIRED: "bold yellow",
+    OutcomeStatus.FAILED: "bold red",
+}
+STAGE_TEXT = {
+    Stage.RECEIVED: "received",
+    Stage.GATHERING_CONTEXT: "gathering context",
+    Stage.PLANNING: "planning",
+    Stage.VALIDATING: "checking the plan against safety policy",
+    Stage.AWAITING_APPROVAL: "awaiting approval",
+    Stage.EXECUTING: "executing",
+    Stage.FINISHED: "finished",
+}
+PREVIEW_ROWS = 5
+RISK_VALUES = {risk.value for risk in Risk}
+
+
+def when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
+
+
+def status_style(label: str) -> str:
+    """The colour of a status or stage label wherever it appears."""
+    try:
+        return OUTCOME_STYLE[OutcomeStatus(label)]
+    except ValueError:
+        return "bold cyan" if label == Stage.AWAITING_APPROVAL.value else "cyan"
+
+
+def _value(value: Scalar | list[Scalar]) -> str:
+    if isinstance(value, list):
+        return "(" + ", ".join(_value(item) for item in value) + ")"
+    if isinstance(value, str):
+        return repr(value)
+    return "NULL" if value is None else str(value)
+
+
+def describe_filters(filters: Sequence[Filter]) -> str:
+    if not filters:
+        return "every row"
+    symbols = {"eq": "=", "ne": "≠", "lt": "<", "le": "≤", "gt": ">", "ge": "≥", "in": "in", "like": "like"}
+    parts = []
+    for item in filters:
+        if item.op.value == "is_null":
+            parts.append(f"{item.column} is null")
+        elif item.op.value == "not_null":
+            parts.append(f"{item.column} is not null")
+        else:
+            parts.append(f"{item.column} {symbols[item.op.value]} {_value(item.value)}")
+    return " and ".join(parts)
+
+
+def describe_operation(operation: Operation) -> tuple[str, str]:
+    """(what it changes, which rows) in words a reviewer can check."""
+    if isinstance(operation, SelectOperation):
+        columns = ", ".join(operation.columns) or "all columns"
+        return f"read {columns}", describe_filters(operation.filters)
+    if isinstance(operation, InsertOperation):
+        return "add " + ", ".join(f"{a.column}={_value(a.value)}" for a in operation.values), "new row"
+    if isinstance(operation, UpdateOperation):
+        changes = ", ".join(f"{a.column}={_value(a.value)}" for a in operation.values)
+        return f"set {changes}", describe_filters(operation.filters)
+    if isinstance(operation, DeleteOperation):
+        return "delete", describe_filters(operation.filters)
+    raise TypeError(f"unknown operation {operation!r}")
+
+
+def _header(status: TicketStatus) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    label = status.status_label
+    shown = STAGE_TEXT[status.stage] if status.outcome is None else label
+    table.add_row("Status", Text(shown, status_style(label)))
+    table.add_row("Requester", f"{status.request.requester} (via {status.request.source.value})")
+    if status.request.channel:
+        table.add_row("Channel", status.request.channel)
+    table.add_row("Created", when(status.created_at))
+    table.add_row("Updated", when(status.updated_at))
+    table.add_row("Workflow", status.workflow_id)
+    if status.context_summary:
+        table.add_row("Context", status.context_summary)
+    return table
+
+
+def _operations(status: TicketStatus) -> Table | None:
+    if status.plan is None:
+        return None
+    impacts = {impact.operation_index: impact for impact in status.report.impacts} if status.report else {}
+    worst: dict[int, Risk] = {}
+    for finding in status.report.findings if status.report else []:
+        if finding.operation_index is not None:
+            current = worst.get(finding.operation_index, Risk.LOW)
+            worst[finding.operation_index] = finding.risk if finding.risk.rank > current.rank else current
+    table = Table(title="Plan operations", title_justify="left", expand=True)
+    for column in ("#", "kind", "table", "change", "rows matched by", "rows"):
+        table.add_column(column, justify="right" if column in ("#", "rows") else "left")
+    for index, operation in enumerate(status.plan.operations):
+        change, where = describe_operation(operation)
+        impact = impacts.get(index)
+        kind = Text(operation.kind, RISK_STYLE.get(worst.get(index, Risk.LOW), ""))
+        rows = str(impact.rows_affected) if impact else "—"
+        table.add_row(str(index + 1), kind, operation.table, change, where, rows)
+    if not status.plan.operations:
+        table.add_row("", "", "", "(no operations)", "", "")
+    return table
+
+
+def _findings(status: TicketStatus) -> Table | None:
+    if status.report is None or not status.report.findings:
+        return None
+    table = Table(title="Safety findings", title_justify="left", expand=True)
+    table.add_column("op", justify="right")
+    table.add_column("risk")
+    table.add_column("rule")
+    table.add_column("finding")
+    for finding in status.report.findings:
+        index = "plan" if finding.operation_index is None else str(finding.operation_index + 1)
+        table.add_row(index, Text(finding.risk.value, RISK_STYLE[finding.risk]), finding.rule, finding.message)
+    return table
+
+
+def _row_text(row: dict[str, Scalar] | None, keys: Iterable[str]) -> str:
+    if row is None:
+        return "—"
+    return ", ".join(f"{key}={_value(row.get(key))}" for key in keys)
+
+
+def _preview(status: TicketStatus) -> Table | None:
+    if status.report is None:
+        return None
+    changes = [(impact, change) for impact in status.report.impacts for change in impact.preview[:PREVIEW_ROWS]]
+    if not changes:
+        return None
+    table = Table(title="Preview (before → after)", title_justify="left", expand=True)
+    table.add_column("op", justify="right")
+    table.add_column("table")
+    table.add_column("before")
+    table.add_column("after")
+    for impact, change in changes:
+        keys = _changed_keys(change)
+        table.add_row(
+            str(impact.operation_index + 1), impact.table, _row_text(change.before, keys), _row_text(change.after, keys)
+        )
+    return table
+
+
+def _changed_keys(change: RowChange) -> list[str]:
+    """Identity columns plus the columns that change, so a wide row stays readable."""
+    before, after = change.before or {}, change.after or {}
+    keys = list(dict.fromkeys([*before, *after]))
+    changed = [key for key in keys if before.get(key) != after.get(key)]
+    identity = [key for key in keys if key == "id" or key.endswith(("_id", "email", "name", "slug"))][:3]
+    chosen = list(dict.fromkeys([*identity, *changed]))
+    return chosen or keys[:6]
+
+
+def _decisions(status: TicketStatus) -> Table | None:
+    if not status.decisions:
+        return None
+    table = Table(title="Decisions", title_justify="left", expand=True)
+    for column in ("when", "who", "decision", "from", "counted", "comment"):
+        table.add_column(column)
+    for record in status.decisions:
+        decision = record.decision
+        verb = Text("approve", "green") if decision.approve else Text("reject", "red")
+        counted = Text("yes", "green") if record.accepted else Text(f"ignored: {record.reason}", "yellow")
+        table.add_row(
+            when(record.received_at), decision.decider, verb, decision.source.value, counted, decision.comment
+        )
+    return table
+
+
+def approval_panel(status: TicketStatus) -> Panel | None:
+    """What is pending and the exact commands that decide it."""
+    approval = status.approval
+    if not status.pending_approval or approval is None:
+        return None
+    label = ticket_label(status.ticket_id)
+    counted = sum(1 for record in status.decisions if record.accepted and record.decision.approve)
+    lines = Text()
+    lines.append(f"Needs {approval.required_approvals} approval(s)", "bold")
+    lines.append(f" ({counted} so far) from: {', '.join(approval.approvers) or 'nobody configured'}\n")
+    lines.append(f"Deadline: {when(approval.deadline)}   request {approval.request_id}, plan {approval.plan_hash}\n")
+    lines.append("Approve: ", "bold")
+    lines.append(f"agent-ticket approve {label} --as <approver>\n", "green")
+    lines.append("Reject:  ", "bold")
+    lines.append(f'agent-ticket reject {label} --reason "…" --as <approver>', "red")
+    return Panel(lines, title="Awaiting approval", title_align="left", border_style="cyan")
+
+
+def outcome_panel(outcome: TicketOutcome) -> Panel:
+    text = Text()
+    text.append(outcome.status.value, OUTCOME_STYLE[outcome.status])
+    text.append(f": {outcome.reason}\n")
+    if outcome.execution is not None:
+        replayed = " (already applied earlier; not applied again)" if outcome.execution.replayed else ""
+        text.append(f"Rows changed: {outcome.execution.rows_changed}{replayed}\n")
+    if outcome.decided_by:
+        text.append(f"Decided by: {', '.join(outcome.decided_by)}\n")
+    text.append(f"Finished: {when(outcome.finished_at)}")
+    return Panel(text, title="Outcome", title_align="left", border_style=OUTCOME_STYLE[outcome.status].split()[-1])
+
+
+def status_view(status: TicketStatus) -> RenderableType:
+    """Everything `show` prints: request, stage, plan, findings, blast radius, decisions, outcome."""
+    parts: list[RenderableType] = [_header(status), Panel(status.request.text, title="Request", title_align="left")]
+    if status.plan is not None:
+        summary = Text(status.plan.summary, "bold")
+        if status.plan.rationale:
+            summary.append(f"\n{status.plan.rationale}", "dim")
+        summary.append(f"\nplanner: {status.plan.planner}", "dim")
+        if status.plan_hash:
+            summary.append(f"   plan hash: {status.plan_hash}", "dim")
+        parts.append(Panel(summary, title="Plan", title_align="left"))
+    if status.report is not None:
+        risk = status.report.risk
+        line = Text("Risk: ")
+        line.append(risk.value, RISK_STYLE[risk])
+        line.append(f"   rows affected: {status.report.rows_affected}")
+        line.append(f"   approvals required: {status.report.required_approvals}")
+        parts.append(line)
+    for section in (_operations(status), _findings(status), _preview(status), _decisions(status)):
+        if section is not None:
+            parts.append(section)
+    pending = approval_panel(status)
+    if pending is not None:
+        parts.append(pending)
+    if status.outcome is not None:
+        parts.append(outcome_panel(status.outcome))
+    return Panel(Group(*parts), title=ticket_label(status.ticket_id), title_align="left")
+
+
+def tickets_table(rows: Sequence[TicketRow]) -> Table:
+    """`list`: one line per ticket, pending approvals first."""
+    table = Table(title="Tickets", title_justify="left", expand=True)
+    for column in ("ticket", "status", "risk", "requester", "source", "created", "text"):
+        table.add_column(column, no_wrap=column != "text", overflow="ellipsis")
+    for row in rows:
+        risk = Text(row.risk or "—", RISK_STYLE.get(Risk(row.risk), "") if row.risk in RISK_VALUES else "")
+        table.add_row(
+            ticket_label(row.ticket_id),
+            Text(row.status, status_style(row.status)),
+            risk,
+            row.requester,
+            row.source,
+            when(row.created_at),
+            row.text if len(row.text) <= 80 else row.text[:79] + "…",
+        )
+    return table

@@ -1,0 +1,213 @@
+"""Running the product's processes from the CLI: `worker`, `bot` and `dev` (all of it in one process).
+
+`dev` owns the order of things: Temporal first (embedded unless one answers), then the
+databases, then worker and bot side by side; on Ctrl-C the worker and bot drain first and
+the embedded server is stopped last, so no workflow task is cut off mid-flight by the
+server going away and no `temporal` process outlives us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import make_url
+from temporalio.client import Client
+
+from bot.server import serve_bot
+from cli.devserver import EmbeddedTemporal, TemporalUnavailable, try_connect
+from core.bootstrap import Databases, init_databases
+from core.settings import Settings
+from worker.build import QueueRole, llm_queue_for
+
+logger = logging.getLogger(__name__)
+
+StopInstaller = Callable[[asyncio.Event], None]
+DASHBOARD_PATH = "/"
+SLACK_EVENTS_PATH = "/slack/events"
+
+
+def describe_url(url: str) -> str:
+    """A database URL safe to print: the password is hidden."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def slack_state(settings: Settings) -> str:
+    """Whether Slack is on, in which mode, and if off which variables are missing."""
+    if settings.slack_enabled:
+        if settings.slack_app_token is not None:
+            return "on — Socket Mode (SLACK_APP_TOKEN is set)"
+        return f"on — HTTP mode, Events API at {bot_url(settings)}{SLACK_EVENTS_PATH}"
+    missing = [
+        name
+        for name, value in (
+            ("SLACK_BOT_TOKEN", settings.slack_bot_token),
+            ("SLACK_SIGNING_SECRET", settings.slack_signing_secret),
+        )
+        if value is None
+    ]
+    return f"off — {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set (updates go to the log)"
+
+
+def llm_state(settings: Settings) -> str:
+    if settings.llm_enabled:
+        where = settings.openai_base_url or "api.openai.com"
+        return f"OpenAI-compatible planner, model {settings.openai_model} at {where}"
+    return "offline planner (OPENAI_API_KEY is not set): a documented handful of intents over the demo schema"
+
+
+def bot_url(settings: Settings) -> str:
+    host = "localhost" if settings.bot_host in ("127.0.0.1", "0.0.0.0", "::") else settings.bot_host
+    return f"http://{host}:{settings.bot_port}"
+
+
+@dataclass
+class TemporalInfo:
+    client: Client
+    embedded: EmbeddedTemporal | None
+    ui_url: str
+
+
+def banner(settings: Settings, temporal: TemporalInfo) -> Table:
+    """Where everything is, so a developer never has to guess a port or a file."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    if temporal.embedded is not None:
+        server = (
+            f"{settings.temporal_address} (embedded, pid {temporal.embedded.pid}, log {temporal.embedded.log_file})"
+        )
+    else:
+        server = f"{settings.temporal_address} (already running; not started by us)"
+    table.add_row("Temporal gRPC", server)
+    table.add_row("Temporal Web UI", f"{temporal.ui_url}/namespaces/{settings.temporal_namespace}/workflows")
+    table.add_row("Namespace", settings.temporal_namespace)
+    queue = settings.temporal_task_queue
+    table.add_row("Task queues", f"{queue}, {llm_queue_for(queue)}")
+    url = bot_url(settings)
+    table.add_row("Bot", f"{url}{SLACK_EVENTS_PATH}  (health: {url}/healthz)")
+    table.add_row("Dashboard", f"{url}{DASHBOARD_PATH}")
+    table.add_row("Data dir", str(settings.data_dir.resolve()))
+    table.add_row("App DB", describe_url(settings.app_db_url))
+    table.add_row("Target DB", describe_url(settings.target_db_url))
+    table.add_row("LLM", llm_state(settings))
+    table.add_row("Slack", slack_state(settings))
+    approvers = ", ".join(settings.approvers) or "none — set APPROVERS, or risky tickets cannot be approved"
+    table.add_row("Approvers", approvers)
+    return table
+
+
+@contextlib.asynccontextmanager
+async def temporal_for_dev(settings: Settings, console: Console, startup_seconds: float) -> AsyncIterator[TemporalInfo]:
+    """Use the server at TEMPORAL_ADDRESS if one answers; otherwise start the embedded one and stop it after."""
+    try:
+        client = await try_connect(settings, 3.0)
+    except TemporalUnavailable:
+        pass
+    else:
+        console.print(f"Using the Temporal server already answering at {settings.temporal_address}.")
+        yield TemporalInfo(client, None, settings.temporal_ui_url)
+        return
+    embedded = EmbeddedTemporal(settings)
+    console.print(f"Starting the embedded Temporal server on {settings.temporal_address}…")
+    await embedded.start()
+    try:
+        client = await embedded.wait_ready(startup_seconds)
+        yield TemporalInfo(client, embedded, embedded.ui_url)
+    finally:
+        code = await embedded.stop()
+        logger.info("embedded Temporal server stopped (exit code %s)", code)
+
+
+async def run_worker_command(
+    settings: Settings, role: QueueRole, install_stop: StopInstaller, console: Console
+) -> None:
+    from worker.main import run_workers
+
+    stop = asyncio.Event()
+    install_stop(stop)
+    client = await try_connect(settings)
+    queues = {
+        QueueRole.WORKFLOWS: [settings.temporal_task_queue],
+        QueueRole.LLM: [llm_queue_for(settings.temporal_task_queue)],
+    }
+    names = queues.get(role, [settings.temporal_task_queue, llm_queue_for(settings.temporal_task_queue)])
+    console.print(f"Worker polling {', '.join(names)} at {settings.temporal_address}; Ctrl-C to stop.")
+    await run_workers(settings, role=role, stop=stop, client=client)
+    console.print("Worker stopped.")
+
+
+async def run_bot_command(settings: Settings, install_stop: StopInstaller, console: Console) -> None:
+    stop = asyncio.Event()
+    install_stop(stop)
+    client = await try_connect(settings)
+    ready = asyncio.Event()
+    serving = asyncio.create_task(serve_bot(settings, stop=stop, client=client, ready=ready))
+    await _announce_when_ready(
+        ready,
+        serving,
+        lambda: console.print(
+            f"Bot serving {bot_url(settings)}{SLACK_EVENTS_PATH} — Slack {slack_state(settings)}; Ctrl-C to stop."
+        ),
+    )
+    await serving
+    console.print("Bot stopped.")
+
+
+async def _announce_when_ready(ready: asyncio.Event, task: asyncio.Task[None], announce: Callable[[], None]) -> None:
+    waiting = asyncio.create_task(ready.wait())
+    await asyncio.wait({waiting, task}, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    if ready.is_set():
+        announce()
+
+
+async def run_dev(settings: Settings, install_stop: StopInstaller, console: Console, startup_seconds: float) -> int:
+    """Temporal, databases, worker and bot in one process until Ctrl-C; returns the exit code."""
+    from worker.main import run_workers
+
+    stop = asyncio.Event()
+    install_stop(stop)
+    async with temporal_for_dev(settings, console, startup_seconds) as temporal:
+        if temporal.embedded is not None and "temporal_ui_url" not in settings.model_fields_set:
+            settings = settings.model_copy(update={"temporal_ui_url": temporal.ui_url})
+        databases = Databases.open(settings)
+        try:
+            await init_databases(databases, settings)
+        finally:
+            await databases.close()
+        ready = asyncio.Event()
+        tasks = [
+            asyncio.create_task(run_workers(settings, stop=stop, client=temporal.client), name="worker"),
+            asyncio.create_task(serve_bot(settings, stop=stop, client=temporal.client, ready=ready), name="bot"),
+        ]
+        waiting = asyncio.create_task(ready.wait())
+        await asyncio.wait({waiting, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if ready.is_set() and not any(task.done() for task in tasks):
+            console.print(banner(settings, temporal))
+            console.print("[bold green]agent-ticket dev is ready[/bold green] — press Ctrl-C to stop.")
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        early = [] if stop.is_set() else [task for task in tasks if task.done()]
+        stop.set()
+        console.print("Stopping worker and bot…")
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        code = 0
+        for task, result in zip(tasks, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                console.print(f"[bold red]The {task.get_name()} failed:[/bold red] {result}")
+                logger.debug("%s failed", task.get_name(), exc_info=result)
+                code = 1
+            elif task in early:
+                console.print(f"[bold red]The {task.get_name()} stopped unexpectedly.[/bold red]")
+                code = 1
+        if temporal.embedded is not None:
+            console.print("Stopping the embedded Temporal server…")
+    if code == 0:
+        console.print("Stopped cleanly.")
+    return code
