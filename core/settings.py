@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.codec_keys import CodecKey, parse_codec_keys
 from core.models import ApprovalSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +60,11 @@ class Settings(BaseSettings):
     bot_port: int = Field(default=3000, ge=1, le=65535)
     public_url: str = "http://localhost:3000"
 
+    # Payload encryption (off when empty): `id:base64key,...`, current key first. See core/codec.py.
+    payload_codec_keys: SecretStr | None = None
+    # Bearer token the codec endpoint (`/codec/decode`) requires; only holders of the key should have it.
+    codec_auth_token: SecretStr | None = None
+
     @field_validator(
         "temporal_tls_cert_path", "temporal_tls_key_path", "temporal_tls_ca_path", "temporal_api_key", mode="before"
     )
@@ -106,6 +112,30 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
         return value
+
+    @field_validator("payload_codec_keys")
+    @classmethod
+    def _valid_codec_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        parse_codec_keys(value.get_secret_value())
+        return value
+
+    @field_validator("codec_auth_token")
+    @classmethod
+    def _long_codec_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @property
+    def codec_keys(self) -> tuple[CodecKey, ...]:
+        """The payload encryption keys, current first; empty when encryption is off."""
+        if self.payload_codec_keys is None:
+            return ()
+        return parse_codec_keys(self.payload_codec_keys.get_secret_value())
 
     @property
     def app_db_url(self) -> str:

@@ -2,22 +2,41 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 
+from core.codec import EncryptionCodec
 from core.settings import Settings
 
 
+def data_converter(settings: Settings) -> DataConverter:
+    """The one converter for every client and replayer: pydantic, plus encryption when keys are set.
+
+    With encryption on, failure messages and stack traces are moved into an encrypted payload
+    too, since an error can quote the ticket or a row.
+    """
+    keys = settings.codec_keys
+    if not keys:
+        return pydantic_data_converter
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=EncryptionCodec(keys),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
 async def connect(settings: Settings) -> Client:
-    """A client with the pydantic data converter, so models cross the wire checked."""
+    """A client with the project's data converter, so models cross the wire checked (and sealed)."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
     )
 
 
