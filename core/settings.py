@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from core.codec_keys import CodecKey, parse_codec_keys
+from core.accounts import DashboardAccount, parse_dashboard_users, unique_usernames
 from core.models import ApprovalSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -60,10 +60,13 @@ class Settings(BaseSettings):
     bot_port: int = Field(default=3000, ge=1, le=65535)
     public_url: str = "http://localhost:3000"
 
-    # Payload encryption (off when empty): `id:base64key,...`, current key first. See core/codec.py.
-    payload_codec_keys: SecretStr | None = None
-    # Bearer token the codec endpoint (`/codec/decode`) requires; only holders of the key should have it.
-    codec_auth_token: SecretStr | None = None
+    # The approvals dashboard: accounts (`username:approver_identity:argon2_hash`, comma separated),
+    # the key that signs session cookies, their absolute lifetime, and an optional SSO header.
+    dashboard_users: Annotated[list[DashboardAccount], NoDecode] = Field(default_factory=list)
+    dashboard_session_secret: SecretStr | None = None
+    dashboard_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    dashboard_https_only: bool | None = None  # None: secure cookies exactly when PUBLIC_URL is https
+    dashboard_trusted_header: str | None = None
 
     @field_validator(
         "temporal_tls_cert_path", "temporal_tls_key_path", "temporal_tls_ca_path", "temporal_api_key", mode="before"
@@ -87,6 +90,30 @@ class Settings(BaseSettings):
         if (self.temporal_tls_cert_path is None) != (self.temporal_tls_key_path is None):
             raise ValueError("TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together (mTLS)")
         return self
+
+    @field_validator("dashboard_users", mode="before")
+    @classmethod
+    def _parse_dashboard_users(cls, value: object) -> object:
+        return parse_dashboard_users(value)
+
+    @field_validator("dashboard_users")
+    @classmethod
+    def _unique_dashboard_users(cls, value: list[DashboardAccount]) -> list[DashboardAccount]:
+        return unique_usernames(value)
+
+    @field_validator("dashboard_session_secret", "dashboard_trusted_header", mode="before")
+    @classmethod
+    def _blank_dashboard_setting_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("dashboard_session_secret")
+    @classmethod
+    def _long_session_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (for example from `openssl rand -hex 32`)")
+        return value
 
     @field_validator("approvers", mode="before")
     @classmethod
@@ -113,30 +140,6 @@ class Settings(BaseSettings):
             raise ValueError("must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
         return value
 
-    @field_validator("payload_codec_keys")
-    @classmethod
-    def _valid_codec_keys(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value().strip():
-            return None
-        parse_codec_keys(value.get_secret_value())
-        return value
-
-    @field_validator("codec_auth_token")
-    @classmethod
-    def _long_codec_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value():
-            return None
-        if len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters")
-        return value
-
-    @property
-    def codec_keys(self) -> tuple[CodecKey, ...]:
-        """The payload encryption keys, current first; empty when encryption is off."""
-        if self.payload_codec_keys is None:
-            return ()
-        return parse_codec_keys(self.payload_codec_keys.get_secret_value())
-
     @property
     def app_db_url(self) -> str:
         return self.app_database_url or f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'app.db'}"
@@ -152,6 +155,13 @@ class Settings(BaseSettings):
     @property
     def llm_enabled(self) -> bool:
         return self.openai_api_key is not None and bool(self.openai_api_key.get_secret_value())
+
+    @property
+    def dashboard_secure_cookies(self) -> bool:
+        """Session cookies only over HTTPS: as configured, else whenever the public URL is HTTPS."""
+        if self.dashboard_https_only is not None:
+            return self.dashboard_https_only
+        return self.public_url.startswith("https://")
 
     @property
     def slack_enabled(self) -> bool:

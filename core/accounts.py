@@ -1,0 +1,73 @@
+"""Dashboard accounts as configured in `DASHBOARD_USERS`: who may sign in, as which approver.
+
+Kept in core so a bad entry is refused when the settings load, naming the variable, rather
+than when someone first tries to sign in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+ARGON2_HASH = re.compile(r"^\$argon2(id|i|d)\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$")
+# Entries are split at a comma that starts `name:identity:`; commas inside argon2 parameters
+# (`m=65536,t=3,p=4`) are followed by no colon before the next `$`, so they stay put.
+_ENTRY_SEPARATOR = re.compile(r"[,\n]\s*(?=[^\s,:$]+:[^\s,:$]*:)")
+
+
+class DashboardAccount(BaseModel):
+    """One dashboard user: sign-in name, the approver identity decisions are made as, a password hash.
+
+    An empty hash means the user can only sign in through the trusted SSO header.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    username: str = Field(pattern=r"^[A-Za-z0-9._@+-]{1,100}$")
+    approver: str = Field(pattern=r"^[^\s:,]{1,200}$")
+    password_hash: SecretStr = SecretStr("")
+
+    @field_validator("password_hash")
+    @classmethod
+    def _argon2_only(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value()
+        if text and not ARGON2_HASH.match(text):
+            raise ValueError(
+                "the password must be an argon2 hash (make one with `agent-ticket hash-password`), "
+                "never the password itself"
+            )
+        return value
+
+
+def parse_dashboard_users(value: object) -> object:
+    """`alice:U123:$argon2id$...,bob:U456:$argon2id$...` (or a JSON list) into account dicts."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        return json.loads(text)
+    accounts: list[dict[str, str]] = []
+    for entry in _ENTRY_SEPARATOR.split(text):
+        entry = entry.strip().rstrip(",")
+        if not entry:
+            continue
+        parts = entry.split(":", 2)
+        if len(parts) < 2:
+            raise ValueError(f"entry {parts[0]!r} must look like username:approver_identity:argon2_hash")
+        password_hash = parts[2] if len(parts) > 2 else ""
+        accounts.append({"username": parts[0], "approver": parts[1], "password_hash": password_hash})
+    return accounts
+
+
+def unique_usernames(accounts: list[DashboardAccount]) -> list[DashboardAccount]:
+    """Refuse two accounts with one name: which password would count would be a guess."""
+    seen: set[str] = set()
+    for account in accounts:
+        if account.username in seen:
+            raise ValueError(f"user {account.username!r} is listed twice")
+        seen.add(account.username)
+    return accounts
