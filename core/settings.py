@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.accounts import DashboardAccount, parse_dashboard_users, unique_usernames
+from core.codec_keys import CodecKey, parse_codec_keys
 from core.models import ApprovalSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +68,11 @@ class Settings(BaseSettings):
     dashboard_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     dashboard_https_only: bool | None = None  # None: secure cookies exactly when PUBLIC_URL is https
     dashboard_trusted_header: str | None = None
+
+    # Payload encryption (off when empty): `id:base64key,...`, current key first. See core/codec.py.
+    payload_codec_keys: SecretStr | None = None
+    # Bearer token the codec endpoint (`/codec/decode`) requires; only holders of the key should have it.
+    codec_auth_token: SecretStr | None = None
 
     @field_validator(
         "temporal_tls_cert_path", "temporal_tls_key_path", "temporal_tls_ca_path", "temporal_api_key", mode="before"
@@ -139,6 +145,30 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
         return value
+
+    @field_validator("payload_codec_keys")
+    @classmethod
+    def _valid_codec_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        parse_codec_keys(value.get_secret_value())
+        return value
+
+    @field_validator("codec_auth_token")
+    @classmethod
+    def _long_codec_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @property
+    def codec_keys(self) -> tuple[CodecKey, ...]:
+        """The payload encryption keys, current first; empty when encryption is off."""
+        if self.payload_codec_keys is None:
+            return ()
+        return parse_codec_keys(self.payload_codec_keys.get_secret_value())
 
     @property
     def app_db_url(self) -> str:
