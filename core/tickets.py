@@ -141,13 +141,17 @@ class TicketService:
     async def result(self, ticket_ref: str) -> TicketOutcome:
         return await self.handle(ticket_ref).result()
 
-    async def list_tickets(self, status: str | None = None, limit: int = 50) -> list[TicketRow]:
-        """Tickets from the app DB, pending approvals first, newest first."""
+    async def list_tickets(
+        self, status: str | None = None, limit: int = 50, risk: str | None = None
+    ) -> list[TicketRow]:
+        """Tickets from the app DB, pending approvals first, newest first; optionally of one status and risk."""
         if self._app_sessions is None:
             raise RuntimeError("TicketService needs the app DB to list tickets")
         query = select(TicketRow)
         if status:
             query = query.where(TicketRow.status == status)
+        if risk:
+            query = query.where(TicketRow.risk == risk)
         query = query.order_by((TicketRow.status == "awaiting_approval").desc(), TicketRow.created_at.desc())
         async with self._app_sessions() as session:
             return list((await session.scalars(query.limit(limit))).all())
