@@ -97,7 +97,7 @@ class ExecutionActivities:
                 if stored is not None:
                     logger.info("%s: another attempt already executed plan %s", label, input.plan_hash)
                     return stored
-                logger.warning("%s: %s", label, failure.message)
+                logger.warning("%s", failure.message)
                 raise failure from error
 
     async def _run_once(

@@ -221,4 +221,10 @@ async def create_demo_target(engine: AsyncEngine) -> bool:
             return False
         for table in demo_metadata.sorted_tables:
             await connection.execute(insert(table), demo_rows()[table.name])
+        if connection.dialect.name == "postgresql":
+            # Seeding gives explicit ids, which leaves the SERIAL sequences at 1: move them past the
+            # seeded rows, or the first insert on PostgreSQL collides with row 1.
+            for table in demo_metadata.sorted_tables:
+                sequence = func.pg_get_serial_sequence(table.name, "id")
+                await connection.execute(select(func.setval(sequence, select(func.max(table.c.id)).scalar_subquery())))
     return True

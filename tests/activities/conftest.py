@@ -32,5 +32,7 @@ def dbs(request: pytest.FixtureRequest) -> Databases:
 async def plan_of(dbs: Databases, customer_id: int) -> int:
     """The plan id a customer's subscription is on now."""
     async with dbs.target_engine.connect() as connection:
-        value = await connection.scalar(select(subscriptions.c.plan_id).where(subscriptions.c.customer_id == customer_id))
+        value = await connection.scalar(
+            select(subscriptions.c.plan_id).where(subscriptions.c.customer_id == customer_id)
+        )
     return int(value)

@@ -1,0 +1,214 @@
+"""Executing plans: once, in one transaction, guarded by the approved row counts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.execution import (
+    ERROR_INVALID_OPERATION,
+    ERROR_OPERATION_FAILED,
+    ERROR_PLAN_HASH,
+    ERROR_ROW_LIMIT,
+    ExecutionActivities,
+)
+from core.bootstrap import Databases
+from core.demo import feature_flags, users
+from core.ledger import executions
+from core.models import (
+    Assignment,
+    DeleteOperation,
+    ExecutePlanInput,
+    ExecutionResult,
+    Filter,
+    InsertOperation,
+    Plan,
+    SelectOperation,
+    UpdateOperation,
+    plan_hash,
+)
+
+from .conftest import plan_of
+
+ACME = Filter(column="customer_id", op="eq", value=1)
+UPGRADE = UpdateOperation(table="subscriptions", values=[Assignment(column="plan_id", value=3)], filters=[ACME])
+NEW_FLAG = InsertOperation(
+    table="feature_flags",
+    values=[
+        Assignment(column="customer_id", value=1),
+        Assignment(column="name", value="dark_mode"),
+        Assignment(column="enabled", value=True),
+    ],
+)
+
+
+def _input(
+    *operations: Any, approved_rows: list[int] | None = None, workflow_id: str = "ticket-t1"
+) -> ExecutePlanInput:
+    plan = Plan(summary="test", operations=list(operations))
+    return ExecutePlanInput(
+        ticket_id="t1", workflow_id=workflow_id, plan=plan, plan_hash=plan_hash(plan), approved_rows=approved_rows or []
+    )
+
+
+async def _execute(dbs: Databases, input: ExecutePlanInput) -> ExecutionResult:
+    result: ExecutionResult = await ActivityEnvironment().run(
+        ExecutionActivities(dbs.target_engine).execute_plan, input
+    )
+    return result
+
+
+async def _count(engine: AsyncEngine, query: Any) -> int:
+    async with engine.connect() as connection:
+        return int(await connection.scalar(query) or 0)
+
+
+async def _ledger_rows(dbs: Databases) -> int:
+    return await _count(dbs.target_engine, select(func.count()).select_from(executions))
+
+
+async def _flags(dbs: Databases, name: str) -> int:
+    return await _count(dbs.target_engine, select(func.count()).where(feature_flags.c.name == name))
+
+
+async def _enabled_flags_of_acme(dbs: Databases) -> list[bool]:
+    async with dbs.target_engine.connect() as connection:
+        query = select(feature_flags.c.enabled).where(feature_flags.c.customer_id == 1).order_by(feature_flags.c.id)
+        return list((await connection.scalars(query)).all())
+
+
+@contextmanager
+def _statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """Every statement sent to the target while the block runs."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def test_plan_runs_and_is_recorded_in_the_ledger(dbs: Databases) -> None:
+    result = await _execute(
+        dbs, _input(UPGRADE, NEW_FLAG, SelectOperation(table="subscriptions", filters=[ACME]), approved_rows=[1, 1, 1])
+    )
+    assert not result.replayed
+    assert [r.rows_affected for r in result.results] == [1, 1, 1]
+    assert result.results[2].rows[0]["plan_id"] == 3  # the select sees the update before it
+    assert result.results[1].rows[0]["id"] > 160  # the new flag's key
+    assert await plan_of(dbs, 1) == 3
+    assert await _flags(dbs, "dark_mode") == 1
+    assert await _ledger_rows(dbs) == 1
+
+
+async def test_same_plan_twice_writes_once(dbs: Databases) -> None:
+    input = _input(NEW_FLAG, UPGRADE)
+    first = await _execute(dbs, input)
+    second = await _execute(dbs, input)
+    assert not first.replayed and second.replayed
+    assert second.results == first.results and second.executed_at == first.executed_at
+    assert await _flags(dbs, "dark_mode") == 1
+    assert await _ledger_rows(dbs) == 1
+
+
+async def test_same_plan_at_the_same_time_writes_once(dbs: Databases) -> None:
+    input = _input(NEW_FLAG, UPGRADE)
+    results = await asyncio.gather(*(_execute(dbs, input) for _ in range(2)))
+    assert sorted(result.replayed for result in results) == [False, True]
+    assert await _flags(dbs, "dark_mode") == 1
+    assert await _ledger_rows(dbs) == 1
+
+
+async def test_same_plan_in_another_workflow_runs_again(dbs: Databases) -> None:
+    await _execute(dbs, _input(NEW_FLAG, workflow_id="ticket-a"))
+    other = await _execute(dbs, _input(NEW_FLAG, workflow_id="ticket-b"))
+    assert not other.replayed
+    assert await _flags(dbs, "dark_mode") == 2
+
+
+async def test_failing_operation_rolls_back_the_whole_plan(dbs: Databases) -> None:
+    duplicate_email = InsertOperation(
+        table="users",
+        values=[
+            Assignment(column="customer_id", value=1),
+            Assignment(column="email", value="bob@acme-corp.example"),  # already taken (unique)
+            Assignment(column="name", value="Bob"),
+            Assignment(column="role", value="member"),
+            Assignment(column="active", value=True),
+            Assignment(column="created_at", value="2025-03-01T00:00:00Z"),
+        ],
+    )
+    before_users = await _count(dbs.target_engine, select(func.count()).select_from(users))
+    with pytest.raises(ApplicationError) as caught:
+        await _execute(dbs, _input(UPGRADE, NEW_FLAG, duplicate_email))
+    assert caught.value.non_retryable and caught.value.type == ERROR_OPERATION_FAILED
+    assert "operation 2 (insert on users)" in caught.value.message and "rolled back" in caught.value.message
+    assert await plan_of(dbs, 1) == 2
+    assert await _flags(dbs, "dark_mode") == 0
+    assert await _count(dbs.target_engine, select(func.count()).select_from(users)) == before_users
+    assert await _ledger_rows(dbs) == 0
+
+
+async def test_more_rows_than_approved_rolls_back(dbs: Databases) -> None:
+    enable_all = UpdateOperation(
+        table="feature_flags", values=[Assignment(column="enabled", value=True)], filters=[ACME]
+    )
+    before = await _enabled_flags_of_acme(dbs)
+    assert len(before) == 4 and not all(before)
+    with pytest.raises(ApplicationError) as caught:
+        await _execute(dbs, _input(UPGRADE, enable_all, approved_rows=[1, 1]))
+    assert caught.value.non_retryable and caught.value.type == ERROR_ROW_LIMIT
+    assert "touched 4 rows but 1 were approved" in caught.value.message
+    assert await _enabled_flags_of_acme(dbs) == before
+    assert await plan_of(dbs, 1) == 2
+    assert await _ledger_rows(dbs) == 0
+    done = await _execute(dbs, _input(UPGRADE, enable_all, approved_rows=[1, 4]))
+    assert done.rows_changed == 5 and all(await _enabled_flags_of_acme(dbs))
+
+
+async def test_plan_hash_must_match(dbs: Databases) -> None:
+    input = _input(UPGRADE).model_copy(update={"plan_hash": "0" * 16})
+    with pytest.raises(ApplicationError) as caught:
+        await _execute(dbs, input)
+    assert caught.value.non_retryable and caught.value.type == ERROR_PLAN_HASH
+    assert await plan_of(dbs, 1) == 2
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        DeleteOperation(table="feature_flags"),
+        UpdateOperation(table="subscriptions", values=[Assignment(column="plan_id", value="pro")], filters=[ACME]),
+        SelectOperation(table="agent_ticket_executions"),
+    ],
+)
+async def test_invalid_operations_never_run(dbs: Databases, operation: Any) -> None:
+    with pytest.raises(ApplicationError) as caught:
+        await _execute(dbs, _input(UPGRADE, operation))
+    assert caught.value.non_retryable and caught.value.type == ERROR_INVALID_OPERATION
+    assert await plan_of(dbs, 1) == 2
+    assert await _count(dbs.target_engine, select(func.count()).select_from(feature_flags)) == 160
+
+
+async def test_at_most_two_round_trips_per_operation(dbs: Databases) -> None:
+    input = _input(UPGRADE, NEW_FLAG, SelectOperation(table="plans"), approved_rows=[1])
+    await _execute(dbs, input)  # reflects the schema once, outside the measurement
+    second = _input(UPGRADE, NEW_FLAG, SelectOperation(table="plans"), workflow_id="ticket-t2", approved_rows=[1])
+    with _statements(dbs.target_engine) as statements:
+        await _execute(dbs, second)
+    assert len(statements) <= 2 * len(second.plan.operations), statements
+    with _statements(dbs.target_engine) as replay:
+        assert (await _execute(dbs, second)).replayed
+    assert len(replay) == 1  # a replay only reads the ledger
