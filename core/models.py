@@ -57,11 +57,21 @@ class TicketRequest(Model):
     source: TicketSource = TicketSource.CLI
     channel: str | None = Field(default=None, max_length=200)
     approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    continued: ContinuedTicket | None = None  # set only by the workflow when it continues as new
 
     @field_validator("text")
     @classmethod
     def _clean_text(cls, value: str) -> str:
         return clean_ticket_text(value)
+
+
+class ContinuedTicket(Model):
+    """What a ticket carries into a fresh run when a long review conversation continues as new."""
+
+    created_at: datetime
+    feedback: list[str] = Field(default_factory=list)
+    rounds: int = 0
+    slack_message: SlackMessageRef | None = None
 
 
 def clean_ticket_text(value: str) -> str:
@@ -313,6 +323,7 @@ class Decision(Model):
     request_id: str
     plan_hash: str
     comment: str = Field(default="", max_length=2000)
+    replan: bool = False  # a reject that asks for a new plan, with `comment` as the feedback
 
 
 class DecisionRecord(Model):
@@ -390,6 +401,8 @@ class TicketStatus(Model):
     reminders_sent: int = 0
     outcome: TicketOutcome | None = None
     slack_message: SlackMessageRef | None = None
+    feedback: list[str] = Field(default_factory=list)
+    review_rounds: int = 0
 
     @property
     def pending_approval(self) -> bool:
@@ -418,6 +431,7 @@ class AuditEventKind(StrEnum):
     REMINDER_SENT = "reminder_sent"
     DECISION_ACCEPTED = "decision_accepted"
     DECISION_IGNORED = "decision_ignored"
+    REPLAN_REQUESTED = "replan_requested"
     EXECUTED = "executed"
     FAILED = "failed"
     FINISHED = "finished"
@@ -488,4 +502,5 @@ class ResolveApproversInput(Model):
     approvers: list[str]
 
 
+TicketRequest.model_rebuild()
 TicketStatus.model_rebuild()

@@ -25,6 +25,7 @@ class ApprovalGate:
     approved_by: list[str] = field(default_factory=list)
     rejected_by: str | None = None
     rejection_reason: str = ""
+    replan_requested: bool = False
 
     @property
     def verdict(self) -> Verdict:
@@ -59,6 +60,7 @@ class ApprovalGate:
             else:
                 self.rejected_by = decision.decider
                 self.rejection_reason = decision.comment
+                self.replan_requested = decision.replan and bool(decision.comment.strip())
         return DecisionRecord(decision=decision, received_at=received_at, accepted=reason is None, reason=reason or "")
 
 

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from core.models import (
         ApprovalRequest,
         AuditEventKind,
+        ContinuedTicket,
         Decision,
         DecisionRecord,
         ExecutePlanInput,
@@ -43,6 +44,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.approval import ApprovalGate, Verdict, unmet_quorum
 
 
+# Review rounds (reject with feedback, plan again) per run before continuing as new.
+ROUNDS_PER_RUN = 20
+MAX_FEEDBACK_KEPT = 10
+
+
 class TicketFailed(Exception):
     """A step failed for good (its retries are spent or retrying cannot help)."""
 
@@ -53,16 +59,22 @@ class TicketWorkflow:
     def __init__(self, request: TicketRequest) -> None:
         now = workflow.now()
         workflow_id = workflow.info().workflow_id
+        continued = request.continued
         self._status = TicketStatus(
             ticket_id=names.short_id_from(workflow_id),
             workflow_id=workflow_id,
-            request=request,
+            request=request.model_copy(update={"continued": None}),
             stage=Stage.RECEIVED,
-            created_at=now,
+            created_at=continued.created_at if continued else now,
             updated_at=now,
+            slack_message=continued.slack_message if continued else None,
+            feedback=list(continued.feedback) if continued else [],
+            review_rounds=continued.rounds if continued else 0,
         )
         self._gate: ApprovalGate | None = None
         self._unrecorded: list[RecordEventInput] = []
+        self._rounds_this_run = 0
+        self._approvers: list[str] | None = None
 
     # ------------------------------------------------------------ handlers
 
@@ -108,10 +120,11 @@ class TicketWorkflow:
 
     @workflow.run
     async def run(self, request: TicketRequest) -> TicketOutcome:
-        await self._record(AuditEventKind.SUBMITTED, f"submitted via {request.source.value}", request=request)
-        await self._notify(NotifyEvent.STAGE)
+        if request.continued is None:
+            await self._record(AuditEventKind.SUBMITTED, f"submitted via {request.source.value}", request=request)
+            await self._notify(NotifyEvent.STAGE)
         try:
-            return await self._process(request)
+            return await self._process(self._status.request)
         except TicketFailed as failure:
             return await self._finish(OutcomeStatus.FAILED, str(failure))
 
@@ -126,44 +139,16 @@ class TicketWorkflow:
         )
         self._status.context_summary = context.summary()
 
-        self._set_stage(Stage.PLANNING)
-        plan: Plan = await self._activity(
-            names.ACTIVITY_PLAN_TICKET,
-            PlanTicketInput(ticket_id=ticket_id, request=request, context=context),
-            Plan,
-            options.PLAN_TICKET,
-            task_queue=f"{workflow.info().task_queue}-llm",
-        )
-        self._status.plan = plan
-        await self._record(
-            AuditEventKind.PLANNED,
-            f"{len(plan.operations)} operation(s) by {plan.planner}: {plan.summary}",
-            detail={"planner": plan.planner, "operations": len(plan.operations)},
-        )
-
-        self._set_stage(Stage.VALIDATING)
-        report: SafetyReport = await self._activity(
-            names.ACTIVITY_VALIDATE_PLAN,
-            ValidatePlanInput(ticket_id=ticket_id, plan=plan),
-            SafetyReport,
-            options.VALIDATE_PLAN,
-        )
-        self._status.report = report
-        self._status.plan_hash = report.plan_hash
-        await self._record(
-            AuditEventKind.VALIDATED,
-            f"risk {report.risk.value}, {report.rows_affected} row(s) affected, {len(report.findings)} finding(s)",
-            risk=report.risk,
-            detail={"plan_hash": report.plan_hash, "findings": [f.rule for f in report.findings]},
-        )
-
-        if report.risk is Risk.BLOCKED:
-            reasons = "; ".join(f.message for f in report.findings if f.risk is Risk.BLOCKED)
-            await self._record(AuditEventKind.DECIDED, "blocked by safety policy")
-            return await self._finish(OutcomeStatus.BLOCKED, f"blocked by safety policy: {reasons}")
-
         decided_by: list[str] = []
-        if report.required_approvals > 0:
+        while True:
+            plan, report = await self._plan_and_validate(request, context)
+            if report.risk is Risk.BLOCKED:
+                reasons = "; ".join(f.message for f in report.findings if f.risk is Risk.BLOCKED)
+                await self._record(AuditEventKind.DECIDED, "blocked by safety policy")
+                return await self._finish(OutcomeStatus.BLOCKED, f"blocked by safety policy: {reasons}")
+            if report.required_approvals == 0:
+                await self._record(AuditEventKind.DECIDED, f"risk {report.risk.value}: runs without approval")
+                break
             await self._record(
                 AuditEventKind.DECIDED, f"risk {report.risk.value} needs {report.required_approvals} approval(s)"
             )
@@ -171,9 +156,10 @@ class TicketWorkflow:
             if outcome is not None:
                 return outcome
             assert self._gate is not None
-            decided_by = list(self._gate.approved_by)
-        else:
-            await self._record(AuditEventKind.DECIDED, f"risk {report.risk.value}: runs without approval")
+            if not self._gate.replan_requested:
+                decided_by = list(self._gate.approved_by)
+                break
+            await self._start_new_round(request)
 
         self._set_stage(Stage.EXECUTING)
         result: ExecutionResult = await self._activity(
@@ -200,14 +186,85 @@ class TicketWorkflow:
             decided_by=decided_by,
         )
 
-    async def _await_approval(self, request: TicketRequest, report: SafetyReport) -> TicketOutcome | None:
-        """Wait for enough approvals, a rejection or the deadline; None means approved."""
-        approvers: list[str] = await self._activity(
-            names.ACTIVITY_RESOLVE_APPROVERS,
-            ResolveApproversInput(ticket_id=self._status.ticket_id, approvers=request.approval.approvers),
-            list[str],
-            options.RESOLVE_APPROVERS,
+    async def _plan_and_validate(self, request: TicketRequest, context: TicketContext) -> tuple[Plan, SafetyReport]:
+        ticket_id = self._status.ticket_id
+        self._set_stage(Stage.PLANNING)
+        plan: Plan = await self._activity(
+            names.ACTIVITY_PLAN_TICKET,
+            PlanTicketInput(ticket_id=ticket_id, request=request, context=context, feedback=self._status.feedback),
+            Plan,
+            options.PLAN_TICKET,
+            task_queue=f"{workflow.info().task_queue}-llm",
         )
+        self._status.plan = plan
+        await self._record(
+            AuditEventKind.PLANNED,
+            f"{len(plan.operations)} operation(s) by {plan.planner}: {plan.summary}",
+            detail={"planner": plan.planner, "operations": len(plan.operations)},
+        )
+
+        self._set_stage(Stage.VALIDATING)
+        report: SafetyReport = await self._activity(
+            names.ACTIVITY_VALIDATE_PLAN,
+            ValidatePlanInput(ticket_id=ticket_id, plan=plan),
+            SafetyReport,
+            options.VALIDATE_PLAN,
+        )
+        self._status.report = report
+        self._status.plan_hash = report.plan_hash
+        await self._record(
+            AuditEventKind.VALIDATED,
+            f"risk {report.risk.value}, {report.rows_affected} row(s) affected, {len(report.findings)} finding(s)",
+            risk=report.risk,
+            detail={"plan_hash": report.plan_hash, "findings": [f.rule for f in report.findings]},
+        )
+        return plan, report
+
+    async def _start_new_round(self, request: TicketRequest) -> None:
+        """A reviewer rejected with feedback and asked for a new plan: plan again with it.
+
+        Each round adds to the history, so a long conversation continues as new
+        (same workflow id, fresh history) before Temporal's limits come near.
+        """
+        assert self._gate is not None
+        feedback = self._gate.rejection_reason.strip()
+        self._status.feedback = [*self._status.feedback, feedback][-MAX_FEEDBACK_KEPT:]
+        self._status.review_rounds += 1
+        self._rounds_this_run += 1
+        self._gate = None
+        await self._record(
+            AuditEventKind.REPLAN_REQUESTED,
+            f"new plan requested: {feedback}",
+            detail={"round": self._status.review_rounds},
+        )
+        if self._rounds_this_run >= ROUNDS_PER_RUN or workflow.info().is_continue_as_new_suggested():
+            await self._flush_audit()
+            workflow.continue_as_new(
+                request.model_copy(
+                    update={
+                        "continued": ContinuedTicket(
+                            created_at=self._status.created_at,
+                            feedback=self._status.feedback,
+                            rounds=self._status.review_rounds,
+                            slack_message=self._status.slack_message,
+                        )
+                    }
+                )
+            )
+
+    async def _await_approval(self, request: TicketRequest, report: SafetyReport) -> TicketOutcome | None:
+        """Wait for enough approvals, a rejection or the deadline.
+
+        None means go on: approved, or rejected with a request for a new plan (`gate.replan_requested`).
+        """
+        if self._approvers is None:  # resolved once per run: later review rounds reuse it
+            self._approvers = await self._activity(
+                names.ACTIVITY_RESOLVE_APPROVERS,
+                ResolveApproversInput(ticket_id=self._status.ticket_id, approvers=request.approval.approvers),
+                list[str],
+                options.RESOLVE_APPROVERS,
+            )
+        approvers = self._approvers
         impossible = unmet_quorum(approvers, request.requester, report.required_approvals)
         if impossible:
             return await self._finish(OutcomeStatus.BLOCKED, f"cannot be approved: {impossible}")
@@ -254,6 +311,8 @@ class TicketWorkflow:
                     await self._remind(request)
 
         self._status.approval = None
+        if gate.replan_requested:
+            return None
         if gate.verdict is Verdict.REJECTED:
             reason = gate.rejection_reason or "no reason given"
             return await self._finish(

@@ -56,6 +56,7 @@ class ScriptedActivities:
     events: list[RecordEventInput] = field(default_factory=list)
     notifications: list[NotifyInput] = field(default_factory=list)
     executions: list[ExecutePlanInput] = field(default_factory=list)
+    feedback_seen: list[list[str]] = field(default_factory=list)
 
     @activity.defn(name=names.ACTIVITY_RECORD_EVENT)
     async def record_event(self, event: RecordEventInput) -> None:
@@ -67,6 +68,7 @@ class ScriptedActivities:
 
     @activity.defn(name=names.ACTIVITY_PLAN_TICKET)
     async def plan_ticket(self, input: PlanTicketInput) -> Plan:
+        self.feedback_seen.append(list(input.feedback))
         if self.plan_error:
             raise ApplicationError(self.plan_error, non_retryable=True)
         return self.plan

@@ -1,0 +1,96 @@
+"""Reject with feedback and ask for a new plan: the workflow re-plans, and long talks continue as new."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.testing import WorkflowEnvironment
+
+from core.models import AuditEventKind, Decision, DecisionSource, OutcomeStatus, Risk, Stage, TicketStatus
+from core.names import QUERY_STATUS, SIGNAL_APPROVE, SIGNAL_REJECT
+from tests.workflows.fake_activities import ScriptedActivities
+from tests.workflows.test_ticket_workflow import awaiting_approval, decision, request, running
+from workflows.ticket import ROUNDS_PER_RUN
+
+HISTORY_EVENT_LIMIT = 51_200
+
+
+def replan(status: TicketStatus, feedback: str) -> Decision:
+    return decision(status, "alice", approve=False, comment=feedback).model_copy(update={"replan": True})
+
+
+async def next_round(handle: object, previous_request_id: str | None) -> TicketStatus:
+    """Wait until a new approval request (not the one already answered) is pending."""
+    for _ in range(400):
+        status = await handle.query(QUERY_STATUS, result_type=TicketStatus)  # type: ignore[attr-defined]
+        if (
+            status.stage is Stage.AWAITING_APPROVAL
+            and status.approval is not None
+            and status.approval.request_id != previous_request_id
+        ):
+            return status
+        await asyncio.sleep(0.01)
+    raise AssertionError("no new approval request")
+
+
+async def test_reject_with_feedback_replans_with_it(time_env: WorkflowEnvironment) -> None:
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1)
+    async with running(time_env, fakes, request()) as handle:
+        first = await awaiting_approval(handle)
+        await handle.signal(SIGNAL_REJECT, replan(first, "only the EU workspace, please"))
+        second = await next_round(handle, first.approval.request_id if first.approval else None)
+        assert second.review_rounds == 1
+        await handle.signal(SIGNAL_APPROVE, decision(second, "bob"))
+        outcome = await handle.result()
+    assert outcome.status is OutcomeStatus.DONE
+    assert fakes.feedback_seen == [[], ["only the EU workspace, please"]]
+    assert any(event.kind is AuditEventKind.REPLAN_REQUESTED for event in fakes.events)
+    assert len(fakes.executions) == 1
+
+
+async def test_replan_without_feedback_is_a_plain_reject(time_env: WorkflowEnvironment) -> None:
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1)
+    async with running(time_env, fakes, request()) as handle:
+        status = await awaiting_approval(handle)
+        await handle.signal(SIGNAL_REJECT, replan(status, "   "))
+        outcome = await handle.result()
+    assert outcome.status is OutcomeStatus.REJECTED
+
+
+async def test_five_hundred_review_rounds_stay_within_history_limits(local_env: WorkflowEnvironment) -> None:
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1)
+    rounds = int(os.environ.get("REVIEW_ROUNDS", "500"))
+    async with running(local_env, fakes, request()) as handle:
+        previous: str | None = None
+        for number in range(rounds):
+            status = await next_round(handle, previous)
+            assert status.approval is not None
+            previous = status.approval.request_id
+            await handle.signal(SIGNAL_REJECT, replan(status, f"round {number}: try again"))
+        status = await next_round(handle, previous)
+        assert status.review_rounds == rounds
+        await handle.signal(SIGNAL_APPROVE, decision(status, "bob"))
+        outcome = await handle.result()
+
+        runs, longest = 0, 0
+        async for event_count in _run_lengths(local_env, handle.id):
+            runs += 1
+            longest = max(longest, event_count)
+    assert outcome.status is OutcomeStatus.DONE
+    assert len(fakes.executions) == 1
+    assert fakes.feedback_seen[-1][-1] == f"round {rounds - 1}: try again"
+    assert runs == rounds // ROUNDS_PER_RUN + 1
+    assert longest < HISTORY_EVENT_LIMIT // 10
+
+
+async def _run_lengths(env: WorkflowEnvironment, workflow_id: str):  # type: ignore[no-untyped-def]
+    """Event count of each run of the workflow, following the continue-as-new chain."""
+    async for execution in env.client.list_workflows(f"WorkflowId = '{workflow_id}'"):
+        history = await env.client.get_workflow_handle(workflow_id, run_id=execution.run_id).fetch_history()
+        assert history.events[-1].event_type in (
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+        )
+        yield len(history.events)
