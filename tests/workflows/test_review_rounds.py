@@ -8,7 +8,7 @@ import os
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from core.models import AuditEventKind, Decision, DecisionSource, OutcomeStatus, Risk, Stage, TicketStatus
+from core.models import AuditEventKind, Decision, OutcomeStatus, Risk, Stage, TicketStatus
 from core.names import QUERY_STATUS, SIGNAL_APPROVE, SIGNAL_REJECT
 from tests.workflows.fake_activities import ScriptedActivities
 from tests.workflows.test_ticket_workflow import awaiting_approval, decision, request, running
