@@ -132,7 +132,7 @@ def _toggle_flag(match: re.Match[str], rows: ContextRows) -> Plan:
     customer = rows.customer(match["customer"])
     flag, enable = match["flag"].lower(), match["verb"].lower() in ("enable", "turn on")
     row = rows.flag_of(customer["id"], flag)
-    if row is not None and row.get("enabled") is enable:
+    if row is not None and row.get("enabled") is not None and bool(row["enabled"]) == enable:
         raise Unresolved(f"flag {flag} is already {'enabled' if enable else 'disabled'} for {customer['slug']}")
     verb = "Enable" if enable else "Disable"
     return _plan(
@@ -238,7 +238,7 @@ INTENTS: tuple[Intent, ...] = (
     ),
     _intent(
         "enable/disable <flag> for <customer>",
-        "enable sso for globex",
+        "enable sso for acme-corp",
         rf"(?P<verb>enable|disable|turn on|turn off) (?:the )?{_FLAG}(?: flag| feature)? for {_CUSTOMER}",
         _toggle_flag,
     ),
@@ -249,19 +249,19 @@ INTENTS: tuple[Intent, ...] = (
         _add_user,
     ),
     _intent(
-        "show/list [open|overdue|paid|unpaid] invoices for <customer>",
-        "show overdue invoices for initech",
+        "show/list [<status>] invoices for <customer>",
+        "show overdue invoices for stark-industries",
         r"(?:show|list)(?: me)?(?: all)?(?: the)?(?: (?P<status>open|overdue|paid|unpaid))?"
         rf" invoices (?:for|of) {_CUSTOMER}",
         _list_invoices,
     ),
     _intent(
         "mark invoice <id> as paid",
-        "mark invoice 7 as paid",
+        "mark invoice 14 as paid",
         r"mark invoice #?(?P<invoice>\d{1,18}) as paid",
         _mark_invoice_paid,
     ),
-    _intent("make <email> an admin", "make bob@acme-corp.example an admin", rf"make {_EMAIL} an? admin", _make_admin),
+    _intent("make <email> an admin", "make carol@acme-corp.example an admin", rf"make {_EMAIL} an? admin", _make_admin),
     _intent(
         "delete/remove the <flag> flag for <customer>",
         "delete the beta_dashboard flag for hooli",

@@ -74,9 +74,10 @@ async def heartbeating(interval: float, *details: object) -> AsyncIterator[None]
 
     async def beat() -> None:
         while True:
-            activity.heartbeat(*details)
             await asyncio.sleep(interval)
+            activity.heartbeat(*details)
 
+    activity.heartbeat(*details)
     task = asyncio.create_task(beat())
     try:
         yield

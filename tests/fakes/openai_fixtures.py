@@ -11,9 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from openai import AsyncOpenAI
 
-from tests.fakes.openai_server import FakeOpenAIServer
-
-FAKE_API_KEY = "sk-test-fake-key"
+from tests.fakes.openai_server import FAKE_API_KEY, FakeOpenAIServer
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 DEFAULT_MODEL = "gpt-4o-mini-2024-07-18"
+FAKE_API_KEY = "sk-test-fake-key"
 CHAT_COMPLETIONS_PATH = "/v1/chat/completions"
 
 # Keywords that OpenAI's strict structured outputs refuse wherever they appear.
