@@ -1,0 +1,527 @@
+"""Ticket state → Slack Block Kit, as pure functions of `TicketStatus`.
+
+Nothing here does I/O, so a test can render every message without Slack, and the Slack
+SDK's models check field limits when a message is serialised. Text from people and from
+the LLM is escaped (no `<!channel>` pings, no disguised links) and cut to Slack's limits:
+3000 characters per section, 50 blocks per message, 2000 per button value.
+
+The worker's notifier renders the channel message with these functions and the bot renders
+status replies and the reject modal with them, so both always show the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from bot.slack.actions import (
+    APPROVE_ACTION_ID,
+    DASHBOARD_ACTION_ID,
+    MAX_REASON,
+    REASON_BLOCK_ID,
+    REASON_INPUT_ACTION_ID,
+    REJECT_ACTION_ID,
+    REJECT_MODAL_CALLBACK_ID,
+    ButtonValue,
+    RejectModalMetadata,
+)
+from core.models import (
+    DecisionRecord,
+    DeleteOperation,
+    Filter,
+    InsertOperation,
+    Operation,
+    OutcomeStatus,
+    Risk,
+    RowChange,
+    SafetyReport,
+    SelectOperation,
+    Stage,
+    TicketStatus,
+    UpdateOperation,
+)
+from core.names import ticket_label
+from core.schema import TicketRow
+
+SECTION_LIMIT = 3000
+HEADER_LIMIT = 150
+FALLBACK_LIMIT = 3000
+MAX_BLOCKS = 50
+MAX_CONTEXT_ELEMENTS = 10
+MAX_PREVIEW_ROWS = 5
+MAX_LIST_ITEMS = 20
+
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+RISK_EMOJI = {
+    Risk.LOW: ":large_green_circle:",
+    Risk.MEDIUM: ":large_yellow_circle:",
+    Risk.HIGH: ":red_circle:",
+    Risk.BLOCKED: ":no_entry:",
+}
+STAGE_HEADINGS = {
+    Stage.RECEIVED: ":inbox_tray: Received",
+    Stage.GATHERING_CONTEXT: ":mag: Gathering context",
+    Stage.PLANNING: ":brain: Planning",
+    Stage.VALIDATING: ":shield: Checking the plan",
+    Stage.AWAITING_APPROVAL: ":raised_hand: Awaiting approval",
+    Stage.EXECUTING: ":gear: Executing",
+}
+OUTCOME_HEADINGS = {
+    OutcomeStatus.DONE: ":white_check_mark: Done",
+    OutcomeStatus.REJECTED: ":x: Rejected",
+    OutcomeStatus.BLOCKED: ":no_entry: Blocked",
+    OutcomeStatus.EXPIRED: ":hourglass: Expired",
+    OutcomeStatus.FAILED: ":warning: Failed",
+}
+FILTER_SYMBOLS = {
+    "eq": "=",
+    "ne": "≠",
+    "lt": "&lt;",
+    "le": "≤",
+    "gt": "&gt;",
+    "ge": "≥",
+    "in": "in",
+    "like": "like",
+}
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """A message's notification text (also what screen readers and old clients show) and its blocks."""
+
+    text: str
+    blocks: list[Block] = field(default_factory=list)
+
+    def payload(self) -> dict[str, Any]:
+        """Keyword arguments for `chat.postMessage` / `chat.update` / `chat.postEphemeral`."""
+        return {"text": self.text, "blocks": [block.to_dict() for block in self.blocks]}
+
+
+# ------------------------------------------------------------------ text helpers
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters, so untrusted text can't mention, link or format."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def truncate(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+def mention(identity: str) -> str:
+    """`<@U…>` for a Slack user id (Slack shows the name), the escaped identity otherwise (CLI users)."""
+    return f"<@{identity}>" if SLACK_USER_ID.match(identity) else escape(identity)
+
+
+def mentions(identities: Iterable[str]) -> str:
+    return ", ".join(mention(identity) for identity in identities) or "nobody"
+
+
+def slack_date(moment: datetime) -> str:
+    """Shown in each reader's own time zone; the fallback is UTC."""
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{moment:%Y-%m-%d %H:%M} UTC>"
+
+
+def code(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return "`" + escape(truncate(str(text), 200)).replace("`", "'") + "`"
+
+
+def dashboard_url(public_url: str, ticket_id: str) -> str:
+    return f"{public_url.rstrip('/')}/tickets/{ticket_id}"
+
+
+def section(text: str, block_id: str | None = None) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=truncate(text, SECTION_LIMIT)), block_id=block_id)
+
+
+def bulleted(lines: Sequence[str], limit: int = MAX_LIST_ITEMS) -> str:
+    shown = list(lines[:limit])
+    if len(lines) > limit:
+        shown.append(f"… and {len(lines) - limit} more")
+    return "\n".join(shown)
+
+
+# ------------------------------------------------------------------ describing a plan
+
+
+def describe_filter(item: Filter) -> str:
+    if item.op.value == "is_null":
+        return f"{code(item.column)} is null"
+    if item.op.value == "not_null":
+        return f"{code(item.column)} is not null"
+    return f"{code(item.column)} {FILTER_SYMBOLS[item.op.value]} {code(item.value)}"
+
+
+def describe_operation(operation: Operation) -> str:
+    """One readable line per operation: kind, table, values and filters, no SQL."""
+    where = " and ".join(describe_filter(item) for item in getattr(operation, "filters", []))
+    where_text = f" where {where}" if where else " *(every row)*"
+    table = code(operation.table)
+    if isinstance(operation, SelectOperation):
+        columns = ", ".join(code(column) for column in operation.columns) or "all columns"
+        return f"*read* {columns} from {table}{where_text if where else ''} (at most {operation.limit})"
+    if isinstance(operation, InsertOperation):
+        values = ", ".join(f"{code(item.column)} = {code(item.value)}" for item in operation.values)
+        return f"*insert* into {table}: {values}"
+    if isinstance(operation, UpdateOperation):
+        values = ", ".join(f"{code(item.column)} = {code(item.value)}" for item in operation.values)
+        return f"*update* {table}: set {values}{where_text}"
+    if isinstance(operation, DeleteOperation):
+        return f"*delete* from {table}{where_text}"
+    return f"*{escape(operation.kind)}* {table}"  # pragma: no cover - the union is exhaustive
+
+
+def describe_change(change: RowChange) -> str:
+    before, after = change.before, change.after
+    if before is None and after is not None:
+        return "new row: " + ", ".join(f"{code(key)} {code(value)}" for key, value in after.items())
+    if after is None and before is not None:
+        return "removed: " + ", ".join(f"{code(key)} {code(value)}" for key, value in before.items())
+    before, after = before or {}, after or {}
+    changed = [key for key in after if before.get(key) != after.get(key)]
+    if not changed:
+        return "unchanged"
+    return ", ".join(f"{code(key)}: {code(before.get(key))} → {code(after.get(key))}" for key in changed)
+
+
+def risk_text(report: SafetyReport) -> str:
+    rows = report.rows_affected
+    lines = [f"*Risk:* {RISK_EMOJI[report.risk]} {report.risk.value} · {rows} row{'s' if rows != 1 else ''} affected"]
+    findings = [
+        f"• {RISK_EMOJI[finding.risk]} {escape(finding.message)}"
+        + (f" _(operation {finding.operation_index + 1})_" if finding.operation_index is not None else "")
+        for finding in report.findings
+    ]
+    return "\n".join([*lines, bulleted(findings)]) if findings else lines[0]
+
+
+def preview_text(report: SafetyReport) -> str | None:
+    lines: list[str] = []
+    for impact in report.impacts:
+        if impact.kind == "select" or not impact.preview:
+            continue
+        lines.append(f"*{impact.operation_index + 1}. {escape(impact.kind)} {code(impact.table)}*")
+        lines.extend(f"  {describe_change(change)}" for change in impact.preview[:MAX_PREVIEW_ROWS])
+        if impact.rows_affected > MAX_PREVIEW_ROWS:
+            lines.append(f"  … {impact.rows_affected - MAX_PREVIEW_ROWS} more row(s)")
+    return "*Before → after*\n" + "\n".join(lines) if lines else None
+
+
+# ------------------------------------------------------------------ message parts
+
+
+def heading(status: TicketStatus) -> str:
+    state = OUTCOME_HEADINGS[status.outcome.status] if status.outcome else STAGE_HEADINGS[status.stage]
+    return truncate(f"{ticket_label(status.ticket_id)} · {state}", HEADER_LIMIT)
+
+
+def header_blocks(status: TicketStatus) -> list[Block]:
+    request = status.request
+    quoted = "\n".join(f"&gt; {line}" for line in escape(request.text).splitlines())
+    context = [
+        f"Requested by {mention(request.requester)} via {request.source.value}",
+        slack_date(status.created_at),
+    ]
+    if status.plan is not None:
+        context.append(f"planner: {escape(status.plan.planner)}")
+    return [
+        HeaderBlock(text=PlainTextObject(text=heading(status), emoji=True)),
+        section(quoted),
+        ContextBlock(elements=[MarkdownTextObject(text=truncate(" · ".join(context), SECTION_LIMIT))]),
+    ]
+
+
+def plan_blocks(status: TicketStatus) -> list[Block]:
+    """Summary, operations, risk with findings, rows affected, before → after preview."""
+    plan, report = status.plan, status.report
+    if plan is None:
+        return []
+    summary = f"*Plan:* {escape(plan.summary)}"
+    if plan.rationale:
+        summary += f"\n_{escape(plan.rationale)}_"
+    blocks: list[Block] = [DividerBlock(), section(summary)]
+    operations = [f"{index}. {describe_operation(op)}" for index, op in enumerate(plan.operations, start=1)]
+    blocks.append(section("*Operations*\n" + (bulleted(operations) if operations else "_none_")))
+    if report is not None:
+        blocks.append(section(risk_text(report)))
+        preview = preview_text(report)
+        if preview:
+            blocks.append(section(preview))
+    return blocks
+
+
+def decision_lines(records: Sequence[DecisionRecord]) -> list[str]:
+    lines = []
+    for record in records:
+        if not record.accepted:
+            continue
+        decision = record.decision
+        verb = "Approved" if decision.approve else "Rejected"
+        line = f"{verb} by {mention(decision.decider)} via {decision.source.value}"
+        if decision.comment:
+            line += f": {escape(decision.comment)}"
+        lines.append(line)
+    return lines
+
+
+def approval_blocks(status: TicketStatus, public_url: str | None) -> list[Block]:
+    """Who must decide by when, and the buttons (only while the request is pending)."""
+    approval = status.approval
+    if approval is None:
+        return []
+    needed = approval.required_approvals
+    text = (
+        f"*Needs {needed} approval{'s' if needed != 1 else ''}* from {mentions(approval.approvers)} "
+        f"by {slack_date(approval.deadline)}."
+    )
+    so_far = decision_lines([r for r in status.decisions if r.decision.request_id == approval.request_id])
+    if so_far:
+        text += "\n" + "\n".join(so_far)
+    value = ButtonValue(
+        workflow_id=status.workflow_id, request_id=approval.request_id, plan_hash=approval.plan_hash
+    ).encode()
+    buttons = [
+        ButtonElement(
+            text=PlainTextObject(text="Approve", emoji=True),
+            action_id=APPROVE_ACTION_ID,
+            value=value,
+            style="primary",
+            confirm=ConfirmObject(
+                title="Run this plan?",
+                text=truncate(
+                    f"{ticket_label(status.ticket_id)} changes production data: {escape(status.request.text)}", 300
+                ),
+                confirm="Approve",
+                deny="Cancel",
+            ),
+        ),
+        ButtonElement(
+            text=PlainTextObject(text="Reject", emoji=True), action_id=REJECT_ACTION_ID, value=value, style="danger"
+        ),
+    ]
+    if public_url:
+        buttons.append(
+            ButtonElement(
+                text=PlainTextObject(text="View in dashboard", emoji=True),
+                action_id=DASHBOARD_ACTION_ID,
+                url=dashboard_url(public_url, status.ticket_id),
+            )
+        )
+    return [DividerBlock(), section(text), ActionsBlock(elements=buttons)]
+
+
+def outcome_blocks(status: TicketStatus) -> list[Block]:
+    outcome = status.outcome
+    if outcome is None:
+        return []
+    lines = [f"*{OUTCOME_HEADINGS[outcome.status]}* — {outcome_reason(status)}"]
+    lines.extend(decision_lines(status.decisions) if outcome.status is not OutcomeStatus.REJECTED else [])
+    return [DividerBlock(), section("\n".join(lines))]
+
+
+def outcome_reason(status: TicketStatus) -> str:
+    """The reason in people's words, with deciders shown as Slack mentions."""
+    outcome = status.outcome
+    assert outcome is not None
+    if outcome.status is OutcomeStatus.DONE and outcome.execution is not None:
+        rows = outcome.execution.rows_changed
+        return f"executed: {rows} row{'s' if rows != 1 else ''} changed."
+    if outcome.status is OutcomeStatus.REJECTED:
+        rejection = next(
+            (r.decision for r in reversed(status.decisions) if r.accepted and not r.decision.approve), None
+        )
+        if rejection is not None:
+            reason = escape(rejection.comment) if rejection.comment else "no reason given"
+            return f"rejected by {mention(rejection.decider)}: {reason}"
+    return escape(outcome.reason)
+
+
+def footer_blocks(status: TicketStatus, public_url: str | None) -> list[Block]:
+    """A plain link, not a button: finished messages carry no buttons at all."""
+    if not public_url or status.pending_approval:
+        return []
+    link = f"<{dashboard_url(public_url, status.ticket_id)}|View {ticket_label(status.ticket_id)} in the dashboard>"
+    return [ContextBlock(elements=[MarkdownTextObject(text=link)])]
+
+
+def limited(blocks: list[Block]) -> list[Block]:
+    """At most 50 blocks; the buttons, when present, are kept last."""
+    if len(blocks) <= MAX_BLOCKS:
+        return blocks
+    tail = [block for block in blocks[-3:] if isinstance(block, ActionsBlock)]
+    return blocks[: MAX_BLOCKS - len(tail)] + tail
+
+
+# ------------------------------------------------------------------ one function per message kind
+
+
+def received_message(status: TicketStatus, public_url: str | None = None) -> SlackMessage:
+    blocks = [*header_blocks(status), section("_Gathering context and planning…_")]
+    return SlackMessage(fallback(status, "received"), limited([*blocks, *footer_blocks(status, public_url)]))
+
+
+def planning_message(status: TicketStatus, public_url: str | None = None) -> SlackMessage:
+    step = {
+        Stage.GATHERING_CONTEXT: "_Gathering context…_",
+        Stage.PLANNING: "_Asking the planner for a plan…_",
+        Stage.VALIDATING: "_Checking the plan against the safety policy…_",
+    }.get(status.stage, "_Working…_")
+    blocks = [*header_blocks(status), *plan_blocks(status), section(step)]
+    return SlackMessage(fallback(status, status.stage.value), limited([*blocks, *footer_blocks(status, public_url)]))
+
+
+def plan_ready_message(status: TicketStatus, public_url: str | None = None) -> SlackMessage:
+    """The plan runs without approval: show what is about to happen."""
+    blocks = [*header_blocks(status), *plan_blocks(status), section("_No approval needed: executing…_")]
+    return SlackMessage(fallback(status, "executing"), limited([*blocks, *footer_blocks(status, public_url)]))
+
+
+def awaiting_approval_message(status: TicketStatus, public_url: str | None = None) -> SlackMessage:
+    blocks = [*header_blocks(status), *plan_blocks(status), *approval_blocks(status, public_url)]
+    return SlackMessage(fallback(status, "awaiting approval"), limited(blocks))
+
+
+def decided_message(status: TicketStatus, public_url: str | None = None) -> SlackMessage:
+    """Approved and executing: the buttons are gone, the deciders are named."""
+    lines = decision_lines(status.decisions)
+    blocks = [
+        *header_blocks(status),
+        *plan_blocks(status),
+        DividerBlock(),
+        section("\n".join([*lines, "_Executing…_"])),
+    ]
+    return SlackMessage(fallback(status, "approved, executing"), limited([*blocks, *footer_blocks(status, public_url)]))
+
+
+def finished_message(status: TicketStatus, public_url: str | None = None) -> SlackMessage:
+    blocks = [*header_blocks(status), *plan_blocks(status), *outcome_blocks(status)]
+    return SlackMessage(outcome_text(status), limited([*blocks, *footer_blocks(status, public_url)]))
+
+
+def ticket_message(status: TicketStatus, public_url: str | None = None) -> SlackMessage:
+    """The one channel message of a ticket, for whatever stage it is in."""
+    if status.outcome is not None:
+        return finished_message(status, public_url)
+    if status.pending_approval:
+        return awaiting_approval_message(status, public_url)
+    if status.stage is Stage.EXECUTING:
+        decided = any(record.accepted for record in status.decisions)
+        return decided_message(status, public_url) if decided else plan_ready_message(status, public_url)
+    if status.stage is Stage.RECEIVED:
+        return received_message(status, public_url)
+    return planning_message(status, public_url)
+
+
+def status_reply(status: TicketStatus, public_url: str | None = None) -> SlackMessage:
+    """`/agent-ticket status`: the ticket as the channel sees it, minus the buttons."""
+    message = ticket_message(status, public_url)
+    blocks = [block for block in message.blocks if not isinstance(block, ActionsBlock)]
+    return SlackMessage(message.text, blocks)
+
+
+def reminder_message(status: TicketStatus) -> SlackMessage:
+    """Posted in the ticket's thread: the requester and the approvers hear it is still waiting."""
+    label = ticket_label(status.ticket_id)
+    text = f"{mention(status.request.requester)} {label} is still waiting for approval"
+    if status.approval is not None:
+        text += f" from {mentions(status.approval.approvers)}; it expires {slack_date(status.approval.deadline)}"
+    return SlackMessage(text=truncate(text + ".", FALLBACK_LIMIT), blocks=[section(text + ".")])
+
+
+def escalation_message(status: TicketStatus, public_url: str | None = None) -> SlackMessage:
+    label = ticket_label(status.ticket_id)
+    parts = [f":rotating_light: {label} has been waiting for approval since {slack_date(status.created_at)}"]
+    if status.request.channel:
+        parts.append(f"in <#{status.request.channel}>")
+    text = " ".join(parts) + f": _{escape(truncate(status.request.text, 500))}_"
+    if status.approval is not None:
+        text += f"\nApprovers: {mentions(status.approval.approvers)}. Expires {slack_date(status.approval.deadline)}."
+    blocks: list[Block] = [section(text)]
+    if public_url:
+        link = f"<{dashboard_url(public_url, status.ticket_id)}|Open {label} in the dashboard>"
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=link)]))
+    return SlackMessage(text=truncate(f"{label} needs a decision", FALLBACK_LIMIT), blocks=blocks)
+
+
+def outcome_reply(status: TicketStatus) -> SlackMessage:
+    """Posted in the ticket's thread when it ends, mentioning the requester."""
+    text = f"{mention(status.request.requester)} {outcome_text(status)}"
+    return SlackMessage(text=truncate(text, FALLBACK_LIMIT), blocks=[section(text)])
+
+
+def outcome_text(status: TicketStatus) -> str:
+    label = ticket_label(status.ticket_id)
+    if status.outcome is None:
+        return f"{label} is {status.stage.value.replace('_', ' ')}"
+    return truncate(f"{label} {status.outcome.status.value}: {outcome_reason(status)}", FALLBACK_LIMIT)
+
+
+def fallback(status: TicketStatus, state: str) -> str:
+    return truncate(f"{ticket_label(status.ticket_id)} {state}: {escape(status.request.text)}", FALLBACK_LIMIT)
+
+
+def reject_modal(status: TicketStatus, metadata: RejectModalMetadata) -> View:
+    """Asks for the reason; its submission sends the `reject` signal."""
+    label = ticket_label(status.ticket_id)
+    summary = escape(status.plan.summary) if status.plan else escape(status.request.text)
+    return View(
+        type="modal",
+        callback_id=REJECT_MODAL_CALLBACK_ID,
+        title=PlainTextObject(text=truncate(f"Reject {label}", 24)),
+        submit=PlainTextObject(text="Reject"),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=metadata.encode(),
+        blocks=[
+            section(f"*{label}:* {summary}"),
+            InputBlock(
+                block_id=REASON_BLOCK_ID,
+                label=PlainTextObject(text="Why are you rejecting it?"),
+                element=PlainTextInputElement(
+                    action_id=REASON_INPUT_ACTION_ID, multiline=True, min_length=1, max_length=MAX_REASON
+                ),
+            ),
+        ],
+    )
+
+
+def pending_reply(tickets: Sequence[TicketRow], public_url: str | None = None) -> SlackMessage:
+    """`/agent-ticket pending`: the tickets waiting for approval, newest first, with links."""
+    if not tickets:
+        return SlackMessage(text="No tickets are waiting for approval.")
+    known_risks = {risk.value for risk in Risk}
+    lines = []
+    for ticket in tickets[:MAX_LIST_ITEMS]:
+        label = ticket_label(ticket.ticket_id)
+        if public_url:
+            label = f"<{dashboard_url(public_url, ticket.ticket_id)}|{label}>"
+        risk_part = f" {RISK_EMOJI[Risk(ticket.risk)]}" if ticket.risk in known_risks else ""
+        lines.append(f"• *{label}*{risk_part} {escape(truncate(ticket.text, 120))} — {mention(ticket.requester)}")
+    more = len(tickets) - MAX_LIST_ITEMS
+    title = f"*{len(tickets)} ticket{'s' if len(tickets) != 1 else ''} waiting for approval*"
+    body = "\n".join([title, *lines, *([f"… and {more} more"] if more > 0 else [])])
+    return SlackMessage(text=f"{len(tickets)} ticket(s) waiting for approval", blocks=[section(body)])

@@ -1,0 +1,370 @@
+"""The Slack test harness: a fake Slack Web API, the real bot served by uvicorn, signed requests.
+
+`SlackWorld` is one ticket system as a Slack user meets it: the bot's real ASGI app on
+127.0.0.1, the real `TicketWorkflow` on the session's Temporal dev server (scripted DB and
+LLM activities, the real Slack notifier and approver resolver), and a fake Slack that the
+real `slack_sdk` clients talk to. Requests to the bot are signed exactly as Slack signs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+import uvicorn
+from temporalio import activity
+from temporalio.testing import WorkflowEnvironment
+
+from activities.approvers import ApproverActivities
+from activities.notify import NotifyActivities
+from activities.slack_notify import SlackApproverResolver, SlackNotifier, activity_web_client
+from bot.app import create_app
+from bot.context import BotContext
+from bot.slack.actions import APPROVE_ACTION_ID, REJECT_MODAL_CALLBACK_ID, ButtonValue, RejectModalMetadata
+from core import names
+from core.bootstrap import Databases
+from core.models import (
+    Finding,
+    OperationImpact,
+    RowChange,
+    SafetyReport,
+    TicketOutcome,
+    TicketStatus,
+    ValidatePlanInput,
+    plan_hash,
+)
+from core.settings import Settings, load_settings
+from core.tickets import TicketService, new_short_id
+from tests.fakes.slack_server import BOT_TOKEN, TEAM_ID, FakeSlack
+from tests.workflows.fake_activities import ScriptedActivities
+from worker.build import ActivitySet, build_workers
+
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+CHANNEL = "C0TICKETS"
+ESCALATION_CHANNEL = "C0ESCALATE"
+PUBLIC_URL = "https://tickets.example.com"
+REQUESTER = "UDAVE0001"
+ALICE = "UALICE001"
+BOB = "UBOB00001"
+CAROL = "UCAROL001"  # an approver through the S0OPS user group
+MALLORY = "UMALLORY1"  # not an approver
+OPS_GROUP = "S0OPS0001"
+
+
+# ------------------------------------------------------------------ signing and sending
+
+
+def slack_signature(secret: str, timestamp: str, body: str) -> str:
+    """Slack's v0 scheme: HMAC-SHA256 over `v0:{timestamp}:{body}` with the signing secret."""
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    return f"v0={digest}"
+
+
+def signed_headers(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    return {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": slack_signature(secret, stamp, body),
+    }
+
+
+@dataclass
+class SlackUserAgent:
+    """Sends what Slack sends when a person types a command, clicks a button or submits a modal."""
+
+    http: httpx.AsyncClient
+    fake: FakeSlack
+
+    async def post(self, body: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        return await self.http.post("/slack/events", content=body, headers=headers or signed_headers(body))
+
+    def command_body(self, text: str, user: str = REQUESTER, channel: str = CHANNEL, trigger_id: str = "") -> str:
+        trigger = trigger_id or f"trigger-{uuid.uuid4().hex}"
+        return urlencode(
+            {
+                "token": "deprecated-verification-token",
+                "team_id": TEAM_ID,
+                "team_domain": "fake",
+                "channel_id": channel,
+                "channel_name": "tickets",
+                "user_id": user,
+                "user_name": user.lower(),
+                "command": "/agent-ticket",
+                "text": text,
+                "api_app_id": "A0FAKE",
+                "response_url": self.fake.response_url(trigger),
+                "trigger_id": trigger,
+            }
+        )
+
+    async def command(self, text: str, user: str = REQUESTER, channel: str = CHANNEL) -> SentCommand:
+        trigger = f"trigger-{uuid.uuid4().hex}"
+        body = self.command_body(text, user, channel, trigger)
+        started = time.monotonic()
+        response = await self.post(body)
+        elapsed = time.monotonic() - started
+        key = f"slack:{TEAM_ID}:{channel}:{user}:{trigger}"
+        return SentCommand(response, elapsed, new_short_id(key), trigger, body)
+
+    def interaction_body(self, payload: dict[str, Any]) -> str:
+        return urlencode({"payload": json.dumps(payload)})
+
+    async def click(
+        self,
+        action_id: str,
+        value: str,
+        user: str,
+        *,
+        channel: str = CHANNEL,
+        message_ts: str = "1.000001",
+    ) -> httpx.Response:
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID},
+            "api_app_id": "A0FAKE",
+            "team": {"id": TEAM_ID, "domain": "fake"},
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
+            "channel": {"id": channel, "name": "tickets"},
+            "trigger_id": f"trigger-{uuid.uuid4().hex}",
+            "response_url": self.fake.response_url(f"click-{uuid.uuid4().hex[:8]}"),
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": "b1",
+                    "value": value,
+                    "action_ts": f"{time.time():.6f}",
+                    "text": {"type": "plain_text", "text": "Approve"},
+                }
+            ],
+        }
+        return await self.post(self.interaction_body(payload))
+
+    async def submit_reject(self, metadata: str, user: str, reason: str) -> httpx.Response:
+        payload = {
+            "type": "view_submission",
+            "team": {"id": TEAM_ID, "domain": "fake"},
+            "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID},
+            "api_app_id": "A0FAKE",
+            "trigger_id": f"trigger-{uuid.uuid4().hex}",
+            "view": {
+                "id": "V000001",
+                "type": "modal",
+                "callback_id": REJECT_MODAL_CALLBACK_ID,
+                "private_metadata": metadata,
+                "state": {
+                    "values": {"reject_reason": {"reject_reason_input": {"type": "plain_text_input", "value": reason}}}
+                },
+            },
+        }
+        return await self.post(self.interaction_body(payload))
+
+
+@dataclass
+class SentCommand:
+    response: httpx.Response
+    elapsed: float
+    ticket_id: str
+    trigger_id: str
+    body: str
+
+    @property
+    def ack_text(self) -> str:
+        if not self.response.content:
+            return ""
+        try:
+            return str(self.response.json().get("text", ""))
+        except ValueError:
+            return self.response.text
+
+
+# ------------------------------------------------------------------ the bot on a real server
+
+
+@asynccontextmanager
+async def serve(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on a free port of 127.0.0.1, in this event loop."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+# ------------------------------------------------------------------ scripted activities with a preview
+
+
+@dataclass
+class SlackScript(ScriptedActivities):
+    """Scripted DB and LLM steps whose safety report has a finding and a before → after preview."""
+
+    @activity.defn(name=names.ACTIVITY_VALIDATE_PLAN)
+    async def validate_plan(self, input: ValidatePlanInput) -> SafetyReport:
+        return SafetyReport(
+            risk=self.risk,
+            required_approvals=self.required_approvals,
+            plan_hash=plan_hash(input.plan),
+            findings=[Finding(rule="plan_change", risk=self.risk, message="changes a paid plan", operation_index=0)],
+            impacts=[
+                OperationImpact(
+                    operation_index=0,
+                    kind="update",
+                    table="subscriptions",
+                    rows_affected=1,
+                    preview=[RowChange(before={"plan_id": 1}, after={"plan_id": 3})],
+                )
+            ],
+        )
+
+
+def slack_activity_set(script: ScriptedActivities, settings: Settings, databases: Databases) -> ActivitySet:
+    """Scripted DB/LLM activities; the real Slack notifier and approver resolver."""
+    web = activity_web_client(settings)
+    notifier = SlackNotifier(web, databases.app_sessions, public_url=settings.public_url)
+    return ActivitySet(
+        workflow_queue=[
+            script.record_event,
+            script.gather_context,
+            script.validate_plan,
+            script.execute_plan,
+            NotifyActivities(notifier).notify_ticket,
+            ApproverActivities(SlackApproverResolver(web)).resolve_approvers,
+        ],
+        llm_queue=[script.plan_ticket],
+    )
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    fake = await FakeSlack(usergroups={OPS_GROUP: [CAROL]}).start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, fake_slack: FakeSlack) -> Settings:
+    """Slack configured against the fake; approvers are two people and a user group."""
+    return load_settings(
+        data_dir=tmp_path / "data",
+        openai_api_key=None,
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_app_token=None,
+        slack_api_url=fake_slack.api_url,
+        slack_escalation_channel=ESCALATION_CHANNEL,
+        approvers=[ALICE, BOB, OPS_GROUP],
+        public_url=PUBLIC_URL,
+        _env_file=None,
+    )
+
+
+@dataclass
+class SlackWorld:
+    settings: Settings
+    databases: Databases
+    fake: FakeSlack
+    script: SlackScript
+    service: TicketService
+    slack: SlackUserAgent
+    env: WorkflowEnvironment
+    stack: AsyncExitStack
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    async def result(self, ticket_id: str) -> TicketOutcome:
+        return await asyncio.wait_for(self.service.result(ticket_id), timeout=30)
+
+    async def status(self, ticket_id: str) -> TicketStatus:
+        return await self.service.status(ticket_id)
+
+    async def wait_for_status(
+        self, ticket_id: str, condition: Callable[[TicketStatus], bool], what: str = "status"
+    ) -> TicketStatus:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                status = await self.status(ticket_id)
+            except Exception:  # not started yet
+                status = None
+            if status is not None and condition(status):
+                return status
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"T-{ticket_id} never reached {what}")
+
+    async def awaiting_approval(self, ticket_id: str) -> TicketStatus:
+        return await self.wait_for_status(ticket_id, lambda s: s.pending_approval, "awaiting approval")
+
+    async def ticket_message_with_buttons(self, ticket_id: str) -> tuple[ButtonValue, str]:
+        """The button value and ts of the ticket's message once its buttons are showing."""
+        message = await self.fake.wait_for(
+            lambda: next((m for m in self.fake.top_level() if f"T-{ticket_id}" in m.text and m.has_buttons), None),
+            what="the approval buttons",
+        )
+        actions = next(block for block in message.blocks if block["type"] == "actions")
+        approve = next(e for e in actions["elements"] if e.get("action_id") == APPROVE_ACTION_ID)
+        return ButtonValue.decode(approve["value"]), message.ts
+
+
+@pytest.fixture
+async def make_world(
+    local_env: WorkflowEnvironment, settings: Settings, databases: Databases, fake_slack: FakeSlack
+) -> AsyncIterator[Callable[..., Awaitable[SlackWorld]]]:
+    """Build the world; `service` swaps the bot's ticket service (e.g. one whose Temporal is down)."""
+    async with AsyncExitStack() as stack:
+
+        async def build(service: TicketService | None = None, **script: Any) -> SlackWorld:
+            queue = f"slack-{uuid.uuid4().hex[:10]}"
+            scripted = SlackScript(**script)
+            for worker in build_workers(
+                local_env.client, slack_activity_set(scripted, settings, databases), task_queue=queue
+            ):
+                await stack.enter_async_context(worker)
+            real_service = TicketService(local_env.client, databases.app_sessions, task_queue=queue)
+            bot_service = service or real_service
+            app = create_app(BotContext(settings=settings, service=bot_service, databases=databases))
+            base_url = await stack.enter_async_context(serve(app))
+            http = await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=10))
+            return SlackWorld(
+                settings=settings,
+                databases=databases,
+                fake=fake_slack,
+                script=scripted,
+                service=real_service,
+                slack=SlackUserAgent(http, fake_slack),
+                env=local_env,
+                stack=stack,
+            )
+
+        yield build
+
+
+@pytest.fixture
+async def world(make_world: Callable[..., Awaitable[SlackWorld]]) -> SlackWorld:
+    return await make_world()
+
+
+def reject_metadata(value: ButtonValue) -> str:
+    return RejectModalMetadata(value=value, channel=CHANNEL).encode()
