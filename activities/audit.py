@@ -71,6 +71,7 @@ class AuditActivities:
             )
             if getattr(updated, "rowcount", 0) == 0:
                 session.add(_new_ticket(ticket_id, event, now))
+                await session.flush()  # the ticket row must exist before the event that refers to it
             elif key is not None and await _already_recorded(session, ticket_id, event, key):
                 await session.rollback()
                 return False

@@ -1,0 +1,124 @@
+"""Recording audit events: one transaction, ticket row kept current, retries append nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+from sqlalchemy import select
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.audit import ACTIVITY_KEY, AuditActivities
+from core.bootstrap import Databases
+from core.models import AuditEventKind, RecordEventInput, Risk, Stage, TicketRequest, TicketSource
+from core.schema import AuditEventRow, TicketRow
+
+REQUEST = TicketRequest(
+    text="upgrade acme-corp to the pro plan", requester="U123", source=TicketSource.SLACK, channel="C42"
+)
+
+
+def _env(activity_id: str, attempt: int = 1, workflow_id: str = "ticket-abc") -> ActivityEnvironment:
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, activity_id=activity_id, attempt=attempt, workflow_id=workflow_id)
+    return env
+
+
+async def _record(dbs: Databases, event: RecordEventInput, activity_id: str, attempt: int = 1) -> None:
+    await _env(activity_id, attempt).run(AuditActivities(dbs.app_sessions).record_event, event)
+
+
+async def _ticket(dbs: Databases, ticket_id: str = "abc") -> TicketRow | None:
+    async with dbs.app_sessions() as session:
+        return await session.get(TicketRow, ticket_id)
+
+
+async def _events(dbs: Databases, ticket_id: str = "abc") -> list[AuditEventRow]:
+    async with dbs.app_sessions() as session:
+        query = select(AuditEventRow).where(AuditEventRow.ticket_id == ticket_id).order_by(AuditEventRow.id)
+        return list((await session.scalars(query)).all())
+
+
+SUBMITTED = RecordEventInput(
+    ticket_id="abc", kind=AuditEventKind.SUBMITTED, summary="submitted via slack", request=REQUEST, stage=Stage.RECEIVED
+)
+
+
+async def test_first_event_creates_the_ticket(dbs: Databases) -> None:
+    await _record(dbs, SUBMITTED, "1")
+    ticket = await _ticket(dbs)
+    assert ticket is not None
+    assert (ticket.workflow_id, ticket.requester, ticket.source, ticket.channel, ticket.text) == (
+        "ticket-abc",
+        "U123",
+        "slack",
+        "C42",
+        REQUEST.text,
+    )
+    assert (ticket.stage, ticket.status, ticket.risk) == ("received", "received", None)
+    [event] = await _events(dbs)
+    assert (event.kind, event.summary) == ("submitted", "submitted via slack")
+    assert event.detail[ACTIVITY_KEY] == "ticket-abc/test-run/1"
+
+
+async def test_later_events_update_only_what_they_carry(dbs: Databases) -> None:
+    await _record(dbs, SUBMITTED, "1")
+    validated = RecordEventInput(
+        ticket_id="abc",
+        kind=AuditEventKind.VALIDATED,
+        summary="high risk",
+        stage=Stage.VALIDATING,
+        status="validating",
+        risk=Risk.HIGH,
+        detail={"plan_hash": "0123456789abcdef"},
+    )
+    await _record(dbs, validated, "5")
+    decided = RecordEventInput(
+        ticket_id="T-abc", kind=AuditEventKind.DECISION_ACCEPTED, actor="alice", source="slack", summary="approved"
+    )
+    await _record(dbs, decided, "6")
+    ticket = await _ticket(dbs)
+    assert ticket is not None
+    assert (ticket.stage, ticket.status, ticket.risk) == ("validating", "validating", "high")
+    assert ticket.updated_at >= ticket.created_at
+    events = await _events(dbs)
+    assert [(e.kind, e.actor) for e in events] == [
+        ("submitted", None),
+        ("validated", None),
+        ("decision_accepted", "alice"),
+    ]
+    assert events[1].detail["plan_hash"] == "0123456789abcdef"
+
+
+async def test_retried_attempt_appends_nothing(dbs: Databases) -> None:
+    await _record(dbs, SUBMITTED, "1", attempt=1)
+    await _record(dbs, SUBMITTED, "1", attempt=2)
+    planned = RecordEventInput(ticket_id="abc", kind=AuditEventKind.PLANNED, summary="plan", stage=Stage.PLANNING)
+    await _record(dbs, planned, "3", attempt=1)
+    await _record(dbs, planned, "3", attempt=3)
+    assert [e.kind for e in await _events(dbs)] == ["submitted", "planned"]
+    await _record(dbs, planned, "4")  # the same kind from another activity is a new event
+    assert [e.kind for e in await _events(dbs)] == ["submitted", "planned", "planned"]
+
+
+async def test_concurrent_attempts_append_once(dbs: Databases) -> None:
+    await _record(dbs, SUBMITTED, "1")
+    reminder = RecordEventInput(ticket_id="abc", kind=AuditEventKind.REMINDER_SENT, summary="reminded")
+    await asyncio.gather(*(_record(dbs, reminder, "9", attempt=n) for n in (1, 2, 3)))
+    assert [e.kind for e in await _events(dbs)] == ["submitted", "reminder_sent"]
+
+
+async def test_concurrent_first_events_create_one_ticket(dbs: Databases) -> None:
+    await asyncio.gather(*(_record(dbs, SUBMITTED, "1", attempt=n) for n in (1, 2)))
+    assert [e.kind for e in await _events(dbs)] == ["submitted"]
+
+
+async def test_event_for_unknown_ticket_without_request_is_refused(dbs: Databases) -> None:
+    orphan = RecordEventInput(ticket_id="nope", kind=AuditEventKind.PLANNED, summary="plan")
+    with pytest.raises(ApplicationError) as caught:
+        await _record(dbs, orphan, "1")
+    assert caught.value.non_retryable and "T-nope" in caught.value.message
+    assert await _ticket(dbs, "nope") is None
+    assert await _events(dbs, "nope") == []
