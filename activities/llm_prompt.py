@@ -182,7 +182,7 @@ def _untrusted(tag: str, value: Any) -> str:
 
 def escaped_json(value: Any) -> str:
     """JSON with `<`, `>` and `&` as unicode escapes: still the same JSON, but no markup can hide in it."""
-    text = json.dumps(value, ensure_ascii=False, indent=1, default=str)
+    text = json.dumps(value, ensure_ascii=False, default=str)
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 

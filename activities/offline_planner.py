@@ -30,6 +30,7 @@ from core.models import (
     TicketContext,
     UpdateOperation,
 )
+from core.names import short_id_from, ticket_label
 
 logger = logging.getLogger(__name__)
 
@@ -284,6 +285,7 @@ class OfflinePlanner:
 
 
 def plan_offline(input: PlanTicketInput) -> Plan:
+    label = ticket_label(short_id_from(input.ticket_id))
     text = _normalise(input.request.text)
     rows = ContextRows(input.context)
     for intent in INTENTS:
@@ -293,16 +295,14 @@ def plan_offline(input: PlanTicketInput) -> Plan:
         try:
             plan = intent.build(match, rows)
         except Unresolved as reason:
-            logger.info("ticket %s: offline intent %r matched but %s", input.ticket_id, intent.shape, reason)
+            logger.info("%s: offline intent %r matched but %s", label, intent.shape, reason)
             return _plan(
                 f"Offline planner: nothing to do, {reason}.",
                 f"The request matched '{intent.shape}', but {reason}. No operation is proposed.",
             )
-        logger.info(
-            "ticket %s: offline intent %r -> %d operation(s)", input.ticket_id, intent.shape, len(plan.operations)
-        )
+        logger.info("%s: offline intent %r -> %d operation(s)", label, intent.shape, len(plan.operations))
         return plan
-    logger.info("ticket %s: offline planner did not understand the request", input.ticket_id)
+    logger.info("%s: offline planner did not understand the request", label)
     return not_understood()
 
 

@@ -28,6 +28,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.llm_prompt import initial_messages, plan_from_answer, reask_messages, response_format
 from core.models import Plan, PlanTicketInput
+from core.names import short_id_from, ticket_label
 
 logger = logging.getLogger(__name__)
 
@@ -58,19 +59,20 @@ class OpenAIPlanner:
         return f"openai:{self._model}"
 
     async def plan(self, input: PlanTicketInput) -> Plan:
+        label = ticket_label(short_id_from(input.ticket_id))
         messages = initial_messages(input)
-        answer = await self._ask(input.ticket_id, messages)
+        answer = await self._ask(label, messages)
         try:
             return plan_from_answer(answer, self.name)
         except ValueError as problem:
-            logger.warning("ticket %s: LLM answer did not validate, asking again once: %s", input.ticket_id, problem)
+            logger.warning("%s: LLM answer did not validate, asking again once: %s", label, problem)
             messages = [*messages, *reask_messages(answer, str(problem))]
-        answer = await self._ask(input.ticket_id, messages)
+        answer = await self._ask(label, messages)
         try:
             return plan_from_answer(answer, self.name)
         except ValueError as problem:
             raise ApplicationError(
-                f"ticket {input.ticket_id}: the LLM's answer was still invalid after one re-ask: {problem}",
+                f"{label}: the LLM's answer was still invalid after one re-ask: {problem}",
                 type=ERROR_INVALID_OUTPUT,
                 non_retryable=True,
             ) from None
@@ -78,7 +80,7 @@ class OpenAIPlanner:
     async def close(self) -> None:
         await self._client.close()
 
-    async def _ask(self, ticket_id: str, messages: list[ChatCompletionMessageParam]) -> str:
+    async def _ask(self, label: str, messages: list[ChatCompletionMessageParam]) -> str:
         """One chat completion; returns the answer's text or raises a classified ApplicationError."""
         started = time.monotonic()
         try:
@@ -89,54 +91,52 @@ class OpenAIPlanner:
                 max_completion_tokens=self._max_completion_tokens,
             )
         except APIStatusError as error:
-            raise classify_status_error(ticket_id, error) from error
+            raise classify_status_error(label, error) from error
         except APITimeoutError as error:
             raise ApplicationError(
-                f"ticket {ticket_id}: the LLM did not answer within the client time-out", type=ERROR_UNAVAILABLE
+                f"{label}: the LLM did not answer within the client time-out", type=ERROR_UNAVAILABLE
             ) from error
         except APIConnectionError as error:
-            raise ApplicationError(
-                f"ticket {ticket_id}: could not reach the LLM: {error}", type=ERROR_UNAVAILABLE
-            ) from error
+            raise ApplicationError(f"{label}: could not reach the LLM: {error}", type=ERROR_UNAVAILABLE) from error
         logger.info(
-            "ticket %s: LLM answered in %.1f s (%s tokens)",
-            ticket_id,
+            "%s: LLM answered in %.1f s (%s tokens)",
+            label,
             time.monotonic() - started,
             completion.usage.total_tokens if completion.usage else "?",
         )
-        return answer_text(ticket_id, completion)
+        return answer_text(label, completion)
 
 
-def answer_text(ticket_id: str, completion: ChatCompletion) -> str:
+def answer_text(label: str, completion: ChatCompletion) -> str:
     """The message content, or a non-retryable error for refusals, truncation and filtering."""
     if not completion.choices:
         return ""
     choice = completion.choices[0]
     if choice.message.refusal:
         raise ApplicationError(
-            f"ticket {ticket_id}: the LLM refused to plan this ticket: {choice.message.refusal}",
+            f"{label}: the LLM refused to plan this ticket: {choice.message.refusal}",
             type=ERROR_REFUSED,
             non_retryable=True,
         )
     if choice.finish_reason == "length":
         raise ApplicationError(
-            f"ticket {ticket_id}: the LLM's answer was cut off at its output-token limit, so the plan is incomplete",
+            f"{label}: the LLM's answer was cut off at its output-token limit, so the plan is incomplete",
             type=ERROR_TRUNCATED,
             non_retryable=True,
         )
     if choice.finish_reason == "content_filter":
         raise ApplicationError(
-            f"ticket {ticket_id}: the LLM provider's content filter stopped the answer",
+            f"{label}: the LLM provider's content filter stopped the answer",
             type=ERROR_CONTENT_FILTERED,
             non_retryable=True,
         )
     return choice.message.content or ""
 
 
-def classify_status_error(ticket_id: str, error: APIStatusError) -> ApplicationError:
+def classify_status_error(label: str, error: APIStatusError) -> ApplicationError:
     """Map an HTTP error answer to a retryable or non-retryable ApplicationError."""
     status = error.status_code
-    detail = f"ticket {ticket_id}: the LLM API answered {status}: {error.message}"
+    detail = f"{label}: the LLM API answered {status}: {error.message}"
     if isinstance(error, RateLimitError) or status == 429:
         if error.code == "insufficient_quota":
             # OpenAI says 429 for an exhausted quota too; waiting will not refill it.

@@ -20,7 +20,7 @@ from temporalio import activity
 from activities.offline_planner import OfflinePlanner
 from activities.openai_planner import OpenAIPlanner
 from core.models import Plan, PlanTicketInput
-from core.names import ACTIVITY_PLAN_TICKET
+from core.names import ACTIVITY_PLAN_TICKET, short_id_from, ticket_label
 from core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -50,13 +50,14 @@ class PlanningActivities:
 
     @activity.defn(name=ACTIVITY_PLAN_TICKET)
     async def plan_ticket(self, input: PlanTicketInput) -> Plan:
+        label = ticket_label(short_id_from(input.ticket_id))
         attempt = activity.info().attempt
-        logger.info("ticket %s: planning with %s (attempt %d)", input.ticket_id, self.planner.name, attempt)
+        logger.info("%s: planning with %s (attempt %d)", label, self.planner.name, attempt)
         async with heartbeating(self._heartbeat_interval, f"planning with {self.planner.name}"):
             plan = await self.planner.plan(input)
         logger.info(
-            "ticket %s: plan by %s has %d operation(s): %s",
-            input.ticket_id,
+            "%s: plan by %s has %d operation(s): %s",
+            label,
             plan.planner,
             len(plan.operations),
             plan.summary,

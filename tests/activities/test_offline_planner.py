@@ -10,8 +10,10 @@ import pytest
 from sqlalchemy import select
 from temporalio.testing import ActivityEnvironment
 
-from activities.offline_planner import INTENTS, OfflinePlanner, plan_offline
+from activities.context import ContextActivities
+from activities.offline_planner import INTENTS, Intent, OfflinePlanner, plan_offline
 from activities.planning import PlanningActivities
+from activities.safety import SafetyActivities
 from core.bootstrap import Databases
 from core.demo import demo_metadata
 from core.models import (
@@ -19,15 +21,18 @@ from core.models import (
     DeleteOperation,
     Filter,
     FilterOperator,
+    GatherContextInput,
     InsertOperation,
     NamedRows,
     Plan,
     PlanTicketInput,
+    Risk,
     Scalar,
     SelectOperation,
     TicketContext,
     TicketRequest,
     UpdateOperation,
+    ValidatePlanInput,
 )
 from core.settings import PROJECT_ROOT
 
@@ -340,3 +345,39 @@ def test_every_intent_is_documented() -> None:
     for intent in INTENTS:
         assert intent.shape in text, intent.shape
         assert intent.example in text, intent.example
+
+
+# ---------------------------------------------------------------- with the real context and safety activities
+
+DOCUMENTED_RISK = {
+    "upgrade acme-corp to the pro plan": Risk.LOW,
+    "enable sso for acme-corp": Risk.LOW,
+    "add user dana@acme-corp.example to acme-corp as member": Risk.BLOCKED,
+    "show overdue invoices for stark-industries": Risk.LOW,
+    "mark invoice 14 as paid": Risk.MEDIUM,
+    "make carol@acme-corp.example an admin": Risk.HIGH,
+    "delete the beta_dashboard flag for hooli": Risk.HIGH,
+}
+
+
+@pytest.mark.parametrize("intent", INTENTS, ids=lambda intent: intent.example)
+async def test_documented_examples_plan_and_validate_as_documented(databases: Databases, intent: Intent) -> None:
+    """Each docs example, end to end: the real context step, the offline planner, the real safety check."""
+    request = TicketRequest(text=intent.example, requester="U42")
+    env = ActivityEnvironment()
+    context_activities = ContextActivities(databases.app_sessions, databases.target_engine)
+    safety = SafetyActivities(databases.app_sessions, databases.target_engine)
+
+    context = await env.run(
+        context_activities.gather_context, GatherContextInput(ticket_id="T-doc001", request=request)
+    )
+    plan = await env.run(
+        PlanningActivities(OfflinePlanner()).plan_ticket,
+        PlanTicketInput(ticket_id="T-doc001", request=request, context=context),
+    )
+    report = await env.run(safety.validate_plan, ValidatePlanInput(ticket_id="T-doc001", plan=plan))
+
+    assert len(plan.operations) == 1, plan.summary
+    assert report.risk is DOCUMENTED_RISK[intent.example], report.findings
+    if report.risk is not Risk.BLOCKED and plan.operations[0].kind != "select":
+        assert report.rows_affected == 1  # the write touches exactly the row the ticket names
