@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import uvicorn
 from temporalio.client import Client
@@ -22,6 +21,9 @@ from core.bootstrap import Databases
 from core.settings import Settings
 from core.temporal import connect
 from core.tickets import TicketService
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 logger = logging.getLogger(__name__)
 
@@ -38,38 +40,13 @@ class _EmbeddedUvicorn(uvicorn.Server):
         yield
 
 
-async def _start_socket_mode(context: BotContext) -> Any:
-    """Socket Mode when `SLACK_APP_TOKEN` is set and the Slack package provides it; else None."""
+async def _start_socket_mode(context: BotContext) -> AsyncSocketModeHandler | None:
+    """Socket Mode when `SLACK_APP_TOKEN` is set (with the bot token and signing secret); else None."""
     if context.settings.slack_app_token is None or not context.settings.slack_enabled:
         return None
-    try:
-        from bot.slack.app import start_socket_mode  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        logger.warning("SLACK_APP_TOKEN is set but this build has no Socket Mode support; serving HTTP only")
-        return None
-    handle = start_socket_mode(context)
-    if inspect.isawaitable(handle):
-        handle = await handle
-    logger.info("Slack Socket Mode connected")
-    return handle
+    from bot.slack.app import start_socket_mode
 
-
-async def _stop_socket_mode(handle: Any) -> None:
-    """Close whatever `start_socket_mode` returned: a handler with an async close, or a task."""
-    if handle is None:
-        return
-    if isinstance(handle, asyncio.Task):
-        handle.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await handle
-        return
-    for name in ("close_async", "disconnect_async", "close", "disconnect"):
-        method = getattr(handle, name, None)
-        if callable(method):
-            result = method()
-            if inspect.isawaitable(result):
-                await result
-            return
+    return await start_socket_mode(context)
 
 
 async def _serve(server: uvicorn.Server, settings: Settings) -> None:
@@ -95,7 +72,7 @@ async def serve_bot(
     `ready` is set once the port is listening, so `dev` can say so only when it is true.
     """
     databases = Databases.open(settings)
-    socket_mode: Any = None
+    socket_mode: AsyncSocketModeHandler | None = None
     try:
         client = client or await connect(settings)
         service = TicketService(client, databases.app_sessions, settings.temporal_task_queue)
@@ -127,5 +104,6 @@ async def serve_bot(
         if not stop.is_set():
             raise BotStartError("the bot's HTTP server stopped unexpectedly")
     finally:
-        await _stop_socket_mode(socket_mode)
+        if socket_mode is not None:
+            await socket_mode.close_async()
         await databases.close()

@@ -63,12 +63,12 @@ async def wait_for_ticket(
     *,
     until: Callable[[TicketStatus], bool] = finished_or_needs_a_person,
     limit_seconds: float | None = None,
+    seen_stage: Stage | None = None,
 ) -> TicketStatus:
-    """Poll the `status` query with a spinner naming the stage; print each stage as it is reached."""
+    """Poll the `status` query with a spinner naming the stage; print each new stage as it is reached."""
     label = ticket_label(short_id_from(ticket_ref))
     deadline = time.monotonic() + limit_seconds if limit_seconds else None
     last: TicketStatus | None = None
-    seen_stage: Stage | None = None
     with console.status(f"{label}: submitted", spinner="dots") as spinner:
         while True:
             status = await query_status(service, ticket_ref)

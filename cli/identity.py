@@ -16,6 +16,8 @@ def current_user(as_user: str | None = None) -> str:
     directly, so the workflow's rules (approver list, four-eyes) are what protect a ticket.
     """
     if as_user is not None:
+        if not as_user.strip():
+            raise UnknownIdentity("--as must name a user.")
         return as_user.strip()
     try:
         return getpass.getuser()

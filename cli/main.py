@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import sys
+import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -54,7 +55,7 @@ SHORT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LIST_STATUSES = [stage.value for stage in Stage if stage is not Stage.FINISHED] + [s.value for s in OutcomeStatus]
 
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 class CliError(Exception):
@@ -107,14 +108,15 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
 
 
 def configure_logging(level: int) -> None:
-    """Logs go to stderr through rich; the SDK's own chatter stays at warnings."""
-    logging.basicConfig(
-        level=level,
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(console=errors, show_path=False, rich_tracebacks=False)],
-        force=True,
-    )
+    """Logs go to stderr (rich on a terminal, plain lines otherwise); the SDK's own chatter stays at warnings."""
+    handler: logging.Handler
+    if errors.is_terminal:
+        handler = RichHandler(console=errors, show_path=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(message)s", datefmt="[%X]"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("temporalio").setLevel(max(level, logging.WARNING))
 
 
@@ -192,6 +194,9 @@ def install_stop_handlers(stop: asyncio.Event) -> None:
         errors.print(f"\n{signal.Signals(signum).name} received: shutting down (again to force)…")
         stop.set()
 
+    if threading.current_thread() is not threading.main_thread():
+        logger.debug("not the main thread: stop signals are left to the caller")
+        return
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
 
@@ -201,7 +206,7 @@ def install_stop_handlers(stop: asyncio.Event) -> None:
 
 @app.command()
 def submit(
-    text: Annotated[str, typer.Argument(help="What you need done, in plain words.", show_default=False)],
+    text: Annotated[str, typer.Argument(metavar="TEXT", help="What you need done, in plain words.")],
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the ticket until it finishes or waits for approval.")
     ] = False,
@@ -406,7 +411,12 @@ async def _decide(settings: Settings, ref: str, draft: Decision, wait: bool) -> 
     console.print(f"{verb} {label} as {decision.decider}.")
     counted = len(status.decisions)
     after = await wait_for_ticket(
-        service, ref, console, until=lambda current: len(current.decisions) > counted, limit_seconds=30
+        service,
+        ref,
+        console,
+        until=lambda current: len(current.decisions) > counted,
+        limit_seconds=30,
+        seen_stage=status.stage,
     )
     record = after.decisions[counted]
     if not record.accepted:
@@ -421,7 +431,9 @@ async def _decide(settings: Settings, ref: str, draft: Decision, wait: bool) -> 
         else:
             console.print(f"Follow it with: agent-ticket show {label}")
         return 0
-    final = await wait_for_ticket(service, ref, console, until=lambda current: current.outcome is not None)
+    final = await wait_for_ticket(
+        service, ref, console, until=lambda current: current.outcome is not None, seen_stage=after.stage
+    )
     return report_progress(final)
 
 

@@ -130,7 +130,7 @@ def _operations(status: TicketStatus) -> Table | None:
         if finding.operation_index is not None:
             current = worst.get(finding.operation_index, Risk.LOW)
             worst[finding.operation_index] = finding.risk if finding.risk.rank > current.rank else current
-    table = Table(title="Plan operations", title_justify="left", expand=True)
+    table = Table(title="Plan operations", title_justify="left")
     for column in ("#", "kind", "table", "change", "rows matched by", "rows"):
         table.add_column(column, justify="right" if column in ("#", "rows") else "left")
     for index, operation in enumerate(status.plan.operations):
@@ -147,7 +147,7 @@ def _operations(status: TicketStatus) -> Table | None:
 def _findings(status: TicketStatus) -> Table | None:
     if status.report is None or not status.report.findings:
         return None
-    table = Table(title="Safety findings", title_justify="left", expand=True)
+    table = Table(title="Safety findings", title_justify="left")
     table.add_column("op", justify="right")
     table.add_column("risk")
     table.add_column("rule")
@@ -170,7 +170,7 @@ def _preview(status: TicketStatus) -> Table | None:
     changes = [(impact, change) for impact in status.report.impacts for change in impact.preview[:PREVIEW_ROWS]]
     if not changes:
         return None
-    table = Table(title="Preview (before → after)", title_justify="left", expand=True)
+    table = Table(title="Preview (before → after)", title_justify="left")
     table.add_column("op", justify="right")
     table.add_column("table")
     table.add_column("before")
@@ -196,7 +196,7 @@ def _changed_keys(change: RowChange) -> list[str]:
 def _decisions(status: TicketStatus) -> Table | None:
     if not status.decisions:
         return None
-    table = Table(title="Decisions", title_justify="left", expand=True)
+    table = Table(title="Decisions", title_justify="left")
     for column in ("when", "who", "decision", "from", "counted", "comment"):
         table.add_column(column)
     for record in status.decisions:
@@ -271,7 +271,7 @@ def status_view(status: TicketStatus) -> RenderableType:
 
 def tickets_table(rows: Sequence[TicketRow]) -> Table:
     """`list`: one line per ticket, pending approvals first."""
-    table = Table(title="Tickets", title_justify="left", expand=True)
+    table = Table(title="Tickets", title_justify="left")
     for column in ("ticket", "status", "risk", "requester", "source", "created", "text"):
         table.add_column(column, no_wrap=column != "text", overflow="ellipsis")
     for row in rows:

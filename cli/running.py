@@ -129,9 +129,9 @@ async def run_worker_command(
 ) -> None:
     from worker.main import run_workers
 
+    client = await try_connect(settings)
     stop = asyncio.Event()
     install_stop(stop)
-    client = await try_connect(settings)
     queues = {
         QueueRole.WORKFLOWS: [settings.temporal_task_queue],
         QueueRole.LLM: [llm_queue_for(settings.temporal_task_queue)],
@@ -143,9 +143,9 @@ async def run_worker_command(
 
 
 async def run_bot_command(settings: Settings, install_stop: StopInstaller, console: Console) -> None:
+    client = await try_connect(settings)
     stop = asyncio.Event()
     install_stop(stop)
-    client = await try_connect(settings)
     ready = asyncio.Event()
     serving = asyncio.create_task(serve_bot(settings, stop=stop, client=client, ready=ready))
     await _announce_when_ready(
