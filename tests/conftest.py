@@ -18,6 +18,9 @@ from core.bootstrap import Databases, init_databases
 from core.settings import Settings, load_settings
 from core.temporal import temporal_cli_path, temporal_test_server_path
 
+# Fixtures of the fake external services, shared by every test package.
+pytest_plugins = ["tests.fakes.openai_fixtures"]
+
 POSTGRES_ADMIN_DSN = os.environ.get("AGENT_TICKET_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

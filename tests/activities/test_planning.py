@@ -50,7 +50,6 @@ from tests.fakes.openai_server import (
     unauthorized_reply,
 )
 
-pytest_plugins = ["tests.fakes.openai_fixtures"]
 
 MODEL = "gpt-4o-mini"
 
