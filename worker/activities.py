@@ -46,4 +46,5 @@ def build_activity_set(settings: Settings, databases: Databases) -> ActivitySet:
             ApproverActivities(resolver).resolve_approvers,
         ],
         llm_queue=[planning.plan_ticket],
+        cleanups=[planning.planner.close],
     )

@@ -7,8 +7,8 @@ scaled on machines of its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -36,6 +36,12 @@ class ActivitySet:
 
     workflow_queue: Sequence[Callable[..., Any]]
     llm_queue: Sequence[Callable[..., Any]]
+    cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        """Release the clients the activities hold (HTTP connections to the LLM, Slack)."""
+        for cleanup in self.cleanups:
+            await cleanup()
 
 
 def build_workers(

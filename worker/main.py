@@ -28,10 +28,10 @@ async def run_workers(
     databases = Databases.open(settings)
     try:
         client = client or await connect(settings)
-        workers = build_workers(
-            client, build_activity_set(settings, databases), task_queue=settings.temporal_task_queue, role=role
-        )
+        activities = build_activity_set(settings, databases)
+        workers = build_workers(client, activities, task_queue=settings.temporal_task_queue, role=role)
         async with AsyncExitStack() as stack:
+            stack.push_async_callback(activities.close)
             for worker in workers:
                 await stack.enter_async_context(worker)
             logger.info("worker polling %s", ", ".join(worker.task_queue for worker in workers))
