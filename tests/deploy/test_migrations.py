@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from core.demo import create_demo_target, demo_metadata
 from core.ledger import create_ledger
 from core.migrations import BASELINE_REVISION, MigrationError, alembic_config, current_revision, upgrade_app_db
 from core.schema import AppBase, TicketRow
+from core.settings import PROJECT_ROOT
 
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
@@ -206,3 +210,32 @@ async def test_concurrent_upgrades_on_postgres_serialise(postgres_url: str) -> N
             assert await connection.run_sync(current_revision) == HEAD
     finally:
         await engine.dispose()
+
+
+def _alembic(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
+    """The `alembic` command line from the repository root, as an operator runs it."""
+    env = {**os.environ, "APP_DATABASE_URL": database_url}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "alembic"), "-c", str(PROJECT_ROOT / "alembic.ini"), *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_alembic_command_line_uses_the_app_settings(tmp_path: Path) -> None:
+    """`alembic upgrade head` and `alembic check` work with nothing but APP_DATABASE_URL set."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    upgrade = _alembic("upgrade", "head", database_url=url)
+    assert upgrade.returncode == 0, upgrade.stderr
+    check = _alembic("check", database_url=url)
+    assert check.returncode == 0, check.stderr
+
+
+def test_alembic_offline_mode_prints_the_sql_for_review(tmp_path: Path) -> None:
+    result = _alembic("upgrade", "head", "--sql", database_url="postgresql://reviewer@db.invalid/agent_ticket")
+    assert result.returncode == 0, result.stderr
+    assert "CREATE TABLE tickets" in result.stdout
+    assert "CREATE INDEX ix_audit_events_ticket_id" in result.stdout
