@@ -105,7 +105,11 @@ class SafetyActivities:
         return report
 
     async def assess(self, plan: Plan, policy: Policy, metadata: MetaData, label: str) -> SafetyReport:
-        """Static rules first; then count and preview only the operations that can be compiled."""
+        """Static rules first; then count and preview only the operations that can be compiled.
+
+        A plan that is not blocked has one impact per operation, in plan order, so the workflow
+        can pass `[impact.rows_affected ...]` as the approved row counts of the execution.
+        """
         findings = rules.static_findings(plan, policy, target_shape(metadata))
         measurement = await self._measure(plan, policy, metadata, findings, label)
         findings.extend(measurement.findings)

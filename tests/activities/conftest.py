@@ -35,4 +35,5 @@ async def plan_of(dbs: Databases, customer_id: int) -> int:
         value = await connection.scalar(
             select(subscriptions.c.plan_id).where(subscriptions.c.customer_id == customer_id)
         )
+    assert value is not None, f"customer {customer_id} has no subscription"
     return int(value)

@@ -23,6 +23,7 @@ from core.models import (
     NamedRows,
     PastTicket,
     RecordEventInput,
+    Scalar,
     TicketContext,
     TicketRequest,
 )
@@ -39,7 +40,7 @@ async def _gather(dbs: Databases, text: str, requester: str = "U1", ticket_id: s
     return context
 
 
-def _rows(context: TicketContext, table: str) -> list[dict[str, object]]:
+def _rows(context: TicketContext, table: str) -> list[dict[str, Scalar]]:
     return [row for named in context.named_rows if named.table == table for row in named.rows]
 
 

@@ -107,7 +107,8 @@ async def test_plan_runs_and_is_recorded_in_the_ledger(dbs: Databases) -> None:
     assert not result.replayed
     assert [r.rows_affected for r in result.results] == [1, 1, 1]
     assert result.results[2].rows[0]["plan_id"] == 3  # the select sees the update before it
-    assert result.results[1].rows[0]["id"] > 160  # the new flag's key
+    new_id = result.results[1].rows[0]["id"]
+    assert isinstance(new_id, int) and new_id > 160  # the new flag's key
     assert await plan_of(dbs, 1) == 3
     assert await _flags(dbs, "dark_mode") == 1
     assert await _ledger_rows(dbs) == 1

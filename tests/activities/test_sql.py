@@ -12,6 +12,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 
 from activities.sql import (
+    AnyOperation,
     SqlCompileError,
     coerce_value,
     compile_operation,
@@ -195,7 +196,7 @@ def test_preview_selects_key_and_touched_columns_only() -> None:
 
 async def test_compiled_statements_count_the_right_rows(databases: Databases) -> None:
     metadata = await reflect_target(databases.target_engine)
-    cases = {
+    cases: dict[int, AnyOperation] = {
         2: SelectOperation(table="customers", filters=[Filter(column="id", op="in", value=[1, 2, 99])]),
         1: SelectOperation(table="customers", filters=[Filter(column="slug", op="like", value="acme%")]),
         4: DeleteOperation(table="feature_flags", filters=[Filter(column="customer_id", op="eq", value="1")]),
