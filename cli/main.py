@@ -421,15 +421,19 @@ async def _decide(settings: Settings, ref: str, draft: Decision, wait: bool) -> 
     record = after.decisions[counted]
     if not record.accepted:
         raise CliError(f"The ticket ignored the decision: {record.reason}.")
-    if after.outcome is None and after.pending_approval and after.approval is not None:
-        got = sum(1 for r in after.decisions if r.accepted and r.decision.approve)
-        console.print(f"{label} has {got} of {after.approval.required_approvals} approvals; it waits for more.")
+    required = approval.required_approvals if approval else 1
+    got = sum(
+        1 for r in after.decisions if r.accepted and r.decision.approve and r.decision.request_id == decision.request_id
+    )
+    if decision.approve and got < required:
+        console.print(f"{label} has {got} of {required} approvals; it waits for more.")
         return 0
     if not wait:
         if after.outcome is not None:
             console.print(outcome_panel(after.outcome))
         else:
-            console.print(f"Follow it with: agent-ticket show {label}")
+            next_step = "the plan runs now" if decision.approve else "the ticket ends as rejected"
+            console.print(f"Decision counted: {next_step}. Follow it with: agent-ticket show {label}")
         return 0
     final = await wait_for_ticket(
         service, ref, console, until=lambda current: current.outcome is not None, seen_stage=after.stage

@@ -1,0 +1,109 @@
+"""The CLI against a real Temporal dev server and the real workers: submit, wait, approve, reject, show, list."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select
+from temporalio.testing import WorkflowEnvironment
+
+from core.bootstrap import Databases
+from core.demo import users
+from core.schema import TicketRow
+from tests.cli.conftest import CliEnv
+from worker.main import run_workers
+
+TICKET_ID = re.compile(r"Submitted (T-[0-9a-f]+)")
+
+
+@pytest.fixture
+async def running(cli_env: CliEnv, local_env: WorkflowEnvironment) -> AsyncIterator[CliEnv]:
+    """`init-db` through the CLI, then the real workers on this test's own task queue."""
+    cli_env.set("TEMPORAL_ADDRESS", local_env.client.service_client.config.target_host)
+    result = await cli_env.run("init-db")
+    assert result.exit_code == 0, result.output
+    assert "Target DB ready" in result.output
+    stop = asyncio.Event()
+    workers = asyncio.create_task(run_workers(cli_env.settings(), stop=stop, client=local_env.client))
+    yield cli_env
+    stop.set()
+    await asyncio.wait_for(workers, 30)
+
+
+def ticket_of(output: str) -> str:
+    found = TICKET_ID.search(output)
+    assert found, output
+    return found.group(1)
+
+
+async def role_of(env: CliEnv, email: str) -> str | None:
+    databases = Databases.open(env.settings())
+    try:
+        async with databases.target_sessions() as session:
+            return await session.scalar(select(users.c.role).where(users.c.email == email))
+    finally:
+        await databases.close()
+
+
+async def test_low_risk_ticket_runs_to_done(running: CliEnv) -> None:
+    result = await running.run("submit", "upgrade acme-corp to the pro plan", "--wait", "--as", "dave")
+    assert result.exit_code == 0, result.output
+    assert "done: executed: 1 row(s) changed" in result.output
+
+    listing = await running.run("list", "--status", "done")
+    assert listing.exit_code == 0, listing.output
+    assert ticket_of(result.output) in listing.output
+
+
+async def test_risky_ticket_waits_then_two_approvers_finish_it(running: CliEnv) -> None:
+    submitted = await running.run("submit", "make carol@acme-corp.example an admin", "--wait", "--as", "dave")
+    assert submitted.exit_code == 0, submitted.output
+    assert "awaiting approval" in submitted.output
+    ticket = ticket_of(submitted.output)
+    assert f"agent-ticket approve {ticket}" in submitted.output
+
+    own = await running.run("approve", ticket, "--as", "dave")
+    assert own.exit_code == 1 and "someone else must decide" in own.output
+    stranger = await running.run("approve", ticket, "--as", "mallory")
+    assert stranger.exit_code == 1 and "not an approver" in stranger.output
+
+    first = await running.run("approve", ticket, "--as", "alice", "--comment", "checked with carol")
+    assert first.exit_code == 0, first.output
+    assert "1 of 2 approvals" in first.output
+    assert await role_of(running, "carol@acme-corp.example") != "admin"
+    again = await running.run("approve", ticket, "--as", "alice")
+    assert again.exit_code == 1 and "already decided" in again.output
+
+    second = await running.run("approve", ticket, "--as", "bob", "--wait")
+    assert second.exit_code == 0, second.output
+    assert "done: executed: 1 row(s) changed" in second.output
+    assert await role_of(running, "carol@acme-corp.example") == "admin"
+
+    shown = await running.run("show", ticket, "--audit")
+    assert shown.exit_code == 0, shown.output
+    for expected in ("make carol@acme-corp.example an admin", "users", "role='admin'", "checked"):
+        assert expected in shown.output
+    assert "decision_accepted" in shown.output
+
+    late = await running.run("reject", ticket, "--reason", "too late", "--as", "carol")
+    assert late.exit_code == 1 and "not waiting for approval" in late.output
+
+
+async def test_rejection_ends_the_ticket(running: CliEnv) -> None:
+    submitted = await running.run("submit", "make carol@acme-corp.example an admin", "--wait", "--as", "dave")
+    assert "awaiting approval" in submitted.output, submitted.output
+    ticket = ticket_of(submitted.output)
+
+    rejected = await running.run("reject", ticket, "--reason", "admins are set by IT", "--as", "carol", "--wait")
+    assert rejected.exit_code == 1, rejected.output  # the change did not happen
+    assert "rejected by carol: admins are set by IT" in rejected.output
+    databases = Databases.open(running.settings())
+    try:
+        async with databases.app_sessions() as session:
+            row = await session.get(TicketRow, ticket.removeprefix("T-"))
+    finally:
+        await databases.close()
+    assert row is not None and row.status == "rejected"
