@@ -1,0 +1,153 @@
+"""Dashboard sessions: signed cookies that name the user, with an absolute lifetime.
+
+Starlette's `SessionMiddleware` signs the cookie and slides its expiry on every response, so
+the time of sign-in is kept in the session and a session older than the configured lifetime
+is refused whatever the activity. A session also stops counting when the account's password
+or approver identity changes, or the account is removed from `DASHBOARD_USERS`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+
+from bot.dashboard.auth import DashboardUser, UserDirectory
+from core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SESSION_COOKIE = "agent_ticket_session"
+KEY_USER = "user"
+KEY_LOGIN_AT = "login_at"
+KEY_CREDENTIAL = "credential"
+KEY_VIA = "via"
+KEY_CSRF = "csrf"
+KEY_FLASH = "flash"
+# A sign-in time this far in the future means a forged or clock-skewed cookie.
+CLOCK_SKEW_SECONDS = 300
+
+
+def session_secret(settings: Settings) -> str:
+    """The configured cookie-signing key, or a random one for this process (development)."""
+    if settings.dashboard_session_secret is not None:
+        return settings.dashboard_session_secret.get_secret_value()
+    logger.warning(
+        "DASHBOARD_SESSION_SECRET is not set: using a random key, so dashboard sign-ins "
+        "will not survive a restart (and will not work across several bot processes)"
+    )
+    return secrets.token_urlsafe(48)
+
+
+def session_middleware(settings: Settings) -> Middleware:
+    return Middleware(
+        SessionMiddleware,
+        secret_key=session_secret(settings),
+        session_cookie=SESSION_COOKIE,
+        max_age=int(settings.dashboard_session_hours * 3600),
+        same_site="lax",
+        https_only=settings.dashboard_secure_cookies,
+    )
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """Who is asking: a signed-in user, or nobody (and whether a session just expired)."""
+
+    user: DashboardUser | None
+    expired: bool = False
+    sso_unknown: str | None = None
+
+
+class SessionPolicy:
+    """Reads and writes the session for sign-in, sign-out and every request in between."""
+
+    def __init__(
+        self,
+        directory: UserDirectory,
+        lifetime_seconds: float,
+        trusted_header: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._directory = directory
+        self._lifetime = lifetime_seconds
+        self._trusted_header = trusted_header
+        self._clock = clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings, directory: UserDirectory) -> SessionPolicy:
+        return cls(directory, settings.dashboard_session_hours * 3600, settings.dashboard_trusted_header)
+
+    @property
+    def directory(self) -> UserDirectory:
+        return self._directory
+
+    def visitor(self, request: Request) -> Visitor:
+        """The signed-in user, after the proxy header, lifetime and credential checks."""
+        if self._trusted_header:
+            named = request.headers.get(self._trusted_header, "").strip()
+            if named:
+                return self._visitor_from_header(request, named)
+        session = request.session
+        username = session.get(KEY_USER)
+        if not isinstance(username, str):
+            return Visitor(None)
+        login_at = session.get(KEY_LOGIN_AT)
+        now = self._clock()
+        if not isinstance(login_at, int | float) or not (now - self._lifetime <= login_at <= now + CLOCK_SKEW_SECONDS):
+            logger.info("dashboard session of %s expired", username)
+            self.sign_out(request)
+            return Visitor(None, expired=True)
+        user = self._directory.user(username)
+        if user is None or session.get(KEY_CREDENTIAL) != user.credential_tag:
+            logger.info("dashboard session of %s no longer matches its account; signed out", username)
+            self.sign_out(request)
+            return Visitor(None, expired=True)
+        return Visitor(user)
+
+    def _visitor_from_header(self, request: Request, named: str) -> Visitor:
+        user = self._directory.user(named)
+        if user is None:
+            return Visitor(None, sso_unknown=named)
+        session = request.session
+        if session.get(KEY_USER) != user.username or session.get(KEY_CREDENTIAL) != user.credential_tag:
+            self.sign_in(request, user, via="header")
+        return Visitor(user)
+
+    def sign_in(self, request: Request, user: DashboardUser, via: str = "password") -> None:
+        """A fresh session: nothing from before sign-in (a planted token, a flash) carries over."""
+        session = request.session
+        session.clear()
+        session.update(
+            {
+                KEY_USER: user.username,
+                KEY_LOGIN_AT: int(self._clock()),
+                KEY_CREDENTIAL: user.credential_tag,
+                KEY_VIA: via,
+                KEY_CSRF: new_token(),
+            }
+        )
+
+    def sign_out(self, request: Request) -> None:
+        request.session.clear()
+
+
+def flash(request: Request, kind: str, text: str) -> None:
+    """A message for the next page this session sees (after a redirect)."""
+    request.session[KEY_FLASH] = {"kind": kind, "text": text}
+
+
+def pop_flash(request: Request) -> dict[str, Any] | None:
+    message = request.session.pop(KEY_FLASH, None)
+    return message if isinstance(message, dict) else None
