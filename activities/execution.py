@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeating
 from activities.sql import (
     AnyOperation,
     SqlCompileError,
@@ -82,7 +83,8 @@ class ExecutionActivities:
                 non_retryable=True,
             )
         steps = _compile(input, await reflect_target(self._target), label)
-        result = await self._run(input, steps, label)
+        async with heartbeating():  # a long transaction must not look like a dead worker
+            result = await self._run(input, steps, label)
         verb = "replayed" if result.replayed else "executed"
         logger.info("%s: plan %s %s, %d rows changed", label, expected, verb, result.rows_changed)
         return result
