@@ -112,10 +112,6 @@ class EmbeddedTemporal:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
-    @property
-    def ui_url(self) -> str:
-        return f"http://localhost:{self._settings.temporal_ui_port}"
-
     def command(self) -> list[str]:
         ip = "127.0.0.1" if self._endpoint.host in ("localhost", "0.0.0.0") else self._endpoint.host
         return [

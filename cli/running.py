@@ -66,6 +66,13 @@ def bot_url(settings: Settings) -> str:
     return f"http://{host}:{settings.bot_port}"
 
 
+def ui_url(settings: Settings) -> str:
+    """TEMPORAL_UI_URL when set; otherwise the local Web UI on TEMPORAL_UI_PORT (where `dev` puts it)."""
+    if "temporal_ui_url" in settings.model_fields_set:
+        return settings.temporal_ui_url
+    return f"http://localhost:{settings.temporal_ui_port}"
+
+
 @dataclass
 class TemporalInfo:
     client: Client
@@ -111,14 +118,14 @@ async def temporal_for_dev(settings: Settings, console: Console, startup_seconds
         pass
     else:
         console.print(f"Using the Temporal server already answering at {settings.temporal_address}.")
-        yield TemporalInfo(client, None, settings.temporal_ui_url)
+        yield TemporalInfo(client, None, ui_url(settings))
         return
     embedded = EmbeddedTemporal(settings)
     console.print(f"Starting the embedded Temporal server on {settings.temporal_address}…")
     await embedded.start()
     try:
         client = await embedded.wait_ready(startup_seconds)
-        yield TemporalInfo(client, embedded, embedded.ui_url)
+        yield TemporalInfo(client, embedded, ui_url(settings))
     finally:
         code = await embedded.stop()
         logger.info("embedded Temporal server stopped (exit code %s)", code)
@@ -174,7 +181,7 @@ async def run_dev(settings: Settings, install_stop: StopInstaller, console: Cons
     stop = asyncio.Event()
     install_stop(stop)
     async with temporal_for_dev(settings, console, startup_seconds) as temporal:
-        if temporal.embedded is not None and "temporal_ui_url" not in settings.model_fields_set:
+        if "temporal_ui_url" not in settings.model_fields_set:
             settings = settings.model_copy(update={"temporal_ui_url": temporal.ui_url})
         databases = Databases.open(settings)
         try:
