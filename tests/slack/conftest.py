@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -25,6 +25,7 @@ import httpx
 import pytest
 import uvicorn
 from temporalio import activity
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.approvers import ApproverActivities
@@ -32,9 +33,9 @@ from activities.notify import NotifyActivities
 from activities.slack_notify import SlackApproverResolver, SlackNotifier, activity_web_client
 from bot.app import create_app
 from bot.context import BotContext
-from bot.slack.actions import APPROVE_ACTION_ID, REJECT_MODAL_CALLBACK_ID, ButtonValue, RejectModalMetadata
+from bot.slack.actions import APPROVE_ACTION_ID, REJECT_MODAL_CALLBACK_ID, ButtonValue
 from core import names
-from core.bootstrap import Databases
+from core.bootstrap import Databases, init_databases
 from core.models import (
     Finding,
     OperationImpact,
@@ -265,21 +266,25 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
     await fake.stop()
 
 
-@pytest.fixture
-def settings(tmp_path: Path, fake_slack: FakeSlack) -> Settings:
+def slack_settings(data_dir: Path, fake: FakeSlack) -> Settings:
     """Slack configured against the fake; approvers are two people and a user group."""
     return load_settings(
-        data_dir=tmp_path / "data",
+        data_dir=data_dir,
         openai_api_key=None,
         slack_bot_token=BOT_TOKEN,
         slack_signing_secret=SIGNING_SECRET,
         slack_app_token=None,
-        slack_api_url=fake_slack.api_url,
+        slack_api_url=fake.api_url,
         slack_escalation_channel=ESCALATION_CHANNEL,
         approvers=[ALICE, BOB, OPS_GROUP],
         public_url=PUBLIC_URL,
         _env_file=None,
     )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, fake_slack: FakeSlack) -> Settings:
+    return slack_settings(tmp_path / "data", fake_slack)
 
 
 @dataclass
@@ -292,7 +297,6 @@ class SlackWorld:
     slack: SlackUserAgent
     env: WorkflowEnvironment
     stack: AsyncExitStack
-    extra: dict[str, Any] = field(default_factory=dict)
 
     async def result(self, ticket_id: str) -> TicketOutcome:
         return await asyncio.wait_for(self.service.result(ticket_id), timeout=30)
@@ -328,35 +332,37 @@ class SlackWorld:
         return ButtonValue.decode(approve["value"]), message.ts
 
 
+async def open_world(
+    stack: AsyncExitStack,
+    env: WorkflowEnvironment,
+    settings: Settings,
+    databases: Databases,
+    fake: FakeSlack,
+    bot_client: Client | None = None,
+    **script: Any,
+) -> SlackWorld:
+    """Workers on a queue of their own, the bot on a real server; closed with `stack`."""
+    queue = f"slack-{uuid.uuid4().hex[:10]}"
+    scripted = SlackScript(**script)
+    for worker in build_workers(env.client, slack_activity_set(scripted, settings, databases), task_queue=queue):
+        await stack.enter_async_context(worker)
+    real_service = TicketService(env.client, databases.app_sessions, task_queue=queue)
+    bot_service = TicketService(bot_client, databases.app_sessions, task_queue=queue) if bot_client else real_service
+    app = create_app(BotContext(settings=settings, service=bot_service, databases=databases))
+    base_url = await stack.enter_async_context(serve(app))
+    http = await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=10))
+    return SlackWorld(settings, databases, fake, scripted, real_service, SlackUserAgent(http, fake), env, stack)
+
+
 @pytest.fixture
 async def make_world(
     local_env: WorkflowEnvironment, settings: Settings, databases: Databases, fake_slack: FakeSlack
 ) -> AsyncIterator[Callable[..., Awaitable[SlackWorld]]]:
-    """Build the world; `service` swaps the bot's ticket service (e.g. one whose Temporal is down)."""
+    """Build a world of this test's own; `bot_client` gives the bot its own Temporal client."""
     async with AsyncExitStack() as stack:
 
-        async def build(service: TicketService | None = None, **script: Any) -> SlackWorld:
-            queue = f"slack-{uuid.uuid4().hex[:10]}"
-            scripted = SlackScript(**script)
-            for worker in build_workers(
-                local_env.client, slack_activity_set(scripted, settings, databases), task_queue=queue
-            ):
-                await stack.enter_async_context(worker)
-            real_service = TicketService(local_env.client, databases.app_sessions, task_queue=queue)
-            bot_service = service or real_service
-            app = create_app(BotContext(settings=settings, service=bot_service, databases=databases))
-            base_url = await stack.enter_async_context(serve(app))
-            http = await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=10))
-            return SlackWorld(
-                settings=settings,
-                databases=databases,
-                fake=fake_slack,
-                script=scripted,
-                service=real_service,
-                slack=SlackUserAgent(http, fake_slack),
-                env=local_env,
-                stack=stack,
-            )
+        async def build(bot_client: Client | None = None, **script: Any) -> SlackWorld:
+            return await open_world(stack, local_env, settings, databases, fake_slack, bot_client, **script)
 
         yield build
 
@@ -366,5 +372,16 @@ async def world(make_world: Callable[..., Awaitable[SlackWorld]]) -> SlackWorld:
     return await make_world()
 
 
-def reject_metadata(value: ButtonValue) -> str:
-    return RejectModalMetadata(value=value, channel=CHANNEL).encode()
+@pytest.fixture(scope="module")
+async def shared_world(
+    local_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[SlackWorld]:
+    """One world for a module's tests that only look at their own tickets and calls (starting it costs ~1 s)."""
+    async with AsyncExitStack() as stack:
+        fake = await FakeSlack(usergroups={OPS_GROUP: [CAROL]}).start()
+        stack.push_async_callback(fake.stop)
+        settings = slack_settings(tmp_path_factory.mktemp("slack") / "data", fake)
+        databases = Databases.open(settings)
+        stack.push_async_callback(databases.close)
+        await init_databases(databases, settings)
+        yield await open_world(stack, local_env, settings, databases, fake)
