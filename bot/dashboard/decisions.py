@@ -45,9 +45,8 @@ class Decisions:
         short_id = ticket_ref(request)
         label = ticket_label(short_id)
 
-        self._d.reader.forget(short_id)
         try:
-            status = await self._d.reader.status(short_id)
+            status = await self._d.reader.status(short_id, fresh=True)
         except TicketNotFound as error:
             raise NotFound(f"There is no ticket {label}.") from error
         except TemporalUnavailable as error:
@@ -87,7 +86,6 @@ class Decisions:
             )
         except TicketNotFound as error:
             raise NotFound(f"There is no ticket {label}.") from error
-        self._d.reader.forget(short_id)
         logger.info("%s: %s (%s) sent %s from the dashboard", label, user.username, user.approver, verb)
         noun = "approval" if approve else "rejection"
         flash(request, "ok", f"Your {noun} of {label} was sent. This page follows the ticket as it moves on.")

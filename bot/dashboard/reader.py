@@ -2,7 +2,8 @@
 
 The workflow is the authority on a ticket's state; the app DB holds the list, the audit log
 and what is left once Temporal no longer has the workflow (retention) or does not answer.
-Answers are cached for a moment, so many open pages cost one query per ticket, not one each.
+Answers for live updates are cached for a moment, so many open pages cost one query per ticket
+a second, not one each; a page load always asks afresh.
 """
 
 from __future__ import annotations
@@ -61,20 +62,22 @@ class TicketReader:
         self._cache: dict[str, tuple[float, TicketStatus]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def status(self, short_id: str) -> TicketStatus:
-        """The workflow's answer, at most `cache_seconds` old.
+    async def status(self, short_id: str, *, fresh: bool = False) -> TicketStatus:
+        """The workflow's answer, at most `cache_seconds` old unless `fresh` (then it refills the cache).
 
         Raises `TicketNotFound` when Temporal has no such workflow, `TemporalUnavailable` when
         it cannot answer.
         """
-        cached = self._cache.get(short_id)
-        if cached and cached[0] > self._clock():
-            return cached[1]
+        if not fresh:
+            cached = self._cached(short_id)
+            if cached is not None:
+                return cached
         lock = self._locks.setdefault(short_id, asyncio.Lock())
         async with lock:
-            cached = self._cache.get(short_id)
-            if cached and cached[0] > self._clock():
-                return cached[1]
+            if not fresh:
+                cached = self._cached(short_id)
+                if cached is not None:
+                    return cached
             status = await self._query(short_id)
             if len(self._cache) >= MAX_CACHED:
                 self._cache.clear()
@@ -82,9 +85,9 @@ class TicketReader:
             self._cache[short_id] = (self._clock() + self._cache_seconds, status)
             return status
 
-    def forget(self, short_id: str) -> None:
-        """Drop the cached answer, so the page after a decision shows its effect."""
-        self._cache.pop(short_id, None)
+    def _cached(self, short_id: str) -> TicketStatus | None:
+        entry = self._cache.get(short_id)
+        return entry[1] if entry and entry[0] > self._clock() else None
 
     async def _query(self, short_id: str) -> TicketStatus:
         try:
@@ -108,7 +111,7 @@ class TicketReader:
         notice = None
         status: TicketStatus | None = None
         try:
-            status = await self.status(short_id)
+            status = await self.status(short_id, fresh=True)
         except TicketNotFound:
             if row is None:
                 raise

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import httpx
 import pytest
@@ -13,9 +12,12 @@ from temporalio.testing import WorkflowEnvironment
 from tests.dashboard.harness import DashboardWorld, dashboard_world, http_client, sign_in
 
 
-@pytest.fixture
-async def world(local_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[DashboardWorld]:
-    async with dashboard_world(local_env.client, tmp_path / "data") as built:
+@pytest.fixture(scope="module")
+async def world(
+    local_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[DashboardWorld]:
+    """One app, databases and worker per test module; each test files tickets of its own."""
+    async with dashboard_world(local_env.client, tmp_path_factory.mktemp("dashboard")) as built:
         yield built
 
 

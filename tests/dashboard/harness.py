@@ -190,6 +190,10 @@ class DashboardWorld:
         await self.wait_for(started.short_id, lambda status: status.stage is Stage.AWAITING_APPROVAL)
         return started.short_id
 
+    def executions_of(self, short_id: str) -> int:
+        """How many times the plan of this ticket was executed."""
+        return sum(1 for run in self.script.base.executions if run.workflow_id == f"ticket-{short_id}")
+
     async def wait_for(self, short_id: str, condition: Callable[[TicketStatus], bool]) -> TicketStatus:
         """Poll the workflow's status until `condition` holds (15 s at most)."""
         for _ in range(300):
