@@ -69,7 +69,11 @@ def _table_shape(table: Table) -> rules.TableShape:
         and column.identity is None
         and column is not generated
     }
-    return rules.TableShape(columns=frozenset(table.columns.keys()), required=frozenset(required))
+    return rules.TableShape(
+        columns=frozenset(table.columns.keys()),
+        required=frozenset(required),
+        primary_key=frozenset(column.name for column in table.primary_key.columns),
+    )
 
 
 @dataclass

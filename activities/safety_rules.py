@@ -52,6 +52,7 @@ class TableShape:
 
     columns: frozenset[str]
     required: frozenset[str] = frozenset()  # NOT NULL, no default, not generated: an insert must set them
+    primary_key: frozenset[str] = frozenset()
 
 
 TargetShape = Mapping[str, TableShape]
@@ -142,14 +143,22 @@ def check_filters(index: int, operation: AnyOperation) -> list[Finding]:
     return []
 
 
-def check_protected_columns(index: int, operation: AnyOperation, policy: Policy) -> list[Finding]:
+def check_protected_columns(index: int, operation: AnyOperation, policy: Policy, shape: TargetShape) -> list[Finding]:
+    """Protected columns never change once a row exists; an insert may set them, but never the key."""
     table = policy.tables.get(operation.table)
     if table is None:
         return []
-    hits = [name for name in written_columns(operation) if name in table.protected_columns]
+    protected = set(table.protected_columns)
+    if isinstance(operation, InsertOperation):
+        target = shape.get(operation.table)
+        protected &= set(target.primary_key) if target else set()
+    hits = [name for name in written_columns(operation) if name in protected]
     if not hits:
         return []
-    message = f"{', '.join(hits)} on {operation.table} is protected and is never written by the agent."
+    if isinstance(operation, InsertOperation):
+        message = f"{', '.join(hits)} on {operation.table} is assigned by the database, never by the agent."
+    else:
+        message = f"{', '.join(hits)} on {operation.table} is protected and never changed by the agent."
     return [_finding(RULE_PROTECTED_COLUMN, Risk.BLOCKED, message, index)]
 
 
@@ -196,7 +205,7 @@ def operation_findings(index: int, operation: AnyOperation, policy: Policy, shap
     return [
         *check_operation_kind(index, operation, policy),
         *check_filters(index, operation),
-        *check_protected_columns(index, operation, policy),
+        *check_protected_columns(index, operation, policy, shape),
         *check_sensitive_columns(index, operation, policy),
         *check_required_columns(index, operation, shape),
         *check_kind_risk(index, operation),

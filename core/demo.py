@@ -43,7 +43,7 @@ customers = Table(
     Column("slug", String(120), nullable=False, unique=True),
     Column("billing_email", String(200), nullable=False),
     Column("status", String(20), nullable=False, default="active"),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 users = Table(
@@ -55,7 +55,7 @@ users = Table(
     Column("name", String(120), nullable=False),
     Column("role", String(20), nullable=False),
     Column("active", Boolean, nullable=False, default=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 subscriptions = Table(
@@ -66,7 +66,7 @@ subscriptions = Table(
     Column("plan_id", ForeignKey("plans.id"), nullable=False),
     Column("status", String(20), nullable=False),
     Column("seats", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 invoices = Table(

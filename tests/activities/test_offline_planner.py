@@ -352,7 +352,7 @@ def test_every_intent_is_documented() -> None:
 DOCUMENTED_RISK = {
     "upgrade acme-corp to the pro plan": Risk.LOW,
     "enable sso for acme-corp": Risk.LOW,
-    "add user dana@acme-corp.example to acme-corp as member": Risk.BLOCKED,
+    "add user dana@acme-corp.example to acme-corp as member": Risk.HIGH,
     "show overdue invoices for stark-industries": Risk.LOW,
     "mark invoice 14 as paid": Risk.MEDIUM,
     "make carol@acme-corp.example an admin": Risk.HIGH,
