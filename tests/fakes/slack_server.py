@@ -127,7 +127,7 @@ class FakeSlack:
         retry_after: int | None = None,
         times: int = 1,
     ) -> None:
-        """The next `times` calls of `method` fail this way (status 429 is a rate limit)."""
+        """The next `times` calls of `method` fail this way (429: a rate limit; 5xx: Slack having trouble)."""
         for _ in range(times):
             self._failures[method].append(Failure(error=error, status=status, retry_after=retry_after))
 
@@ -172,7 +172,7 @@ class FakeSlack:
         failures = self._failures.get(method)
         if failures:
             failure = failures.popleft()
-            call.status, call.error = (429 if failure.status == 429 else 200), failure.error
+            call.status, call.error = failure.status, failure.error
             headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
             return web.json_response({"ok": False, "error": failure.error}, status=call.status, headers=headers)
         if token is None:

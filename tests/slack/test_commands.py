@@ -1,0 +1,37 @@
+"""Parsing `/agent-ticket` text: sub-commands, requests, and text that must start nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.slack.commands import CommandKind, parse_command_text
+from core.models import MAX_TICKET_TEXT
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "argument"),
+    [
+        ("upgrade acme-corp to the pro plan", CommandKind.FILE, "upgrade acme-corp to the pro plan"),
+        ("  help ", CommandKind.HELP, ""),
+        ("HELP", CommandKind.HELP, ""),
+        ("pending", CommandKind.PENDING, ""),
+        ("status T-0123456789", CommandKind.STATUS, "T-0123456789"),
+        ("status 0123456789", CommandKind.STATUS, "0123456789"),
+        ("status of acme's subscription", CommandKind.FILE, "status of acme's subscription"),
+        ("help me move acme to pro", CommandKind.FILE, "help me move acme to pro"),
+        ("rename acme &amp; co to acme &lt;corp&gt;", CommandKind.FILE, "rename acme & co to acme <corp>"),
+    ],
+)
+def test_what_the_text_asks_for(text: str, kind: CommandKind, argument: str) -> None:
+    parsed = parse_command_text(text)
+    assert (parsed.kind, parsed.argument) == (kind, argument)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "   ", "status", "x" * (MAX_TICKET_TEXT + 1), "drop\x00table", "hidden\u202einstruction"],
+    ids=["empty", "blank", "status-alone", "too-long", "control", "bidi"],
+)
+def test_text_that_would_not_make_a_ticket_is_invalid(text: str) -> None:
+    parsed = parse_command_text(text)
+    assert parsed.kind is CommandKind.INVALID and parsed.argument
