@@ -6,9 +6,6 @@ STAMP := $(VENV)/.installed
 
 .PHONY: dev test lint bench install clean test-deps
 
-# Fragments add system packages that some tests need (browser, docker-compose).
--include mk/*.mk
-
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -33,3 +30,6 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache
+
+# Fragments (test-deps prerequisites, bench); included last so `make` alone still means the first target here.
+-include mk/*.mk

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core.database import create_engine, session_factory
 from core.demo import create_demo_target
 from core.ledger import create_ledger
+from core.migrations import upgrade_app_db
 from core.policy import Policy, load_policy_file, store_policy
-from core.schema import AppBase
 from core.settings import Settings
 
 
@@ -41,10 +41,9 @@ class InitReport:
 
 
 async def init_databases(databases: Databases, settings: Settings) -> InitReport:
-    """Create the app tables, load the policy into the constraint table, prepare the target."""
+    """Migrate the app DB to the latest schema, load the policy into the constraint table, prepare the target."""
     policy = load_policy_file(settings.policy_file)
-    async with databases.app_engine.begin() as connection:
-        await connection.run_sync(AppBase.metadata.create_all)
+    await upgrade_app_db(settings.app_db_url)
     await store_policy(databases.app_sessions, policy)
     seeded = await create_demo_target(databases.target_engine) if settings.seed_demo_data else False
     await create_ledger(databases.target_engine)

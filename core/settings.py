@@ -21,7 +21,8 @@ class ConfigError(Exception):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # An empty value (`SLACK_BOT_TOKEN=` in a .env or a Secret) means unset, not "the empty string".
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True)
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"

@@ -13,6 +13,7 @@ from temporalio.converter import DataConverter, DefaultFailureConverterWithEncod
 
 from core.codec import EncryptionCodec
 from core.settings import Settings
+from core.temporal_tls import connect_options
 
 
 def data_converter(settings: Settings) -> DataConverter:
@@ -35,8 +36,8 @@ async def connect(settings: Settings) -> Client:
     """A client with the project's data converter, so models cross the wire checked (and sealed)."""
     return await Client.connect(
         settings.temporal_address,
-        namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
+        **connect_options(settings),
     )
 
 

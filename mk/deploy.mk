@@ -5,8 +5,9 @@
 
 DEPLOY_TEST_TOOLS := docker-compose openssl
 
-.PHONY: test-deps
-test-deps:
+.PHONY: deploy-deps
+test-deps: deploy-deps
+deploy-deps:
 	@missing=""; \
 	for tool in $(DEPLOY_TEST_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
