@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "agent-ticket"
+    # On stop, running activities get this long to finish before they are cancelled (and retried elsewhere).
+    worker_shutdown_grace_seconds: float = Field(default=30.0, ge=0, le=600)
     temporal_ui_url: str = "http://localhost:8233"
     # Temporal Cloud or a TLS-terminated cluster; see core/temporal_tls.py for how they are used.
     temporal_tls: bool = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -51,7 +52,9 @@ def build_workers(
     task_queue: str = WORKFLOW_TASK_QUEUE,
     role: QueueRole = QueueRole.ALL,
     max_concurrent_activities: int = 100,
+    graceful_shutdown: timedelta = timedelta(0),
 ) -> list[Worker]:
+    """Workers for `role`; on shutdown, running activities get `graceful_shutdown` to finish."""
     workers = []
     if role in (QueueRole.WORKFLOWS, QueueRole.ALL):
         workers.append(
@@ -61,6 +64,7 @@ def build_workers(
                 workflows=[TicketWorkflow],
                 activities=list(activities.workflow_queue),
                 max_concurrent_activities=max_concurrent_activities,
+                graceful_shutdown_timeout=graceful_shutdown,
             )
         )
     if role in (QueueRole.LLM, QueueRole.ALL):
@@ -70,6 +74,7 @@ def build_workers(
                 task_queue=llm_queue_for(task_queue),
                 activities=list(activities.llm_queue),
                 max_concurrent_activities=max_concurrent_activities,
+                graceful_shutdown_timeout=graceful_shutdown,
             )
         )
     return workers

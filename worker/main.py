@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import AsyncExitStack
+from datetime import timedelta
 
 from temporalio.client import Client
 
@@ -29,7 +30,13 @@ async def run_workers(
     try:
         client = client or await connect(settings)
         activities = build_activity_set(settings, databases)
-        workers = build_workers(client, activities, task_queue=settings.temporal_task_queue, role=role)
+        workers = build_workers(
+            client,
+            activities,
+            task_queue=settings.temporal_task_queue,
+            role=role,
+            graceful_shutdown=timedelta(seconds=settings.worker_shutdown_grace_seconds),
+        )
         async with AsyncExitStack() as stack:
             stack.push_async_callback(activities.close)
             for worker in workers:
