@@ -24,12 +24,13 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 from sqlalchemy.exc import SQLAlchemyError
-from temporalio.client import Client
+from temporalio.service import RPCError
 
-from cli.devserver import DevServerError, TemporalUnavailable, try_connect
+from cli.devserver import DevServerError, TemporalUnavailable, parse_address, try_connect
+from cli.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, CliError
 from cli.follow import TicketEnded, WaitTimedOut, query_status, wait_for_ticket
 from cli.identity import UnknownIdentity, current_user
-from cli.render import approval_panel, outcome_panel, status_view, tickets_table
+from cli.render import approval_panel, describe_url, outcome_panel, status_view, tickets_table
 from core.bootstrap import Databases, init_databases
 from core.models import (
     Decision,
@@ -48,22 +49,11 @@ from core.tickets import DecisionRefused, TicketNotFound, TicketService
 T = TypeVar("T")
 logger = logging.getLogger("cli")
 
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
 SHORT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LIST_STATUSES = [stage.value for stage in Stage if stage is not Stage.FINISHED] + [s.value for s in OutcomeStatus]
 
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
-
-
-class CliError(Exception):
-    """A failure with a message for the user and the exit code to leave with."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class AgentTicketApp(typer.Typer):
@@ -108,7 +98,12 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
 
 
 def configure_logging(level: int) -> None:
-    """Logs go to stderr (rich on a terminal, plain lines otherwise); the SDK's own chatter stays at warnings."""
+    """Logs go to stderr (rich on a terminal, plain lines otherwise); the SDK's own chatter stays at warnings.
+
+    Leaves logging alone when the host process (a test runner, an embedding app) configured it.
+    """
+    if logging.getLogger().handlers:
+        return
     handler: logging.Handler
     if errors.is_terminal:
         handler = RichHandler(console=errors, show_path=False, rich_tracebacks=False)
@@ -116,7 +111,7 @@ def configure_logging(level: int) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.basicConfig(level=level, handlers=[handler])
     logging.getLogger("temporalio").setLevel(max(level, logging.WARNING))
 
 
@@ -128,7 +123,7 @@ def settings_or_exit() -> Settings:
         fail(str(error), EXIT_BAD_INPUT)
 
 
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
+def run(settings: Settings, coroutine: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run` with the errors a user can act on turned into one message and an exit code."""
     try:
         return asyncio.run(coroutine)
@@ -138,6 +133,8 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
         fail(str(error))
     except UnknownIdentity as error:
         fail(str(error), EXIT_BAD_INPUT)
+    except RPCError as error:
+        fail(f"Temporal at TEMPORAL_ADDRESS={settings.temporal_address} answered with an error: {error}")
     except KeyboardInterrupt:
         errors.print("Interrupted.")
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -161,10 +158,6 @@ def validation_message(error: ValidationError, names: dict[str, str]) -> str:
     return "; ".join(lines)
 
 
-async def connect_or_explain(settings: Settings) -> Client:
-    return await try_connect(settings)
-
-
 @dataclass
 class Session:
     """A connected ticket service, with the app DB when the command needs it."""
@@ -174,7 +167,7 @@ class Session:
 
 
 async def open_session(settings: Settings, *, with_databases: bool = False) -> Session:
-    client = await connect_or_explain(settings)
+    client = await try_connect(settings)
     databases = Databases.open(settings) if with_databases else None
     sessions = databases.app_sessions if databases else None
     return Session(TicketService(client, sessions, settings.temporal_task_queue), databases)
@@ -219,7 +212,7 @@ def submit(
     """Submit a ticket. With --wait: exit 0 when done or awaiting approval, 1 if it ended otherwise."""
     settings = settings_or_exit()
     request = build_request(settings, text, as_user, channel)
-    code = run(_submit(settings, request, wait, timeout))
+    code = run(settings, _submit(settings, request, wait, timeout))
     raise typer.Exit(code)
 
 
@@ -287,7 +280,7 @@ def show(
 ) -> None:
     """Show a ticket: request, stage, plan, findings, rows affected, preview, decisions and outcome."""
     settings = settings_or_exit()
-    run(_show(settings, ticket_ref(ticket_id), audit))
+    run(settings, _show(settings, ticket_ref(ticket_id), audit))
 
 
 async def _show(settings: Settings, ref: str, audit: bool) -> None:
@@ -319,7 +312,7 @@ def list_tickets(
     if wanted is not None and wanted not in LIST_STATUSES:
         fail(f"--status must be one of {', '.join(LIST_STATUSES)}; got {status!r}.", EXIT_BAD_INPUT)
     settings = settings_or_exit()
-    run(_list(settings, wanted, limit))
+    run(settings, _list(settings, wanted, limit))
 
 
 async def _list(settings: Settings, status: str | None, limit: int) -> None:
@@ -375,7 +368,7 @@ def decide(ticket_id: str, *, approve: bool, comment: str, as_user: str | None, 
     except UnknownIdentity as error:
         fail(str(error), EXIT_BAD_INPUT)
     draft = build_decision(approve, decider, comment)
-    raise typer.Exit(run(_decide(settings, ref, draft, wait)))
+    raise typer.Exit(run(settings, _decide(settings, ref, draft, wait)))
 
 
 def build_decision(approve: bool, decider: str, comment: str, request_id: str = "", plan_hash: str = "") -> Decision:
@@ -484,12 +477,10 @@ def hash_password_command(
 def init_db() -> None:
     """Create the app tables, load the policy into the constraint table and seed the demo target DB."""
     settings = settings_or_exit()
-    run(_init_db(settings))
+    run(settings, _init_db(settings))
 
 
 async def _init_db(settings: Settings) -> None:
-    from cli.running import describe_url
-
     databases = Databases.open(settings)
     try:
         report = await init_databases(databases, settings)
@@ -518,7 +509,7 @@ def worker(
     configure_logging(logging.INFO)
     from cli.running import run_worker_command
 
-    run(run_worker_command(settings, role, install_stop_handlers, console))
+    run(settings, run_worker_command(settings, role, install_stop_handlers, console))
 
 
 @app.command()
@@ -528,7 +519,7 @@ def bot() -> None:
     configure_logging(logging.INFO)
     from cli.running import run_bot_command
 
-    run(run_bot_command(settings, install_stop_handlers, console))
+    run(settings, run_bot_command(settings, install_stop_handlers, console))
 
 
 @app.command()
@@ -539,10 +530,14 @@ def dev(
 ) -> None:
     """Everything at once: embedded Temporal (unless one answers), databases, worker and bot."""
     settings = settings_or_exit()
+    try:
+        parse_address(settings.temporal_address)
+    except ValueError as error:
+        fail(str(error), EXIT_BAD_INPUT)
     configure_logging(logging.INFO)
     from cli.running import run_dev
 
-    raise typer.Exit(run(run_dev(settings, install_stop_handlers, console, startup_timeout)))
+    raise typer.Exit(run(settings, run_dev(settings, install_stop_handlers, console, startup_timeout)))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy.engine import make_url
 
 from core.models import (
     DeleteOperation,
@@ -51,6 +52,11 @@ STAGE_TEXT = {
 }
 PREVIEW_ROWS = 5
 RISK_VALUES = {risk.value for risk in Risk}
+
+
+def describe_url(url: str) -> str:
+    """A database URL safe to print: the password is hidden."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def when(moment: datetime | None) -> str:

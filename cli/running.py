@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.engine import make_url
 from temporalio.client import Client
 
-from bot.server import serve_bot
+from bot.server import BotStartError, serve_bot
 from cli.devserver import EmbeddedTemporal, TemporalUnavailable, try_connect
+from cli.errors import CliError
+from cli.render import describe_url
 from core.bootstrap import Databases, init_databases
 from core.settings import Settings
 from worker.build import QueueRole, llm_queue_for
@@ -30,11 +31,6 @@ logger = logging.getLogger(__name__)
 StopInstaller = Callable[[asyncio.Event], None]
 DASHBOARD_PATH = "/"
 SLACK_EVENTS_PATH = "/slack/events"
-
-
-def describe_url(url: str) -> str:
-    """A database URL safe to print: the password is hidden."""
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def slack_state(settings: Settings) -> str:
@@ -162,7 +158,10 @@ async def run_bot_command(settings: Settings, install_stop: StopInstaller, conso
             f"Bot serving {bot_url(settings)}{SLACK_EVENTS_PATH} — Slack {slack_state(settings)}; Ctrl-C to stop."
         ),
     )
-    await serving
+    try:
+        await serving
+    except BotStartError as error:
+        raise CliError(str(error)) from error
     console.print("Bot stopped.")
 
 

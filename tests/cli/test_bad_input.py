@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,15 @@ def test_console_script_exit_codes(cli_env: CliEnv) -> None:
     assert bad_text.returncode == 2, (out, err)
     assert "TEXT: ticket text is empty" in err
     assert not cli_env.data_dir.exists()
+
+
+async def test_bot_port_in_use_is_named(on_server: CliEnv) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        on_server.set("BOT_PORT", str(port))
+        result = await on_server.run("bot")
+    assert result.exit_code == 1, result.output
+    assert f"BOT_PORT={port}" in result.output and "in use" in result.output
+    assert "Traceback" not in result.output
