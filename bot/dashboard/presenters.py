@@ -101,7 +101,8 @@ def operation_rows(plan: Plan, report: SafetyReport | None) -> list[OperationRow
         if isinstance(operation, InsertOperation | UpdateOperation):
             changes = [f"{item.column} = {_literal(item.value)}" for item in operation.values]
         if isinstance(operation, SelectOperation):
-            changes = [", ".join(operation.columns) or "all columns", f"at most {operation.limit} rows"]
+            rows_word = "row" if operation.limit == 1 else "rows"
+            changes = [", ".join(operation.columns) or "all columns", f"at most {operation.limit} {rows_word}"]
         if not isinstance(operation, InsertOperation):
             conditions = [filter_text(item) for item in operation.filters]
         impact = impacts.get(index)
@@ -189,7 +190,9 @@ def _preview(impact: OperationImpact) -> Preview:
             differs = change.before is not None and change.after is not None and before.get(column) != after.get(column)
             (changed if differs else others).append(column)
     others = [column for column in others if column not in changed]
-    columns = changed + others
+    # The row's id first, so each line says which row it is; then what changes; then the rest.
+    keys = [column for column in others if column == "id"]
+    columns = keys + changed + [column for column in others if column != "id"]
     rows = [
         [
             PreviewCell(

@@ -32,6 +32,8 @@ from core.models import (
     ExecutionResult,
     Filter,
     Finding,
+    GatherContextInput,
+    NamedRows,
     OperationImpact,
     OperationResult,
     Plan,
@@ -40,6 +42,8 @@ from core.models import (
     SafetyReport,
     SelectOperation,
     Stage,
+    TableInfo,
+    TicketContext,
     TicketRequest,
     TicketStatus,
     UpdateOperation,
@@ -80,6 +84,15 @@ PLAN = Plan(
         ),
     ],
     planner="scripted (tests)",
+)
+
+
+CONTEXT = TicketContext(
+    schema_tables=[TableInfo(name=name) for name in ("customers", "plans", "subscriptions")],
+    named_rows=[
+        NamedRows(table="customers", match="acme-corp", rows=[{"id": 1, "slug": "acme-corp", "name": "Acme Corp"}]),
+        NamedRows(table="customers", match="globex", rows=[{"id": 2, "slug": "globex", "name": "Globex"}]),
+    ],
 )
 
 
@@ -128,6 +141,10 @@ class DashboardScript:
     base: ScriptedActivities = field(default_factory=lambda: ScriptedActivities(plan=PLAN.model_copy(deep=True)))
     hold_execution: asyncio.Event | None = None
 
+    @activity.defn(name=names.ACTIVITY_GATHER_CONTEXT)
+    async def gather_context(self, input: GatherContextInput) -> TicketContext:
+        return CONTEXT
+
     @activity.defn(name=names.ACTIVITY_VALIDATE_PLAN)
     async def validate_plan(self, input: ValidatePlanInput) -> SafetyReport:
         return scripted_report(input.plan)
@@ -147,7 +164,7 @@ class DashboardScript:
         return ActivitySet(
             workflow_queue=[
                 self.audit.record_event,
-                self.base.gather_context,
+                self.gather_context,
                 self.validate_plan,
                 self.base.resolve_approvers,
                 self.execute_plan,

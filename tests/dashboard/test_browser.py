@@ -1,0 +1,210 @@
+"""The dashboard in real headless Chromium against uvicorn and the real workflow on the dev server.
+
+Set AGENT_TICKET_SCREENSHOT=path.png to also save the pending ticket's page (see
+scripts/screenshot_dashboard.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, expect
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
+from core.models import OutcomeStatus, TicketStatus
+from tests.dashboard.browser import CHROMIUM, chromium, serve, signed_in_page
+from tests.dashboard.harness import DashboardWorld
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Chromium is not installed at /usr/bin/chromium (run `make browser-deps`)"
+)
+
+SCREENSHOT = os.environ.get("AGENT_TICKET_SCREENSHOT")
+
+
+@pytest.fixture(scope="module")
+async def base_url(world: DashboardWorld) -> AsyncIterator[str]:
+    async with serve(world.app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A fresh browser profile (no cookies) per test, laptop-sized."""
+    created = await browser.new_context(viewport={"width": 1280, "height": 900})
+    created.set_default_timeout(10_000)
+    yield created
+    await created.close()
+
+
+def _finished(status: TicketStatus) -> bool:
+    return status.outcome is not None
+
+
+async def test_approver_reviews_approves_and_watches_it_finish_without_reload(
+    world: DashboardWorld, base_url: str, context: BrowserContext
+) -> None:
+    hold = asyncio.Event()
+    world.script.hold_execution = hold
+    try:
+        short_id = await world.file_ticket()
+        page = await signed_in_page(context, base_url, "bob")
+
+        row = page.locator(f'tr[data-ticket="{short_id}"]')
+        await expect(row).to_have_class("pending")
+        await expect(row).to_contain_text("awaiting approval")
+        await expect(row).to_contain_text("medium risk")
+        statuses = await page.locator("table.tickets tbody tr").evaluate_all("rows => rows.map(r => r.className)")
+        assert statuses == sorted(statuses, key=lambda name: name != "pending"), "pending approvals come first"
+        await row.locator("a.ticket-link").click()
+        await page.wait_for_url(f"{base_url}/tickets/{short_id}")
+
+        await expect(page.locator("#plan")).to_contain_text("Move acme-corp and globex to the pro plan")
+        await expect(page.locator("#plan table.operations")).to_contain_text("plan_id = 3")
+        await expect(page.locator("#plan table.operations")).to_contain_text("customer_id in (1, 2)")
+        await expect(page.locator("#findings")).to_contain_text("Changes 2 rows of subscriptions")
+        await expect(page.locator("#findings")).to_contain_text("Reads plans; changes nothing.")
+        await expect(page.locator("#preview td.changed").first).to_contain_text("2 → 3")
+        await expect(page.locator("#audit")).to_contain_text("approval requested")
+        if SCREENSHOT:
+            await page.screenshot(path=SCREENSHOT, full_page=True)
+
+        await page.fill("#approve-form textarea[name=comment]", "Checked with billing")
+        await page.click("#approve-form button")
+        await page.wait_for_url(f"{base_url}/tickets/{short_id}")
+        await expect(page.locator(".flash-ok")).to_contain_text(f"Your approval of T-{short_id} was sent.")
+        await expect(page.locator("#ticket-status")).to_contain_text("executing")
+        await page.evaluate("window.__sameDocument = true")
+
+        hold.set()
+        await expect(page.locator("#ticket-status")).to_contain_text("done")
+        await expect(page.locator("#outcome-reason")).to_contain_text("executed: 2 row(s) changed")
+        await expect(page.locator("#decision-panel")).to_contain_text("Decided by bob")
+        assert await page.evaluate("window.__sameDocument === true"), "the page must update without a reload"
+    finally:
+        world.script.hold_execution = None
+        hold.set()
+    final = await world.wait_for(short_id, _finished)
+    assert final.outcome is not None and final.outcome.status is OutcomeStatus.DONE
+    assert world.executions_of(short_id) == 1
+
+
+async def test_approver_rejects_with_a_reason(world: DashboardWorld, base_url: str, context: BrowserContext) -> None:
+    short_id = await world.file_ticket()
+    page = await signed_in_page(context, base_url, "alice")
+    await page.goto(f"{base_url}/tickets/{short_id}")
+
+    await page.click("#reject-form button")  # no reason: the browser keeps the form open
+    assert page.url == f"{base_url}/tickets/{short_id}"
+    await expect(page.locator("#ticket-status")).to_contain_text("awaiting approval")
+
+    await page.fill("#reject-form textarea[name=reason]", "Globex stays on starter until renewal")
+    await page.click("#reject-form button")
+    await expect(page.locator("#ticket-status")).to_contain_text("rejected")
+    await expect(page.locator("#outcome-reason")).to_contain_text(
+        "rejected by alice: Globex stays on starter until renewal"
+    )
+    final = await world.wait_for(short_id, _finished)
+    assert final.outcome is not None and final.outcome.status is OutcomeStatus.REJECTED
+    assert world.executions_of(short_id) == 0
+
+
+async def test_non_approver_and_signed_out_visitor_cannot_decide(
+    world: DashboardWorld, base_url: str, browser: Browser, context: BrowserContext
+) -> None:
+    short_id = await world.file_ticket()
+    page = await signed_in_page(context, base_url, "mallory")
+    await page.goto(f"{base_url}/tickets/{short_id}")
+    await expect(page.locator("#findings")).to_contain_text("Changes 2 rows of subscriptions")
+    await expect(page.locator("#approve-form")).to_have_count(0)
+    await expect(page.locator("#reject-form")).to_have_count(0)
+    await expect(page.locator("#cannot-decide")).to_have_text("You are not an approver for this ticket.")
+
+    # A forged post from mallory's own signed-in page, with her valid token and the shown ids.
+    async with page.expect_navigation() as navigation:
+        await page.evaluate(
+            """(shortId) => {
+                const form = document.createElement("form");
+                form.method = "post";
+                form.action = `/tickets/${shortId}/approve`;
+                const fields = {
+                    csrf_token: document.querySelector('input[name="csrf_token"]').value,
+                    request_id: document.getElementById("request-id").textContent,
+                    plan_hash: document.getElementById("plan-hash").textContent,
+                };
+                for (const [name, value] of Object.entries(fields)) {
+                    const input = document.createElement("input");
+                    input.type = "hidden"; input.name = name; input.value = value;
+                    form.append(input);
+                }
+                document.body.append(form);
+                form.submit();
+            }""",
+            short_id,
+        )
+    response = await navigation.value
+    assert response is not None and response.status == 403
+    await expect(page.locator(".problem")).to_contain_text("You (mallory) are not an approver")
+
+    stranger = await browser.new_context()
+    try:
+        visitor = await stranger.new_page()
+        await visitor.goto(f"{base_url}/tickets/{short_id}")
+        assert visitor.url.startswith(f"{base_url}/login?next=")
+        await expect(visitor.locator("body")).not_to_contain_text("Changes 2 rows")
+        status = await world.service.status(short_id)
+        assert status.approval is not None
+        posted = await stranger.request.post(
+            f"{base_url}/tickets/{short_id}/approve",
+            form={"request_id": status.approval.request_id, "plan_hash": status.approval.plan_hash},
+            headers={"Origin": base_url},
+        )
+        assert posted.status == 401
+    finally:
+        await stranger.close()
+    status = await world.service.status(short_id)
+    assert status.pending_approval and status.decisions == []
+
+
+async def test_cross_site_form_post_is_refused(world: DashboardWorld, base_url: str, context: BrowserContext) -> None:
+    short_id = await world.file_ticket()
+    page = await signed_in_page(context, base_url, "bob")
+    await page.goto(f"{base_url}/tickets/{short_id}")
+    # Even with bob's real token (say it leaked), a post from another origin is refused.
+    token = await page.locator('#approve-form input[name="csrf_token"]').input_value()
+    request_id = await page.locator("#request-id").text_content()
+    plan_hash = await page.locator("#plan-hash").text_content()
+
+    async def attack(request: Request) -> HTMLResponse:
+        return HTMLResponse(
+            f"""<!doctype html><title>You won a prize</title>
+            <form method="post" action="{base_url}/tickets/{short_id}/approve">
+              <input type="hidden" name="csrf_token" value="{token}">
+              <input type="hidden" name="request_id" value="{request_id}">
+              <input type="hidden" name="plan_hash" value="{plan_hash}">
+              <button id="claim">Claim your prize</button>
+            </form>"""
+        )
+
+    async with serve(Starlette(routes=[Route("/", attack)])) as attacker_url:
+        assert attacker_url != base_url  # same host, another port: another origin (and the same site)
+        await page.goto(attacker_url)
+        async with page.expect_navigation() as navigation:
+            await page.click("#claim")
+        response = await navigation.value
+        assert response is not None and response.status == 403
+        await expect(page.locator(".problem")).to_contain_text("Cross-site request refused")
+    status = await world.service.status(short_id)
+    assert status.pending_approval and status.decisions == []
