@@ -1,0 +1,142 @@
+"""SIGKILL the worker mid-step; a fresh worker finishes every ticket and no write lands twice.
+
+Two crash points, each with real worker processes on the session's dev server:
+while the LLM planning activity is in flight, and after the execution transaction
+(writes plus ledger row) committed but before the activity could report back. The
+recovery time, from the new worker's "polling" line to the interrupted step's
+completion in the workflow history, is printed and must stay under 5 s with the
+heartbeat settings the product ships (`workflows/options.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from temporalio.testing import WorkflowEnvironment
+
+from core.bootstrap import Databases, init_databases
+from core.demo import subscriptions
+from core.models import OutcomeStatus, TicketOutcome
+from core.names import ACTIVITY_EXECUTE_PLAN, ACTIVITY_PLAN_TICKET
+from core.tickets import StartedTicket, TicketService
+from tests.durability.processes import ChildProcess, go, wait_until_polling, warm_up, worker_process
+from tests.durability.support import (
+    activity_runs,
+    durable_settings,
+    install_write_log,
+    ledger_rows,
+    ticket_request,
+    worker_env,
+    writes_logged,
+)
+from tests.durability.worker_process import CRASH_AFTER_COMMIT, CRASH_PLANNING
+from workflows import options
+
+RECOVERY_LIMIT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """A low-risk ticket the offline planner turns into one subscription update."""
+
+    text: str
+    subscription_id: int
+    plan_id: int
+
+
+UPGRADES = [
+    Upgrade("upgrade acme-corp to the pro plan", subscription_id=1, plan_id=3),
+    Upgrade("move globex to the pro plan", subscription_id=2, plan_id=3),
+    Upgrade("move cyberdyne to the enterprise plan", subscription_id=9, plan_id=4),
+]
+
+CRASHED_STEP = {CRASH_PLANNING: ACTIVITY_PLAN_TICKET, CRASH_AFTER_COMMIT: ACTIVITY_EXECUTE_PLAN}
+
+
+async def wait_for_markers(marker_dir: Path, workflow_ids: list[str], worker: ChildProcess, within: float) -> None:
+    """Until every ticket's stand-in activity has written its marker (it is now stalled there)."""
+    deadline = time.monotonic() + within
+    while not all((marker_dir / workflow_id).exists() for workflow_id in workflow_ids):
+        assert worker.running, f"the crashing worker died early:\n{worker.output()}"
+        assert time.monotonic() < deadline, f"stand-ins never reached their crash point:\n{worker.output()}"
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("crash_point", [CRASH_PLANNING, CRASH_AFTER_COMMIT])
+async def test_sigkill_mid_step_loses_nothing_and_writes_once(
+    crash_point: str, tmp_path: Path, local_env: WorkflowEnvironment
+) -> None:
+    queue = f"crash-{crash_point}-{uuid.uuid4().hex[:8]}"
+    settings = durable_settings(tmp_path / "data", queue)
+    databases = Databases.open(settings)
+    marker_dir = tmp_path / "markers"
+    env = worker_env(settings, local_env.client.service_client.config.target_host)
+    crashing = worker_process(
+        "crashing worker", {**env, "CRASH_POINT": crash_point, "CRASH_MARKER_DIR": str(marker_dir)}
+    )
+    fresh = worker_process("replacement worker", {**env, "WAIT_FOR_GO": "1"})
+    try:
+        await init_databases(databases, settings)
+        await install_write_log(databases.target_engine, "subscriptions")
+        service = TicketService(local_env.client, databases.app_sessions, queue)
+
+        await asyncio.gather(crashing.start(), fresh.start())
+        await asyncio.gather(wait_until_polling(crashing), warm_up(fresh))
+        started: list[StartedTicket] = [await service.start(ticket_request(settings, u.text)) for u in UPGRADES]
+        workflow_ids = [ticket.workflow_id for ticket in started]
+        await wait_for_markers(marker_dir, workflow_ids, crashing, within=60)
+        if crash_point == CRASH_AFTER_COMMIT:
+            # The transaction really committed before the crash: the write and its ledger row are there.
+            for ticket, upgrade in zip(started, UPGRADES, strict=True):
+                assert await ledger_rows(databases, ticket.workflow_id) == 1
+                assert await writes_logged(databases.target_engine, "subscriptions", upgrade.subscription_id) == 1
+
+        killed_at = await crashing.kill()
+        await go(fresh)
+        polling_at = await wait_until_polling(fresh)
+        outcomes: list[TicketOutcome] = await asyncio.wait_for(
+            asyncio.gather(*(service.result(ticket.short_id) for ticket in started)), timeout=90
+        )
+        finished_at = time.time()
+
+        step = CRASHED_STEP[crash_point]
+        recoveries = []
+        for ticket, outcome in zip(started, outcomes, strict=True):
+            assert outcome.status is OutcomeStatus.DONE, outcome.reason
+            assert outcome.execution is not None
+            assert outcome.execution.replayed is (crash_point == CRASH_AFTER_COMMIT)
+            runs = [run for run in await activity_runs(local_env.client, ticket.workflow_id) if run.name == step]
+            assert len(runs) == 1 and runs[0].completed, runs
+            assert runs[0].attempt >= 2, "the step completed without a retry: the crash did not interrupt it"
+            recoveries.append(runs[0].closed - polling_at)
+        step_options = options.PLAN_TICKET if step == ACTIVITY_PLAN_TICKET else options.EXECUTE_PLAN
+        assert step_options.heartbeat is not None
+        print(
+            f"\n[durability] SIGKILL during {crash_point}: {len(started)} tickets; replacement polling "
+            f"{polling_at - killed_at:.2f} s after the kill; {step} completed "
+            + ", ".join(f"{seconds:.2f}" for seconds in recoveries)
+            + f" s after it polled (heartbeat timeout {step_options.heartbeat.total_seconds():g} s, retry "
+            f"after {step_options.retry.initial_interval.total_seconds():g} s); all tickets done "
+            f"{finished_at - killed_at:.1f} s after the kill"
+        )
+        assert max(recoveries) < RECOVERY_LIMIT_SECONDS
+
+        for ticket, upgrade in zip(started, UPGRADES, strict=True):
+            assert await ledger_rows(databases, ticket.workflow_id) == 1
+            assert await writes_logged(databases.target_engine, "subscriptions", upgrade.subscription_id) == 1
+            async with databases.target_engine.connect() as connection:
+                plan_id = await connection.scalar(
+                    select(subscriptions.c.plan_id).where(subscriptions.c.id == upgrade.subscription_id)
+                )
+            assert plan_id == upgrade.plan_id
+    finally:
+        await crashing.stop()
+        await fresh.stop()
+        await databases.close()

@@ -1,0 +1,137 @@
+"""The real ticket workers in a process of their own, so a test can SIGKILL them mid-step.
+
+Settings come from the environment exactly as `agent-ticket worker` reads them
+(`TEMPORAL_ADDRESS`, `TEMPORAL_TASK_QUEUE`, `AGENT_TICKET_DATA_DIR`, ...). Without
+`CRASH_POINT` this runs `worker.main.run_workers`, the product's own loop, until SIGTERM.
+With it, one activity is swapped for a test-only stand-in under the real activity name,
+and the process stops dead at that point so the test can kill it there:
+
+- `CRASH_POINT=planning`: `plan_ticket` heartbeats and never returns (the LLM call in flight).
+- `CRASH_POINT=after_commit`: the real `execute_plan` commits its transaction and ledger row,
+  then the activity heartbeats and never returns (the result never reaches Temporal).
+
+Each stand-in writes `<CRASH_MARKER_DIR>/<workflow id>` when it reaches its point. Log lines
+carry the epoch time (`%(created)`), so the test can time recovery from "worker polling".
+With `WAIT_FOR_GO=1` the process imports everything, prints "waiting for go" and connects only
+when a line arrives on stdin: a replacement worker can be warm when the old one is killed,
+as a standby replica or a restarted pod with a warm image would be, so the measured recovery
+is Temporal's (heartbeat time-out and retry), not Python's import time on a busy machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from temporalio import activity
+
+from core.bootstrap import Databases
+from core.models import ExecutePlanInput, ExecutionResult, Plan, PlanTicketInput
+from core.names import ACTIVITY_EXECUTE_PLAN, ACTIVITY_PLAN_TICKET, workflow_id_for
+from core.settings import Settings, load_settings
+from core.temporal import connect
+from worker.activities import build_activity_set
+from worker.build import ActivitySet, build_workers
+from worker.main import run_workers
+
+CRASH_PLANNING = "planning"
+CRASH_AFTER_COMMIT = "after_commit"
+POLLING_LINE = "worker polling"
+WAITING_LINE = "waiting for go"
+LOG_FORMAT = "%(created).3f %(name)s %(levelname)s %(message)s"
+
+logger = logging.getLogger("durability.worker")
+
+
+def _write_marker(marker: Path) -> None:
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(str(os.getpid()))
+
+
+async def _stall(marker: Path) -> None:
+    """Say where we are, then hang while heartbeating: alive to Temporal until the process dies."""
+    await asyncio.to_thread(_write_marker, marker)
+    logger.info("stalled at %s", marker.name)
+    while True:
+        activity.heartbeat("stalled by CRASH_POINT")
+        await asyncio.sleep(0.5)
+
+
+class CrashingActivities:
+    """The stand-ins, registered under the real activity names."""
+
+    def __init__(
+        self, marker_dir: Path, real_execute: Callable[[ExecutePlanInput], Awaitable[ExecutionResult]]
+    ) -> None:
+        self._marker_dir = marker_dir
+        self._real_execute = real_execute
+
+    @activity.defn(name=ACTIVITY_PLAN_TICKET)
+    async def plan_ticket(self, input: PlanTicketInput) -> Plan:
+        await _stall(self._marker_dir / workflow_id_for(input.ticket_id))
+        raise AssertionError("unreachable: the stall never ends")
+
+    @activity.defn(name=ACTIVITY_EXECUTE_PLAN)
+    async def execute_plan(self, input: ExecutePlanInput) -> ExecutionResult:
+        result = await self._real_execute(input)  # the real transaction, committed
+        logger.info("plan %s committed (replayed=%s)", input.plan_hash, result.replayed)
+        await _stall(self._marker_dir / input.workflow_id)
+        raise AssertionError("unreachable: the stall never ends")
+
+
+def with_crash_point(activities: ActivitySet, crash_point: str, marker_dir: Path) -> ActivitySet:
+    """The real activity set with the one activity at `crash_point` swapped for its stand-in."""
+    real_execute = next(fn for fn in activities.workflow_queue if fn.__name__ == ACTIVITY_EXECUTE_PLAN)
+    crashing = CrashingActivities(marker_dir, real_execute)
+    if crash_point == CRASH_PLANNING:
+        return ActivitySet(activities.workflow_queue, [crashing.plan_ticket], activities.cleanups)
+    if crash_point == CRASH_AFTER_COMMIT:
+        others = [fn for fn in activities.workflow_queue if fn is not real_execute]
+        return ActivitySet([*others, crashing.execute_plan], activities.llm_queue, activities.cleanups)
+    raise SystemExit(f"unknown CRASH_POINT {crash_point!r}")
+
+
+async def run_crashing(settings: Settings, crash_point: str, marker_dir: Path, stop: asyncio.Event) -> None:
+    """Like `run_workers`, but with one activity that stalls at `crash_point`."""
+    databases = Databases.open(settings)
+    try:
+        client = await connect(settings)
+        activities = with_crash_point(build_activity_set(settings, databases), crash_point, marker_dir)
+        workers = build_workers(client, activities, task_queue=settings.temporal_task_queue)
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(activities.close)
+            for worker in workers:
+                await stack.enter_async_context(worker)
+            logger.info("%s %s (crash point %s)", POLLING_LINE, settings.temporal_task_queue, crash_point)
+            await stop.wait()
+    finally:
+        await databases.close()
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stdout)
+    settings = load_settings(_env_file=None)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if os.environ.get("WAIT_FOR_GO"):
+        logger.info(WAITING_LINE)
+        await asyncio.to_thread(sys.stdin.readline)
+    crash_point = os.environ.get("CRASH_POINT", "")
+    if crash_point:
+        await run_crashing(settings, crash_point, Path(os.environ["CRASH_MARKER_DIR"]), stop)
+    else:
+        await run_workers(settings, stop=stop)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+    sys.stdout.flush()
+    os._exit(0)  # the SDK's Rust bridge can abort at interpreter exit (docs: pitfalls)
