@@ -174,6 +174,12 @@ class EmbeddedTemporal:
             f"{wait_seconds:.0f} s ({last_error}).\n{self.describe_log()}"
         )
 
+    async def wait_exited(self) -> int:
+        """Until the server process ends, for whatever reason; its exit code."""
+        if self._process is None:
+            raise RuntimeError("the embedded server was never started")
+        return await self._process.wait()
+
     async def stop(self, grace_seconds: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL if it has not exited within `grace_seconds`; returns the exit code."""
         process = self._process
@@ -189,6 +195,11 @@ class EmbeddedTemporal:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 return await process.wait()
+            except asyncio.CancelledError:
+                # Forced shutdown (a second Ctrl-C): never leave the server behind.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                raise
         finally:
             if self._log is not None:
                 self._log.close()

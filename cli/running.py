@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -180,6 +181,8 @@ async def run_dev(settings: Settings, install_stop: StopInstaller, console: Cons
     stop = asyncio.Event()
     install_stop(stop)
     async with temporal_for_dev(settings, console, startup_seconds) as temporal:
+        if stop.is_set():
+            return 0
         if "temporal_ui_url" not in settings.model_fields_set:
             settings = settings.model_copy(update={"temporal_ui_url": temporal.ui_url})
         databases = Databases.open(settings)
@@ -192,28 +195,51 @@ async def run_dev(settings: Settings, install_stop: StopInstaller, console: Cons
             asyncio.create_task(run_workers(settings, stop=stop, client=temporal.client), name="worker"),
             asyncio.create_task(serve_bot(settings, stop=stop, client=temporal.client, ready=ready), name="bot"),
         ]
+        watched: set[asyncio.Task[Any]] = set(tasks)
+        if temporal.embedded is not None:
+            watched.add(asyncio.create_task(temporal.embedded.wait_exited(), name="embedded Temporal server"))
         waiting = asyncio.create_task(ready.wait())
-        await asyncio.wait({waiting, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({waiting, *watched}, return_when=asyncio.FIRST_COMPLETED)
         waiting.cancel()
-        if ready.is_set() and not any(task.done() for task in tasks):
+        if ready.is_set() and not any(task.done() for task in watched):
             console.print(banner(settings, temporal))
             console.print("[bold green]agent-ticket dev is ready[/bold green] — press Ctrl-C to stop.")
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        early = [] if stop.is_set() else [task for task in tasks if task.done()]
-        stop.set()
-        console.print("Stopping worker and bot…")
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        code = 0
-        for task, result in zip(tasks, results, strict=True):
-            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                console.print(f"[bold red]The {task.get_name()} failed:[/bold red] {result}")
-                logger.debug("%s failed", task.get_name(), exc_info=result)
-                code = 1
-            elif task in early:
-                console.print(f"[bold red]The {task.get_name()} stopped unexpectedly.[/bold red]")
-                code = 1
+            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        code = await _stop_all(tasks, watched, stop, temporal, console)
         if temporal.embedded is not None:
             console.print("Stopping the embedded Temporal server…")
     if code == 0:
         console.print("Stopped cleanly.")
+    return code
+
+
+async def _stop_all(
+    tasks: list[asyncio.Task[None]],
+    watched: set[asyncio.Task[Any]],
+    stop: asyncio.Event,
+    temporal: TemporalInfo,
+    console: Console,
+) -> int:
+    """Stop worker and bot, then say what (if anything) ended on its own; returns the exit code."""
+    early = [] if stop.is_set() else [task for task in watched if task.done()]
+    stop.set()
+    console.print("Stopping worker and bot…")
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    code = 0
+    for task, result in zip(tasks, results, strict=True):
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            console.print(f"[bold red]The {task.get_name()} failed:[/bold red] {result}")
+            logger.debug("%s failed", task.get_name(), exc_info=result)
+            code = 1
+        elif task in early:
+            console.print(f"[bold red]The {task.get_name()} stopped unexpectedly.[/bold red]")
+            code = 1
+    for task in watched - set(tasks):
+        if task in early and temporal.embedded is not None:
+            console.print(
+                f"[bold red]The embedded Temporal server exited unexpectedly (code {task.result()}).[/bold red]\n"
+                + temporal.embedded.describe_log()
+            )
+            code = 1
+        task.cancel()
     return code
