@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,9 @@ from core.ledger import executions
 from core.models import Stage, TicketRequest, TicketStatus
 from core.settings import Settings, load_settings
 from core.tickets import TicketService
+from tests.fakes.openai_server import FAKE_API_KEY, FakeOpenAIServer
+from worker.activities import build_activity_set
+from worker.build import build_workers
 
 APPROVERS = ["alice", "bob", "carol"]
 REQUESTER = "dave"
@@ -37,6 +42,31 @@ def durable_settings(data_dir: Path, task_queue: str, **overrides: object) -> Se
     }
     values.update(overrides)
     return load_settings(**values)
+
+
+@dataclass
+class Pipeline:
+    """Real workers on a queue of their own, and the service that starts and decides tickets there."""
+
+    settings: Settings
+    service: TicketService
+
+
+@asynccontextmanager
+async def openai_pipeline(
+    fake: FakeOpenAIServer, data_dir: Path, databases: Databases, client: Client, **overrides: object
+) -> AsyncIterator[Pipeline]:
+    """The real workers with the real `OpenAIPlanner` pointed at `fake`, on a fresh task queue."""
+    queue = f"llm-{uuid.uuid4().hex[:8]}"
+    settings = durable_settings(
+        data_dir, queue, openai_api_key=FAKE_API_KEY, openai_base_url=fake.base_url, **overrides
+    )
+    async with AsyncExitStack() as stack:
+        activities = build_activity_set(settings, databases)
+        stack.push_async_callback(activities.close)
+        for worker in build_workers(client, activities, task_queue=queue):
+            await stack.enter_async_context(worker)
+        yield Pipeline(settings, TicketService(client, databases.app_sessions, queue))
 
 
 def worker_env(settings: Settings, temporal_address: str) -> dict[str, str]:

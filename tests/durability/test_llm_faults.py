@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-import uuid
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,10 +23,8 @@ from core.bootstrap import Databases, init_databases
 from core.demo import subscriptions
 from core.models import OutcomeStatus, TicketOutcome
 from core.schema import TicketRow
-from core.tickets import TicketService
-from tests.durability.support import durable_settings, ledger_rows, ticket_request
+from tests.durability.support import durable_settings, ledger_rows, openai_pipeline, ticket_request
 from tests.fakes.openai_server import (
-    FAKE_API_KEY,
     FakeOpenAIServer,
     ScriptedReply,
     connection_reset_reply,
@@ -42,8 +38,6 @@ from tests.fakes.openai_server import (
     slow_reply,
     unauthorized_reply,
 )
-from worker.activities import build_activity_set
-from worker.build import build_workers
 from workflows import options
 
 MAX_ATTEMPTS = options.PLAN_TICKET.retry.maximum_attempts
@@ -188,24 +182,18 @@ class Result:
 
 async def run_scenario(scenario: Scenario, data_dir: Path, databases: Databases, env: WorkflowEnvironment) -> Result:
     """One ticket through its own fake and its own workers, to its end."""
-    queue = f"llm-{uuid.uuid4().hex[:8]}"
     fake = TimedFakeOpenAI()
-    async with fake, AsyncExitStack() as stack:
-        settings = durable_settings(
-            data_dir,
-            queue,
-            openai_api_key=FAKE_API_KEY,
-            openai_base_url=fake.base_url,
-            openai_timeout_seconds=CLIENT_TIMEOUT_SECONDS,
-        )
-        activities = build_activity_set(settings, databases)
-        stack.push_async_callback(activities.close)
-        for worker in build_workers(env.client, activities, task_queue=queue):
-            await stack.enter_async_context(worker)
+    async with (
+        fake,
+        openai_pipeline(
+            fake, data_dir, databases, env.client, openai_timeout_seconds=CLIENT_TIMEOUT_SECONDS
+        ) as pipeline,
+    ):
         fake.enqueue(*scenario.replies)
-        service = TicketService(env.client, databases.app_sessions, queue)
+        service = pipeline.service
         began = time.monotonic()
-        started = await service.start(ticket_request(settings, f"move subscription {scenario.subscription_id} to pro"))
+        text = f"move subscription {scenario.subscription_id} to pro"
+        started = await service.start(ticket_request(pipeline.settings, text))
         outcome = await service.result(started.short_id)
         seconds = time.monotonic() - began
         async with databases.app_sessions() as session:
