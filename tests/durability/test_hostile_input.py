@@ -305,12 +305,17 @@ def test_text_no_person_types_is_refused_with_a_clear_message(text: str, message
 
 def test_binary_text_is_refused_at_the_edge() -> None:
     """Bytes that are not UTF-8 never become a ticket, whether posted as JSON or handed over in Python."""
-    with pytest.raises(ValidationError, match="valid unicode|UTF-8"):
+    with pytest.raises(ValidationError, match=r"valid unicode|UTF-8"):
         TicketRequest.model_validate_json(b'{"text": "upgrade \xff\xfe acme-corp", "requester": "dave"}')
     with pytest.raises(ValidationError):
         TicketRequest.model_validate({"text": b"\x89PNG\r\n\x1a\n\x00\x00", "requester": "dave"})
 
 
+def fullwidth(text: str) -> str:
+    """`text` in fullwidth letters (U+FF41...), which look like ASCII to a reviewer."""
+    return "".join(chr(ord(char) + 0xFEE0) if "!" <= char <= "~" else char for char in text)
+
+
 def test_lookalike_letters_are_normalised_so_reviewer_and_planner_read_the_same_text() -> None:
-    request = TicketRequest(text="ｕｐｇｒａｄｅ acme-corp to the ｐｒｏ plan", requester="dave")
+    request = TicketRequest(text=f"{fullwidth('upgrade')} acme-corp to the {fullwidth('pro')} plan", requester="dave")
     assert request.text == "upgrade acme-corp to the pro plan"
