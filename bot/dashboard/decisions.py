@@ -2,7 +2,8 @@
 
 The decision is made as the signed-in user's approver identity, carrying the approval request
 id and plan hash the page showed, so a decision on a plan that has since changed is refused,
-and four-eyes and the approver list hold exactly as in Slack.
+and four-eyes and the approver list hold exactly as in Slack. A rejection can, as in Slack,
+ask for a new plan with its reason as the planner's feedback.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import logging
 
 from pydantic import ValidationError
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from bot.dashboard.auth import DashboardUser
 from bot.dashboard.deps import Dashboard, form_text, ticket_ref
 from bot.dashboard.pages import Pages
 from bot.dashboard.problems import BadInput, Forbidden, NotFound, Unavailable
@@ -20,11 +23,42 @@ from bot.dashboard.reader import TemporalUnavailable
 from bot.dashboard.sessions import flash
 from bot.dashboard.templating import NO_STORE
 from bot.dashboard.ticket_view import approvers_of
-from core.models import Decision, DecisionSource
+from core.models import Decision, DecisionSource, TicketStatus
 from core.names import ticket_label
 from core.tickets import DecisionRefused, TicketNotFound
 
 logger = logging.getLogger(__name__)
+
+
+def decision_from_form(form: FormData, user: DashboardUser, *, approve: bool) -> Decision:
+    """The signal's payload from the posted form; `BadInput` says what is missing."""
+    request_id = form_text(form, "request_id", 100)
+    plan_hash = form_text(form, "plan_hash", 100)
+    if not request_id or not plan_hash:
+        raise BadInput("The form is missing the approval request id or plan hash. Reload the page and try again.")
+    comment = form_text(form, "comment" if approve else "reason")
+    if not approve and not comment:
+        raise BadInput("A reason is required to reject.")
+    try:
+        return Decision(
+            approve=approve,
+            decider=user.approver,
+            source=DecisionSource.DASHBOARD,
+            request_id=request_id,
+            plan_hash=plan_hash,
+            comment=comment,
+            replan=not approve and form.get("replan") == "1",
+        )
+    except ValidationError as error:
+        raise BadInput(f"The decision is not valid: {error.errors()[0]['msg']}.") from error
+
+
+def sent_message(decision: Decision, label: str) -> str:
+    if decision.replan:
+        sent = f"You sent {label} back for a new plan."
+    else:
+        sent = f"Your {'approval' if decision.approve else 'rejection'} of {label} was sent."
+    return f"{sent} This page follows the ticket as it moves on."
 
 
 class Decisions:
@@ -44,49 +78,37 @@ class Decisions:
         self._d.check_post(request, form)
         short_id = ticket_ref(request)
         label = ticket_label(short_id)
-
-        try:
-            status = await self._d.reader.status(short_id, fresh=True)
-        except TicketNotFound as error:
-            raise NotFound(f"There is no ticket {label}.") from error
-        except TemporalUnavailable as error:
-            raise Unavailable(f"{label}: {error}. Nothing was decided; try again shortly.") from error
+        status = await self._current_status(short_id)
         if user.approver not in approvers_of(status):
             logger.warning("%s: %s (%s) is not an approver; decision refused", label, user.username, user.approver)
             raise Forbidden(f"You ({user.approver}) are not an approver for {label}, so you cannot decide on it.")
 
-        request_id = form_text(form, "request_id", 100)
-        plan_hash = form_text(form, "plan_hash", 100)
-        comment = form_text(form, "reason" if not approve else "comment")
-        if not request_id or not plan_hash:
-            raise BadInput("The form is missing the approval request id or plan hash. Reload the page and try again.")
-        if not approve and not comment:
-            return await self._pages.render_ticket(
-                request, user, short_id, error="A reason is required to reject.", status_code=400
-            )
+        typed = {name: form_text(form, name) for name in ("comment", "reason", "replan")}
         try:
-            decision = Decision(
-                approve=approve,
-                decider=user.approver,
-                source=DecisionSource.DASHBOARD,
-                request_id=request_id,
-                plan_hash=plan_hash,
-                comment=comment,
-            )
-        except ValidationError as error:
-            raise BadInput(f"The decision is not valid: {error.errors()[0]['msg']}.") from error
-
-        verb = "approve" if approve else "reject"
-        try:
+            decision = decision_from_form(form, user, approve=approve)
             await self._d.service.decide(short_id, decision)
-        except DecisionRefused as refused:
-            logger.info("%s: %s's %s refused: %s", label, user.username, verb, refused)
+        except BadInput as problem:
             return await self._pages.render_ticket(
-                request, user, short_id, error=str(refused), status_code=409, form={"reason": comment}
+                request, user, short_id, error=problem.message, status_code=400, form=typed
+            )
+        except DecisionRefused as refused:
+            logger.info("%s: decision by %s refused: %s", label, user.username, refused)
+            return await self._pages.render_ticket(
+                request, user, short_id, error=str(refused), status_code=409, form=typed
             )
         except TicketNotFound as error:
             raise NotFound(f"There is no ticket {label}.") from error
-        logger.info("%s: %s (%s) sent %s from the dashboard", label, user.username, user.approver, verb)
-        noun = "approval" if approve else "rejection"
-        flash(request, "ok", f"Your {noun} of {label} was sent. This page follows the ticket as it moves on.")
+
+        kind = "approve" if approve else ("reject and re-plan" if decision.replan else "reject")
+        logger.info("%s: %s (%s) sent %s from the dashboard", label, user.username, user.approver, kind)
+        flash(request, "ok", sent_message(decision, label))
         return RedirectResponse(f"/tickets/{short_id}", status_code=303, headers=NO_STORE)
+
+    async def _current_status(self, short_id: str) -> TicketStatus:
+        label = ticket_label(short_id)
+        try:
+            return await self._d.reader.status(short_id, fresh=True)
+        except TicketNotFound as error:
+            raise NotFound(f"There is no ticket {label}.") from error
+        except TemporalUnavailable as error:
+            raise Unavailable(f"{label}: {error}. Nothing was decided; try again shortly.") from error

@@ -173,3 +173,26 @@ async def test_events_stream_of_finished_ticket_ends_with_its_outcome(
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
     assert response.text.startswith("retry: ")
     assert 'event: status\ndata: {"ticket_id"' in response.text and '"status":"rejected"' in response.text
+
+
+async def test_reject_asking_for_a_new_plan_starts_a_new_review_round(
+    world: DashboardWorld, bob: httpx.AsyncClient
+) -> None:
+    short_id = await world.file_ticket()
+    form = await _form(bob, world, short_id)
+    response = await _post(bob, f"/tickets/{short_id}/reject", {**form, "reason": "only acme-corp", "replan": "1"})
+    assert response.status_code == 303
+    assert f"You sent T-{short_id} back for a new plan." in (await bob.get(response.headers["location"])).text
+
+    renewed = await world.wait_for(
+        short_id,
+        lambda status: (
+            status.pending_approval and status.approval is not None and status.approval.request_id != form["request_id"]
+        ),
+    )
+    assert renewed.feedback == ["only acme-corp"] and renewed.review_rounds == 1
+    page = (await bob.get(f"/tickets/{short_id}")).text
+    assert "only acme-corp" in page and 'id="approve-form"' in page
+    assert renewed.approval is not None and renewed.approval.request_id in page
+    stale = await _post(bob, f"/tickets/{short_id}/approve", form)  # the first round's ids
+    assert stale.status_code == 409 and "out of date" in stale.text

@@ -1,0 +1,122 @@
+"""The dashboard's pure parts: presenting plans and previews, origin checks, throttling, account settings."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.requests import Request
+
+from bot.dashboard.auth import UserDirectory, hash_password, password_matches
+from bot.dashboard.csrf import same_origin
+from bot.dashboard.presenters import filter_text, finding_rows, operation_rows, previews, stage_steps
+from bot.dashboard.responses import safe_next
+from bot.dashboard.throttle import LoginThrottle
+from core.models import Filter, Stage
+from core.settings import ConfigError, load_settings
+from tests.dashboard.harness import PLAN, scripted_report
+
+
+def _request(headers: dict[str, str]) -> Request:
+    raw = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+    return Request({"type": "http", "method": "POST", "path": "/x", "headers": raw, "query_string": b""})
+
+
+def test_operations_read_as_what_they_do() -> None:
+    rows = operation_rows(PLAN, scripted_report(PLAN))
+    assert [(row.number, row.kind, row.table, row.rows_affected, row.risk) for row in rows] == [
+        (1, "select", "plans", 1, "low"),
+        (2, "update", "subscriptions", 2, "medium"),
+    ]
+    assert rows[0].changes == ["id, name, price_cents", "at most 1 row"] and rows[0].conditions == ["name = 'pro'"]
+    assert rows[1].changes == ["plan_id = 3", "seats = 50"] and rows[1].conditions == ["customer_id in (1, 2)"]
+    assert filter_text(Filter(column="deleted_at", op="is_null")) == "deleted_at is null"
+
+
+def test_findings_most_serious_first() -> None:
+    rows = finding_rows(scripted_report(PLAN))
+    assert [(row.risk, row.where) for row in rows] == [("medium", "operation 2"), ("low", "operation 1")]
+
+
+def test_preview_puts_id_then_changed_columns_first() -> None:
+    (preview,) = previews(scripted_report(PLAN))
+    assert preview.columns == ["id", "plan_id", "seats", "customer_id", "status"]
+    first = preview.rows[0]
+    assert (first[1].before, first[1].after, first[1].changed) == ("2", "3", True)
+    assert first[3].changed is False and preview.hidden_rows == 0
+
+
+def test_stage_steps_mark_done_current_and_todo() -> None:
+    states = [step.state for step in stage_steps(Stage.AWAITING_APPROVAL)]
+    assert states == ["done", "done", "done", "done", "current", "todo", "todo"]
+    assert {step.state for step in stage_steps(Stage.FINISHED)} == {"done"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "allowed"),
+    [
+        ({"host": "dash.test", "origin": "http://dash.test"}, True),
+        ({"host": "internal:3000", "origin": "https://tickets.example.com"}, True),  # PUBLIC_URL behind a proxy
+        ({"host": "dash.test", "referer": "http://dash.test/tickets/1"}, True),
+        ({"host": "dash.test", "origin": "http://evil.test"}, False),
+        ({"host": "dash.test", "origin": "null"}, False),
+        ({"host": "dash.test"}, False),
+        ({"host": "dash.test", "origin": "http://dash.test", "sec-fetch-site": "cross-site"}, False),
+        ({"host": "dash.test", "origin": "http://dash.test", "sec-fetch-site": "same-origin"}, True),
+    ],
+)
+def test_same_origin(headers: dict[str, str], allowed: bool) -> None:
+    assert same_origin(_request(headers), "https://tickets.example.com") is allowed
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/tickets/a?x=1", "/tickets/a?x=1"),
+        ("//evil.test", "/"),
+        ("https://evil.test", "/"),
+        ("/\\evil", "/"),
+        ("", "/"),
+    ],
+)
+def test_safe_next(target: str, expected: str) -> None:
+    assert safe_next(target) == expected
+
+
+def test_throttle_pauses_after_five_failures_then_forgets() -> None:
+    now = [1000.0]
+    throttle = LoginThrottle(max_failures=5, window_seconds=300, clock=lambda: now[0])
+    for _ in range(5):
+        assert throttle.retry_after("ip|bob") == 0
+        throttle.failed("ip|bob")
+    assert throttle.retry_after("ip|bob") == 301
+    assert throttle.retry_after("ip|alice") == 0
+    now[0] += 301
+    assert throttle.retry_after("ip|bob") == 0
+
+
+async def test_passwords_are_argon2_and_unknown_users_fail_alike() -> None:
+    hashed = hash_password("correct horse")
+    assert hashed.startswith("$argon2id$") and password_matches(hashed, "correct horse")
+    assert not password_matches(hashed, "wrong") and not password_matches("not a hash", "x")
+    directory = UserDirectory(list(load_settings(_env_file=None, dashboard_users=f"ann:U1:{hashed}").dashboard_users))
+    assert (await directory.authenticate("ann", "correct horse")) is not None
+    assert (await directory.authenticate("ann", "wrong")) is None
+    assert (await directory.authenticate("nobody", "correct horse")) is None
+    assert directory.display_name("U1") == "ann (U1)" and directory.display_name("U9") == "U9"
+
+
+def test_dashboard_users_setting_refuses_plain_passwords_and_duplicates() -> None:
+    hashed = hash_password("pw")
+    accounts = load_settings(
+        _env_file=None, dashboard_users=f"ann:U1:{hashed},bob:U2:{hashed}\ncarol:U3:"
+    ).dashboard_users
+    assert [(a.username, a.approver, bool(a.password_hash.get_secret_value())) for a in accounts] == [
+        ("ann", "U1", True),
+        ("bob", "U2", True),
+        ("carol", "U3", False),
+    ]
+    with pytest.raises(ConfigError, match=r"DASHBOARD_USERS: .*argon2 hash"):
+        load_settings(_env_file=None, dashboard_users="ann:U1:hunter2")
+    with pytest.raises(ConfigError, match="listed twice"):
+        load_settings(_env_file=None, dashboard_users=f"ann:U1:{hashed},ann:U2:{hashed}")
+    with pytest.raises(ConfigError, match=r"DASHBOARD_SESSION_SECRET: .*32 characters"):
+        load_settings(_env_file=None, dashboard_session_secret="short")
