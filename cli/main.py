@@ -32,6 +32,7 @@ from cli.follow import TicketEnded, WaitTimedOut, query_status, wait_for_ticket
 from cli.identity import UnknownIdentity, current_user
 from cli.render import approval_panel, describe_url, outcome_panel, status_view, tickets_table
 from core.bootstrap import Databases, init_databases
+from core.migrations import MigrationError
 from core.models import (
     Decision,
     DecisionSource,
@@ -43,6 +44,7 @@ from core.models import (
     clean_ticket_text,
 )
 from core.names import short_id_from, ticket_label
+from core.policy import PolicyError
 from core.settings import ConfigError, Settings, load_settings
 from core.tickets import DecisionRefused, TicketNotFound, TicketService
 
@@ -484,7 +486,7 @@ async def _init_db(settings: Settings) -> None:
     databases = Databases.open(settings)
     try:
         report = await init_databases(databases, settings)
-    except (SQLAlchemyError, OSError) as error:
+    except (SQLAlchemyError, OSError, MigrationError, PolicyError) as error:
         raise CliError(f"Could not initialise the databases: {error}") from error
     finally:
         await databases.close()

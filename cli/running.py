@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
 
 from bot.server import BotStartError, serve_bot
@@ -24,6 +25,8 @@ from cli.devserver import EmbeddedTemporal, TemporalUnavailable, try_connect
 from cli.errors import CliError
 from cli.render import describe_url
 from core.bootstrap import Databases, init_databases
+from core.migrations import MigrationError
+from core.policy import PolicyError
 from core.settings import Settings
 from worker.build import QueueRole, llm_queue_for
 
@@ -188,6 +191,8 @@ async def run_dev(settings: Settings, install_stop: StopInstaller, console: Cons
         databases = Databases.open(settings)
         try:
             await init_databases(databases, settings)
+        except (SQLAlchemyError, OSError, MigrationError, PolicyError) as error:
+            raise CliError(f"Could not initialise the databases: {error}") from error
         finally:
             await databases.close()
         ready = asyncio.Event()

@@ -142,3 +142,11 @@ async def test_bot_port_in_use_is_named(on_server: CliEnv) -> None:
     assert result.exit_code == 1, result.output
     assert f"BOT_PORT={port}" in result.output and "in use" in result.output
     assert "Traceback" not in result.output
+
+
+async def test_init_db_names_what_it_could_not_read(cli_env: CliEnv, tmp_path: Path) -> None:
+    cli_env.set("POLICY_FILE", str(tmp_path / "missing-policy.yaml"))
+    result = await cli_env.run("init-db")
+    assert result.exit_code == 1, result.output
+    assert "cannot read policy file" in result.output and "missing-policy.yaml" in result.output
+    assert "Traceback" not in result.output
