@@ -22,12 +22,14 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
+    CheckboxesElement,
     ConfirmObject,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
     InputBlock,
     MarkdownTextObject,
+    Option,
     PlainTextInputElement,
     PlainTextObject,
     SectionBlock,
@@ -42,6 +44,9 @@ from bot.slack.actions import (
     REASON_INPUT_ACTION_ID,
     REJECT_ACTION_ID,
     REJECT_MODAL_CALLBACK_ID,
+    REPLAN_BLOCK_ID,
+    REPLAN_INPUT_ACTION_ID,
+    REPLAN_OPTION,
     ButtonValue,
     RejectModalMetadata,
 )
@@ -265,6 +270,10 @@ def plan_blocks(status: TicketStatus) -> list[Block]:
     if plan.rationale:
         summary += f"\n_{escape(plan.rationale)}_"
     blocks: list[Block] = [DividerBlock(), section(summary)]
+    if status.feedback:
+        rounds = f" (review round {status.review_rounds + 1})" if status.review_rounds else ""
+        feedback = [f"• {escape(item)}" for item in status.feedback]
+        blocks.append(section(f"*Reviewer feedback so far*{rounds}\n" + bulleted(feedback)))
     operations = [f"{index}. {describe_operation(op)}" for index, op in enumerate(plan.operations, start=1)]
     blocks.append(section("*Operations*\n" + (bulleted(operations) if operations else "_none_")))
     if report is not None:
@@ -503,6 +512,21 @@ def reject_modal(status: TicketStatus, metadata: RejectModalMetadata) -> View:
                 label=PlainTextObject(text="Why are you rejecting it?"),
                 element=PlainTextInputElement(
                     action_id=REASON_INPUT_ACTION_ID, multiline=True, min_length=1, max_length=MAX_REASON
+                ),
+            ),
+            InputBlock(
+                block_id=REPLAN_BLOCK_ID,
+                optional=True,
+                label=PlainTextObject(text="Then"),
+                element=CheckboxesElement(
+                    action_id=REPLAN_INPUT_ACTION_ID,
+                    options=[
+                        Option(
+                            value=REPLAN_OPTION,
+                            text=PlainTextObject(text="Ask for a new plan, with my reason as feedback"),
+                            description=PlainTextObject(text="Unticked, the ticket ends as rejected."),
+                        )
+                    ],
                 ),
             ),
         ],

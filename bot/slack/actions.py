@@ -20,6 +20,9 @@ DASHBOARD_ACTION_ID = "ticket_dashboard"
 REJECT_MODAL_CALLBACK_ID = "ticket_reject_modal"
 REASON_BLOCK_ID = "reject_reason"
 REASON_INPUT_ACTION_ID = "reject_reason_input"
+REPLAN_BLOCK_ID = "reject_replan"
+REPLAN_INPUT_ACTION_ID = "reject_replan_input"
+REPLAN_OPTION = "replan"
 
 MAX_BUTTON_VALUE = 2000
 MAX_PRIVATE_METADATA = 3000
@@ -117,13 +120,20 @@ class ButtonClick(SlackPayload):
         return click
 
 
-class PlainTextInputState(SlackPayload):
-    type: str = "plain_text_input"
+class SelectedOption(SlackPayload):
+    value: str
+
+
+class InputState(SlackPayload):
+    """One input's state in a submitted view: typed text or ticked checkboxes."""
+
+    type: str
     value: str | None = Field(default=None, max_length=MAX_REASON)
+    selected_options: list[SelectedOption] = Field(default_factory=list)
 
 
 class ViewState(SlackPayload):
-    values: dict[str, dict[str, PlainTextInputState]] = Field(default_factory=dict)
+    values: dict[str, dict[str, InputState]] = Field(default_factory=dict)
 
 
 class SubmittedView(SlackPayload):
@@ -147,6 +157,12 @@ class RejectSubmission(SlackPayload):
     def reason(self) -> str:
         field = self.view.state.values.get(REASON_BLOCK_ID, {}).get(REASON_INPUT_ACTION_ID)
         return (field.value or "").strip() if field else ""
+
+    @property
+    def replan(self) -> bool:
+        """Whether the rejecter asked for a new plan, with their reason as the planner's feedback."""
+        field = self.view.state.values.get(REPLAN_BLOCK_ID, {}).get(REPLAN_INPUT_ACTION_ID)
+        return field is not None and any(option.value == REPLAN_OPTION for option in field.selected_options)
 
     @classmethod
     def parse(cls, body: dict[str, object]) -> RejectSubmission:

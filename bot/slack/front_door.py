@@ -174,11 +174,13 @@ class SlackFrontDoor:
 
     async def reject(self, submission: RejectSubmission) -> None:
         metadata = submission.metadata
-        decision = self._decision(metadata.value, submission.user.id, approve=False, comment=submission.reason)
+        decision = self._decision(
+            metadata.value, submission.user.id, approve=False, comment=submission.reason, replan=submission.replan
+        )
         await self._decide(metadata.value, decision, channel=metadata.channel)
 
     @staticmethod
-    def _decision(value: ButtonValue, user: str, *, approve: bool, comment: str = "") -> Decision:
+    def _decision(value: ButtonValue, user: str, *, approve: bool, comment: str = "", replan: bool = False) -> Decision:
         return Decision(
             approve=approve,
             decider=user,
@@ -186,6 +188,7 @@ class SlackFrontDoor:
             request_id=value.request_id,
             plan_hash=value.plan_hash,
             comment=comment,
+            replan=replan,
         )
 
     async def _decide(self, value: ButtonValue, decision: Decision, *, channel: str | None) -> None:
@@ -212,6 +215,8 @@ class SlackFrontDoor:
             await self._tell(channel, user, f":no_entry_sign: Your {verb} of {label} was not counted: {record.reason}.")
         elif decision.approve:
             await self._tell(channel, user, f":white_check_mark: You approved {label}.")
+        elif decision.replan:
+            await self._tell(channel, user, f"You sent {label} back for a new plan: {escape(decision.comment)}")
         else:
             await self._tell(channel, user, f"You rejected {label}: {escape(decision.comment)}")
 

@@ -73,6 +73,7 @@ class Failure:
     error: str = "ratelimited"
     status: int = 200
     retry_after: int | None = None
+    channel: str | None = None  # only calls for this channel fail
 
 
 @dataclass
@@ -126,10 +127,14 @@ class FakeSlack:
         status: int = 200,
         retry_after: int | None = None,
         times: int = 1,
+        channel: str | None = None,
     ) -> None:
-        """The next `times` calls of `method` fail this way (429: a rate limit; 5xx: Slack having trouble)."""
+        """The next `times` calls of `method` (for `channel`, if given) fail this way.
+
+        Status 429 is a rate limit (with `Retry-After` when `retry_after` is set); 5xx is Slack having trouble.
+        """
         for _ in range(times):
-            self._failures[method].append(Failure(error=error, status=status, retry_after=retry_after))
+            self._failures[method].append(Failure(error, status, retry_after, channel))
 
     def calls_to(self, method: str) -> list[SlackCall]:
         return [call for call in self.calls if call.method == method]
@@ -140,8 +145,12 @@ class FakeSlack:
     def thread(self, parent: Message) -> list[Message]:
         return [m for m in self.messages if m.thread_ts == parent.ts and m.channel == parent.channel]
 
-    def ephemeral_for(self, user: str) -> list[str]:
-        return [str(item.get("text", "")) for item in self.ephemeral if item.get("user") == user]
+    def ephemeral_for(self, user: str, channel: str | None = None) -> list[str]:
+        return [
+            str(item.get("text", ""))
+            for item in self.ephemeral
+            if item.get("user") == user and (channel is None or item.get("channel") == channel)
+        ]
 
     def message_mentioning(self, text: str) -> Message:
         found = [m for m in self.top_level() if text in m.everything]
@@ -169,9 +178,8 @@ class FakeSlack:
         token = _token(request, args)
         call = SlackCall(method=method, args=args, token=token, at=time.monotonic())
         self.calls.append(call)
-        failures = self._failures.get(method)
-        if failures:
-            failure = failures.popleft()
+        failure = self._next_failure(method, args)
+        if failure is not None:
             call.status, call.error = failure.status, failure.error
             headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
             return web.json_response({"ok": False, "error": failure.error}, status=call.status, headers=headers)
@@ -187,6 +195,14 @@ class FakeSlack:
         except SlackError as error:
             return self._error(call, error.code)
         return web.json_response({"ok": True, **body})
+
+    def _next_failure(self, method: str, args: dict[str, Any]) -> Failure | None:
+        queue = self._failures[method]
+        for failure in list(queue):
+            if failure.channel is None or failure.channel == args.get("channel"):
+                queue.remove(failure)
+                return failure
+        return None
 
     def _error(self, call: SlackCall, code: str) -> web.Response:
         call.error = code

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -37,8 +37,11 @@ from bot.slack.actions import APPROVE_ACTION_ID, REJECT_MODAL_CALLBACK_ID, Butto
 from core import names
 from core.bootstrap import Databases, init_databases
 from core.models import (
+    ExecutePlanInput,
     Finding,
     OperationImpact,
+    RecordEventInput,
+    Risk,
     RowChange,
     SafetyReport,
     TicketOutcome,
@@ -48,7 +51,7 @@ from core.models import (
 )
 from core.settings import Settings, load_settings
 from core.tickets import TicketService, new_short_id
-from tests.fakes.slack_server import BOT_TOKEN, TEAM_ID, FakeSlack
+from tests.fakes.slack_server import BOT_TOKEN, TEAM_ID, FakeSlack, Message, SlackCall
 from tests.workflows.fake_activities import ScriptedActivities
 from worker.build import ActivitySet, build_workers
 
@@ -88,12 +91,14 @@ class SlackUserAgent:
 
     http: httpx.AsyncClient
     fake: FakeSlack
+    channel: str = CHANNEL
 
     async def post(self, body: str, headers: dict[str, str] | None = None) -> httpx.Response:
         return await self.http.post("/slack/events", content=body, headers=headers or signed_headers(body))
 
-    def command_body(self, text: str, user: str = REQUESTER, channel: str = CHANNEL, trigger_id: str = "") -> str:
+    def command_body(self, text: str, user: str = REQUESTER, channel: str = "", trigger_id: str = "") -> str:
         trigger = trigger_id or f"trigger-{uuid.uuid4().hex}"
+        channel = channel or self.channel
         return urlencode(
             {
                 "token": "deprecated-verification-token",
@@ -111,8 +116,9 @@ class SlackUserAgent:
             }
         )
 
-    async def command(self, text: str, user: str = REQUESTER, channel: str = CHANNEL) -> SentCommand:
+    async def command(self, text: str, user: str = REQUESTER, channel: str = "") -> SentCommand:
         trigger = f"trigger-{uuid.uuid4().hex}"
+        channel = channel or self.channel
         body = self.command_body(text, user, channel, trigger)
         started = time.monotonic()
         response = await self.post(body)
@@ -129,9 +135,10 @@ class SlackUserAgent:
         value: str,
         user: str,
         *,
-        channel: str = CHANNEL,
+        channel: str = "",
         message_ts: str = "1.000001",
     ) -> httpx.Response:
+        channel = channel or self.channel
         payload = {
             "type": "block_actions",
             "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID},
@@ -154,7 +161,8 @@ class SlackUserAgent:
         }
         return await self.post(self.interaction_body(payload))
 
-    async def submit_reject(self, metadata: str, user: str, reason: str) -> httpx.Response:
+    async def submit_reject(self, metadata: str, user: str, reason: str, *, replan: bool = False) -> httpx.Response:
+        ticked = [{"text": {"type": "plain_text", "text": "Ask for a new plan"}, "value": "replan"}] if replan else []
         payload = {
             "type": "view_submission",
             "team": {"id": TEAM_ID, "domain": "fake"},
@@ -167,7 +175,10 @@ class SlackUserAgent:
                 "callback_id": REJECT_MODAL_CALLBACK_ID,
                 "private_metadata": metadata,
                 "state": {
-                    "values": {"reject_reason": {"reject_reason_input": {"type": "plain_text_input", "value": reason}}}
+                    "values": {
+                        "reject_reason": {"reject_reason_input": {"type": "plain_text_input", "value": reason}},
+                        "reject_replan": {"reject_replan_input": {"type": "checkboxes", "selected_options": ticked}},
+                    }
                 },
             },
         }
@@ -297,6 +308,30 @@ class SlackWorld:
     slack: SlackUserAgent
     env: WorkflowEnvironment
     stack: AsyncExitStack
+    channel: str = CHANNEL
+
+    # What belongs to this test: its channel, its tickets (worlds are shared by a module's tests).
+
+    def messages(self) -> list[Message]:
+        return self.fake.top_level(self.channel)
+
+    def ephemeral_for(self, user: str) -> list[str]:
+        return self.fake.ephemeral_for(user, self.channel)
+
+    def ephemeral(self) -> list[dict[str, Any]]:
+        return [item for item in self.fake.ephemeral if item["channel"] == self.channel]
+
+    def views(self) -> list[dict[str, Any]]:
+        return [view for view in self.fake.views if json.loads(view["private_metadata"])["channel"] == self.channel]
+
+    def calls(self, method: str) -> list[SlackCall]:
+        return [call for call in self.fake.calls_to(method) if call.args.get("channel") == self.channel]
+
+    def executions(self, ticket_id: str) -> list[ExecutePlanInput]:
+        return [execution for execution in self.script.executions if execution.ticket_id == ticket_id]
+
+    def events(self, ticket_id: str) -> list[RecordEventInput]:
+        return [event for event in self.script.events if event.ticket_id == ticket_id]
 
     async def result(self, ticket_id: str) -> TicketOutcome:
         return await asyncio.wait_for(self.service.result(ticket_id), timeout=30)
@@ -327,9 +362,18 @@ class SlackWorld:
             lambda: next((m for m in self.fake.top_level() if f"T-{ticket_id}" in m.text and m.has_buttons), None),
             what="the approval buttons",
         )
-        actions = next(block for block in message.blocks if block["type"] == "actions")
-        approve = next(e for e in actions["elements"] if e.get("action_id") == APPROVE_ACTION_ID)
-        return ButtonValue.decode(approve["value"]), message.ts
+        value = self.button_value(message)
+        assert value is not None
+        return value, message.ts
+
+    @staticmethod
+    def button_value(message: Message) -> ButtonValue | None:
+        """What the message's Approve button carries, if it has one."""
+        for block in message.blocks:
+            for element in block.get("elements", []) if block["type"] == "actions" else []:
+                if element.get("action_id") == APPROVE_ACTION_ID:
+                    return ButtonValue.decode(element["value"])
+        return None
 
 
 async def open_world(
@@ -368,8 +412,12 @@ async def make_world(
 
 
 @pytest.fixture
-async def world(make_world: Callable[..., Awaitable[SlackWorld]]) -> SlackWorld:
-    return await make_world()
+def world(shared_world: SlackWorld) -> SlackWorld:
+    """The module's world seen through a channel of this test's own, with the script reset."""
+    channel = f"C{uuid.uuid4().hex[:10].upper()}"
+    shared_world.fake.channels.add(channel)
+    shared_world.script.risk, shared_world.script.required_approvals = Risk.LOW, 0
+    return replace(shared_world, channel=channel, slack=replace(shared_world.slack, channel=channel))
 
 
 @pytest.fixture(scope="module")

@@ -176,7 +176,9 @@ def test_reject_modal_asks_for_a_reason_and_carries_the_request() -> None:
 
     assert view["title"]["text"] == "Reject T-0123456789"
     assert RejectModalMetadata.model_validate_json(view["private_metadata"]).value == value
-    assert view["blocks"][-1]["element"]["max_length"] == 2000
+    reason, replan = view["blocks"][-2:]
+    assert reason["element"]["max_length"] == 2000 and not reason.get("optional", False)
+    assert replan["optional"] is True and replan["element"]["options"][0]["value"] == "replan"
 
 
 def test_pending_lists_tickets_with_links_and_risk() -> None:

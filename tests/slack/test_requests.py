@@ -34,12 +34,6 @@ from tests.slack.conftest import (
 MakeWorld = Callable[..., Awaitable[SlackWorld]]
 
 
-@pytest.fixture
-def world(shared_world: SlackWorld) -> SlackWorld:
-    """These tests look only at their own tickets and calls, so they share one bot and worker."""
-    return shared_world
-
-
 async def assert_not_started(world: SlackWorld, ticket_id: str) -> None:
     await asyncio.sleep(0.3)  # listeners run after the ack; give a wrongly started one time to show
     with pytest.raises(TicketNotFound):

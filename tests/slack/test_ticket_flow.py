@@ -14,7 +14,6 @@ from tests.slack.conftest import (
     ALICE,
     BOB,
     CAROL,
-    CHANNEL,
     MALLORY,
     REQUESTER,
     SlackWorld,
@@ -31,14 +30,14 @@ async def test_low_risk_ticket_ends_done_with_one_message_and_outcome_in_thread(
     outcome = await world.result(sent.ticket_id)
     assert outcome.status is OutcomeStatus.DONE
 
-    [message] = world.fake.top_level(CHANNEL)  # one message for the whole ticket
+    [message] = world.messages()  # one message for the whole ticket
     assert message.edits >= 1  # received → done, edited in place
     assert "Done" in message.everything and "1 row changed" in message.everything
     assert "subscriptions" in message.everything  # the plan stays readable
     assert not message.has_buttons
     [reply] = world.fake.thread(message)
     assert f"<@{REQUESTER}>" in reply.text and "done" in reply.text
-    assert len(world.script.executions) == 1
+    assert len(world.executions(sent.ticket_id)) == 1
     status = await world.status(sent.ticket_id)
     assert status.slack_message is not None and status.slack_message.ts == message.ts
 
@@ -48,23 +47,23 @@ async def test_high_risk_ticket_is_approved_by_a_click_and_loses_its_buttons(wor
     sent = await world.slack.command("upgrade acme-corp to the pro plan")
 
     value, ts = await world.ticket_message_with_buttons(sent.ticket_id)
-    message = world.fake.top_level(CHANNEL)[0]
+    message = world.messages()[0]
     assert "high" in message.everything and "`plan_id`: `1` → `3`" in message.everything
     assert f"/tickets/{sent.ticket_id}" in message.everything  # "View in dashboard"
-    assert world.script.executions == []
+    assert world.executions(sent.ticket_id) == []
 
     click = await world.slack.click(APPROVE_ACTION_ID, value.encode(), CAROL, message_ts=ts)  # via the S0OPS group
     assert click.status_code == 200
     outcome = await world.result(sent.ticket_id)
 
     assert outcome.status is OutcomeStatus.DONE and outcome.decided_by == [CAROL]
-    assert len(world.script.executions) == 1
-    [message] = world.fake.top_level(CHANNEL)
+    assert len(world.executions(sent.ticket_id)) == 1
+    [message] = world.messages()
     assert not message.has_buttons
     assert f"Approved by <@{CAROL}>" in message.everything and "Done" in message.everything
     [reply] = world.fake.thread(message)
     assert f"<@{REQUESTER}>" in reply.text
-    answers = await world.fake.wait_for(lambda: world.fake.ephemeral_for(CAROL), what="the approver's answer")
+    answers = await world.fake.wait_for(lambda: world.ephemeral_for(CAROL), what="the approver's answer")
     assert "You approved" in answers[0]
 
 
@@ -78,22 +77,22 @@ async def test_clicks_that_cannot_count_change_nothing_and_are_answered(world: S
     await world.slack.click(APPROVE_ACTION_ID, value.encode(), REQUESTER, message_ts=ts)
     await world.slack.click(REJECT_ACTION_ID, value.encode(), REQUESTER, message_ts=ts)
     await world.slack.click(APPROVE_ACTION_ID, stale.encode(), ALICE, message_ts=ts)
-    await world.fake.wait_for(lambda: len(world.fake.ephemeral) >= 4, what="four refusals")
+    await world.fake.wait_for(lambda: len(world.ephemeral()) >= 4, what="four refusals")
 
-    assert "not an approver" in world.fake.ephemeral_for(MALLORY)[0]
-    assert all("someone else must decide" in text for text in world.fake.ephemeral_for(REQUESTER))
-    assert "out of date" in world.fake.ephemeral_for(ALICE)[0]
-    assert world.fake.views == []  # the requester's Reject opened no modal
+    assert "not an approver" in world.ephemeral_for(MALLORY)[0]
+    assert all("someone else must decide" in text for text in world.ephemeral_for(REQUESTER))
+    assert "out of date" in world.ephemeral_for(ALICE)[0]
+    assert world.views() == []  # the requester's Reject opened no modal
     status = await world.status(sent.ticket_id)
     assert status.pending_approval and status.decisions == []  # nothing was signalled
 
     await world.slack.click(APPROVE_ACTION_ID, value.encode(), ALICE, message_ts=ts)
     await world.result(sent.ticket_id)
     await world.slack.click(APPROVE_ACTION_ID, value.encode(), BOB, message_ts=ts)  # after the decision
-    answers = await world.fake.wait_for(lambda: world.fake.ephemeral_for(BOB), what="the late click's answer")
+    answers = await world.fake.wait_for(lambda: world.ephemeral_for(BOB), what="the late click's answer")
 
     assert "not waiting for approval" in answers[0]
-    assert len(world.script.executions) == 1
+    assert len(world.executions(sent.ticket_id)) == 1
     final = await world.status(sent.ticket_id)
     assert [record.decision.decider for record in final.decisions] == [ALICE]
 
@@ -109,15 +108,15 @@ async def test_two_approvers_clicking_at_once_execute_the_plan_once(world: Slack
     )
     assert [click.status_code for click in clicks] == [200, 200]
     outcome = await world.result(sent.ticket_id)
-    await world.fake.wait_for(lambda: len(world.fake.ephemeral) >= 2, what="both answers")
+    await world.fake.wait_for(lambda: len(world.ephemeral()) >= 2, what="both answers")
 
     assert outcome.status is OutcomeStatus.DONE and len(outcome.decided_by) == 1
-    assert len(world.script.executions) == 1
+    assert len(world.executions(sent.ticket_id)) == 1
     winner = outcome.decided_by[0]
     loser = BOB if winner == ALICE else ALICE
-    assert "You approved" in world.fake.ephemeral_for(winner)[0]
-    assert "You approved" not in world.fake.ephemeral_for(loser)[0]
-    [message] = world.fake.top_level(CHANNEL)
+    assert "You approved" in world.ephemeral_for(winner)[0]
+    assert "You approved" not in world.ephemeral_for(loser)[0]
+    [message] = world.messages()
     assert not message.has_buttons and f"Approved by <@{winner}>" in message.everything
 
 
@@ -128,7 +127,7 @@ async def test_reject_through_the_modal_ends_rejected_with_the_reason(world: Sla
 
     click = await world.slack.click(REJECT_ACTION_ID, value.encode(), BOB, message_ts=ts)
     assert click.status_code == 200
-    [view] = await world.fake.wait_for(lambda: world.fake.views, what="the reject modal")
+    [view] = await world.fake.wait_for(lambda: world.views(), what="the reject modal")
     assert view["callback_id"] == "ticket_reject_modal"
     assert (await world.status(sent.ticket_id)).pending_approval  # opening the modal decides nothing
 
@@ -139,8 +138,8 @@ async def test_reject_through_the_modal_ends_rejected_with_the_reason(world: Sla
     outcome = await world.result(sent.ticket_id)
 
     assert outcome.status is OutcomeStatus.REJECTED
-    assert world.script.executions == []
-    [message] = world.fake.top_level(CHANNEL)
+    assert world.executions(sent.ticket_id) == []
+    [message] = world.messages()
     assert not message.has_buttons
     assert f"rejected by <@{BOB}>: not during the &lt;!channel&gt; freeze" in message.everything
     [reply] = world.fake.thread(message)
@@ -148,30 +147,30 @@ async def test_reject_through_the_modal_ends_rejected_with_the_reason(world: Sla
 
 
 async def test_rate_limited_update_is_retried_after_retry_after_and_posts_once(world: SlackWorld) -> None:
-    world.fake.fail("chat.update", status=429, retry_after=1)
+    world.fake.fail("chat.update", status=429, retry_after=1, channel=world.channel)
     sent = await world.slack.command("upgrade acme-corp to the pro plan")
 
     outcome = await world.result(sent.ticket_id)
 
     assert outcome.status is OutcomeStatus.DONE
-    updates = world.fake.calls_to("chat.update")
+    updates = world.calls("chat.update")
     assert updates[0].status == 429 and updates[1].ok
     assert updates[1].at - updates[0].at >= 0.95  # Retry-After: 1, honoured by Temporal's retry
-    [message] = world.fake.top_level(CHANNEL)  # the retried activity edited, it did not post again
+    [message] = world.messages()  # the retried activity edited, it did not post again
     assert "Done" in message.everything
     assert len(world.fake.thread(message)) == 1
 
 
 async def test_slack_errors_retrying_cannot_fix_are_audited_and_the_ticket_carries_on(world: SlackWorld) -> None:
-    world.fake.not_member.add(CHANNEL)
+    world.fake.not_member.add(world.channel)
     sent = await world.slack.command("upgrade acme-corp to the pro plan")
 
     outcome = await world.result(sent.ticket_id)
 
     assert outcome.status is OutcomeStatus.DONE
-    assert world.fake.messages == []
-    assert len(world.fake.calls_to("chat.postMessage")) == 2  # once per event, not retried
-    failures = [event for event in world.script.events if event.kind is AuditEventKind.NOTIFY_FAILED]
+    assert world.messages() == []
+    assert len(world.calls("chat.postMessage")) == 2  # once per event, not retried
+    failures = [event for event in world.events(sent.ticket_id) if event.kind is AuditEventKind.NOTIFY_FAILED]
     assert len(failures) == 2 and "not_in_channel" in failures[0].summary
 
 
@@ -184,5 +183,45 @@ async def test_a_repeated_delivery_of_the_same_command_starts_nothing_new(world:
 
     await world.result(sent.ticket_id)
     await asyncio.sleep(0.3)
-    assert len(world.fake.top_level(CHANNEL)) == 1
-    assert len(world.script.executions) == 1
+    assert len(world.messages()) == 1
+    assert len(world.executions(sent.ticket_id)) == 1
+
+
+async def test_reject_asking_for_a_new_plan_brings_new_buttons_on_the_same_message(world: SlackWorld) -> None:
+    world.script.risk, world.script.required_approvals = Risk.HIGH, 1
+    sent = await world.slack.command("upgrade acme-corp to the pro plan")
+    first, ts = await world.ticket_message_with_buttons(sent.ticket_id)
+    await world.slack.click(REJECT_ACTION_ID, first.encode(), BOB, message_ts=ts)
+    [view] = await world.fake.wait_for(lambda: world.views(), what="the reject modal")
+
+    await world.slack.submit_reject(view["private_metadata"], BOB, "only the pro-annual plan", replan=True)
+    second = await world.wait_for_status(
+        sent.ticket_id,
+        lambda status: status.approval is not None and status.approval.request_id != first.request_id,
+        "the second round",
+    )
+    assert second.feedback == ["only the pro-annual plan"] and second.approval is not None
+    value = await world.fake.wait_for(
+        lambda: next(
+            (
+                found
+                for found in [world.button_value(world.messages()[0])]
+                if found is not None and found.request_id == second.approval.request_id  # type: ignore[union-attr]
+            ),
+            None,
+        ),
+        what="the new round's buttons",
+    )
+    [message] = world.messages()
+    assert "only the pro-annual plan" in message.everything
+    answers = await world.fake.wait_for(lambda: world.ephemeral_for(BOB), what="the rejecter's answer")
+    assert "back for a new plan" in answers[0]
+
+    await world.slack.click(APPROVE_ACTION_ID, first.encode(), ALICE, message_ts=message.ts)  # last round's button
+    await world.slack.click(APPROVE_ACTION_ID, value.encode(), ALICE, message_ts=message.ts)
+    outcome = await world.result(sent.ticket_id)
+
+    assert outcome.status is OutcomeStatus.DONE and outcome.decided_by == [ALICE]
+    assert "out of date" in world.ephemeral_for(ALICE)[0]
+    [message] = world.messages()
+    assert not message.has_buttons and len(world.executions(sent.ticket_id)) == 1
