@@ -58,8 +58,11 @@ class UserDirectory:
     def __init__(self, accounts: list[DashboardAccount]) -> None:
         self._by_name = {account.username: account for account in accounts}
         self._by_identity = {account.approver: account.username for account in accounts}
-        # Unknown names are verified against this, so a miss costs as long as a wrong password.
-        self._decoy_hash = _HASHER.hash("decoy password for unknown users")
+        # Unknown names are verified against a real account's hash (the result is thrown away),
+        # so a miss costs as long as a wrong password, and nothing is hashed at start-up.
+        self._decoy_hash = next(
+            (stored for account in accounts if (stored := account.password_hash.get_secret_value())), None
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> UserDirectory:
@@ -87,6 +90,8 @@ class UserDirectory:
         account = self._by_name.get(username)
         stored = account.password_hash.get_secret_value() if account else ""
         target = stored or self._decoy_hash
+        if target is None:  # no account has a password: nothing to compare, nothing to learn
+            return None
         matches = await anyio.to_thread.run_sync(password_matches, target, password)
         if account is None or not stored or not matches:
             return None

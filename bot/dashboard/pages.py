@@ -92,4 +92,5 @@ class Pages:
             {"ticket": view, "error": error, "form": form or {}},
             user=user,
             status_code=status_code,
+            show_flash=not fragment,  # the live swap must not eat a message meant for the next page
         )

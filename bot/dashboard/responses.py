@@ -46,11 +46,19 @@ def html_endpoint(templates: Templates, handler: Handler) -> Handler:
     return endpoint
 
 
+def _return_path(request: Request) -> str:
+    """Where to go back to after signing in: the page itself, or for a post the ticket it was about."""
+    if request.method in ("GET", "HEAD"):
+        return safe_next(request.url.path)
+    short_id = request.path_params.get("short_id")
+    return f"/tickets/{short_id}" if short_id else "/"
+
+
 def problem_page(templates: Templates, request: Request, problem: Problem) -> Response:
     return templates.page(
         request,
         "problem.html",
-        {"problem": problem, "next": safe_next(request.url.path)},
+        {"problem": problem, "next": _return_path(request)},
         user=getattr(request.state, "user", None),
         status_code=problem.status_code,
     )

@@ -96,12 +96,13 @@ class Templates:
         user: DashboardUser | None = None,
         status_code: int = 200,
         headers: dict[str, str] | None = None,
+        show_flash: bool = True,
     ) -> HTMLResponse:
         context = {
             "request": request,
             "user": user,
             "csrf_token": csrf_token(request),
-            "flash": pop_flash(request),
+            "flash": pop_flash(request) if show_flash else None,
             "now": datetime.now(UTC),
             **(values or {}),
         }

@@ -159,6 +159,7 @@ async def test_signed_out_post_is_401_and_sends_nothing(world: DashboardWorld, a
     form = {"request_id": status.approval.request_id, "plan_hash": status.approval.plan_hash, "csrf_token": "x"}
     response = await _post(anonymous, f"/tickets/{short_id}/approve", form)
     assert response.status_code == 401 and "Sign in" in response.text
+    assert f'href="/login?next=/tickets/{short_id}"' in response.text.replace("%2F", "/")
     assert (await world.service.status(short_id)).decisions == []
 
 

@@ -90,3 +90,11 @@ async def test_status_json_reports_stage_and_version(world: DashboardWorld, bob:
     assert body["status"] == "awaiting_approval" and body["pending_approval"] is True
     assert body["risk"] == "medium" and body["finished"] is False
     assert body["approval"]["required_approvals"] == 1 and len(body["version"]) == 16
+
+
+async def test_live_fragment_is_only_the_ticket_part(world: DashboardWorld, bob: httpx.AsyncClient) -> None:
+    short_id = await world.file_ticket()
+    fragment = await bob.get(f"/tickets/{short_id}", headers={"X-Dashboard-Fragment": "ticket"})
+    assert fragment.status_code == 200
+    assert fragment.text.lstrip().startswith('<div id="ticket"') and "<html" not in fragment.text
+    assert f'data-events-url="/tickets/{short_id}/events"' in fragment.text
