@@ -21,7 +21,7 @@ from temporalio.service import RPCError
 from bot.blocks import SlackMessage, escape, pending_reply, reject_modal, status_reply, truncate
 from bot.slack.actions import ButtonClick, ButtonValue, RejectModalMetadata, RejectSubmission
 from bot.slack.commands import CommandKind, ParsedCommand, SlashCommand, invalid_reply
-from core.models import Decision, DecisionRecord, DecisionSource, Stage, TicketRequest, TicketSource
+from core.models import Decision, DecisionRecord, DecisionSource, Stage, TicketRequest, TicketSource, TicketStatus
 from core.names import short_id_from, ticket_label
 from core.settings import Settings
 from core.tickets import DecisionRefused, TicketNotFound, TicketService, check_decision, new_short_id
@@ -206,7 +206,8 @@ class SlackFrontDoor:
             await self._tell(channel, user, f":warning: {TEMPORAL_DOWN}; your decision was not sent. Try again.")
             return
         seen = sum(1 for record in before.decisions if record.decision.decider == user)
-        record = await self._verdict(value.workflow_id, user, seen)
+        verdict = await self._verdict(value.workflow_id, user, seen)
+        record = verdict[0] if verdict else None
         verb = "approval" if decision.approve else "rejection"
         logger.info("%s: %s by %s signalled; %s", label, verb, user, record.reason if record else "no verdict yet")
         if record is None:
@@ -214,14 +215,14 @@ class SlackFrontDoor:
         elif not record.accepted:
             await self._tell(channel, user, f":no_entry_sign: Your {verb} of {label} was not counted: {record.reason}.")
         elif decision.approve:
-            await self._tell(channel, user, f":white_check_mark: You approved {label}.")
+            await self._tell(channel, user, f":white_check_mark: You approved {label}.{still_needed(verdict)}")
         elif decision.replan:
             await self._tell(channel, user, f"You sent {label} back for a new plan: {escape(decision.comment)}")
         else:
             await self._tell(channel, user, f"You rejected {label}: {escape(decision.comment)}")
 
-    async def _verdict(self, workflow_id: str, user: str, seen: int) -> DecisionRecord | None:
-        """The workflow's record of this person's newest decision, once it has one."""
+    async def _verdict(self, workflow_id: str, user: str, seen: int) -> tuple[DecisionRecord, TicketStatus] | None:
+        """The workflow's record of this person's newest decision, once it has one, and the state then."""
         deadline = asyncio.get_running_loop().time() + self._decision_wait
         while True:
             try:
@@ -230,7 +231,7 @@ class SlackFrontDoor:
                 return None
             mine = [record for record in status.decisions if record.decision.decider == user]
             if len(mine) > seen:
-                return mine[-1]
+                return mine[-1], status
             if asyncio.get_running_loop().time() >= deadline:
                 return None
             await asyncio.sleep(0.1)
@@ -244,3 +245,20 @@ class SlackFrontDoor:
             await self._web.chat_postEphemeral(channel=channel, user=user, text=text)
         except SlackApiError as error:
             logger.warning("could not answer %s in %s: %s", user, channel, error.response.get("error"))
+
+
+def still_needed(verdict: tuple[DecisionRecord, TicketStatus] | None) -> str:
+    """ " It still needs N more approval(s)." while the request stays open after a counted approval."""
+    if verdict is None:
+        return ""
+    record, status = verdict
+    approval = status.approval
+    if approval is None or approval.request_id != record.decision.request_id:
+        return ""
+    counted = sum(
+        1
+        for r in status.decisions
+        if r.accepted and r.decision.approve and r.decision.request_id == approval.request_id
+    )
+    remaining = approval.required_approvals - counted
+    return f" It still needs {remaining} more approval{'s' if remaining != 1 else ''}." if remaining > 0 else ""

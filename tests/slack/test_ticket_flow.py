@@ -225,3 +225,21 @@ async def test_reject_asking_for_a_new_plan_brings_new_buttons_on_the_same_messa
     assert "out of date" in world.ephemeral_for(ALICE)[0]
     [message] = world.messages()
     assert not message.has_buttons and len(world.executions(sent.ticket_id)) == 1
+
+
+async def test_a_plan_needing_two_approvals_tells_the_first_approver_what_is_missing(world: SlackWorld) -> None:
+    world.script.risk, world.script.required_approvals = Risk.HIGH, 2
+    sent = await world.slack.command("upgrade acme-corp to the pro plan")
+    value, ts = await world.ticket_message_with_buttons(sent.ticket_id)
+
+    await world.slack.click(APPROVE_ACTION_ID, value.encode(), ALICE, message_ts=ts)
+    [first] = await world.fake.wait_for(lambda: world.ephemeral_for(ALICE), what="the first answer")
+    assert "It still needs 1 more approval." in first
+    assert (await world.status(sent.ticket_id)).pending_approval
+
+    await world.slack.click(APPROVE_ACTION_ID, value.encode(), CAROL, message_ts=ts)
+    outcome = await world.result(sent.ticket_id)
+
+    assert outcome.status is OutcomeStatus.DONE and sorted(outcome.decided_by) == sorted([ALICE, CAROL])
+    [message] = world.messages()
+    assert f"Approved by <@{ALICE}>" in message.everything and f"Approved by <@{CAROL}>" in message.everything
