@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from bot.codec_routes import codec_routes
 from bot.context import BotContext
 from bot.dashboard import dashboard_middleware, dashboard_routes
 from bot.slack import slack_routes
@@ -19,7 +20,7 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 def create_app(context: BotContext) -> Starlette:
-    routes = [Route("/healthz", healthz), *slack_routes(context), *dashboard_routes(context)]
+    routes = [Route("/healthz", healthz), *slack_routes(context), *dashboard_routes(context), *codec_routes(context)]
     app = Starlette(routes=routes, middleware=dashboard_middleware(context))
     app.state.context = context
     return app
