@@ -35,6 +35,7 @@ from core.bootstrap import Databases, init_databases
 from core.migrations import MigrationError
 from core.models import (
     Decision,
+    DecisionRecord,
     DecisionSource,
     OutcomeStatus,
     Stage,
@@ -131,7 +132,7 @@ def run(settings: Settings, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coroutine)
     except CliError as error:
         fail(str(error), error.code)
-    except (TemporalUnavailable, DevServerError, TicketNotFound, DecisionRefused, TicketEnded) as error:
+    except (TemporalUnavailable, DevServerError, TicketNotFound, DecisionRefused, TicketEnded, WaitTimedOut) as error:
         fail(str(error))
     except UnknownIdentity as error:
         fail(str(error), EXIT_BAD_INPUT)
@@ -353,47 +354,69 @@ def approve(
 def reject(
     ticket_id: Annotated[str, typer.Argument(metavar="ID", help="T-…, ticket-… or the short id.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (shown to the requester).", show_default=False)],
+    replan: Annotated[
+        bool, typer.Option("--replan", help="Ask for a new plan instead of ending the ticket (reason = feedback).")
+    ] = False,
     as_user: Annotated[str | None, typer.Option("--as", help="Approver (default: your OS user).")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Follow the ticket until it finishes.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the ticket until it finishes (with --replan: or waits again).")
+    ] = False,
 ) -> None:
-    """Reject the plan a ticket is waiting on; one rejection ends the ticket."""
+    """Reject the plan a ticket is waiting on: one rejection ends the ticket, unless it asks for a new plan."""
     if not reason.strip():
         fail("--reason must say why the plan is rejected.", EXIT_BAD_INPUT)
-    decide(ticket_id, approve=False, comment=reason.strip(), as_user=as_user, wait=wait)
+    decide(ticket_id, approve=False, comment=reason.strip(), as_user=as_user, wait=wait, replan=replan)
 
 
-def decide(ticket_id: str, *, approve: bool, comment: str, as_user: str | None, wait: bool) -> None:
+def decide(
+    ticket_id: str, *, approve: bool, comment: str, as_user: str | None, wait: bool, replan: bool = False
+) -> None:
     ref = ticket_ref(ticket_id)
     settings = settings_or_exit()
     try:
         decider = current_user(as_user)
     except UnknownIdentity as error:
         fail(str(error), EXIT_BAD_INPUT)
-    draft = build_decision(approve, decider, comment)
+    draft = build_decision(approve, decider, comment, replan=replan)
     raise typer.Exit(run(settings, _decide(settings, ref, draft, wait)))
 
 
-def build_decision(approve: bool, decider: str, comment: str, request_id: str = "", plan_hash: str = "") -> Decision:
+def build_decision(approve: bool, decider: str, comment: str, *, replan: bool = False) -> Decision:
     """A decision checked for shape up front; the request id and plan hash come from the live ticket."""
     try:
         return Decision(
             approve=approve,
             decider=decider,
             source=DecisionSource.CLI,
-            request_id=request_id,
-            plan_hash=plan_hash,
+            request_id="",
+            plan_hash="",
             comment=comment,
+            replan=replan,
         )
     except ValidationError as error:
         names = {"decider": "--as", "comment": "--comment" if approve else "--reason"}
         fail(validation_message(error, names), EXIT_BAD_INPUT)
 
 
+def record_of(status: TicketStatus, decision: Decision, after_index: int) -> DecisionRecord | None:
+    """The workflow's record of `decision`, once it has one."""
+    for record in status.decisions[after_index:]:
+        sent = record.decision
+        if (sent.decider, sent.request_id, sent.approve) == (decision.decider, decision.request_id, decision.approve):
+            return record
+    return None
+
+
+def moved_on(status: TicketStatus, request_id: str) -> bool:
+    """The ticket left the approval request the decision was for (finished, re-planned, continued as new)."""
+    return status.outcome is not None or status.approval is None or status.approval.request_id != request_id
+
+
 async def _decide(settings: Settings, ref: str, draft: Decision, wait: bool) -> int:
     session = await open_session(settings)
     service = session.service
-    status = await service.status(ref)
-    approval = status.approval
+    before = await service.status(ref)
+    approval = before.approval
     decision = draft.model_copy(
         update={
             "request_id": approval.request_id if approval else "",
@@ -401,38 +424,47 @@ async def _decide(settings: Settings, ref: str, draft: Decision, wait: bool) -> 
         }
     )
     await service.decide(ref, decision)
-    verb = "Approved" if decision.approve else "Rejected"
+    assert approval is not None  # `decide` refuses a ticket that is not waiting for approval
     label = ticket_label(ref)
-    console.print(f"{verb} {label} as {decision.decider}.")
-    counted = len(status.decisions)
+    verb = "Sent back for a new plan" if decision.replan else ("Approved" if decision.approve else "Rejected")
+    console.print(f"{verb}: {label} as {decision.decider}.")
+
+    counted = len(before.decisions)
     after = await wait_for_ticket(
         service,
         ref,
         console,
-        until=lambda current: len(current.decisions) > counted,
+        until=lambda now: record_of(now, decision, counted) is not None or moved_on(now, approval.request_id),
         limit_seconds=30,
-        seen_stage=status.stage,
+        seen_stage=before.stage,
     )
-    record = after.decisions[counted]
-    if not record.accepted:
+    record = record_of(after, decision, counted)
+    if record is not None and not record.accepted:
         raise CliError(f"The ticket ignored the decision: {record.reason}.")
-    required = approval.required_approvals if approval else 1
     got = sum(
-        1 for r in after.decisions if r.accepted and r.decision.approve and r.decision.request_id == decision.request_id
+        1 for r in after.decisions if r.accepted and r.decision.approve and r.decision.request_id == approval.request_id
     )
-    if decision.approve and got < required:
-        console.print(f"{label} has {got} of {required} approvals; it waits for more.")
+    if decision.approve and not moved_on(after, approval.request_id) and got < approval.required_approvals:
+        console.print(f"{label} has {got} of {approval.required_approvals} approvals; it waits for more.")
         return 0
     if not wait:
         if after.outcome is not None:
             console.print(outcome_panel(after.outcome))
         else:
-            next_step = "the plan runs now" if decision.approve else "the ticket ends as rejected"
+            next_step = (
+                "the planner gets your feedback"
+                if decision.replan
+                else ("the plan runs now" if decision.approve else "the ticket ends as rejected")
+            )
             console.print(f"Decision counted: {next_step}. Follow it with: agent-ticket show {label}")
         return 0
-    final = await wait_for_ticket(
-        service, ref, console, until=lambda current: current.outcome is not None, seen_stage=after.stage
-    )
+
+    def settled(now: TicketStatus) -> bool:
+        if now.outcome is not None:
+            return True
+        return decision.replan and now.pending_approval and moved_on(now, approval.request_id)
+
+    final = await wait_for_ticket(service, ref, console, until=settled, seen_stage=after.stage)
     return report_progress(final)
 
 

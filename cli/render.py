@@ -124,6 +124,10 @@ def _header(status: TicketStatus) -> Table:
     table.add_row("Workflow", status.workflow_id)
     if status.context_summary:
         table.add_row("Context", status.context_summary)
+    if status.review_rounds:
+        table.add_row("Review rounds", f"{status.review_rounds} (plan revised after reviewer feedback)")
+        for note in status.feedback:
+            table.add_row("", Text(f"feedback: {note}", "italic"))
     return table
 
 
@@ -207,7 +211,10 @@ def _decisions(status: TicketStatus) -> Table | None:
         table.add_column(column)
     for record in status.decisions:
         decision = record.decision
-        verb = Text("approve", "green") if decision.approve else Text("reject", "red")
+        if decision.approve:
+            verb = Text("approve", "green")
+        else:
+            verb = Text("reject, re-plan" if decision.replan else "reject", "red")
         counted = Text("yes", "green") if record.accepted else Text(f"ignored: {record.reason}", "yellow")
         table.add_row(
             when(record.received_at), decision.decider, verb, decision.source.value, counted, decision.comment
@@ -229,7 +236,7 @@ def approval_panel(status: TicketStatus) -> Panel | None:
     lines.append("Approve: ", "bold")
     lines.append(f"agent-ticket approve {label} --as <approver>\n", "green")
     lines.append("Reject:  ", "bold")
-    lines.append(f'agent-ticket reject {label} --reason "…" --as <approver>', "red")
+    lines.append(f'agent-ticket reject {label} --reason "…" [--replan] --as <approver>', "red")
     return Panel(lines, title="Awaiting approval", title_align="left", border_style="cyan")
 
 

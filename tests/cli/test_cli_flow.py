@@ -107,3 +107,20 @@ async def test_rejection_ends_the_ticket(running: CliEnv) -> None:
     finally:
         await databases.close()
     assert row is not None and row.status == "rejected"
+
+
+async def test_reject_with_replan_sends_it_back_to_the_planner(running: CliEnv) -> None:
+    submitted = await running.run("submit", "make carol@acme-corp.example an admin", "--wait", "--as", "dave")
+    ticket = ticket_of(submitted.output)
+    first_request = re.search(r"request ([0-9a-f]+)", submitted.output)
+    assert first_request, submitted.output
+
+    sent_back = await running.run(
+        "reject", ticket, "--replan", "--reason", "check with her manager first", "--as", "carol", "--wait"
+    )
+    assert sent_back.exit_code == 0, sent_back.output
+    assert "Sent back for a new plan" in sent_back.output and "awaiting approval" in sent_back.output
+    assert first_request.group(1) not in sent_back.output.split("Sent back", 1)[1]
+
+    shown = await running.run("show", ticket)
+    assert "Review rounds" in shown.output and "check with her manager first" in shown.output
