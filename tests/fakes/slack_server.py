@@ -5,6 +5,9 @@ The real `slack_sdk` clients (the bot's, the notifier's, Bolt's) talk to it thro
 header handling. It keeps the state a test asks about (messages and their edits, threads,
 ephemeral answers, opened modals, response_url answers) and records every call.
 
+Socket Mode works too: `apps.connections.open` (with the app-level token) hands out a
+WebSocket URL, and `send_envelope` delivers an event over it and returns the app's ack.
+
 Like Slack it checks what it is sent: the bearer token (`not_authed`, `invalid_auth`),
 the channel (`channel_not_found`, or `not_in_channel` when the bot is not a member),
 `message_not_found` for edits, and Block Kit limits (`invalid_blocks`). A test can queue
@@ -25,6 +28,7 @@ from typing import Any
 from aiohttp import web
 
 BOT_TOKEN = "xoxb-fake-bot-token"
+APP_TOKEN = "xapp-fake-app-token"
 TEAM_ID = "T0FAKE"
 BOT_USER_ID = "UBOT0001"
 JSON_FIELDS = ("blocks", "attachments", "view", "metadata")
@@ -79,6 +83,7 @@ class Failure:
 @dataclass
 class FakeSlack:
     token: str = BOT_TOKEN
+    app_token: str = APP_TOKEN
     channels: set[str] = field(default_factory=lambda: {"C0TICKETS", "C0ESCALATE"})
     not_member: set[str] = field(default_factory=set)
     usergroups: dict[str, list[str]] = field(default_factory=dict)
@@ -90,6 +95,8 @@ class FakeSlack:
     _failures: dict[str, deque[Failure]] = field(default_factory=lambda: defaultdict(deque))
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
+    _sockets: list[web.WebSocketResponse] = field(default_factory=list)
+    _socket_acks: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     url: str = ""
 
     # ------------------------------------------------------------ lifecycle
@@ -98,6 +105,7 @@ class FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/respond/{key}", self._respond)
+        app.router.add_get("/socket-mode", self._socket_mode)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -107,6 +115,8 @@ class FakeSlack:
         return self
 
     async def stop(self) -> None:
+        for socket in list(self._sockets):
+            await socket.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -166,6 +176,37 @@ class FakeSlack:
             await asyncio.sleep(0.05)
         raise AssertionError(f"fake Slack: timed out waiting for {what}; calls: {[c.method for c in self.calls]}")
 
+    # ------------------------------------------------------------ Socket Mode
+
+    @property
+    def socket_connected(self) -> bool:
+        return any(not socket.closed for socket in self._sockets)
+
+    async def send_envelope(self, kind: str, payload: dict[str, Any], within: float = 5.0) -> dict[str, Any]:
+        """Deliver an event over the app's WebSocket as Slack does; return the app's acknowledgement."""
+        socket = next(socket for socket in self._sockets if not socket.closed)
+        envelope_id = f"envelope-{next(self._ts)}"
+        acknowledged = asyncio.get_running_loop().create_future()
+        self._socket_acks[envelope_id] = acknowledged
+        await socket.send_json(
+            {"envelope_id": envelope_id, "type": kind, "payload": payload, "accepts_response_payload": True}
+        )
+        return await asyncio.wait_for(acknowledged, within)
+
+    async def _socket_mode(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        self._sockets.append(socket)
+        await socket.send_json({"type": "hello", "num_connections": 1, "debug_info": {"host": "fake"}})
+        async for frame in socket:
+            if frame.type != web.WSMsgType.TEXT:
+                continue
+            message = json.loads(frame.data)
+            waiting = self._socket_acks.pop(str(message.get("envelope_id")), None)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(message)
+        return socket
+
     # ------------------------------------------------------------ HTTP
 
     async def _respond(self, request: web.Request) -> web.Response:
@@ -185,7 +226,7 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": failure.error}, status=call.status, headers=headers)
         if token is None:
             return self._error(call, "not_authed")
-        if token != self.token:
+        if token != (self.app_token if method == "apps.connections.open" else self.token):
             return self._error(call, "invalid_auth")
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
@@ -213,6 +254,9 @@ class FakeSlack:
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"url": "https://fake.slack.com/", "team": "Fake", "user": "agent-ticket", "team_id": TEAM_ID,
                 "user_id": BOT_USER_ID, "bot_id": "B0FAKE"}  # fmt: skip
+
+    def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"url": self.url.replace("http://", "ws://") + "/socket-mode"}
 
     def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._member_channel(args)

@@ -19,7 +19,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
@@ -83,6 +83,12 @@ def signed_headers(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | 
         "X-Slack-Request-Timestamp": stamp,
         "X-Slack-Signature": slack_signature(secret, stamp, body),
     }
+
+
+def ticket_id_of(body: str) -> str:
+    """The ticket id a slash command body starts: the bot derives it from the same fields."""
+    fields = dict(parse_qsl(body))
+    return new_short_id(f"slack:{fields['team_id']}:{fields['channel_id']}:{fields['user_id']}:{fields['trigger_id']}")
 
 
 @dataclass

@@ -12,7 +12,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from urllib.parse import parse_qs
 
 import pytest
 from temporalio.client import Client
@@ -22,13 +21,14 @@ from temporalio.testing import WorkflowEnvironment
 from bot.slack.actions import APPROVE_ACTION_ID
 from core.models import MAX_TICKET_TEXT, OutcomeStatus, Risk
 from core.schema import TicketRow
-from core.tickets import TicketNotFound, new_short_id
+from core.tickets import TicketNotFound
 from tests.slack.conftest import (
     ALICE,
     CHANNEL,
     REQUESTER,
     SlackWorld,
     signed_headers,
+    ticket_id_of,
 )
 
 MakeWorld = Callable[..., Awaitable[SlackWorld]]
@@ -49,7 +49,7 @@ async def test_forged_signature_is_401_and_starts_nothing(world: SlackWorld) -> 
     response = await world.slack.post(body, signed_headers(body, secret="not-the-signing-secret"))
 
     assert response.status_code == 401
-    await assert_not_started(world, sent_id(body))
+    await assert_not_started(world, ticket_id_of(body))
     assert world.fake.calls[calls:] == [] and "trigger-forged" not in world.fake.responses
 
 
@@ -58,7 +58,7 @@ async def test_timestamp_older_than_five_minutes_is_401(world: SlackWorld) -> No
     response = await world.slack.post(body, signed_headers(body, timestamp=int(time.time()) - 5 * 60 - 30))
 
     assert response.status_code == 401
-    await assert_not_started(world, sent_id(body))
+    await assert_not_started(world, ticket_id_of(body))
 
 
 async def test_unsigned_request_is_401(world: SlackWorld) -> None:
@@ -67,7 +67,7 @@ async def test_unsigned_request_is_401(world: SlackWorld) -> None:
         "/slack/events", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
     )
     assert response.status_code == 401
-    await assert_not_started(world, sent_id(body))
+    await assert_not_started(world, ticket_id_of(body))
 
 
 @pytest.mark.parametrize(
@@ -100,7 +100,7 @@ async def test_command_missing_fields_or_for_another_command_is_400(world: Slack
 
     assert (await world.slack.post(without_user)).status_code == 400
     assert (await world.slack.post(other)).status_code == 400
-    await assert_not_started(world, sent_id(body))
+    await assert_not_started(world, ticket_id_of(body))
 
 
 async def test_button_with_a_tampered_or_unknown_value_is_400_and_signals_nothing(world: SlackWorld) -> None:
@@ -247,9 +247,3 @@ async def test_ack_is_fast_while_temporal_is_slow_and_the_ticket_still_starts(
         outcome = await world.result(sent.ticket_id)
     assert outcome.status is OutcomeStatus.DONE
     assert sent.trigger_id not in world.fake.responses  # no error followed the ack
-
-
-def sent_id(body: str) -> str:
-    """The ticket id a command body would start (the bot derives it from the same fields)."""
-    fields = {key: values[0] for key, values in parse_qs(body).items()}
-    return new_short_id(f"slack:{fields['team_id']}:{fields['channel_id']}:{fields['user_id']}:{fields['trigger_id']}")
