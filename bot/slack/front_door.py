@@ -109,11 +109,9 @@ class SlackFrontDoor:
             )
             return
         if started.already_existed:
-            logger.info("%s: repeated delivery of the same command; nothing new started", label)
+            logger.info("%s: the same command again (Slack redelivery: %s); nothing new started", label, redelivery)
         else:
             logger.info("%s: started %s for %s in %s", label, started.workflow_id, command.user_id, command.channel_id)
-        if redelivery and not started.already_existed:
-            await self._respond(command, SlackMessage(f"{label} received."))
 
     async def _show_status(self, command: SlashCommand, reference: str) -> None:
         label = ticket_label(short_id_from(reference))
