@@ -6,7 +6,10 @@ time-skipping test server for waits of days) and saves its history as
 when the change would break tickets already running, so record again (and keep the old
 files) whenever the workflow gains a new path; see docs/contributing.md.
 
-    .venv/bin/python -m scripts.record_histories [--out DIR] [--only NAME ...]
+    .venv/bin/python -m scripts.record_histories [--only NAME ...] [--label LABEL] [--overwrite]
+
+Existing files are never overwritten unless asked: histories of tickets that may still be
+running must stay. `--label check-quota` writes `<name>.check-quota.json` beside them.
 
 Histories are recorded without payload encryption, so a reviewer can read them and replaying
 them needs no key.
@@ -18,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -48,6 +52,7 @@ from workflows.ticket import ROUNDS_PER_RUN
 HISTORIES_DIR = Path(__file__).resolve().parents[1] / "tests" / "histories"
 TASK_QUEUE = "record-histories"
 APPROVERS = ["alice", "bob", "carol"]
+LABEL_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
 
 Handle = WorkflowHandle[object, TicketOutcome]
 Drive = Callable[[Handle], Awaitable[None]]
@@ -192,10 +197,11 @@ SCENARIOS = [
 ]
 
 
-async def record(env: WorkflowEnvironment, scenario: Scenario) -> dict[str, str]:
+async def record(env: WorkflowEnvironment, scenario: Scenario, label: str = "") -> dict[str, str]:
     """Run one scenario to its end, check the outcome is the intended one, and return its histories.
 
-    One file per run: a ticket that continued as new gives `<name>.run1`, `<name>.run2`, ...
+    Keyed by file name without `.json`: `<name>[.<label>]`, and `.run1`, `.run2`, ... added for
+    a ticket that continued as new.
     """
     fakes = scenario.fakes()
     queue = f"{TASK_QUEUE}-{scenario.name.replace('_', '-')}"  # a queue per scenario: no stale sticky workers
@@ -214,9 +220,10 @@ async def record(env: WorkflowEnvironment, scenario: Scenario) -> dict[str, str]
         if outcome.status is not scenario.expected:
             raise RuntimeError(f"{scenario.name}: ended {outcome.status.value}, expected {scenario.expected.value}")
         runs = await _run_histories(env, handle.id, handle.first_execution_run_id)
+    base = f"{scenario.name}.{label}" if label else scenario.name
     if len(runs) == 1:
-        return {scenario.name: runs[0]}
-    return {f"{scenario.name}.run{number}": text for number, text in enumerate(runs, start=1)}
+        return {base: runs[0]}
+    return {f"{base}.run{number}": text for number, text in enumerate(runs, start=1)}
 
 
 async def _run_histories(env: WorkflowEnvironment, workflow_id: str, run_id: str | None) -> list[str]:
@@ -230,7 +237,7 @@ async def _run_histories(env: WorkflowEnvironment, workflow_id: str, run_id: str
     return runs
 
 
-async def record_all(scenarios: list[Scenario]) -> dict[str, str]:
+async def record_all(scenarios: list[Scenario], label: str = "") -> dict[str, str]:
     """Each scenario's history as JSON text, keyed by file name without `.json`."""
     histories: dict[str, str] = {}
     for skips_time in (False, True):
@@ -239,7 +246,7 @@ async def record_all(scenarios: list[Scenario]) -> dict[str, str]:
             continue
         async with await _environment(skips_time) as env:
             for scenario in chosen:
-                histories.update(await record(env, scenario))
+                histories.update(await record(env, scenario, label))
                 print(f"recorded {scenario.name} ({scenario.expected.value})")
     return histories
 
@@ -254,27 +261,40 @@ async def _environment(skips_time: bool) -> WorkflowEnvironment:
     )
 
 
-def main(out_dir: Path, only: list[str]) -> None:
+def main(out_dir: Path, only: list[str], label: str = "", overwrite: bool = False) -> None:
     unknown = set(only) - {scenario.name for scenario in SCENARIOS}
     if unknown:
         raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
-    histories = asyncio.run(record_all([scenario for scenario in SCENARIOS if not only or scenario.name in only]))
+    if label and not LABEL_PATTERN.match(label):
+        raise SystemExit("--label: lower-case letters, digits and '-' only")
+    chosen = [scenario for scenario in SCENARIOS if not only or scenario.name in only]
+    histories = asyncio.run(record_all(chosen, label))
+    paths = {out_dir / f"{name}.json": text for name, text in histories.items()}
+    existing = sorted(str(path) for path in paths if path.exists())
+    if existing and not overwrite:
+        raise SystemExit(
+            "not overwriting recorded histories (tickets may still be running on them): "
+            + ", ".join(existing)
+            + "\nuse --label to record beside them, or --overwrite once they are no longer needed"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in histories.items():
-        (out_dir / f"{name}.json").write_text(text)
-    print(f"wrote {len(histories)} histories to {out_dir}")
+    for path, text in paths.items():
+        path.write_text(text)
+    print(f"wrote {len(paths)} histories to {out_dir}")
 
 
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=HISTORIES_DIR, help="directory for the JSON files")
     parser.add_argument("--only", nargs="*", default=[], help="record only these scenarios")
+    parser.add_argument("--label", default="", help="add to file names, to keep older histories beside the new")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing files of the same name")
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     arguments = _arguments()
-    main(arguments.out, arguments.only)
+    main(arguments.out, arguments.only, arguments.label, arguments.overwrite)
     # The SDK's Rust bridge can abort the interpreter at exit (sdk-python #300); the work is done.
     sys.stdout.flush()
     os._exit(0)
