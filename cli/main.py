@@ -23,6 +23,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError
 
@@ -96,7 +97,7 @@ app = AgentTicketApp(
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    errors.print(f"[bold red]Error:[/bold red] {message}", highlight=False)
+    errors.print(f"[bold red]Error:[/bold red] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -248,14 +249,14 @@ async def _submit(settings: Settings, request: TicketRequest, wait: bool, limit:
     if started.already_existed:
         console.print(f"{label} already exists.")
     else:
-        console.print(f"Submitted [bold]{label}[/bold] as {request.requester}.")
+        console.print(f"Submitted [bold]{label}[/bold] as {escape(request.requester)}.")
     if not wait:
         console.print(f"Follow it with: [bold]agent-ticket show {label}[/bold]")
         return 0
     try:
         status = await wait_for_ticket(session.service, started.short_id, console, limit_seconds=limit)
     except WaitTimedOut as timed_out:
-        console.print(f"{timed_out}. It keeps going; follow it with: agent-ticket show {label}")
+        console.print(f"{escape(str(timed_out))}. It keeps going; follow it with: agent-ticket show {label}")
         return EXIT_FAILED
     except asyncio.CancelledError:
         console.print(f"Stopped waiting; {label} keeps going. Follow it with: agent-ticket show {label}")
@@ -299,7 +300,8 @@ async def _show(settings: Settings, ref: str, audit: bool) -> None:
         if audit:
             for event in await session.service.audit_trail(ref):
                 actor = f" {event.actor}" if event.actor else ""
-                console.print(f"[dim]{event.created_at:%Y-%m-%d %H:%M:%S}[/dim] {event.kind}{actor}: {event.summary}")
+                line = escape(f"{event.kind}{actor}: {event.summary}")
+                console.print(f"[dim]{event.created_at:%Y-%m-%d %H:%M:%S}[/dim] {line}")
     finally:
         if session.databases is not None:
             await session.databases.close()
@@ -427,7 +429,7 @@ async def _decide(settings: Settings, ref: str, draft: Decision, wait: bool) -> 
     assert approval is not None  # `decide` refuses a ticket that is not waiting for approval
     label = ticket_label(ref)
     verb = "Sent back for a new plan" if decision.replan else ("Approved" if decision.approve else "Rejected")
-    console.print(f"{verb}: {label} as {decision.decider}.")
+    console.print(f"{verb}: {label} as {escape(decision.decider)}.")
 
     counted = len(before.decisions)
     after = await wait_for_ticket(
@@ -522,10 +524,10 @@ async def _init_db(settings: Settings) -> None:
         raise CliError(f"Could not initialise the databases: {error}") from error
     finally:
         await databases.close()
-    console.print(f"App DB ready:    {describe_url(settings.app_db_url)}")
+    console.print(f"App DB ready:    {escape(describe_url(settings.app_db_url))}")
     demo = "seeded with demo data" if report.seeded_demo else "left as it was (already seeded or seeding off)"
-    console.print(f"Target DB ready: {describe_url(settings.target_db_url)} — {demo}")
-    console.print(f"Policy loaded from {settings.policy_file}: {len(report.policy.tables)} table(s).")
+    console.print(f"Target DB ready: {escape(describe_url(settings.target_db_url))} — {demo}")
+    console.print(f"Policy loaded from {escape(str(settings.policy_file))}: {len(report.policy.tables)} table(s).")
 
 
 @app.command()

@@ -54,6 +54,11 @@ PREVIEW_ROWS = 5
 RISK_VALUES = {risk.value for risk in Risk}
 
 
+def add_row(table: Table, *cells: RenderableType) -> None:
+    """Add a row whose plain strings are shown as typed: ticket text, LLM output and names are never markup."""
+    table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells))
+
+
 def describe_url(url: str) -> str:
     """A database URL safe to print: the password is hidden."""
     return make_url(url).render_as_string(hide_password=True)
@@ -115,19 +120,19 @@ def _header(status: TicketStatus) -> Table:
     table.add_column()
     label = status.status_label
     shown = STAGE_TEXT[status.stage] if status.outcome is None else label
-    table.add_row("Status", Text(shown, status_style(label)))
-    table.add_row("Requester", f"{status.request.requester} (via {status.request.source.value})")
+    add_row(table, "Status", Text(shown, status_style(label)))
+    add_row(table, "Requester", f"{status.request.requester} (via {status.request.source.value})")
     if status.request.channel:
-        table.add_row("Channel", status.request.channel)
-    table.add_row("Created", when(status.created_at))
-    table.add_row("Updated", when(status.updated_at))
-    table.add_row("Workflow", status.workflow_id)
+        add_row(table, "Channel", status.request.channel)
+    add_row(table, "Created", when(status.created_at))
+    add_row(table, "Updated", when(status.updated_at))
+    add_row(table, "Workflow", status.workflow_id)
     if status.context_summary:
-        table.add_row("Context", status.context_summary)
+        add_row(table, "Context", status.context_summary)
     if status.review_rounds:
-        table.add_row("Review rounds", f"{status.review_rounds} (plan revised after reviewer feedback)")
+        add_row(table, "Review rounds", f"{status.review_rounds} (plan revised after reviewer feedback)")
         for note in status.feedback:
-            table.add_row("", Text(f"feedback: {note}", "italic"))
+            add_row(table, "", Text(f"feedback: {note}", "italic"))
     return table
 
 
@@ -148,9 +153,9 @@ def _operations(status: TicketStatus) -> Table | None:
         impact = impacts.get(index)
         kind = Text(operation.kind, RISK_STYLE.get(worst.get(index, Risk.LOW), ""))
         rows = str(impact.rows_affected) if impact else "—"
-        table.add_row(str(index + 1), kind, operation.table, change, where, rows)
+        add_row(table, str(index + 1), kind, operation.table, change, where, rows)
     if not status.plan.operations:
-        table.add_row("", "", "", "(no operations)", "", "")
+        add_row(table, "", "", "", "(no operations)", "", "")
     return table
 
 
@@ -164,7 +169,7 @@ def _findings(status: TicketStatus) -> Table | None:
     table.add_column("finding")
     for finding in status.report.findings:
         index = "plan" if finding.operation_index is None else str(finding.operation_index + 1)
-        table.add_row(index, Text(finding.risk.value, RISK_STYLE[finding.risk]), finding.rule, finding.message)
+        add_row(table, index, Text(finding.risk.value, RISK_STYLE[finding.risk]), finding.rule, finding.message)
     return table
 
 
@@ -187,8 +192,12 @@ def _preview(status: TicketStatus) -> Table | None:
     table.add_column("after")
     for impact, change in changes:
         keys = _changed_keys(change)
-        table.add_row(
-            str(impact.operation_index + 1), impact.table, _row_text(change.before, keys), _row_text(change.after, keys)
+        add_row(
+            table,
+            str(impact.operation_index + 1),
+            impact.table,
+            _row_text(change.before, keys),
+            _row_text(change.after, keys),
         )
     return table
 
@@ -216,8 +225,8 @@ def _decisions(status: TicketStatus) -> Table | None:
         else:
             verb = Text("reject, re-plan" if decision.replan else "reject", "red")
         counted = Text("yes", "green") if record.accepted else Text(f"ignored: {record.reason}", "yellow")
-        table.add_row(
-            when(record.received_at), decision.decider, verb, decision.source.value, counted, decision.comment
+        add_row(
+            table, when(record.received_at), decision.decider, verb, decision.source.value, counted, decision.comment
         )
     return table
 
@@ -255,7 +264,8 @@ def outcome_panel(outcome: TicketOutcome) -> Panel:
 
 def status_view(status: TicketStatus) -> RenderableType:
     """Everything `show` prints: request, stage, plan, findings, blast radius, decisions, outcome."""
-    parts: list[RenderableType] = [_header(status), Panel(status.request.text, title="Request", title_align="left")]
+    request = Panel(Text(status.request.text), title="Request", title_align="left")
+    parts: list[RenderableType] = [_header(status), request]
     if status.plan is not None:
         summary = Text(status.plan.summary, "bold")
         if status.plan.rationale:
@@ -279,7 +289,7 @@ def status_view(status: TicketStatus) -> RenderableType:
         parts.append(pending)
     if status.outcome is not None:
         parts.append(outcome_panel(status.outcome))
-    return Panel(Group(*parts), title=ticket_label(status.ticket_id), title_align="left")
+    return Panel(Group(*parts), title=Text(ticket_label(status.ticket_id)), title_align="left")
 
 
 def tickets_table(rows: Sequence[TicketRow]) -> Table:
@@ -289,7 +299,8 @@ def tickets_table(rows: Sequence[TicketRow]) -> Table:
         table.add_column(column, no_wrap=column != "text", overflow="ellipsis")
     for row in rows:
         risk = Text(row.risk or "—", RISK_STYLE.get(Risk(row.risk), "") if row.risk in RISK_VALUES else "")
-        table.add_row(
+        add_row(
+            table,
             ticket_label(row.ticket_id),
             Text(row.status, status_style(row.status)),
             risk,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
@@ -23,7 +24,7 @@ from temporalio.client import Client
 from bot.server import BotStartError, serve_bot
 from cli.devserver import EmbeddedTemporal, TemporalUnavailable, try_connect
 from cli.errors import CliError
-from cli.render import describe_url
+from cli.render import add_row, describe_url
 from core.bootstrap import Databases, init_databases
 from core.migrations import MigrationError
 from core.policy import PolicyError
@@ -91,21 +92,21 @@ def banner(settings: Settings, temporal: TemporalInfo) -> Table:
         )
     else:
         server = f"{settings.temporal_address} (already running; not started by us)"
-    table.add_row("Temporal gRPC", server)
-    table.add_row("Temporal Web UI", f"{temporal.ui_url}/namespaces/{settings.temporal_namespace}/workflows")
-    table.add_row("Namespace", settings.temporal_namespace)
+    add_row(table, "Temporal gRPC", server)
+    add_row(table, "Temporal Web UI", f"{temporal.ui_url}/namespaces/{settings.temporal_namespace}/workflows")
+    add_row(table, "Namespace", settings.temporal_namespace)
     queue = settings.temporal_task_queue
-    table.add_row("Task queues", f"{queue}, {llm_queue_for(queue)}")
+    add_row(table, "Task queues", f"{queue}, {llm_queue_for(queue)}")
     url = bot_url(settings)
-    table.add_row("Bot", f"{url}{SLACK_EVENTS_PATH}  (health: {url}/healthz)")
-    table.add_row("Dashboard", f"{url}{DASHBOARD_PATH}")
-    table.add_row("Data dir", str(settings.data_dir.resolve()))
-    table.add_row("App DB", describe_url(settings.app_db_url))
-    table.add_row("Target DB", describe_url(settings.target_db_url))
-    table.add_row("LLM", llm_state(settings))
-    table.add_row("Slack", slack_state(settings))
+    add_row(table, "Bot", f"{url}{SLACK_EVENTS_PATH}  (health: {url}/healthz)")
+    add_row(table, "Dashboard", f"{url}{DASHBOARD_PATH}")
+    add_row(table, "Data dir", str(settings.data_dir.resolve()))
+    add_row(table, "App DB", describe_url(settings.app_db_url))
+    add_row(table, "Target DB", describe_url(settings.target_db_url))
+    add_row(table, "LLM", llm_state(settings))
+    add_row(table, "Slack", slack_state(settings))
     approvers = ", ".join(settings.approvers) or "none — set APPROVERS, or risky tickets cannot be approved"
-    table.add_row("Approvers", approvers)
+    add_row(table, "Approvers", approvers)
     return table
 
 
@@ -233,7 +234,7 @@ async def _stop_all(
     code = 0
     for task, result in zip(tasks, results, strict=True):
         if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-            console.print(f"[bold red]The {task.get_name()} failed:[/bold red] {result}")
+            console.print(f"[bold red]The {task.get_name()} failed:[/bold red] {escape(str(result))}")
             logger.debug("%s failed", task.get_name(), exc_info=result)
             code = 1
         elif task in early:
@@ -243,7 +244,7 @@ async def _stop_all(
         if task in early and temporal.embedded is not None:
             console.print(
                 f"[bold red]The embedded Temporal server exited unexpectedly (code {task.result()}).[/bold red]\n"
-                + temporal.embedded.describe_log()
+                + escape(temporal.embedded.describe_log())
             )
             code = 1
         task.cancel()

@@ -177,3 +177,13 @@ def test_hash_password_prints_an_entry_the_settings_accept(cli_env: CliEnv) -> N
 
     empty = CliRunner().invoke(app, ["hash-password", "--stdin"], input="\n")
     assert empty.exit_code == 2 and "the password is empty" in empty.output
+
+
+def test_untrusted_text_is_shown_as_typed_not_as_markup() -> None:
+    status = pending_status()
+    status.request = TicketRequest(text="grant [bold]everything[/] to [red]me", requester="[link=x]eve")
+    assert status.plan is not None
+    status.plan.summary = "[/]unbalanced"
+    text = rendered(status_view(status))
+    assert "grant [bold]everything[/] to [red]me" in text
+    assert "[link=x]eve" in text and "[/]unbalanced" in text
