@@ -16,17 +16,15 @@ from worker.build import ActivitySet
 
 def slack_dependencies(settings: Settings, databases: Databases) -> tuple[Notifier, ApproverResolver]:
     """The Slack notifier and group resolver when Slack is configured, else log-only ones."""
-    if not settings.slack_enabled or settings.slack_bot_token is None:
+    if not settings.slack_enabled:
         return LogNotifier(), LiteralApprovers()
-    from slack_sdk.web.async_client import AsyncWebClient
+    from activities.slack_notify import SlackApproverResolver, SlackNotifier, activity_web_client
 
-    from activities.slack_notify import SlackApproverResolver, SlackNotifier
-
-    # Temporal owns retries: the client's own retry handlers stay off.
-    web_client = AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, retry_handlers=[]
+    # Temporal owns retries: the activities' Web API client has slack_sdk's own retries off.
+    return (
+        SlackNotifier.from_settings(settings, databases.app_sessions),
+        SlackApproverResolver(activity_web_client(settings)),
     )
-    return SlackNotifier(web_client, databases.app_sessions), SlackApproverResolver(web_client)
 
 
 def build_activity_set(settings: Settings, databases: Databases) -> ActivitySet:
