@@ -76,6 +76,7 @@ class TicketPage:
     audit: list[Any] = field(default_factory=list)
     can_decide: bool = False
     why_not: str | None = None
+    approvals_so_far: int = 0
 
     @property
     def live(self) -> bool:
@@ -134,6 +135,19 @@ def ticket_page(snapshot: TicketSnapshot, user: DashboardUser) -> TicketPage:
         audit=snapshot.audit,
         can_decide=status.pending_approval and why_not is None,
         why_not=why_not,
+        approvals_so_far=approvals_so_far(status),
+    )
+
+
+def approvals_so_far(status: TicketStatus) -> int:
+    """Approvals counted towards the pending request (earlier review rounds do not count)."""
+    if status.approval is None:
+        return 0
+    request_id = status.approval.request_id
+    return sum(
+        1
+        for record in status.decisions
+        if record.accepted and record.decision.approve and record.decision.request_id == request_id
     )
 
 

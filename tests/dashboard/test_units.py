@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from starlette.requests import Request
 
@@ -10,7 +12,17 @@ from bot.dashboard.csrf import same_origin
 from bot.dashboard.presenters import filter_text, finding_rows, operation_rows, previews, stage_steps
 from bot.dashboard.responses import safe_next
 from bot.dashboard.throttle import LoginThrottle
-from core.models import Filter, Stage
+from bot.dashboard.ticket_view import approvals_so_far
+from core.models import (
+    ApprovalRequest,
+    Decision,
+    DecisionRecord,
+    DecisionSource,
+    Filter,
+    Stage,
+    TicketRequest,
+    TicketStatus,
+)
 from core.settings import ConfigError, load_settings
 from tests.dashboard.harness import PLAN, scripted_report
 
@@ -120,3 +132,28 @@ def test_dashboard_users_setting_refuses_plain_passwords_and_duplicates() -> Non
         load_settings(_env_file=None, dashboard_users=f"ann:U1:{hashed},ann:U2:{hashed}")
     with pytest.raises(ConfigError, match=r"DASHBOARD_SESSION_SECRET: .*32 characters"):
         load_settings(_env_file=None, dashboard_session_secret="short")
+
+
+def test_approvals_so_far_count_only_the_pending_request() -> None:
+    now = datetime.now(UTC)
+    approval = ApprovalRequest(
+        request_id="r2", plan_hash="h", approvers=["alice", "bob"], required_approvals=2, requested_at=now, deadline=now
+    )
+
+    def record(decider: str, request_id: str, accepted: bool = True) -> DecisionRecord:
+        decision = Decision(
+            approve=True, decider=decider, source=DecisionSource.DASHBOARD, request_id=request_id, plan_hash="h"
+        )
+        return DecisionRecord(decision=decision, received_at=now, accepted=accepted)
+
+    status = TicketStatus(
+        ticket_id="t1",
+        workflow_id="ticket-t1",
+        request=TicketRequest(text="x", requester="dave"),
+        stage=Stage.AWAITING_APPROVAL,
+        created_at=now,
+        updated_at=now,
+        approval=approval,
+        decisions=[record("alice", "r1"), record("mallory", "r2", accepted=False), record("bob", "r2")],
+    )
+    assert approvals_so_far(status) == 1
