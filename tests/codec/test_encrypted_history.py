@@ -2,11 +2,16 @@
 
 The worker and the bot's client share the project's converter, so they read everything; a
 client without the key sees no ticket text, plan or error message in the history, and the
-bot's codec endpoint (what the Web UI calls) opens the payloads for the token holder.
+bot's codec endpoint opens the payloads for the token holder: for a plain HTTP caller, and
+for the `temporal` CLI, which speaks the same codec protocol as the Web UI.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -14,18 +19,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from google.protobuf import json_format
+from starlette.applications import Starlette
 from temporalio.api.common.v1 import Payloads
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from bot.app import create_app
+from bot.codec_routes import build_codec_routes
 from bot.context import BotContext
 from core.bootstrap import Databases
 from core.models import OutcomeStatus, Risk, TicketOutcome, TicketRequest, TicketStatus
 from core.names import QUERY_STATUS
 from core.settings import Settings, load_settings
-from core.temporal import connect
+from core.temporal import connect, temporal_cli_path
 from core.tickets import TicketService
 from tests.codec.keys import K1, TOKEN, keys_setting
 from tests.workflows.fake_activities import UPGRADE_PLAN, ScriptedActivities
@@ -116,3 +124,44 @@ async def test_failure_messages_are_encrypted_too(local_env: WorkflowEnvironment
     stored = await raw_history(local_env, workflow_id)
     assert PLANNER_SECRET.encode() not in stored
     assert TICKET_TEXT.encode() not in stored
+
+
+@asynccontextmanager
+async def serving(app: Starlette) -> AsyncIterator[str]:
+    """The app on a real port of 127.0.0.1, for callers that are separate processes."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def test_temporal_cli_reads_the_history_through_the_codec_endpoint(
+    local_env: WorkflowEnvironment, encrypted_client: Client, settings: Settings
+) -> None:
+    async with finished_ticket(encrypted_client, ScriptedActivities(risk=Risk.LOW)) as (workflow_id, outcome):
+        assert outcome.status is OutcomeStatus.DONE
+    address = local_env.client.service_client.config.target_host
+    async with serving(Starlette(routes=build_codec_routes(settings))) as base_url:
+        cli = await asyncio.create_subprocess_exec(
+            str(temporal_cli_path()),
+            *("workflow", "show", "--address", address, "--workflow-id", workflow_id, "--output", "json"),
+            *("--codec-endpoint", f"{base_url}/codec", "--codec-auth", f"Bearer {TOKEN}"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        shown, errors = await asyncio.wait_for(cli.communicate(), timeout=30)
+    assert cli.returncode == 0, errors.decode()
+    started = json.loads(shown)["events"][0]["workflowExecutionStartedEventAttributes"]
+    [payload] = started["input"]["payloads"]
+    assert base64.b64decode(payload["metadata"]["encoding"]) == b"json/plain"
+    assert TicketRequest.model_validate_json(base64.b64decode(payload["data"])).text == TICKET_TEXT
