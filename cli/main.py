@@ -565,6 +565,9 @@ def dev(
     ] = 60.0,
 ) -> None:
     """Everything at once: embedded Temporal (unless one answers), databases, worker and bot."""
+    from cli.dev_defaults import write_demo_env
+
+    notes = write_demo_env()
     settings = settings_or_exit()
     try:
         parse_address(settings.temporal_address)
@@ -573,7 +576,7 @@ def dev(
     configure_logging(logging.INFO)
     from cli.running import run_dev
 
-    raise typer.Exit(run(settings, run_dev(settings, install_stop_handlers, console, startup_timeout)))
+    raise typer.Exit(run(settings, run_dev(settings, install_stop_handlers, console, startup_timeout, notes)))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,7 +178,13 @@ async def _announce_when_ready(ready: asyncio.Event, task: asyncio.Task[None], a
         announce()
 
 
-async def run_dev(settings: Settings, install_stop: StopInstaller, console: Console, startup_seconds: float) -> int:
+async def run_dev(
+    settings: Settings,
+    install_stop: StopInstaller,
+    console: Console,
+    startup_seconds: float,
+    notes: Sequence[str] = (),
+) -> int:
     """Temporal, databases, worker and bot in one process until Ctrl-C; returns the exit code."""
     from worker.main import run_workers
 
@@ -209,6 +215,8 @@ async def run_dev(settings: Settings, install_stop: StopInstaller, console: Cons
         waiting.cancel()
         if ready.is_set() and not any(task.done() for task in watched):
             console.print(banner(settings, temporal))
+            for note in notes:
+                console.print(note, style="yellow", markup=False)
             console.print("[bold green]agent-ticket dev is ready[/bold green] — press Ctrl-C to stop.")
             await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         code = await _stop_all(tasks, watched, stop, temporal, console)

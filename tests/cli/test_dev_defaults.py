@@ -1,0 +1,41 @@
+"""The first `dev` in a fresh checkout writes demo approvers and dashboard users to `.env`, once."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bot.dashboard.auth import password_matches
+from cli.dev_defaults import DEMO_APPROVERS, DEMO_USERS, write_demo_env
+from core.settings import load_settings
+
+
+def test_writes_a_usable_env_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("APPROVERS", raising=False)
+    monkeypatch.delenv("DASHBOARD_USERS", raising=False)
+    env_file = tmp_path / ".env"
+
+    notes = write_demo_env(env_file)
+
+    password = re.search(r"the password (\S+)\.", notes[0])
+    assert password is not None
+    settings = load_settings(_env_file=env_file)
+    assert settings.approvers == list(DEMO_APPROVERS)
+    assert [account.username for account in settings.dashboard_users] == list(DEMO_USERS)
+    assert all(
+        password_matches(account.password_hash.get_secret_value(), password.group(1))
+        for account in settings.dashboard_users
+    )
+    assert env_file.stat().st_mode & 0o077 == 0  # the file names a password: owner only
+
+    before = env_file.read_text()
+    assert write_demo_env(env_file) == []
+    assert env_file.read_text() == before
+
+
+def test_leaves_configured_approvers_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APPROVERS", "U123")
+    assert write_demo_env(tmp_path / ".env") == []
+    assert not (tmp_path / ".env").exists()
