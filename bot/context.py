@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from core.bootstrap import Databases
 from core.settings import Settings
@@ -14,3 +15,6 @@ class BotContext:
     settings: Settings
     service: TicketService
     databases: Databases
+    # Set when the bot begins to stop, so long-lived responses (the dashboard's event streams)
+    # end at once instead of holding the server's shutdown open.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)

@@ -99,6 +99,7 @@ async def serve_bot(
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
+        context.stopping.set()
         server.should_exit = True
         await serving
         if not stop.is_set():
