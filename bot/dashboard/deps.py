@@ -6,6 +6,7 @@ token?) live here, so a route states them in one line each.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ class Dashboard:
     templates: Templates
     reader: TicketReader
     throttle: LoginThrottle
+    stopping: asyncio.Event
 
     @classmethod
     def build(cls, context: BotContext) -> Dashboard:
@@ -60,6 +62,7 @@ class Dashboard:
             templates=Templates(directory, settings.temporal_ui_url, settings.temporal_namespace),
             reader=TicketReader(context.service, context.databases.app_sessions),
             throttle=LoginThrottle(),
+            stopping=context.stopping,
         )
 
     def require_user(self, request: Request) -> DashboardUser:

@@ -2,8 +2,8 @@
 
 The stream checks the workflow's status about once a second (through the reader's short cache,
 so many watchers cost one query) and sends an event whenever the page's version changes; it
-ends when the ticket finishes, or after a minute, when the browser reconnects and the session
-is checked again.
+ends when the ticket finishes, when the bot stops, or after a minute, when the browser
+reconnects and the session is checked again.
 """
 
 from __future__ import annotations
@@ -71,6 +71,14 @@ class Live:
     def __init__(self, dashboard: Dashboard) -> None:
         self._d = dashboard
 
+    async def _stopping_within(self, seconds: float) -> bool:
+        """Wait up to `seconds`; True when the bot is stopping (the stream ends so shutdown is not held up)."""
+        try:
+            await asyncio.wait_for(self._d.stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            return False
+        return True
+
     async def _status(self, short_id: str) -> TicketStatus:
         try:
             return await self._d.reader.status(short_id)
@@ -101,7 +109,8 @@ class Live:
         yield _event("status", document)
         started = last_sent = time.monotonic()
         while not document["finished"] and time.monotonic() - started < STREAM_SECONDS:
-            await asyncio.sleep(POLL_SECONDS)
+            if await self._stopping_within(POLL_SECONDS):
+                return
             try:
                 latest = status_document(await self._d.reader.status(short_id))
             except (TicketNotFound, TemporalUnavailable) as error:

@@ -198,6 +198,7 @@ class DashboardWorld:
     databases: Databases
     service: TicketService
     script: DashboardScript
+    context: BotContext
     app: Starlette
 
     async def file_ticket(self, text: str = TICKET_TEXT, requester: str = "dave") -> str:
@@ -233,8 +234,8 @@ async def dashboard_world(client: Client, data_dir: Path, **overrides: object) -
         for worker in build_workers(client, script.activity_set(), task_queue=queue):
             await stack.enter_async_context(worker)
         service = TicketService(client, databases.app_sessions, queue)
-        app = create_app(BotContext(settings, service, databases))
-        yield DashboardWorld(settings, databases, service, script, app)
+        context = BotContext(settings, service, databases)
+        yield DashboardWorld(settings, databases, service, script, context, create_app(context))
 
 
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
