@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.datastructures import FormData
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 from bot.context import BotContext
 from bot.dashboard.auth import DashboardUser, UserDirectory
 from bot.dashboard.csrf import CSRF_FIELD, csrf_matches, same_origin
-from bot.dashboard.problems import BadInput, Forbidden, NotFound, SignInRequired
+from bot.dashboard.problems import BadInput, Forbidden, NotFound, SignInRequired, TooLarge
 from bot.dashboard.reader import TicketReader
 from bot.dashboard.sessions import SessionPolicy
 from bot.dashboard.templating import Templates
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 SHORT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_FORM_FIELDS = 12
 MAX_FIELD_BYTES = 16 * 1024
+MAX_FORM_BYTES = 64 * 1024
 
 
 @dataclass
@@ -83,10 +85,13 @@ class Dashboard:
         content_type = request.headers.get("content-type", "")
         if not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
             raise BadInput("Expected a form post.")
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_FORM_BYTES:
+            raise TooLarge("The form is larger than any dashboard form can be.")
         try:
             form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FIELD_BYTES)
-        except Exception as error:  # multipart errors come as several types; all mean a bad form
-            raise BadInput("The form could not be read.") from error
+        except MultiPartException as error:
+            raise BadInput(f"The form could not be read: {error.message}") from error
         return form
 
     def check_post(self, request: Request, form: FormData) -> None:

@@ -7,6 +7,7 @@ formatting of what an operation does lives in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from core.models import (
     DecisionRecord,
@@ -211,7 +212,7 @@ class DecisionRow:
     decider: str
     verb: str
     source: str
-    received_at: object
+    received_at: datetime
     accepted: bool
     reason: str
     comment: str

@@ -23,6 +23,11 @@ class BadInput(Problem):
     title = "Something is missing"
 
 
+class TooLarge(Problem):
+    status_code = 413
+    title = "Too large"
+
+
 class SignInRequired(Problem):
     status_code = 401
     title = "Sign in required"

@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from bot.dashboard import presenters
 from bot.dashboard.auth import DashboardUser
 from bot.dashboard.reader import TicketSnapshot
 from core.models import Decision, DecisionSource, Stage, TicketStatus
 from core.names import workflow_id_for
+from core.schema import AuditEventRow
 from core.tickets import DecisionRefused, check_decision
 
 
@@ -73,7 +73,7 @@ class TicketPage:
     previews: list[presenters.Preview] = field(default_factory=list)
     decisions: list[presenters.DecisionRow] = field(default_factory=list)
     steps: list[presenters.StageStep] = field(default_factory=list)
-    audit: list[Any] = field(default_factory=list)
+    audit: list[AuditEventRow] = field(default_factory=list)
     can_decide: bool = False
     why_not: str | None = None
     approvals_so_far: int = 0

@@ -197,3 +197,13 @@ async def test_reject_asking_for_a_new_plan_starts_a_new_review_round(
     assert renewed.approval is not None and renewed.approval.request_id in page
     stale = await _post(bob, f"/tickets/{short_id}/approve", form)  # the first round's ids
     assert stale.status_code == 409 and "out of date" in stale.text
+
+
+async def test_oversized_or_non_form_posts_are_refused(world: DashboardWorld, bob: httpx.AsyncClient) -> None:
+    short_id = await world.file_ticket()
+    form = await _form(bob, world, short_id)
+    huge = await _post(bob, f"/tickets/{short_id}/reject", {**form, "reason": "x" * 70_000})
+    assert huge.status_code == 413
+    as_json = await bob.post(f"/tickets/{short_id}/approve", json=form, headers={"Origin": ORIGIN})
+    assert as_json.status_code == 400 and "Expected a form post." in as_json.text
+    assert (await world.service.status(short_id)).decisions == []
