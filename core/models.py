@@ -171,8 +171,15 @@ class FilterOperator(StrEnum):
     NOT_NULL = "not_null"
 
 
+# Plan values must survive JSON unchanged: Temporal's converter writes NaN and ±Infinity as null,
+# which would turn `eq NaN` into `IS NULL` between the planner and the safety check.
+_FINITE_VALUES = ConfigDict(allow_inf_nan=False)
+
+
 class Filter(Model):
     """`column operator value`; filters of one operation are joined with AND."""
+
+    model_config = _FINITE_VALUES
 
     column: Identifier
     op: FilterOperator
@@ -181,6 +188,8 @@ class Filter(Model):
 
 class Assignment(Model):
     """`column = value` in an insert or update."""
+
+    model_config = _FINITE_VALUES
 
     column: Identifier
     value: Scalar
