@@ -150,7 +150,7 @@ def coerce_value(column: Column[Any], value: Scalar) -> Any:
             return _to_time(value)
         if isinstance(column_type, sa_types.String):
             return _to_text(value, getattr(column_type, "length", None))
-    except (TypeError, ValueError, InvalidOperation) as error:
+    except (TypeError, ValueError, InvalidOperation, OverflowError) as error:  # Overflow: past year 9999 in UTC
         raise SqlCompileError(f"value {value!r} does not fit column {where} ({column_type}): {error}") from None
     return value
 
