@@ -42,9 +42,6 @@ class DashboardUser:
     approver: str
     credential_tag: str
 
-    def may_decide(self, approvers: list[str]) -> bool:
-        return self.approver in approvers
-
 
 def credential_tag(account: DashboardAccount) -> str:
     """Changes whenever the account's password or identity does, so older sessions stop counting."""
