@@ -25,8 +25,10 @@ class Databases:
 
     @classmethod
     def open(cls, settings: Settings) -> Databases:
-        app_engine = create_engine(settings.app_db_url)
-        target_engine = create_engine(settings.target_db_url)
+        # SQLite only: a power cut may cost the app DB its last audit writes, never the target DB a
+        # committed plan (its ledger is what proves the plan ran once).
+        app_engine = create_engine(settings.app_db_url, sqlite_synchronous="NORMAL")
+        target_engine = create_engine(settings.target_db_url, sqlite_synchronous="FULL")
         return cls(app_engine, target_engine, session_factory(app_engine), session_factory(target_engine))
 
     async def close(self) -> None:
