@@ -26,6 +26,7 @@ import pytest
 import uvicorn
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from activities.approvers import ApproverActivities
@@ -340,7 +341,18 @@ class SlackWorld:
         return [event for event in self.script.events if event.ticket_id == ticket_id]
 
     async def result(self, ticket_id: str) -> TicketOutcome:
-        return await asyncio.wait_for(self.service.result(ticket_id), timeout=30)
+        """The outcome; the command's ack comes before its start, so wait for the workflow to exist."""
+
+        async def started_then_result() -> TicketOutcome:
+            while True:
+                try:
+                    return await self.service.result(ticket_id)
+                except RPCError as error:
+                    if error.status != RPCStatusCode.NOT_FOUND:
+                        raise
+                await asyncio.sleep(0.05)
+
+        return await asyncio.wait_for(started_then_result(), timeout=30)
 
     async def status(self, ticket_id: str) -> TicketStatus:
         return await self.service.status(ticket_id)
