@@ -114,7 +114,20 @@ async def run_crashing(settings: Settings, crash_point: str, marker_dir: Path, s
         await databases.close()
 
 
+def die_with_parent() -> None:
+    """Linux: get SIGKILLed if the test process dies without its `finally` (no orphaned workers)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent was already gone before the line above
+        os._exit(1)
+
+
 async def main() -> None:
+    die_with_parent()
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stdout)
     settings = load_settings(_env_file=None)
     stop = asyncio.Event()
