@@ -50,7 +50,6 @@ from tests.fakes.openai_server import (
     unauthorized_reply,
 )
 
-
 MODEL = "gpt-4o-mini"
 
 GOOD_ANSWER = {
