@@ -145,6 +145,18 @@ class SlackUserAgent:
         channel: str = "",
         message_ts: str = "1.000001",
     ) -> httpx.Response:
+        return await self.post(self.click_body(action_id, value, user, channel=channel, message_ts=message_ts))
+
+    def click_body(
+        self,
+        action_id: str,
+        value: str,
+        user: str,
+        *,
+        channel: str = "",
+        message_ts: str = "1.000001",
+    ) -> str:
+        """The signed-to-be form body of one button click, as Slack would deliver (and redeliver) it."""
         channel = channel or self.channel
         payload = {
             "type": "block_actions",
@@ -166,7 +178,7 @@ class SlackUserAgent:
                 }
             ],
         }
-        return await self.post(self.interaction_body(payload))
+        return self.interaction_body(payload)
 
     async def submit_reject(self, metadata: str, user: str, reason: str, *, replan: bool = False) -> httpx.Response:
         ticked = [{"text": {"type": "plain_text", "text": "Ask for a new plan"}, "value": "replan"}] if replan else []
