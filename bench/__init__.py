@@ -1,0 +1,1 @@
+"""Benchmarks of agent-ticket: `make bench` runs them and writes docs/benchmarks.md."""

@@ -1,0 +1,246 @@
+"""Database: the execution activity on SQLite and PostgreSQL, with its statements counted.
+
+`execute_plan` runs a 10-operation plan (selects, updates, an insert and a delete on the demo
+schema) in one transaction with its ledger row, called through `ActivityEnvironment` as a
+worker would call it. Every statement SQLAlchemy sends is counted with the engine's
+`before_cursor_execute` event. The same is done for `validate_plan` and `gather_context`,
+the other per-ticket database steps, to show where a ticket's database time goes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.testing import ActivityEnvironment
+
+from activities.context import ContextActivities
+from activities.execution import ExecutionActivities
+from activities.safety import SafetyActivities
+from bench.harness import (
+    REQUESTER,
+    BenchResult,
+    Stats,
+    bench_settings,
+    log,
+    prepare_databases,
+    run_benchmark,
+    scaled,
+    summarize,
+    workdir,
+)
+from core.bootstrap import Databases
+from core.models import (
+    Assignment,
+    DeleteOperation,
+    ExecutePlanInput,
+    Filter,
+    FilterOperator,
+    GatherContextInput,
+    InsertOperation,
+    Operation,
+    Plan,
+    SelectOperation,
+    TicketRequest,
+    UpdateOperation,
+    ValidatePlanInput,
+    plan_hash,
+)
+from core.settings import Settings
+
+POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+MAX_ROUND_TRIPS_PER_OPERATION = 2.0
+OPERATIONS = 10
+
+
+def _eq(column: str, value: Any) -> Filter:
+    return Filter(column=column, op=FilterOperator.EQ, value=value)
+
+
+def ten_operation_plan(run: int) -> Plan:
+    """Reads and writes across the demo tables; the flag it inserts it also deletes, so runs repeat."""
+    flag = f"bench_{run}"
+    operations: list[Operation] = [
+        SelectOperation(table="customers", filters=[_eq("slug", "acme-corp")]),
+        SelectOperation(table="invoices", columns=["id", "amount_cents", "status"], filters=[_eq("customer_id", 1)]),
+        UpdateOperation(table="subscriptions", values=[Assignment(column="seats", value=5)], filters=[_eq("id", 1)]),
+        UpdateOperation(
+            table="feature_flags", values=[Assignment(column="enabled", value=True)], filters=[_eq("id", 1)]
+        ),
+        UpdateOperation(
+            table="feature_flags", values=[Assignment(column="enabled", value=False)], filters=[_eq("id", 2)]
+        ),
+        UpdateOperation(table="users", values=[Assignment(column="name", value="Alice")], filters=[_eq("id", 1)]),
+        InsertOperation(
+            table="feature_flags",
+            values=[
+                Assignment(column="customer_id", value=1),
+                Assignment(column="name", value=flag),
+                Assignment(column="enabled", value=True),
+            ],
+        ),
+        UpdateOperation(
+            table="customers", values=[Assignment(column="status", value="active")], filters=[_eq("id", 2)]
+        ),
+        SelectOperation(table="plans"),
+        DeleteOperation(table="feature_flags", filters=[_eq("customer_id", 1), _eq("name", flag)]),
+    ]
+    assert len(operations) == OPERATIONS
+    return Plan(summary="benchmark plan", operations=operations, planner="bench")
+
+
+class StatementCounter:
+    """Counts the statements an engine sends (SQLAlchemy's `before_cursor_execute`)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.count = 0
+        event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, *_: Any) -> None:
+        self.count += 1
+
+
+@dataclass
+class Measured:
+    stats: Stats
+    statements_per_call: float
+
+
+async def measure(
+    call: Callable[[int], Awaitable[object]], counters: list[StatementCounter], runs: int, warm_up: int = 5
+) -> Measured:
+    """Time `call(i)` `runs` times after `warm_up` calls; statements per call across `counters`."""
+    for index in range(warm_up):
+        await call(-1 - index)
+    before = sum(counter.count for counter in counters)
+    samples = []
+    for index in range(runs):
+        began = time.perf_counter()
+        await call(index)
+        samples.append(time.perf_counter() - began)
+    statements = sum(counter.count for counter in counters) - before
+    return Measured(summarize(samples), statements / runs)
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres_url() -> AsyncIterator[str]:
+    """A new database on the local PostgreSQL (user postgres, trust), dropped afterwards."""
+    name = f"agent_ticket_bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def measure_backend(settings: Settings, runs: int) -> dict[str, Measured]:
+    await prepare_databases(settings)
+    databases = Databases.open(settings)
+    try:
+        target = StatementCounter(databases.target_engine)
+        app = StatementCounter(databases.app_engine)
+        execution = ExecutionActivities(databases.target_engine)
+        safety = SafetyActivities(databases.app_sessions, databases.target_engine)
+        context = ContextActivities(databases.app_sessions, databases.target_engine)
+        environment = ActivityEnvironment()
+        request = TicketRequest(text="upgrade acme-corp to the pro plan", requester=REQUESTER)
+        fixed_plan = ten_operation_plan(0)
+
+        async def execute(run: int) -> object:
+            plan = ten_operation_plan(run)
+            approved = [0 if isinstance(op, SelectOperation) else 1 for op in plan.operations]
+            workflow_id = f"ticket-bench-{uuid.uuid4().hex[:10]}"
+            argument = ExecutePlanInput(
+                ticket_id="bench", workflow_id=workflow_id, plan=plan, plan_hash=plan_hash(plan), approved_rows=approved
+            )
+            return await environment.run(execution.execute_plan, argument)
+
+        async def validate(_: int) -> object:
+            return await environment.run(safety.validate_plan, ValidatePlanInput(ticket_id="bench", plan=fixed_plan))
+
+        async def gather(_: int) -> object:
+            argument = GatherContextInput(ticket_id="bench", request=request)
+            return await environment.run(context.gather_context, argument)
+
+        return {
+            "execute_plan": await measure(execute, [target], runs),
+            "validate_plan": await measure(validate, [target, app], runs),
+            "gather_context": await measure(gather, [target, app], runs),
+        }
+    finally:
+        await databases.close()
+
+
+def row(name: str, measured: Measured) -> str:
+    return f"{name} p50 {measured.stats.p50:.1f} ms, {measured.statements_per_call:.1f} statements"
+
+
+async def main() -> None:
+    runs = scaled(200, 30)
+    results: dict[str, dict[str, Measured]] = {}
+    with workdir("database") as directory:
+        sqlite = bench_settings(directory / "sqlite", "127.0.0.1:7233", "bench")
+        log(f"SQLite: {runs} runs of each activity")
+        results["sqlite"] = await measure_backend(sqlite, runs)
+        async with fresh_postgres_url() as url:
+            postgres = bench_settings(
+                directory / "postgres", "127.0.0.1:7233", "bench", app_database_url=url, target_database_url=url
+            )
+            log(f"PostgreSQL: {runs} runs of each activity")
+            results["postgresql"] = await measure_backend(postgres, runs)
+
+    per_operation = {name: found["execute_plan"].statements_per_call / OPERATIONS for name, found in results.items()}
+    summary = "; ".join(
+        f"{name}: p50 {found['execute_plan'].stats.p50:.1f} ms per plan "
+        f"(p99 {found['execute_plan'].stats.p99:.1f}), {per_operation[name]:.1f} statements per operation"
+        for name, found in results.items()
+    )
+    BenchResult(
+        key="database",
+        title="Database (execute_plan, 10 operations)",
+        how=(
+            f"`execute_plan` through `ActivityEnvironment`, {runs} runs of a 10-operation plan (3 selects, 5 updates, "
+            "an insert, a delete) on the seeded demo schema, each with its own workflow id (so each writes its "
+            "ledger row); statements counted with `before_cursor_execute`. SQLite file (WAL) and a fresh "
+            "PostgreSQL 15 database on 127.0.0.1 through asyncpg."
+        ),
+        result=summary,
+        target=f"p50 per plan reported; ≤ {MAX_ROUND_TRIPS_PER_OPERATION:.0f} round trips per operation",
+        met=all(value <= MAX_ROUND_TRIPS_PER_OPERATION for value in per_operation.values()),
+        notes=(
+            "A plan's statements: 1 ledger lookup + 1 per operation + 1 ledger insert. BEGIN and COMMIT are not "
+            "cursor statements: on PostgreSQL they add 2 round trips per plan, and asyncpg prepares each new "
+            "statement once per connection (cached afterwards). Other per-ticket steps: "
+            + "; ".join(
+                f"{name}: {row('validate_plan', found['validate_plan'])}, "
+                f"{row('gather_context', found['gather_context'])}"
+                for name, found in results.items()
+            )
+        ),
+        figures={
+            name: {
+                step: {"latency_ms": vars(measured.stats), "statements_per_call": measured.statements_per_call}
+                for step, measured in found.items()
+            }
+            for name, found in results.items()
+        },
+    ).save()
+
+
+if __name__ == "__main__":
+    run_benchmark(main)

@@ -1,0 +1,161 @@
+"""Orchestration overhead: what a durable workflow adds to an auto-approved ticket.
+
+One ticket at a time on the real workers (in this process, so eager workflow start and eager
+activities apply as in `agent-ticket dev`): end to end (client start → result) minus the time
+spent inside activities (timed in the worker, local activities included). The same
+activities chained in plain asyncio (`bench/plain_chain.py`) give the baseline for the ratio.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from contextlib import AsyncExitStack
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from bench.activity_timing import ActivityTimer
+from bench.harness import (
+    REQUESTER,
+    BenchResult,
+    auto_approved_text,
+    bench_settings,
+    dev_server,
+    log,
+    prepare_databases,
+    run_benchmark,
+    scaled,
+    summarize,
+    workdir,
+)
+from bench.plain_chain import PlainChain
+from core.bootstrap import Databases
+from core.models import OutcomeStatus, TicketRequest
+from core.settings import Settings
+from core.tickets import TicketService, new_short_id
+from worker.activities import build_activity_set
+from worker.build import build_workers
+
+TARGET_MS = 150.0
+WARM_UP = 5
+
+
+async def temporal_tickets(
+    client: Client, settings: Settings, timer: ActivityTimer, count: int
+) -> tuple[list[float], list[float], dict[str, list[float]]]:
+    """End-to-end seconds and seconds inside activities, per ticket; per-activity seconds."""
+    end_to_end: list[float] = []
+    inside: list[float] = []
+    per_activity: dict[str, list[float]] = defaultdict(list)
+    databases = Databases.open(settings)
+    queue = settings.temporal_task_queue
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(databases.close)
+        activities = build_activity_set(settings, databases)
+        stack.push_async_callback(activities.close)
+        for worker in build_workers(client, activities, task_queue=queue):
+            await stack.enter_async_context(worker)
+        service = TicketService(client, databases.app_sessions, queue)
+        for index in range(WARM_UP + count):
+            request = TicketRequest(
+                text=auto_approved_text(index), requester=REQUESTER, approval=settings.approval_settings()
+            )
+            started = time.perf_counter()
+            ticket = await service.start(request)
+            outcome = await service.result(ticket.short_id)
+            elapsed = time.perf_counter() - started
+            if outcome.status is not OutcomeStatus.DONE:
+                raise RuntimeError(f"{ticket.label} ended {outcome.status.value}: {outcome.reason}")
+            if index < WARM_UP:
+                continue
+            end_to_end.append(elapsed)
+            inside.append(timer.total(ticket.workflow_id))
+            for item in timer.times(ticket.workflow_id):
+                per_activity[item.name].append(item.seconds)
+    return end_to_end, inside, per_activity
+
+
+async def plain_tickets(settings: Settings, count: int) -> tuple[list[float], dict[str, list[float]]]:
+    """The same activities chained without Temporal: end-to-end seconds and per-activity seconds."""
+    end_to_end: list[float] = []
+    per_activity: dict[str, list[float]] = defaultdict(list)
+    databases = Databases.open(settings)
+    activities = build_activity_set(settings, databases)
+    try:
+        for index in range(WARM_UP + count):
+            chain = PlainChain(activities, new_short_id())
+            request = TicketRequest(
+                text=auto_approved_text(index), requester=REQUESTER, approval=settings.approval_settings()
+            )
+            started = time.perf_counter()
+            outcome = await chain.run(request)
+            elapsed = time.perf_counter() - started
+            if outcome.execution is None:
+                raise RuntimeError("the plain chain did not execute its plan")
+            if index < WARM_UP:
+                continue
+            end_to_end.append(elapsed)
+            for name, seconds in chain.times:
+                per_activity[name].append(seconds)
+    finally:
+        await activities.close()
+        await databases.close()
+    return end_to_end, per_activity
+
+
+def per_ticket_ms(per_activity: dict[str, list[float]], tickets: int) -> dict[str, float]:
+    return {name: round(1000 * sum(values) / tickets, 1) for name, values in sorted(per_activity.items())}
+
+
+async def main() -> None:
+    count = scaled(50, 10)
+    with workdir("overhead") as directory:
+        async with dev_server(directory) as (server, _):
+            timer = ActivityTimer()
+            client = await Client.connect(server.address, data_converter=pydantic_data_converter, interceptors=[timer])
+            settings = bench_settings(directory / "data", server.address, f"bench-{uuid.uuid4().hex[:6]}")
+            await prepare_databases(settings)
+            log(f"{count} auto-approved tickets through Temporal, one at a time")
+            end_to_end, inside, temporal_activities = await temporal_tickets(client, settings, timer, count)
+            log(f"{count} tickets through the same activities in plain asyncio")
+            plain, plain_activities = await plain_tickets(settings, count)
+
+    overhead = [total - spent for total, spent in zip(end_to_end, inside, strict=True)]
+    e2e_stats, inside_stats, overhead_stats, plain_stats = (
+        summarize(end_to_end),
+        summarize(inside),
+        summarize(overhead),
+        summarize(plain),
+    )
+    ratio = e2e_stats.p50 / plain_stats.p50
+    BenchResult(
+        key="overhead",
+        title="Orchestration overhead",
+        how=(
+            f"{count} auto-approved tickets (`show invoices for <customer>`, offline planner, SQLite) one at a "
+            "time on the real workers in the benchmark's process; overhead = client start → result minus "
+            "time inside activities (timed by a worker interceptor, local activities included). Baseline: "
+            "the same activity methods chained in plain asyncio."
+        ),
+        result=(
+            f"overhead p50 {overhead_stats.p50:.0f} ms (p90 {overhead_stats.p90:.0f}); end to end p50 "
+            f"{e2e_stats.p50:.0f} ms vs plain asyncio {plain_stats.p50:.0f} ms: ratio {ratio:.1f}x"
+        ),
+        target=f"overhead p50 ≤ {TARGET_MS:.0f} ms per ticket; ratio reported",
+        met=overhead_stats.p50 <= TARGET_MS,
+        figures={
+            "end_to_end_ms": vars(e2e_stats),
+            "inside_activities_ms": vars(inside_stats),
+            "overhead_ms": vars(overhead_stats),
+            "plain_asyncio_ms": vars(plain_stats),
+            "ratio_p50": round(ratio, 2),
+            "temporal_activity_ms_per_ticket": per_ticket_ms(temporal_activities, count),
+            "plain_activity_ms_per_ticket": per_ticket_ms(plain_activities, count),
+        },
+    ).save()
+
+
+if __name__ == "__main__":
+    run_benchmark(main)
