@@ -137,6 +137,8 @@ class BenchResult:
     command: str = ""
     quick: bool = field(default_factory=quick)
     measured_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+    # 1, 5 and 15 minute load averages when the result was saved: the machine may be shared.
+    load_average: str = field(default_factory=lambda: " ".join(Path("/proc/loadavg").read_text().split()[:3]))
 
     def save(self) -> Path:
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
