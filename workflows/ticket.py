@@ -44,9 +44,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.approval import ApprovalGate, Verdict, unmet_quorum
 
 
-# Patch ids (see docs/contributing.md): each marks a change made while tickets were running.
-PATCH_NOTIFY_EXECUTING = "notify-when-approved-plan-executes"
-
 # Review rounds (reject with feedback, plan again) per run before continuing as new.
 ROUNDS_PER_RUN = 20
 MAX_FEEDBACK_KEPT = 10
@@ -165,8 +162,6 @@ class TicketWorkflow:
             await self._start_new_round(request)
 
         self._set_stage(Stage.EXECUTING)
-        if decided_by and workflow.patched(PATCH_NOTIFY_EXECUTING):
-            await self._notify(NotifyEvent.STAGE)  # the decision is in: buttons come off the message now
         result: ExecutionResult = await self._activity(
             names.ACTIVITY_EXECUTE_PLAN,
             ExecutePlanInput(

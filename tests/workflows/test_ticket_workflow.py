@@ -197,15 +197,3 @@ async def test_too_few_approvers_is_blocked_not_left_waiting(time_env: WorkflowE
     assert outcome.status is OutcomeStatus.BLOCKED
     assert "APPROVERS" in outcome.reason
 
-
-async def test_approved_ticket_tells_the_channel_before_executing(time_env: WorkflowEnvironment) -> None:
-    """The decision updates the message (buttons off) before the plan runs, not only at the outcome."""
-    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1)
-    async with running(time_env, fakes, request()) as handle:
-        status = await awaiting_approval(handle)
-        await handle.signal(SIGNAL_APPROVE, decision(status, "bob"))
-        await handle.result()
-    stages = [(n.event, n.status.stage) for n in fakes.notifications]
-    executing = stages.index((NotifyEvent.STAGE, Stage.EXECUTING))
-    assert stages.index((NotifyEvent.STAGE, Stage.AWAITING_APPROVAL)) < executing < len(stages) - 1
-    assert stages[-1][0] is NotifyEvent.OUTCOME
