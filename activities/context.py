@@ -31,7 +31,7 @@ from core.models import (
     TicketContext,
 )
 from core.names import ACTIVITY_GATHER_CONTEXT, short_id_from, ticket_label
-from core.policy import read_policy
+from core.policy import PolicyCache
 from core.schema import AuditEventRow, TicketRow
 
 logger = logging.getLogger(__name__)
@@ -299,13 +299,14 @@ class ContextActivities:
 
     def __init__(self, app_sessions: async_sessionmaker[AsyncSession], target_engine: AsyncEngine) -> None:
         self._app_sessions = app_sessions
+        self._policy = PolicyCache(app_sessions)
         self._target = target_engine
 
     @activity.defn(name=ACTIVITY_GATHER_CONTEXT)
     async def gather_context(self, input: GatherContextInput) -> TicketContext:
         ticket_id = short_id_from(input.ticket_id)
         label = ticket_label(ticket_id)
-        policy = await read_policy(self._app_sessions)
+        policy = await self._policy.current()
         past, audit = await requester_history(self._app_sessions, input.request.requester, ticket_id)
         metadata = await reflect_target(self._target)
         tables = [

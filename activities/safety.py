@@ -47,7 +47,7 @@ from core.models import (
     plan_hash,
 )
 from core.names import ACTIVITY_VALIDATE_PLAN, ticket_label
-from core.policy import Policy, read_policy
+from core.policy import Policy, PolicyCache
 
 logger = logging.getLogger(__name__)
 
@@ -88,13 +88,13 @@ class SafetyActivities:
     """Validates plans; receives the app DB (for the policy) and the target engine."""
 
     def __init__(self, app_sessions: async_sessionmaker[AsyncSession], target_engine: AsyncEngine) -> None:
-        self._app_sessions = app_sessions
+        self._policy = PolicyCache(app_sessions)
         self._target = target_engine
 
     @activity.defn(name=ACTIVITY_VALIDATE_PLAN)
     async def validate_plan(self, input: ValidatePlanInput) -> SafetyReport:
         label = ticket_label(input.ticket_id)
-        policy = await read_policy(self._app_sessions)
+        policy = await self._policy.current()
         metadata = await reflect_target(self._target)
         report = await self.assess(input.plan, policy, metadata, label)
         logger.info(

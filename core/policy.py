@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -102,3 +104,39 @@ async def read_policy(sessions: async_sessionmaker[AsyncSession]) -> Policy:
     if approvals:
         raw["approvals"] = approvals
     return Policy.model_validate(raw)
+
+
+# How stale a cached policy may be: a change to the constraint table reaches running workers within this.
+POLICY_CACHE_SECONDS = 5.0
+
+
+class PolicyCache:
+    """The stored policy, read from the constraint table at most once every `max_age` seconds.
+
+    Context and safety need it for every ticket; reading two tables and validating them each
+    time is a cost per ticket for something that changes only when `init-db` stores a new
+    policy. Callers must not modify the returned policy: it is shared until the next read.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], max_age: float = POLICY_CACHE_SECONDS) -> None:
+        self._sessions = sessions
+        self._max_age = max_age
+        self._policy: Policy | None = None
+        self._read_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def current(self) -> Policy:
+        policy = self._fresh()
+        if policy is not None:
+            return policy
+        async with self._lock:  # one read for everyone waiting, not one each
+            policy = self._fresh()
+            if policy is None:
+                policy = await read_policy(self._sessions)
+                self._policy, self._read_at = policy, time.monotonic()
+        return policy
+
+    def _fresh(self) -> Policy | None:
+        if self._policy is not None and time.monotonic() - self._read_at < self._max_age:
+            return self._policy
+        return None
