@@ -12,22 +12,23 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from openai import AsyncOpenAI
 from temporalio import activity
 
 from activities.offline_planner import OfflinePlanner
-from activities.openai_planner import OpenAIPlanner
 from core.models import Plan, PlanTicketInput
 from core.names import ACTIVITY_PLAN_TICKET, short_id_from, ticket_label
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_INTERVAL = 1.0
 
-__all__ = ["OfflinePlanner", "OpenAIPlanner", "Planner", "PlanningActivities", "build_openai_client", "build_planner"]
+__all__ = ["OfflinePlanner", "Planner", "PlanningActivities", "build_openai_client", "build_planner"]
 
 
 class Planner(Protocol):
@@ -90,6 +91,8 @@ async def heartbeating(interval: float, *details: object) -> AsyncIterator[None]
 
 def build_openai_client(settings: Settings) -> AsyncOpenAI:
     """An `AsyncOpenAI` for the worker: retries off (Temporal owns them) and a bounded time-out."""
+    from openai import AsyncOpenAI  # about a second of imports, paid only by workers that use OpenAI
+
     api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     return AsyncOpenAI(
         api_key=api_key,
@@ -102,5 +105,7 @@ def build_openai_client(settings: Settings) -> AsyncOpenAI:
 def build_planner(settings: Settings) -> Planner:
     """OpenAI (or a compatible server via OPENAI_BASE_URL) when a key is configured, else the offline planner."""
     if settings.llm_enabled:
+        from activities.openai_planner import OpenAIPlanner
+
         return OpenAIPlanner(build_openai_client(settings), settings.openai_model)
     return OfflinePlanner()
