@@ -111,6 +111,7 @@ class StatementCounter:
 class Measured:
     stats: Stats
     statements_per_call: float
+    cpu_ms_per_call: float  # this process's CPU (SQLAlchemy, driver, activity code): steadier than latency here
 
 
 async def measure(
@@ -120,13 +121,15 @@ async def measure(
     for index in range(warm_up):
         await call(-1 - index)
     before = sum(counter.count for counter in counters)
+    cpu_before = time.process_time()
     samples = []
     for index in range(runs):
         began = time.perf_counter()
         await call(index)
         samples.append(time.perf_counter() - began)
+    cpu = time.process_time() - cpu_before
     statements = sum(counter.count for counter in counters) - before
-    return Measured(summarize(samples), statements / runs)
+    return Measured(summarize(samples), statements / runs, 1000 * cpu / runs)
 
 
 @contextlib.asynccontextmanager
@@ -187,7 +190,10 @@ async def measure_backend(settings: Settings, runs: int) -> dict[str, Measured]:
 
 
 def row(name: str, measured: Measured) -> str:
-    return f"{name} p50 {measured.stats.p50:.1f} ms, {measured.statements_per_call:.1f} statements"
+    return (
+        f"{name} p50 {measured.stats.p50:.1f} ms, {measured.statements_per_call:.0f} statements, "
+        f"{measured.cpu_ms_per_call:.1f} ms CPU"
+    )
 
 
 async def main() -> None:
@@ -234,7 +240,11 @@ async def main() -> None:
         ),
         figures={
             name: {
-                step: {"latency_ms": vars(measured.stats), "statements_per_call": measured.statements_per_call}
+                step: {
+                    "latency_ms": vars(measured.stats),
+                    "statements_per_call": measured.statements_per_call,
+                    "cpu_ms_per_call": round(measured.cpu_ms_per_call, 2),
+                }
                 for step, measured in found.items()
             }
             for name, found in results.items()
