@@ -17,9 +17,10 @@ ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /app
 
-# Dependencies first, from pyproject.toml alone, so a code change reuses this layer.
+# Dependencies first, from pyproject.toml alone, so a code change reuses this layer; with the
+# `otel` extra, so setting OTEL_EXPORTER_OTLP_ENDPOINT is all tracing needs.
 COPY pyproject.toml README.md ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['otel']))" \
         > /tmp/requirements.txt \
     && pip install --upgrade pip setuptools \
     && pip install -r /tmp/requirements.txt

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.codec_routes import codec_routes
 from bot.context import BotContext
 from bot.dashboard import dashboard_middleware, dashboard_routes
 from bot.slack import slack_routes
+from core.observability.exposition import CONTENT_TYPE, metrics_text
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -19,8 +20,20 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True, "slack": context.settings.slack_enabled})
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus text: the bot's ticket starts and decisions, plus the process's SDK metrics (METRICS_PORT)."""
+    context: BotContext = request.app.state.context
+    return Response(await metrics_text(context.settings), media_type=CONTENT_TYPE)
+
+
 def create_app(context: BotContext) -> Starlette:
-    routes = [Route("/healthz", healthz), *slack_routes(context), *dashboard_routes(context), *codec_routes(context)]
+    routes = [
+        Route("/healthz", healthz),
+        Route("/metrics", metrics),
+        *slack_routes(context),
+        *dashboard_routes(context),
+        *codec_routes(context),
+    ]
     app = Starlette(routes=routes, middleware=dashboard_middleware(context))
     app.state.context = context
     return app

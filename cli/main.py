@@ -33,12 +33,14 @@ from cli.follow import TicketEnded, WaitTimedOut, query_status, wait_for_ticket
 from cli.identity import UnknownIdentity, current_user
 from cli.render import approval_panel, describe_url, outcome_panel, status_view, tickets_table
 from core.bootstrap import Databases, init_databases
+from core.logs import json_handler, use_plain_sdk_messages
 from core.migrations import MigrationError
 from core.models import (
     Decision,
     DecisionRecord,
     DecisionSource,
     OutcomeStatus,
+    Risk,
     Stage,
     TicketRequest,
     TicketSource,
@@ -46,6 +48,7 @@ from core.models import (
     clean_ticket_text,
 )
 from core.names import short_id_from, ticket_label
+from core.observability.setup import start_telemetry
 from core.policy import PolicyError
 from core.settings import ConfigError, Settings, load_settings
 from core.tickets import DecisionRefused, TicketNotFound, TicketService
@@ -55,6 +58,7 @@ logger = logging.getLogger("cli")
 
 SHORT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LIST_STATUSES = [stage.value for stage in Stage if stage is not Stage.FINISHED] + [s.value for s in OutcomeStatus]
+LIST_RISKS = [risk.value for risk in Risk]
 
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
@@ -101,15 +105,19 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     raise typer.Exit(code)
 
 
-def configure_logging(level: int) -> None:
-    """Logs go to stderr (rich on a terminal, plain lines otherwise); the SDK's own chatter stays at warnings.
+def configure_logging(level: int, log_format: str = "text") -> None:
+    """Logs go to stderr (JSON lines with LOG_FORMAT=json, else rich on a terminal and plain lines otherwise);
+    the SDK's own chatter stays at warnings.
 
     Leaves logging alone when the host process (a test runner, an embedding app) configured it.
     """
     if logging.getLogger().handlers:
         return
     handler: logging.Handler
-    if errors.is_terminal:
+    if log_format == "json":
+        handler = json_handler(sys.stderr)
+        use_plain_sdk_messages()
+    elif errors.is_terminal:
         handler = RichHandler(console=errors, show_path=False, rich_tracebacks=False)
         handler.setFormatter(logging.Formatter("%(message)s", datefmt="[%X]"))
     else:
@@ -127,8 +135,18 @@ def settings_or_exit() -> Settings:
         fail(str(error), EXIT_BAD_INPUT)
 
 
-def run(settings: Settings, coroutine: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run` with the errors a user can act on turned into one message and an exit code."""
+def run(
+    settings: Settings, coroutine: Coroutine[Any, Any, T], *, process: str = "cli", serve_metrics: bool = False
+) -> T:
+    """`asyncio.run` with the errors a user can act on turned into one message and an exit code.
+
+    Telemetry (tracing when configured; the metrics port for long-running `process`es) is set up
+    before the first client and flushed after the last.
+    """
+    try:
+        telemetry = start_telemetry(settings, f"agent-ticket-{process}", serve_metrics=serve_metrics)
+    except OSError as error:
+        fail(str(error))
     try:
         return asyncio.run(coroutine)
     except CliError as error:
@@ -142,6 +160,8 @@ def run(settings: Settings, coroutine: Coroutine[Any, Any, T]) -> T:
     except KeyboardInterrupt:
         errors.print("Interrupted.")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        telemetry.shutdown()
 
 
 def ticket_ref(value: str) -> str:
@@ -311,20 +331,30 @@ async def _show(settings: Settings, ref: str, audit: bool) -> None:
 def list_tickets(
     status: Annotated[str | None, typer.Option(help=f"Only tickets in this state: {', '.join(LIST_STATUSES)}.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many tickets.")] = 50,
+    risk: Annotated[str | None, typer.Option(help=f"Only tickets of this risk: {', '.join(LIST_RISKS)}.")] = None,
+    requester: Annotated[str | None, typer.Option(help="Only tickets filed by this person.")] = None,
 ) -> None:
-    """List tickets from the app database, pending approvals first, newest first."""
+    """List tickets from the app database, pending approvals first, newest first.
+
+    The same filters work in the Temporal Web UI, e.g. `TicketStatus="awaiting_approval" AND TicketRisk="high"`.
+    """
     wanted = status.strip().lower().replace("-", "_").replace(" ", "_") if status is not None else None
     if wanted is not None and wanted not in LIST_STATUSES:
         fail(f"--status must be one of {', '.join(LIST_STATUSES)}; got {status!r}.", EXIT_BAD_INPUT)
+    wanted_risk = risk.strip().lower() if risk is not None else None
+    if wanted_risk is not None and wanted_risk not in LIST_RISKS:
+        fail(f"--risk must be one of {', '.join(LIST_RISKS)}; got {risk!r}.", EXIT_BAD_INPUT)
     settings = settings_or_exit()
-    run(settings, _list(settings, wanted, limit))
+    run(settings, _list(settings, wanted, limit, wanted_risk, requester.strip() if requester else None))
 
 
-async def _list(settings: Settings, status: str | None, limit: int) -> None:
+async def _list(
+    settings: Settings, status: str | None, limit: int, risk: str | None = None, requester: str | None = None
+) -> None:
     session = await open_session(settings, with_databases=True)
     assert session.databases is not None
     try:
-        rows = await session.service.list_tickets(status=status, limit=limit)
+        rows = await session.service.list_tickets(status=status, limit=limit, risk=risk, requester=requester)
     except SQLAlchemyError as error:
         raise CliError(
             f"Cannot read tickets from the app database ({session.databases.app_engine.url!r}): "
@@ -333,7 +363,10 @@ async def _list(settings: Settings, status: str | None, limit: int) -> None:
     finally:
         await session.databases.close()
     if not rows:
-        console.print("No tickets" + (f" with status {status}." if status else " yet."))
+        filters = ", ".join(
+            f"{name} {value}" for name, value in (("status", status), ("risk", risk), ("requester", requester)) if value
+        )
+        console.print("No tickets" + (f" with {filters}." if filters else " yet."))
         return
     console.print(tickets_table(rows))
 
@@ -542,20 +575,25 @@ def worker(
     except ValueError:
         fail(f"--queue must be one of {', '.join(r.value for r in QueueRole)}; got {queue!r}.", EXIT_BAD_INPUT)
     settings = settings_or_exit()
-    configure_logging(logging.INFO)
+    configure_logging(logging.INFO, settings.log_format)
     from cli.running import run_worker_command
 
-    run(settings, run_worker_command(settings, role, install_stop_handlers, console))
+    run(
+        settings,
+        run_worker_command(settings, role, install_stop_handlers, console),
+        process="worker",
+        serve_metrics=True,
+    )
 
 
 @app.command()
 def bot() -> None:
     """Run the bot (Slack endpoint, dashboard, /healthz) until Ctrl-C or SIGTERM."""
     settings = settings_or_exit()
-    configure_logging(logging.INFO)
+    configure_logging(logging.INFO, settings.log_format)
     from cli.running import run_bot_command
 
-    run(settings, run_bot_command(settings, install_stop_handlers, console))
+    run(settings, run_bot_command(settings, install_stop_handlers, console), process="bot", serve_metrics=True)
 
 
 @app.command()
@@ -573,10 +611,16 @@ def dev(
         parse_address(settings.temporal_address)
     except ValueError as error:
         fail(str(error), EXIT_BAD_INPUT)
-    configure_logging(logging.INFO)
+    configure_logging(logging.INFO, settings.log_format)
     from cli.running import run_dev
 
-    raise typer.Exit(run(settings, run_dev(settings, install_stop_handlers, console, startup_timeout, notes)))
+    code = run(
+        settings,
+        run_dev(settings, install_stop_handlers, console, startup_timeout, notes),
+        process="dev",
+        serve_metrics=True,
+    )
+    raise typer.Exit(code)
 
 
 if __name__ == "__main__":

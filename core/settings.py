@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     # Bearer token the codec endpoint (`/codec/decode`) requires; only holders of the key should have it.
     codec_auth_token: SecretStr | None = None
 
+    # Observability (core/observability/): the Temporal SDK's Prometheus endpoint of this process
+    # (off when unset), log lines as JSON or text, and OTLP trace export (off when unset).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    log_format: Literal["text", "json"] = "text"
+    otel_exporter_otlp_endpoint: str | None = None
+
     @field_validator(
         "temporal_tls_cert_path", "temporal_tls_key_path", "temporal_tls_ca_path", "temporal_api_key", mode="before"
     )
@@ -124,6 +131,11 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 characters (for example from `openssl rand -hex 32`)")
         return value
 
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_log_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("approvers", mode="before")
     @classmethod
     def _split_approvers(cls, value: object) -> object:
@@ -131,7 +143,7 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("openai_base_url", "slack_api_url")
+    @field_validator("openai_base_url", "slack_api_url", "otel_exporter_otlp_endpoint")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -195,6 +207,10 @@ class Settings(BaseSettings):
         if self.dashboard_https_only is not None:
             return self.dashboard_https_only
         return self.public_url.startswith("https://")
+
+    @property
+    def tracing_enabled(self) -> bool:
+        return self.otel_exporter_otlp_endpoint is not None
 
     @property
     def slack_enabled(self) -> bool:

@@ -12,6 +12,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 
 from core.codec import EncryptionCodec
+from core.observability.tracing import tracing_interceptors
 from core.settings import Settings
 from core.temporal_tls import connect_options
 
@@ -33,10 +34,14 @@ def data_converter(settings: Settings) -> DataConverter:
 
 
 async def connect(settings: Settings) -> Client:
-    """A client with the project's data converter, so models cross the wire checked (and sealed)."""
+    """A client with the project's data converter, so models cross the wire checked (and sealed).
+
+    With tracing configured it carries the tracing interceptor, and so do workers built on it.
+    """
     return await Client.connect(
         settings.temporal_address,
         data_converter=data_converter(settings),
+        interceptors=tracing_interceptors(settings),
         **connect_options(settings),
     )
 

@@ -8,6 +8,8 @@ them again: this layer is for a clear answer to the person, the workflow is the 
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,7 +21,8 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from core.models import Decision, TicketOutcome, TicketRequest, TicketStatus
+from core.logs import ticket_log_context
+from core.models import Decision, Stage, TicketOutcome, TicketRequest, TicketStatus
 from core.names import (
     QUERY_STATUS,
     SIGNAL_APPROVE,
@@ -30,7 +33,11 @@ from core.names import (
     ticket_label,
     workflow_id_for,
 )
+from core.observability import client_metrics
 from core.schema import AuditEventRow, TicketRow
+from core.search_attributes import SearchAttributeCheck, start_attributes
+
+logger = logging.getLogger(__name__)
 
 # Long enough for the longest approval wait plus execution; the workflow enforces its own deadline.
 WORKFLOW_EXECUTION_TIMEOUT = timedelta(days=60)
@@ -92,6 +99,7 @@ class TicketService:
         self._client = client
         self._app_sessions = app_sessions
         self._task_queue = task_queue
+        self._search_attributes = SearchAttributeCheck(client, client.namespace)
 
     @property
     def client(self) -> Client:
@@ -101,18 +109,28 @@ class TicketService:
         """Start a ticket's workflow; starting the same dedupe key again starts nothing."""
         short_id = new_short_id(dedupe_key)
         workflow_id = workflow_id_for(short_id)
-        try:
-            await self._client.start_workflow(
-                WORKFLOW_NAME,
-                request,
-                id=workflow_id,
-                task_queue=self._task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                execution_timeout=WORKFLOW_EXECUTION_TIMEOUT,
-                request_eager_start=True,
-            )
-        except WorkflowAlreadyStartedError:
-            return StartedTicket(short_id, workflow_id, already_existed=True)
+        source = request.source.value
+        began = time.perf_counter()
+        with ticket_log_context(short_id):
+            indexed = await self._search_attributes.registered()
+            try:
+                await self._client.start_workflow(
+                    WORKFLOW_NAME,
+                    request,
+                    id=workflow_id,
+                    task_queue=self._task_queue,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    execution_timeout=WORKFLOW_EXECUTION_TIMEOUT,
+                    request_eager_start=True,
+                    search_attributes=start_attributes(request.requester, Stage.RECEIVED.value) if indexed else None,
+                )
+            except WorkflowAlreadyStartedError:
+                client_metrics.tickets_started.labels(source, "duplicate").inc()
+                logger.info("%s already exists (duplicate start from %s)", ticket_label(short_id), source)
+                return StartedTicket(short_id, workflow_id, already_existed=True)
+            client_metrics.tickets_started.labels(source, "started").inc()
+            client_metrics.ticket_start_seconds.labels(source).observe(time.perf_counter() - began)
+            logger.info("%s started from %s by %s", ticket_label(short_id), source, request.requester)
         return StartedTicket(short_id, workflow_id, already_existed=False)
 
     def handle(self, ticket_ref: str) -> WorkflowHandle[object, TicketOutcome]:
@@ -132,19 +150,28 @@ class TicketService:
 
     async def decide(self, ticket_ref: str, decision: Decision) -> TicketStatus:
         """Check the decision against the current state, then send the signal."""
-        status = await self.status(ticket_ref)
-        check_decision(status, decision)
-        signal = SIGNAL_APPROVE if decision.approve else SIGNAL_REJECT
-        await self.handle(ticket_ref).signal(signal, decision)
+        verb = "approve" if decision.approve else "reject"
+        with ticket_log_context(ticket_ref):
+            status = await self.status(ticket_ref)
+            try:
+                check_decision(status, decision)
+            except DecisionRefused as refused:
+                client_metrics.decisions_sent.labels(decision.source.value, verb, "refused").inc()
+                logger.info("%s decision refused: %s", decision.decider, refused)
+                raise
+            signal = SIGNAL_APPROVE if decision.approve else SIGNAL_REJECT
+            await self.handle(ticket_ref).signal(signal, decision)
+            client_metrics.decisions_sent.labels(decision.source.value, verb, "sent").inc()
+            logger.info("%s decision sent by %s from %s", verb, decision.decider, decision.source.value)
         return status
 
     async def result(self, ticket_ref: str) -> TicketOutcome:
         return await self.handle(ticket_ref).result()
 
     async def list_tickets(
-        self, status: str | None = None, limit: int = 50, risk: str | None = None
+        self, status: str | None = None, limit: int = 50, risk: str | None = None, requester: str | None = None
     ) -> list[TicketRow]:
-        """Tickets from the app DB, pending approvals first, newest first; optionally of one status and risk."""
+        """Tickets from the app DB, pending approvals first, newest first; optionally of one status, risk, requester."""
         if self._app_sessions is None:
             raise RuntimeError("TicketService needs the app DB to list tickets")
         query = select(TicketRow)
@@ -152,6 +179,8 @@ class TicketService:
             query = query.where(TicketRow.status == status)
         if risk:
             query = query.where(TicketRow.risk == risk)
+        if requester:
+            query = query.where(TicketRow.requester == requester)
         query = query.order_by((TicketRow.status == "awaiting_approval").desc(), TicketRow.created_at.desc())
         async with self._app_sessions() as session:
             return list((await session.scalars(query.limit(limit))).all())

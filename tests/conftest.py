@@ -15,6 +15,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from core.bootstrap import Databases, init_databases
+from core.search_attributes import TICKET_KEYS
 from core.settings import Settings, load_settings
 from core.temporal import temporal_cli_path, temporal_test_server_path
 
@@ -109,6 +110,8 @@ async def local_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         dev_server_existing_path=str(temporal_cli_path()),
         dev_server_extra_args=["--dynamic-config-value", "frontend.enableExecuteMultiOperation=true"],
+        # As `agent-ticket worker` registers them: tickets started here carry and upsert them.
+        search_attributes=TICKET_KEYS,
     ) as env:
         yield env
 

@@ -17,6 +17,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from core.names import WORKFLOW_TASK_QUEUE
+from worker.interceptors import ActivityMetricsInterceptor
 from workflows.ticket import TicketWorkflow
 
 
@@ -65,6 +66,7 @@ def build_workers(
                 activities=list(activities.workflow_queue),
                 max_concurrent_activities=max_concurrent_activities,
                 graceful_shutdown_timeout=graceful_shutdown,
+                interceptors=[ActivityMetricsInterceptor()],
             )
         )
     if role in (QueueRole.LLM, QueueRole.ALL):
@@ -75,6 +77,7 @@ def build_workers(
                 activities=list(activities.llm_queue),
                 max_concurrent_activities=max_concurrent_activities,
                 graceful_shutdown_timeout=graceful_shutdown,
+                interceptors=[ActivityMetricsInterceptor()],
             )
         )
     return workers

@@ -10,6 +10,7 @@ from datetime import timedelta
 from temporalio.client import Client
 
 from core.bootstrap import Databases
+from core.search_attributes import ensure_registered
 from core.settings import Settings
 from core.temporal import connect
 from worker.activities import build_activity_set
@@ -29,6 +30,9 @@ async def run_workers(
     databases = Databases.open(settings)
     try:
         client = client or await connect(settings)
+        if role in (QueueRole.WORKFLOWS, QueueRole.ALL):
+            # Once per namespace; from then on new tickets carry TicketStatus/TicketRisk/TicketRequester.
+            await ensure_registered(client, settings.temporal_namespace)
         activities = build_activity_set(settings, databases)
         workers = build_workers(
             client,

@@ -10,10 +10,12 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from core import names
+    from core import search_attributes as ticket_search
     from core.models import (
         ApprovalRequest,
         AuditEventKind,
@@ -40,9 +42,14 @@ with workflow.unsafe.imports_passed_through():
         TicketStatus,
         ValidatePlanInput,
     )
+    from workflows import metrics as ticket_metrics
     from workflows import options
     from workflows.approval import ApprovalGate, Verdict, unmet_quorum
 
+
+# Patch ids (see docs/contributing.md): each marks a change made while tickets were running.
+PATCH_NOTIFY_EXECUTING = "notify-when-approved-plan-executes"
+PATCH_SEARCH_ATTRIBUTES = "upsert-ticket-search-attributes"
 
 # Review rounds (reject with feedback, plan again) per run before continuing as new.
 ROUNDS_PER_RUN = 20
@@ -75,6 +82,8 @@ class TicketWorkflow:
         self._unrecorded: list[RecordEventInput] = []
         self._rounds_this_run = 0
         self._approvers: list[str] | None = None
+        # Started with the ticket search attributes, so the namespace has them and upserts are safe.
+        self._indexed = workflow.info().typed_search_attributes.get(ticket_search.TICKET_REQUESTER) is not None
 
     # ------------------------------------------------------------ handlers
 
@@ -99,6 +108,7 @@ class TicketWorkflow:
             record = self._gate.apply(decision, now)
         self._status.decisions.append(record)
         accepted, record_reason = record.accepted, record.reason
+        ticket_metrics.decision_received(accepted)
         verb = "approved" if decision.approve else "rejected"
         self._unrecorded.append(
             RecordEventInput(
@@ -120,6 +130,10 @@ class TicketWorkflow:
 
     @workflow.run
     async def run(self, request: TicketRequest) -> TicketOutcome:
+        if self._indexed:
+            # Asked once, before any other command: every replay meets the marker first, whatever
+            # cache evictions or queries replay it, and tickets that old workers began keep their path.
+            self._indexed = workflow.patched(PATCH_SEARCH_ATTRIBUTES)
         if request.continued is None:
             await self._record(AuditEventKind.SUBMITTED, f"submitted via {request.source.value}", request=request)
             await self._notify(NotifyEvent.STAGE)
@@ -212,6 +226,9 @@ class TicketWorkflow:
         )
         self._status.report = report
         self._status.plan_hash = report.plan_hash
+        self._index(ticket_search.TICKET_RISK.value_set(report.risk.value))
+        if self._status.review_rounds == 0:
+            ticket_metrics.plan_ready(self._status.created_at)
         await self._record(
             AuditEventKind.VALIDATED,
             f"risk {report.risk.value}, {report.rows_affected} row(s) affected, {len(report.findings)} finding(s)",
@@ -311,6 +328,7 @@ class TicketWorkflow:
                     await self._remind(request)
 
         self._status.approval = None
+        ticket_metrics.approval_wait_ended(approval.requested_at, _verdict_label(gate))
         if gate.replan_requested:
             return None
         if gate.verdict is Verdict.REJECTED:
@@ -336,6 +354,12 @@ class TicketWorkflow:
     def _set_stage(self, stage: Stage) -> None:
         self._status.stage = stage
         self._status.updated_at = workflow.now()
+        self._index(ticket_search.TICKET_STATUS.value_set(self._status.status_label))
+
+    def _index(self, *updates: SearchAttributeUpdate[Any]) -> None:
+        """Keep the ticket's search attributes current, for tickets that have them (see __init__ and run)."""
+        if self._indexed:
+            workflow.upsert_search_attributes(list(updates))
 
     async def _finish(
         self,
@@ -354,6 +378,7 @@ class TicketWorkflow:
         self._status.outcome = outcome
         self._status.approval = None
         self._set_stage(Stage.FINISHED)
+        ticket_metrics.ticket_finished(status.value, self._status.created_at)
         kind = AuditEventKind.FAILED if status is OutcomeStatus.FAILED else AuditEventKind.FINISHED
         await self._record(kind, f"{status.value}: {reason}", status=status.value)
         await self._notify(NotifyEvent.OUTCOME)
@@ -439,3 +464,12 @@ class TicketWorkflow:
             await self._record(AuditEventKind.NOTIFY_FAILED, f"notification failed: {result.error}")
         elif event is NotifyEvent.OUTCOME:
             await self._record(AuditEventKind.NOTIFIED, "requester told the outcome")
+
+
+def _verdict_label(gate: ApprovalGate) -> str:
+    """How an approval wait ended, for the wait-time metric."""
+    if gate.replan_requested:
+        return "replan"
+    if gate.verdict is Verdict.PENDING:
+        return "expired"
+    return gate.verdict.value

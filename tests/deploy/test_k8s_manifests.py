@@ -138,7 +138,12 @@ def test_bot_probes_healthz_on_the_port_its_service_targets() -> None:
 def test_workers_have_no_port_and_time_to_drain(name: str) -> None:
     spec = _named("Deployment", name)["spec"]["template"]["spec"]
     (container,) = spec["containers"]
-    assert "ports" not in container and "livenessProbe" not in container
+    # Only the metrics port, which the pod's scrape annotation names (the ConfigMap's METRICS_PORT).
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports == {"metrics": int(_named("ConfigMap", "agent-ticket-config")["data"]["METRICS_PORT"])}
+    annotations = _named("Deployment", name)["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(ports["metrics"])
+    assert "livenessProbe" not in container
     assert spec["terminationGracePeriodSeconds"] >= 60
 
 
