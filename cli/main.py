@@ -146,6 +146,7 @@ def run(
     try:
         telemetry = start_telemetry(settings, f"agent-ticket-{process}", serve_metrics=serve_metrics)
     except OSError as error:
+        coroutine.close()
         fail(str(error))
     try:
         return asyncio.run(coroutine)

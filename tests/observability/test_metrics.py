@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from temporalio.testing import WorkflowEnvironment
 from bot.app import create_app
 from bot.context import BotContext
 from core.models import OutcomeStatus, TicketSource
-from core.observability.runtime import metrics_runtime
+from core.observability.runtime import bind_address, install_metrics_runtime, metrics_runtime, sdk_metrics_url
+from core.settings import load_settings
 from tests.observability.conftest import free_port, pipeline_factory, scrape
 
 
@@ -121,3 +123,22 @@ async def test_bot_metrics_count_starts_and_decisions_and_add_the_sdk_metrics(
     # METRICS_PORT is set: the bot appends the SDK exporter's text (here the same process's worker too).
     assert "\ntemporal_request_total{" in text or "\ntemporal_long_request_total{" in text
     assert "# TYPE agent_ticket_tickets_finished_total counter" in text
+
+
+def test_a_taken_metrics_port_is_an_error_that_names_the_settings() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = load_settings(_env_file=None, metrics_port=port)
+        with pytest.raises(OSError, match="METRICS_HOST:METRICS_PORT"):
+            install_metrics_runtime(settings)
+
+
+def test_metrics_addresses() -> None:
+    assert bind_address(load_settings(_env_file=None)) is None
+    assert sdk_metrics_url(load_settings(_env_file=None)) is None
+    exposed = load_settings(_env_file=None, metrics_host="0.0.0.0", metrics_port=9464)
+    assert bind_address(exposed) == "0.0.0.0:9464"
+    assert sdk_metrics_url(exposed) == "http://127.0.0.1:9464/metrics"
+    assert bind_address(load_settings(_env_file=None, metrics_host="::", metrics_port=9464)) == "[::]:9464"
