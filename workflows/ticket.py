@@ -48,7 +48,6 @@ with workflow.unsafe.imports_passed_through():
 
 
 # Patch ids (see docs/contributing.md): each marks a change made while tickets were running.
-PATCH_NOTIFY_EXECUTING = "notify-when-approved-plan-executes"
 PATCH_SEARCH_ATTRIBUTES = "upsert-ticket-search-attributes"
 
 # Review rounds (reject with feedback, plan again) per run before continuing as new.
