@@ -27,6 +27,7 @@ def _retry(attempts: int, maximum: timedelta = timedelta(seconds=30)) -> RetryPo
 
 # Audit writes are local activities: small, on the worker's own app DB, no extra server round trip.
 RECORD_EVENT = ActivityOptions(start_to_close=timedelta(seconds=15), retry=_retry(10))
+# Context and validation only read: local activities too (new tickets; see PATCH_LOCAL_READS).
 GATHER_CONTEXT = ActivityOptions(start_to_close=timedelta(seconds=30), retry=_retry(5))
 # The LLM call heartbeats every second; a 3 s heartbeat timeout notices a dead worker quickly.
 PLAN_TICKET = ActivityOptions(

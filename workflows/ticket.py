@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
 
 # Patch ids (see docs/contributing.md): each marks a change made while tickets were running.
 PATCH_SEARCH_ATTRIBUTES = "upsert-ticket-search-attributes"
+PATCH_LOCAL_READS = "context-and-validation-as-local-activities"
 
 # Review rounds (reject with feedback, plan again) per run before continuing as new.
 ROUNDS_PER_RUN = 20
@@ -81,6 +82,7 @@ class TicketWorkflow:
         self._unrecorded: list[RecordEventInput] = []
         self._rounds_this_run = 0
         self._approvers: list[str] | None = None
+        self._local_reads = False
         # Started with the ticket search attributes, so the namespace has them and upserts are safe.
         self._indexed = workflow.info().typed_search_attributes.get(ticket_search.TICKET_REQUESTER) is not None
 
@@ -133,6 +135,10 @@ class TicketWorkflow:
             # Asked once, before any other command: every replay meets the marker first, whatever
             # cache evictions or queries replay it, and tickets that old workers began keep their path.
             self._indexed = workflow.patched(PATCH_SEARCH_ATTRIBUTES)
+        # Gathering context and validating only read, briefly, from the databases: as local activities
+        # they run on this worker with no server round trip or extra workflow task each (asked once,
+        # like the patch above; tickets begun before it keep scheduling them as activities).
+        self._local_reads = workflow.patched(PATCH_LOCAL_READS)
         if request.continued is None:
             await self._record(AuditEventKind.SUBMITTED, f"submitted via {request.source.value}", request=request)
             await self._notify(NotifyEvent.STAGE)
@@ -149,6 +155,7 @@ class TicketWorkflow:
             GatherContextInput(ticket_id=ticket_id, request=request),
             TicketContext,
             options.GATHER_CONTEXT,
+            local=self._local_reads,
         )
         self._status.context_summary = context.summary()
 
@@ -222,6 +229,7 @@ class TicketWorkflow:
             ValidatePlanInput(ticket_id=ticket_id, plan=plan),
             SafetyReport,
             options.VALIDATE_PLAN,
+            local=self._local_reads,
         )
         self._status.report = report
         self._status.plan_hash = report.plan_hash
@@ -390,9 +398,20 @@ class TicketWorkflow:
         result_type: Any,
         activity_options: options.ActivityOptions,
         task_queue: str | None = None,
+        *,
+        local: bool = False,
     ) -> Any:
         """Run one step; a failure that survived the retry policy ends the ticket as failed."""
         try:
+            if local:
+                return await workflow.execute_local_activity(
+                    name,
+                    argument,
+                    result_type=result_type,
+                    start_to_close_timeout=activity_options.start_to_close,
+                    schedule_to_close_timeout=activity_options.schedule_to_close,
+                    retry_policy=activity_options.retry,
+                )
             return await workflow.execute_activity(
                 name,
                 argument,
