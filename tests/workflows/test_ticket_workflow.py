@@ -196,4 +196,3 @@ async def test_too_few_approvers_is_blocked_not_left_waiting(time_env: WorkflowE
         outcome = await handle.result()
     assert outcome.status is OutcomeStatus.BLOCKED
     assert "APPROVERS" in outcome.reason
-
