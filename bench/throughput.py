@@ -13,9 +13,10 @@ import asyncio
 import functools
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.client import Client
 
 from bench.harness import (
@@ -42,7 +43,9 @@ from core.settings import Settings
 from core.tickets import TicketService
 
 TARGET_PER_SECOND = 15.0
-IN_FLIGHT = 40
+# Enough to keep worker and server saturated (Little's law: 15 tickets/s x ~1 s each); more only
+# lengthens queues, and an open loop (start, never wait) would measure a growing backlog instead.
+IN_FLIGHT = 20
 
 
 @dataclass
@@ -87,15 +90,19 @@ async def drive(service: TicketService, settings: Settings, seconds: float, in_f
     return run
 
 
-async def timed_out_tasks(client: Client, workflow_ids: list[str]) -> int:
-    """How many WorkflowTaskTimedOut events the tickets' histories hold."""
+async def timed_out_tasks(client: Client, workflow_ids: list[str]) -> dict[str, int]:
+    """WorkflowTaskTimedOut events in the tickets' histories, by timeout type (start-to-close, schedule-to-start)."""
 
-    async def count(workflow_id: str) -> int:
+    async def count(workflow_id: str) -> Counter[str]:
         history = await client.get_workflow_handle(workflow_id).fetch_history()
-        return sum(1 for event in history.events if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT)
+        return Counter(
+            TimeoutType.Name(event.workflow_task_timed_out_event_attributes.timeout_type)
+            for event in history.events
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT
+        )
 
     counts = await gather_limited(20, [functools.partial(count, workflow_id) for workflow_id in workflow_ids])
-    return sum(counts)
+    return dict(sum(counts, Counter[str]()))
 
 
 async def main() -> None:
@@ -122,10 +129,11 @@ async def main() -> None:
                 worker_cpu = process_cpu_seconds(worker.pid) - cpu_before[0]
                 server_cpu = process_cpu_seconds(server_pid) - cpu_before[1]
                 worker_rss = process_rss_bytes(worker.pid) / 2**20
-                timeouts = await timed_out_tasks(client, run.workflow_ids)
+                timeouts_by_type = await timed_out_tasks(client, run.workflow_ids)
             finally:
                 await worker.stop()
 
+    timeouts = sum(timeouts_by_type.values())
     rate = run.finished_in_window / seconds
     per_interval = [count / 10.0 for count in run.per_interval]
     lowest = min(per_interval) if per_interval else rate
@@ -150,7 +158,7 @@ async def main() -> None:
         figures={
             "tickets_per_second": round(rate, 2),
             "per_10s_window": per_interval,
-            "workflow_task_timeouts": timeouts,
+            "workflow_task_timeouts": timeouts_by_type,
             "latency_ms": vars(latency),
             "worker_cpu_ms_per_ticket": round(1000 * worker_cpu / finished, 1),
             "server_cpu_ms_per_ticket": round(1000 * server_cpu / finished, 1),
