@@ -30,6 +30,8 @@ def write_demo_env(path: Path = ENV_FILE) -> list[str]:
         f"# Dashboard: sign in as {', '.join(DEMO_USERS)} with the password {password}\n"
         f"APPROVERS={','.join(DEMO_APPROVERS)}\n"
         f"DASHBOARD_USERS={users}\n"
+        "# Signs dashboard session cookies, so sign-ins survive a restart of `dev`.\n"
+        f"DASHBOARD_SESSION_SECRET={secrets.token_urlsafe(48)}\n"
     )
     path.chmod(0o600)
     return [

@@ -28,6 +28,7 @@ def test_writes_a_usable_env_file_once(tmp_path: Path, monkeypatch: pytest.Monke
         password_matches(account.password_hash.get_secret_value(), password.group(1))
         for account in settings.dashboard_users
     )
+    assert settings.dashboard_session_secret is not None  # sign-ins survive a restart of dev
     assert env_file.stat().st_mode & 0o077 == 0  # the file names a password: owner only
 
     before = env_file.read_text()
