@@ -25,6 +25,10 @@ from workflows.ticket import TicketWorkflow
 # its short history first. Tickets that wait for approval are the evictable ones: 1,000 of them
 # cached took the worker to 454 MB (bench/idle.py). 200 still covers every ticket in flight.
 MAX_CACHED_WORKFLOWS = 200
+# How long a workflow task waits for the worker that has the workflow cached before any worker may
+# take it (the SDK's default is 10 s). After a worker dies, every ticket it had cached stalls this
+# long at its next step; a busy live worker picks its tasks up within a second (bench/throughput.py).
+STICKY_QUEUE_TIMEOUT = timedelta(seconds=3)
 
 
 class QueueRole(StrEnum):
@@ -72,6 +76,7 @@ def build_workers(
                 workflows=[TicketWorkflow],
                 activities=list(activities.workflow_queue),
                 max_cached_workflows=max_cached_workflows,
+                sticky_queue_schedule_to_start_timeout=STICKY_QUEUE_TIMEOUT,
                 max_concurrent_activities=max_concurrent_activities,
                 graceful_shutdown_timeout=graceful_shutdown,
                 interceptors=[ActivityMetricsInterceptor()],
