@@ -130,7 +130,8 @@ def brief(runs: list[Recovery]) -> str:
     after_spawn = [run.step_after_spawn for run in runs]
     return (
         f"step done {statistics.median(after_spawn):.1f} s (max {max(after_spawn):.1f}) after the new worker "
-        f"started, {statistics.median(run.step_after_ready for run in runs):.1f} s after it was polling"
+        f"started, {statistics.median(run.step_after_ready for run in runs):.1f} s after it said it was polling; "
+        f"ticket done {statistics.median(run.ticket_after_spawn for run in runs):.1f} s after the new worker started"
     )
 
 

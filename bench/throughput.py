@@ -90,19 +90,32 @@ async def drive(service: TicketService, settings: Settings, seconds: float, in_f
     return run
 
 
-async def timed_out_tasks(client: Client, workflow_ids: list[str]) -> dict[str, int]:
-    """WorkflowTaskTimedOut events in the tickets' histories, by timeout type (start-to-close, schedule-to-start)."""
+@dataclass
+class TaskWaits:
+    """From the histories: workflow task time-outs by type, and how long tasks waited to be picked up."""
 
-    async def count(workflow_id: str) -> Counter[str]:
+    timeouts: Counter[str] = field(default_factory=Counter)
+    waits: list[float] = field(default_factory=list)
+
+
+async def workflow_task_waits(client: Client, workflow_ids: list[str]) -> TaskWaits:
+    found = TaskWaits()
+
+    async def read(workflow_id: str) -> None:
         history = await client.get_workflow_handle(workflow_id).fetch_history()
-        return Counter(
-            TimeoutType.Name(event.workflow_task_timed_out_event_attributes.timeout_type)
-            for event in history.events
-            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT
-        )
+        scheduled = 0.0
+        for event in history.events:
+            when = event.event_time.ToMicroseconds() / 1e6
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+                scheduled = when
+            elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+                found.waits.append(when - scheduled)
+            elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+                timeout_type = event.workflow_task_timed_out_event_attributes.timeout_type
+                found.timeouts[TimeoutType.Name(timeout_type)] += 1
 
-    counts = await gather_limited(20, [functools.partial(count, workflow_id) for workflow_id in workflow_ids])
-    return dict(sum(counts, Counter[str]()))
+    await gather_limited(20, [functools.partial(read, workflow_id) for workflow_id in workflow_ids])
+    return found
 
 
 async def main() -> None:
@@ -129,11 +142,12 @@ async def main() -> None:
                 worker_cpu = process_cpu_seconds(worker.pid) - cpu_before[0]
                 server_cpu = process_cpu_seconds(server_pid) - cpu_before[1]
                 worker_rss = process_rss_bytes(worker.pid) / 2**20
-                timeouts_by_type = await timed_out_tasks(client, run.workflow_ids)
+                tasks = await workflow_task_waits(client, run.workflow_ids)
             finally:
                 await worker.stop()
 
-    timeouts = sum(timeouts_by_type.values())
+    timeouts = sum(tasks.timeouts.values())
+    task_wait = summarize(tasks.waits)
     rate = run.finished_in_window / seconds
     per_interval = [count / 10.0 for count in run.per_interval]
     lowest = min(per_interval) if per_interval else rate
@@ -150,7 +164,8 @@ async def main() -> None:
         ),
         result=(
             f"{rate:.1f} tickets/s ({run.finished_in_window} in {seconds:.0f} s; slowest 10 s window "
-            f"{lowest:.1f}/s), {timeouts} workflow task time-outs, latency {latency.brief()}"
+            f"{lowest:.1f}/s), {timeouts} workflow task time-outs (tasks waited p99 {task_wait.p99:.0f} ms, max "
+            f"{task_wait.max:.0f} ms to be picked up), ticket latency {latency.brief()}"
         ),
         target=f"≥ {TARGET_PER_SECOND:.0f} tickets/s sustained over 60 s, no workflow task time-outs",
         met=met,
@@ -158,7 +173,8 @@ async def main() -> None:
         figures={
             "tickets_per_second": round(rate, 2),
             "per_10s_window": per_interval,
-            "workflow_task_timeouts": timeouts_by_type,
+            "workflow_task_timeouts": dict(tasks.timeouts),
+            "workflow_task_wait_ms": vars(task_wait),
             "latency_ms": vars(latency),
             "worker_cpu_ms_per_ticket": round(1000 * worker_cpu / finished, 1),
             "server_cpu_ms_per_ticket": round(1000 * server_cpu / finished, 1),
