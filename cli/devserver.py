@@ -104,8 +104,8 @@ SERVER_TUNING = [
     "--dynamic-config-value",
     "frontend.enableExecuteMultiOperation=true",
     # Write-ahead log: each state change is one synced append instead of a rollback journal
-    # written and synced several times; equally durable, and a ticket ends in about a third
-    # of the time (docs/benchmarks.md).
+    # written and synced several times; equally durable, with a quarter of the fsyncs per
+    # ticket (docs/benchmarks.md).
     "--sqlite-pragma",
     "journal_mode=wal",
 ]
