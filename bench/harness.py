@@ -75,6 +75,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, e.g. "2.10 3.05 4.00"."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -138,7 +143,7 @@ class BenchResult:
     quick: bool = field(default_factory=quick)
     measured_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     # 1, 5 and 15 minute load averages when the result was saved: the machine may be shared.
-    load_average: str = field(default_factory=lambda: " ".join(Path("/proc/loadavg").read_text().split()[:3]))
+    load_average: str = field(default_factory=load_average)
 
     def save(self) -> Path:
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -380,6 +385,10 @@ def bench_settings(data_dir: Path, address: str, task_queue: str, **overrides: A
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes `agent-ticket` build exactly `settings` (and nothing inherited)."""
     env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if key in os.environ}
+    # `BENCH_PRODUCT_ROOT=<checkout>`: worker and bot run that checkout's code (before/after comparisons).
+    product_root = os.environ.get("BENCH_PRODUCT_ROOT")
+    if product_root:
+        env["PYTHONPATH"] = str(Path(product_root).resolve())
     env.update(
         {
             "TEMPORAL_ADDRESS": settings.temporal_address,
