@@ -114,6 +114,7 @@ async def load(http: aiohttp.ClientSession, concurrency: int, total: int, respon
 async def main() -> None:
     totals = {1: scaled(100, 20), 20: scaled(400, 60), 50: scaled(1000, 150)}
     results: dict[int, Stats] = {}
+    rates: dict[int, float] = {}
     with workdir("ack") as directory:
         async with dev_server(directory) as (server, _):
             fake = ChildProcess(
@@ -157,7 +158,9 @@ async def main() -> None:
                             await bot.start_profiler(profiles / "ack-bot.txt", 60)
                         for level in LEVELS:
                             log(f"{totals[level]} slash commands, {level} at a time")
+                            began = time.perf_counter()
                             results[level] = summarize(await load(http, level, totals[level], f"{fake_url}/respond"))
+                            rates[level] = totals[level] / (time.perf_counter() - began)
                         bot_cpu = process_cpu_seconds(bot.pid) - bot_cpu
                         own_cpu = process_cpu_seconds(os.getpid()) - own_cpu
                 finally:
@@ -181,8 +184,22 @@ async def main() -> None:
         result="; ".join(f"{level} concurrent: p50 {s.p50:.0f} ms, p99 {s.p99:.0f} ms" for level, s in results.items()),
         target=f"p99 < {TARGET_P99_MS:.0f} ms at 50 concurrent (Slack allows 3 s)",
         met=at_max.p99 < TARGET_P99_MS,
+        notes=(
+            f"Commands acknowledged per second: {', '.join(f'{rates[level]:.0f} at {level}' for level in LEVELS)}. "
+            + (
+                ""
+                if at_max.p99 < TARGET_P99_MS
+                else (
+                    f"Why: a closed loop of 50 senders offered {rates[max(LEVELS)]:.0f} commands/s, each starting a "
+                    f"ticket that the worker and server then ran on the same two cores; the bot itself used "
+                    f"{1000 * bot_cpu / commands:.1f} ms of CPU per command, so requests queued behind the others "
+                    "and behind CPU taken by worker and server."
+                )
+            )
+        ),
         figures={
             **{f"concurrency_{level}_ms": vars(stats) for level, stats in results.items()},
+            "commands_per_second": {str(level): round(rate, 1) for level, rate in rates.items()},
             "bot_cpu_ms_per_command": round(1000 * bot_cpu / commands, 2),
             "load_generator_cpu_ms_per_command": round(1000 * own_cpu / commands, 2),
         },

@@ -156,7 +156,10 @@ async def main() -> None:
                         results[delay].append(await one_crash(client, settings, fake, delay, run))
 
     immediate, delayed = results[delays[0]], results[delays[1]]
-    worst = max(run.step_after_spawn for run in immediate)
+    every = immediate + delayed
+    met = max(run.step_after_spawn for run in every) <= TARGET_SECONDS
+    after_kill = [run.step_after_kill for run in immediate]
+    startups = [run.worker_startup for run in every]
     BenchResult(
         key="recovery",
         title="Crash recovery",
@@ -168,7 +171,17 @@ async def main() -> None:
         ),
         result=f"restart at once: {brief(immediate)}; restart after {delays[1]:.0f} s: {brief(delayed)}",
         target=f"step completes ≤ {TARGET_SECONDS:.0f} s after the new worker starts",
-        met=worst <= TARGET_SECONDS and max(run.step_after_spawn for run in delayed) <= TARGET_SECONDS,
+        met=met,
+        notes=(
+            ""
+            if met
+            else (
+                f"Why: the step completed {min(after_kill):.1f}-{max(after_kill):.1f} s after the kill in every run: "
+                "Temporal first waits out the heartbeat time-out (3 s) and the retry interval (1 s), so a "
+                "replacement started at once cannot finish it sooner; a replacement's own start-up took "
+                f"{min(startups):.1f}-{max(startups):.1f} s to its 'polling' line."
+            )
+        ),
         figures={f"restart_after_{delay:.0f}s": [vars(run) for run in runs] for delay, runs in results.items()},
     ).save()
 

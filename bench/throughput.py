@@ -169,7 +169,22 @@ async def main() -> None:
         ),
         target=f"≥ {TARGET_PER_SECOND:.0f} tickets/s sustained over 60 s, no workflow task time-outs",
         met=met,
-        notes="" if not run.failed else f"{len(run.failed)} ticket(s) did not finish done: {run.failed[:3]}",
+        notes=" ".join(
+            part
+            for part in (
+                f"{len(run.failed)} ticket(s) did not finish done: {run.failed[:3]}." if run.failed else "",
+                (
+                    f"Why: the worker process used {100 * worker_cpu / seconds:.0f} % of a core, "
+                    f"{1000 * worker_cpu / finished:.0f} ms of CPU per ticket (a Python process runs on one core), "
+                    f"and the server {1000 * server_cpu / finished:.0f} ms per ticket: one worker tops out near "
+                    f"{finished / worker_cpu:.0f} tickets/s, and {TARGET_PER_SECOND:.0f}/s would need about "
+                    f"{1000 / TARGET_PER_SECOND:.0f} ms per ticket."
+                )
+                if not met
+                else "",
+            )
+            if part
+        ),
         figures={
             "tickets_per_second": round(rate, 2),
             "per_10s_window": per_interval,
