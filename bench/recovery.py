@@ -176,10 +176,11 @@ async def main() -> None:
             ""
             if met
             else (
-                f"Why: the step completed {min(after_kill):.1f}-{max(after_kill):.1f} s after the kill in every run: "
-                "Temporal first waits out the heartbeat time-out (3 s) and the retry interval (1 s), so a "
-                "replacement started at once cannot finish it sooner; a replacement's own start-up took "
-                f"{min(startups):.1f}-{max(startups):.1f} s to its 'polling' line."
+                f"Why: with the replacement started at once, the step completed {min(after_kill):.1f}-"
+                f"{max(after_kill):.1f} s after the kill: Temporal notices the dead worker when the heartbeat "
+                "time-out (3 s after the last heartbeat it received) runs out, then waits the retry interval "
+                "(1 s), so a replacement that is ready sooner still waits; replacements took "
+                f"{min(startups):.1f}-{max(startups):.1f} s to their 'polling' line."
             )
         ),
         figures={f"restart_after_{delay:.0f}s": [vars(run) for run in runs] for delay, runs in results.items()},

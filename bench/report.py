@@ -85,14 +85,27 @@ def details(result: BenchResult) -> str:
 def _figures(figures: dict[str, object], indent: str = "") -> str:
     lines = []
     for key, value in figures.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and value:
             lines.append(f"{indent}{key}:")
             lines.append(_figures(value, indent + "  "))
-        elif isinstance(value, float):
-            lines.append(f"{indent}{key}: {value:.2f}")
+        elif isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            lines.append(f"{indent}{key}:")
+            lines.extend(f"{indent}  - {_compact(item)}" for item in value)
         else:
-            lines.append(f"{indent}{key}: {value}")
+            lines.append(f"{indent}{key}: {_scalar(value)}")
     return "\n".join(lines)
+
+
+def _scalar(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_scalar(item) for item in value) + "]"
+    return str(value)
+
+
+def _compact(item: dict[str, object]) -> str:
+    return ", ".join(f"{key}={_scalar(value)}" for key, value in item.items())
 
 
 def ordered(results: list[BenchResult]) -> list[BenchResult]:
