@@ -1,13 +1,15 @@
-"""The `record_event` activity: append to the audit log and keep the ticket's row current.
+"""The audit activities: append to the audit log and keep the ticket's row current.
 
-Both writes share one transaction, and each event carries the key of the activity that
-recorded it (`detail["activity_key"]`), so a retried attempt finds its own earlier write
-and appends nothing.
+`record_events` writes a batch of one ticket's events, `record_event` (kept for tickets that
+began before batching) a single one. The appends and the row update share one transaction,
+and each event carries the key of the activity that recorded it (`detail["activity_key"]`),
+so a retried attempt finds its own earlier write and appends nothing.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from core.models import RecordEventInput, Stage
-from core.names import ACTIVITY_RECORD_EVENT, short_id_from, ticket_label, workflow_id_for
+from core.models import RecordEventInput, RecordEventsInput, Stage
+from core.names import ACTIVITY_RECORD_EVENT, ACTIVITY_RECORD_EVENTS, short_id_from, ticket_label, workflow_id_for
 from core.schema import AuditEventRow, TicketRow, utcnow
 
 logger = logging.getLogger(__name__)
@@ -44,25 +46,35 @@ class AuditActivities:
 
     @activity.defn(name=ACTIVITY_RECORD_EVENT)
     async def record_event(self, event: RecordEventInput) -> None:
-        ticket_id = short_id_from(event.ticket_id)
+        await self._record_logged([event])
+
+    @activity.defn(name=ACTIVITY_RECORD_EVENTS)
+    async def record_events(self, batch: RecordEventsInput) -> None:
+        await self._record_logged(batch.events)
+
+    async def _record_logged(self, events: Sequence[RecordEventInput]) -> None:
+        ticket_id = short_id_from(events[0].ticket_id)
         key = activity_key()
         try:
-            written = await self._record(ticket_id, event, key)
+            written = await self._record(ticket_id, events, key)
         except sa_exc.IntegrityError:
             # Two attempts created the ticket at once; the loser retries and sees the winner's row.
-            written = await self._record(ticket_id, event, key)
+            written = await self._record(ticket_id, events, key)
         label = ticket_label(ticket_id)
+        kinds = ", ".join(event.kind.value for event in events)
         if written:
-            logger.info("%s: audit %s: %s", label, event.kind.value, event.summary)
+            logger.info("%s: audit %s: %s", label, kinds, "; ".join(event.summary for event in events))
         else:
-            logger.info("%s: audit %s already recorded by an earlier attempt", label, event.kind.value)
+            logger.info("%s: audit %s already recorded by an earlier attempt", label, kinds)
 
-    async def _record(self, ticket_id: str, event: RecordEventInput, key: str | None) -> bool:
-        """One transaction: update (and so lock) the ticket, skip a duplicate, else append."""
+    async def _record(self, ticket_id: str, events: Sequence[RecordEventInput], key: str | None) -> bool:
+        """One transaction: update (and so lock) the ticket, skip a duplicate, else append every event."""
         now = utcnow()
+        changes: dict[str, Any] = {"updated_at": now}
+        for event in events:  # later events win: the row ends as the last one left it
+            changes.update(_ticket_changes(event))
         async with self._sessions() as session:
             # The update comes first so that it takes the row's write lock before the duplicate check.
-            changes: dict[str, Any] = {"updated_at": now, **_ticket_changes(event)}
             updated = await session.execute(
                 update(TicketRow)
                 .where(TicketRow.ticket_id == ticket_id)
@@ -70,25 +82,27 @@ class AuditActivities:
                 .execution_options(synchronize_session=False)
             )
             if getattr(updated, "rowcount", 0) == 0:
-                session.add(_new_ticket(ticket_id, event, now))
-                await session.flush()  # the ticket row must exist before the event that refers to it
-            elif key is not None and await _already_recorded(session, ticket_id, event, key):
+                session.add(_new_ticket(ticket_id, events[0], changes, now))
+                await session.flush()  # the ticket row must exist before the events that refer to it
+            elif key is not None and await _already_recorded(session, ticket_id, events[0], key):
+                # The batch commits as a whole, so its first event stands for all of it.
                 await session.rollback()
                 return False
-            detail = dict(event.detail)
-            if key is not None:
-                detail[ACTIVITY_KEY] = key
-            session.add(
-                AuditEventRow(
-                    ticket_id=ticket_id,
-                    kind=event.kind.value,
-                    actor=event.actor,
-                    source=event.source,
-                    summary=event.summary,
-                    detail=detail,
-                    created_at=now,
+            for event in events:
+                detail = dict(event.detail)
+                if key is not None:
+                    detail[ACTIVITY_KEY] = key
+                session.add(
+                    AuditEventRow(
+                        ticket_id=ticket_id,
+                        kind=event.kind.value,
+                        actor=event.actor,
+                        source=event.source,
+                        summary=event.summary,
+                        detail=detail,
+                        created_at=now,
+                    )
                 )
-            )
             await session.commit()
         return True
 
@@ -105,8 +119,8 @@ def _ticket_changes(event: RecordEventInput) -> dict[str, Any]:
     return changes
 
 
-def _new_ticket(ticket_id: str, event: RecordEventInput, now: datetime) -> TicketRow:
-    """The ticket's row, built from the first event, which must carry the request."""
+def _new_ticket(ticket_id: str, event: RecordEventInput, changes: dict[str, Any], now: datetime) -> TicketRow:
+    """The ticket's row, built from the first event, which must carry the request, then `changes`."""
     request = event.request
     if request is None:
         raise ApplicationError(
@@ -115,7 +129,7 @@ def _new_ticket(ticket_id: str, event: RecordEventInput, now: datetime) -> Ticke
             type=ERROR_UNKNOWN_TICKET,
             non_retryable=True,
         )
-    stage = (event.stage or Stage.RECEIVED).value
+    stage = changes.get("stage", Stage.RECEIVED.value)
     return TicketRow(
         ticket_id=ticket_id,
         workflow_id=workflow_id_for(ticket_id),
@@ -124,8 +138,8 @@ def _new_ticket(ticket_id: str, event: RecordEventInput, now: datetime) -> Ticke
         channel=request.channel,
         text=request.text,
         stage=stage,
-        status=event.status or stage,
-        risk=event.risk.value if event.risk else None,
+        status=changes.get("status", stage),
+        risk=changes.get("risk"),
         created_at=now,
         updated_at=now,
     )

@@ -8,14 +8,12 @@ hand in whichever they need.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Protocol
 
 from temporalio import activity
 
+from activities.heartbeat import HEARTBEAT_INTERVAL_SECONDS, heartbeating
 from activities.offline_planner import OfflinePlanner
 from core.models import Plan, PlanTicketInput
 from core.names import ACTIVITY_PLAN_TICKET, short_id_from, ticket_label
@@ -25,8 +23,6 @@ if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_HEARTBEAT_INTERVAL = 1.0
 
 __all__ = ["OfflinePlanner", "Planner", "PlanningActivities", "build_openai_client", "build_planner"]
 
@@ -45,7 +41,7 @@ class Planner(Protocol):
 class PlanningActivities:
     """Activities of the planning concern; register `plan_ticket` on the LLM task queue."""
 
-    def __init__(self, planner: Planner, *, heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL) -> None:
+    def __init__(self, planner: Planner, *, heartbeat_interval: float = HEARTBEAT_INTERVAL_SECONDS) -> None:
         self.planner = planner
         self._heartbeat_interval = heartbeat_interval
 
@@ -54,7 +50,7 @@ class PlanningActivities:
         label = ticket_label(short_id_from(input.ticket_id))
         attempt = activity.info().attempt
         logger.info("%s: planning with %s (attempt %d)", label, self.planner.name, attempt)
-        async with heartbeating(self._heartbeat_interval, f"planning with {self.planner.name}"):
+        async with heartbeating(f"planning with {self.planner.name}", interval=self._heartbeat_interval):
             plan = await self.planner.plan(input)
         logger.info(
             "%s: plan by %s has %d operation(s): %s",
@@ -64,29 +60,6 @@ class PlanningActivities:
             plan.summary,
         )
         return plan
-
-
-@contextlib.asynccontextmanager
-async def heartbeating(interval: float, *details: object) -> AsyncIterator[None]:
-    """Heartbeat now and every `interval` seconds until the block ends.
-
-    An LLM call can take a minute; heartbeats let Temporal notice a killed worker
-    within the heartbeat timeout instead of the (much longer) start-to-close timeout.
-    """
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(interval)
-            activity.heartbeat(*details)
-
-    activity.heartbeat(*details)
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def build_openai_client(settings: Settings) -> AsyncOpenAI:

@@ -27,6 +27,7 @@ from core.models import (
     Plan,
     PlanTicketInput,
     RecordEventInput,
+    RecordEventsInput,
     SafetyReport,
     Stage,
     TicketContext,
@@ -40,7 +41,7 @@ from core.names import (
     ACTIVITY_GATHER_CONTEXT,
     ACTIVITY_NOTIFY,
     ACTIVITY_PLAN_TICKET,
-    ACTIVITY_RECORD_EVENT,
+    ACTIVITY_RECORD_EVENTS,
     ACTIVITY_VALIDATE_PLAN,
     workflow_id_for,
 )
@@ -61,6 +62,7 @@ class PlainChain:
         self.workflow_id = workflow_id_for(short_id)
         self.times: list[tuple[str, float]] = []
         self._calls = 0
+        self._unrecorded: list[RecordEventInput] = []
 
     async def _call(self, name: str, argument: Any) -> Any:
         self._calls += 1
@@ -80,17 +82,25 @@ class PlainChain:
         return result
 
     async def _record(self, status: TicketStatus, kind: AuditEventKind, summary: str, **fields: Any) -> None:
-        event = RecordEventInput(
-            ticket_id=self.short_id,
-            kind=kind,
-            summary=summary,
-            stage=status.stage,
-            status=status.status_label,
-            **fields,
+        """Queued, then written as one batch before the next step off the worker, as the workflow does."""
+        self._unrecorded.append(
+            RecordEventInput(
+                ticket_id=self.short_id,
+                kind=kind,
+                summary=summary,
+                stage=status.stage,
+                status=status.status_label,
+                **fields,
+            )
         )
-        await self._call(ACTIVITY_RECORD_EVENT, event)
+
+    async def _flush(self) -> None:
+        if self._unrecorded:
+            batch, self._unrecorded = self._unrecorded, []
+            await self._call(ACTIVITY_RECORD_EVENTS, RecordEventsInput(events=batch))
 
     async def _notify(self, status: TicketStatus, event: NotifyEvent) -> None:
+        await self._flush()
         await self._call(ACTIVITY_NOTIFY, NotifyInput(event=event, status=status))
 
     async def run(self, request: TicketRequest) -> TicketOutcome:
@@ -126,6 +136,7 @@ class PlainChain:
             raise ValueError(f"{request.text!r} needs approval; the plain chain covers the auto-approved path only")
         await self._record(status, AuditEventKind.DECIDED, "runs without approval")
         status.stage = Stage.EXECUTING
+        await self._flush()
         result: ExecutionResult = await self._call(
             ACTIVITY_EXECUTE_PLAN,
             ExecutePlanInput(
@@ -143,6 +154,7 @@ class PlainChain:
         await self._record(status, AuditEventKind.FINISHED, "done")
         await self._notify(status, NotifyEvent.OUTCOME)
         await self._record(status, AuditEventKind.NOTIFIED, "requester told the outcome")
+        await self._flush()
         return outcome
 
     def activity_seconds(self) -> float:

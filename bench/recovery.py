@@ -15,6 +15,7 @@ import statistics
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
@@ -38,10 +39,15 @@ from core.names import ACTIVITY_PLAN_TICKET
 from core.settings import Settings
 from core.tickets import StartedTicket, TicketService
 from tests.fakes.openai_server import FAKE_API_KEY, FakeOpenAIServer, json_reply, slow_reply
+from workflows.options import PLAN_TICKET
 
 TARGET_SECONDS = 3.0
 HELD_BACK_SECONDS = 120.0  # the first attempt's answer; the kill comes long before
 EMPTY_PLAN = {"summary": "Nothing to change.", "rationale": "benchmark", "operations": []}
+
+
+HEARTBEAT_S = (PLAN_TICKET.heartbeat or timedelta(0)).total_seconds()
+RETRY_S = PLAN_TICKET.retry.initial_interval.total_seconds()
 
 
 @dataclass
@@ -165,7 +171,8 @@ async def main() -> None:
         title="Crash recovery",
         how=(
             f"`agent-ticket worker` with the OpenAI planner against the fake OpenAI server; the first answer is "
-            f"held back, the worker is SIGKILLed 1.5 s into `plan_ticket` (heartbeat timeout 3 s, retry after 1 s), "
+            f"held back, the worker is SIGKILLed 1.5 s into `plan_ticket` (heartbeat timeout {HEARTBEAT_S:g} s, "
+            f"retry after {RETRY_S:g} s), "
             f"and a new worker process is started at once or {delays[1]:.0f} s later; {repeats} crashes each. "
             "Completion is the server's ActivityTaskCompleted time."
         ),
@@ -178,8 +185,8 @@ async def main() -> None:
             else (
                 f"Why: with the replacement started at once, the step completed {min(after_kill):.1f}-"
                 f"{max(after_kill):.1f} s after the kill: Temporal notices the dead worker when the heartbeat "
-                "time-out (3 s after the last heartbeat it received) runs out, then waits the retry interval "
-                "(1 s), so a replacement that is ready sooner still waits; replacements took "
+                f"time-out ({HEARTBEAT_S:g} s after the last heartbeat it received) runs out, then waits the retry "
+                f"interval ({RETRY_S:g} s), so a replacement that is ready sooner still waits; replacements took "
                 f"{min(startups):.1f}-{max(startups):.1f} s to their 'polling' line."
             )
         ),

@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_TICKET_TEXT = 2000
 MAX_OPERATIONS = 20
@@ -461,6 +461,18 @@ class RecordEventInput(Model):
     stage: Stage | None = None
     status: str | None = None
     risk: Risk | None = None
+
+
+class RecordEventsInput(Model):
+    """Several events of one ticket, in the order they happened, written in one transaction."""
+
+    events: list[RecordEventInput] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_ticket(self) -> RecordEventsInput:
+        if len({event.ticket_id for event in self.events}) > 1:
+            raise ValueError("a batch of audit events must all belong to one ticket")
+        return self
 
 
 class GatherContextInput(Model):

@@ -15,6 +15,7 @@ SIGNAL_REJECT = "reject"
 QUERY_STATUS = "status"
 
 ACTIVITY_RECORD_EVENT = "record_event"
+ACTIVITY_RECORD_EVENTS = "record_events"
 ACTIVITY_GATHER_CONTEXT = "gather_context"
 ACTIVITY_PLAN_TICKET = "plan_ticket"
 ACTIVITY_VALIDATE_PLAN = "validate_plan"

@@ -37,6 +37,7 @@ def build_activity_set(settings: Settings, databases: Databases) -> ActivitySet:
     return ActivitySet(
         workflow_queue=[
             audit.record_event,
+            audit.record_events,
             context.gather_context,
             safety.validate_plan,
             execution.execute_plan,

@@ -16,9 +16,11 @@ class ActivityOptions:
     schedule_to_close: timedelta | None = None
 
 
-def _retry(attempts: int, maximum: timedelta = timedelta(seconds=30)) -> RetryPolicy:
+def _retry(
+    attempts: int, maximum: timedelta = timedelta(seconds=30), first: timedelta = timedelta(seconds=1)
+) -> RetryPolicy:
     return RetryPolicy(
-        initial_interval=timedelta(seconds=1),
+        initial_interval=first,
         backoff_coefficient=2.0,
         maximum_interval=maximum,
         maximum_attempts=attempts,
@@ -29,18 +31,22 @@ def _retry(attempts: int, maximum: timedelta = timedelta(seconds=30)) -> RetryPo
 RECORD_EVENT = ActivityOptions(start_to_close=timedelta(seconds=15), retry=_retry(10))
 # Context and validation only read: local activities too (new tickets; see PATCH_LOCAL_READS).
 GATHER_CONTEXT = ActivityOptions(start_to_close=timedelta(seconds=30), retry=_retry(5))
-# The LLM call heartbeats every second; a 3 s heartbeat timeout notices a dead worker quickly.
+# The long steps heartbeat every 0.5 s (activities/heartbeat.py) and the worker passes each beat on
+# (worker/build.py). Missing beats for 2 s means the worker died: Temporal retries the step half a
+# second later, so a replacement worker picks it up within about 2.5 s of the crash.
+HEARTBEAT_TIMEOUT = timedelta(seconds=2)
+RETRY_AFTER_DEAD_WORKER = timedelta(milliseconds=500)
 PLAN_TICKET = ActivityOptions(
     start_to_close=timedelta(minutes=3),
-    heartbeat=timedelta(seconds=3),
-    retry=_retry(8, maximum=timedelta(minutes=2)),
+    heartbeat=HEARTBEAT_TIMEOUT,
+    retry=_retry(8, maximum=timedelta(minutes=2), first=RETRY_AFTER_DEAD_WORKER),
     schedule_to_close=timedelta(minutes=30),
 )
 VALIDATE_PLAN = ActivityOptions(start_to_close=timedelta(seconds=30), retry=_retry(5))
 EXECUTE_PLAN = ActivityOptions(
     start_to_close=timedelta(minutes=2),
-    heartbeat=timedelta(seconds=3),
-    retry=_retry(6),
+    heartbeat=HEARTBEAT_TIMEOUT,
+    retry=_retry(6, first=RETRY_AFTER_DEAD_WORKER),
 )
 NOTIFY = ActivityOptions(start_to_close=timedelta(seconds=30), retry=_retry(8, maximum=timedelta(minutes=1)))
 RESOLVE_APPROVERS = ActivityOptions(start_to_close=timedelta(seconds=30), retry=_retry(5))

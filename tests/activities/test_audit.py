@@ -1,4 +1,4 @@
-"""Recording audit events: one transaction, ticket row kept current, retries append nothing."""
+"""Recording audit events, one or a batch: one transaction, ticket row kept current, retries append nothing."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.audit import ACTIVITY_KEY, AuditActivities
 from core.bootstrap import Databases
-from core.models import AuditEventKind, RecordEventInput, Risk, Stage, TicketRequest, TicketSource
+from core.models import AuditEventKind, RecordEventInput, RecordEventsInput, Risk, Stage, TicketRequest, TicketSource
 from core.schema import AuditEventRow, TicketRow
 
 REQUEST = TicketRequest(
@@ -28,6 +28,11 @@ def _env(activity_id: str, attempt: int = 1, workflow_id: str = "ticket-abc") ->
 
 async def _record(dbs: Databases, event: RecordEventInput, activity_id: str, attempt: int = 1) -> None:
     await _env(activity_id, attempt).run(AuditActivities(dbs.app_sessions).record_event, event)
+
+
+async def _record_batch(dbs: Databases, events: list[RecordEventInput], activity_id: str, attempt: int = 1) -> None:
+    batch = RecordEventsInput(events=events)
+    await _env(activity_id, attempt).run(AuditActivities(dbs.app_sessions).record_events, batch)
 
 
 async def _ticket(dbs: Databases, ticket_id: str = "abc") -> TicketRow | None:
@@ -122,3 +127,53 @@ async def test_event_for_unknown_ticket_without_request_is_refused(dbs: Database
     assert caught.value.non_retryable and "T-nope" in caught.value.message
     assert await _ticket(dbs, "nope") is None
     assert await _events(dbs, "nope") == []
+
+
+PLANNED = RecordEventInput(ticket_id="abc", kind=AuditEventKind.PLANNED, summary="plan", stage=Stage.PLANNING)
+VALIDATED = RecordEventInput(
+    ticket_id="abc", kind=AuditEventKind.VALIDATED, summary="low risk", stage=Stage.VALIDATING, risk=Risk.LOW
+)
+DECIDED = RecordEventInput(
+    ticket_id="abc", kind=AuditEventKind.DECIDED, summary="runs without approval", stage=Stage.VALIDATING
+)
+
+
+async def test_a_batch_creates_the_ticket_and_leaves_it_as_its_last_event_did(dbs: Databases) -> None:
+    await _record_batch(dbs, [SUBMITTED, PLANNED, VALIDATED], "1")
+    ticket = await _ticket(dbs)
+    assert ticket is not None
+    assert (ticket.stage, ticket.status, ticket.risk) == ("validating", "validating", "low")
+    events = await _events(dbs)
+    assert [e.kind for e in events] == ["submitted", "planned", "validated"]
+    assert {e.detail[ACTIVITY_KEY] for e in events} == {"ticket-abc/test-run/1"}
+
+
+async def test_a_batch_on_an_existing_ticket_appends_in_order(dbs: Databases) -> None:
+    await _record_batch(dbs, [SUBMITTED], "1")
+    await _record_batch(dbs, [PLANNED, VALIDATED, DECIDED], "4")
+    ticket = await _ticket(dbs)
+    assert ticket is not None
+    assert (ticket.stage, ticket.risk) == ("validating", "low")  # DECIDED carries no risk: VALIDATED's stays
+    assert [e.kind for e in await _events(dbs)] == ["submitted", "planned", "validated", "decided"]
+
+
+async def test_a_retried_batch_appends_nothing(dbs: Databases) -> None:
+    await _record_batch(dbs, [SUBMITTED], "1")
+    await _record_batch(dbs, [PLANNED, VALIDATED], "4", attempt=1)
+    await asyncio.gather(*(_record_batch(dbs, [PLANNED, VALIDATED], "4", attempt=n) for n in (2, 3)))
+    assert [e.kind for e in await _events(dbs)] == ["submitted", "planned", "validated"]
+
+
+async def test_a_failed_batch_writes_none_of_its_events(dbs: Databases) -> None:
+    orphan = RecordEventInput(ticket_id="nope", kind=AuditEventKind.PLANNED, summary="plan")
+    with pytest.raises(ApplicationError):
+        await _record_batch(dbs, [orphan, PLANNED.model_copy(update={"ticket_id": "nope"})], "1")
+    assert await _ticket(dbs, "nope") is None
+    assert await _events(dbs, "nope") == []
+
+
+def test_a_batch_is_one_ticket_and_not_empty() -> None:
+    with pytest.raises(ValueError, match="one ticket"):
+        RecordEventsInput(events=[SUBMITTED, PLANNED.model_copy(update={"ticket_id": "other"})])
+    with pytest.raises(ValueError):
+        RecordEventsInput(events=[])

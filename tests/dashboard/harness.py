@@ -164,6 +164,7 @@ class DashboardScript:
         return ActivitySet(
             workflow_queue=[
                 self.audit.record_event,
+                self.audit.record_events,
                 self.gather_context,
                 self.validate_plan,
                 self.base.resolve_approvers,

@@ -72,7 +72,7 @@ async def test_worker_endpoint_serves_sdk_ticket_and_activity_metrics(
     assert sample(text, "temporal_workflow_completed_total", task_queue=queue) is not None
     assert sample(text, "temporal_activity_execution_latency_count", task_queue=queue) is not None
     # Every activity attempt timed by type and outcome, the local audit activity included.
-    for activity_type in ("gather_context", "validate_plan", "execute_plan", "notify_ticket", "record_event"):
+    for activity_type in ("gather_context", "validate_plan", "execute_plan", "notify_ticket", "record_events"):
         count = sample(text, "agent_ticket_activity_seconds_count", activity_type=activity_type, outcome="ok")
         assert count is not None and count >= 2, activity_type
     llm_queue = f"{queue}-llm"

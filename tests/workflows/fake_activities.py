@@ -21,6 +21,7 @@ from core.models import (
     Plan,
     PlanTicketInput,
     RecordEventInput,
+    RecordEventsInput,
     ResolveApproversInput,
     Risk,
     SafetyReport,
@@ -57,10 +58,16 @@ class ScriptedActivities:
     notifications: list[NotifyInput] = field(default_factory=list)
     executions: list[ExecutePlanInput] = field(default_factory=list)
     feedback_seen: list[list[str]] = field(default_factory=list)
+    trail: list[str] = field(default_factory=list)  # audit writes and steps that leave the worker, in order
 
     @activity.defn(name=names.ACTIVITY_RECORD_EVENT)
     async def record_event(self, event: RecordEventInput) -> None:
         self.events.append(event)
+
+    @activity.defn(name=names.ACTIVITY_RECORD_EVENTS)
+    async def record_events(self, batch: RecordEventsInput) -> None:
+        self.events.extend(batch.events)
+        self.trail.append("audit " + " ".join(event.kind.value for event in batch.events))
 
     @activity.defn(name=names.ACTIVITY_GATHER_CONTEXT)
     async def gather_context(self, input: GatherContextInput) -> TicketContext:
@@ -69,6 +76,7 @@ class ScriptedActivities:
     @activity.defn(name=names.ACTIVITY_PLAN_TICKET)
     async def plan_ticket(self, input: PlanTicketInput) -> Plan:
         self.feedback_seen.append(list(input.feedback))
+        self.trail.append("plan")
         if self.plan_error:
             raise ApplicationError(self.plan_error, non_retryable=True)
         return self.plan
@@ -89,6 +97,7 @@ class ScriptedActivities:
     @activity.defn(name=names.ACTIVITY_EXECUTE_PLAN)
     async def execute_plan(self, input: ExecutePlanInput) -> ExecutionResult:
         self.executions.append(input)
+        self.trail.append("execute")
         return ExecutionResult(
             plan_hash=input.plan_hash,
             results=[OperationResult(operation_index=0, kind="update", table="subscriptions", rows_affected=1)],
@@ -98,12 +107,14 @@ class ScriptedActivities:
     @activity.defn(name=names.ACTIVITY_NOTIFY)
     async def notify_ticket(self, input: NotifyInput) -> NotifyResult:
         self.notifications.append(input)
+        self.trail.append(f"notify {input.event.value}")
         return NotifyResult(delivered=True)
 
     def activity_set(self) -> ActivitySet:
         return ActivitySet(
             workflow_queue=[
                 self.record_event,
+                self.record_events,
                 self.gather_context,
                 self.validate_plan,
                 self.resolve_approvers,

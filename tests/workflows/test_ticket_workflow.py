@@ -93,6 +93,24 @@ async def test_low_risk_ticket_executes_without_approval(time_env: WorkflowEnvir
     assert fakes.notifications[-1].event is NotifyEvent.OUTCOME
 
 
+async def test_audit_is_written_in_batches_before_each_step_that_leaves_the_worker(
+    time_env: WorkflowEnvironment,
+) -> None:
+    fakes = ScriptedActivities(risk=Risk.LOW)
+    async with running(time_env, fakes, request()) as handle:
+        await handle.result()
+    assert fakes.trail == [
+        "audit submitted",
+        "notify stage",
+        "plan",
+        "audit planned validated decided",
+        "execute",
+        "audit executed finished",
+        "notify outcome",
+        "audit notified",
+    ]
+
+
 async def test_blocked_plan_never_executes(time_env: WorkflowEnvironment) -> None:
     fakes = ScriptedActivities(risk=Risk.BLOCKED)
     async with running(time_env, fakes, request()) as handle:
