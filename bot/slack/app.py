@@ -3,8 +3,10 @@
 HTTP mode mounts `/slack/events` in the bot's Starlette app. Bolt verifies every request's
 signature and rejects timestamps more than 5 minutes off (401); this endpoint adds what Bolt
 leaves to the host: a body that can't be parsed, or a payload no listener accepts, is a 400
-rather than a crash or a 404. Listeners ack first and do the slow work after
-(`process_before_response=False`), so Slack's 3-second limit holds however slow Temporal is.
+rather than a crash or a 404. Listeners ack as soon as they know what to say and do the slow
+work after (`process_before_response=False`). A new ticket's ack waits for Temporal to accept
+its workflow, but never longer than the front door's ack budget (2 s), so Slack's 3-second
+limit holds however slow Temporal is.
 """
 
 from __future__ import annotations
@@ -86,8 +88,8 @@ class SlackEventsEndpoint:
         return JSONResponse({"ok": False, "error": "malformed payload"}, status_code=400)
 
 
-def http_routes(context: BotContext) -> list[BaseRoute]:
-    app = build_bolt_app(context)
+def http_routes(context: BotContext, front_door: SlackFrontDoor | None = None) -> list[BaseRoute]:
+    app = build_bolt_app(context, front_door)
     endpoint = SlackEventsEndpoint(app, _secret(context.settings, "slack_signing_secret"))
     return [Route(EVENTS_PATH, endpoint.handle, methods=["POST"], name="slack_events")]
 

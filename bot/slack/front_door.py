@@ -1,16 +1,22 @@
-"""What each Slack request does once it is acknowledged, kept apart from Bolt.
+"""What each Slack request does, and what its ack says, kept apart from Bolt.
 
-Listeners ack, parse and make one call here. This class talks to Temporal through
-`TicketService` (which checks the approval rules before it signals) and answers people
-ephemerally: slash commands through their `response_url`, which works in any channel,
-and button clicks with `chat.postEphemeral` in the ticket's channel. Nothing here keeps
-ticket state: the workflow's `status` query is the only copy.
+Listeners parse and make one call here, which returns the ack's text and, where there is
+slow work, what to run once the ack is sent. A new ticket's workflow is started before the
+ack (within `ACK_BUDGET_SECONDS`), so "received" is said only of a ticket Temporal has.
+This class talks to Temporal through `TicketService` (which checks the approval rules before
+it signals) and answers people ephemerally: slash commands through their `response_url`,
+which works in any channel, and button clicks with `chat.postEphemeral` in the ticket's
+channel. Nothing here keeps ticket state: the workflow's `status` query is the only copy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+from functools import partial
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -28,11 +34,28 @@ from core.tickets import DecisionRefused, TicketNotFound, TicketService, check_d
 
 logger = logging.getLogger(__name__)
 
+# Slack shows the person an error if the ack takes over 3 s (and Bolt stops waiting for it then);
+# Temporal gets 2 s of that to accept a new ticket, the rest is for Bolt and the network.
+ACK_BUDGET_SECONDS = 2.0
 # Temporal is normally answered in milliseconds; past this the person hears why, not silence.
 START_TIMEOUT_SECONDS = 10.0
 # How long to look for the workflow's verdict on a click before saying only "sent".
 DECISION_WAIT_SECONDS = 3.0
 TEMPORAL_DOWN = "Temporal, which runs tickets, is not answering"
+
+
+class StartOutcome(Enum):
+    STARTED = "started"  # or it already existed: a redelivery of the same command
+    REFUSED = "refused"
+    NO_ANSWER = "no answer"
+
+
+@dataclass(frozen=True)
+class CommandAnswer:
+    """What a slash command's ack says (empty: a bare ack), and the slow half to run once it is sent."""
+
+    text: str = ""
+    follow_up: Callable[[], Awaitable[None]] | None = None
 
 
 class SlackFrontDoor:
@@ -42,41 +65,51 @@ class SlackFrontDoor:
         settings: Settings,
         web_client: AsyncWebClient,
         *,
+        ack_budget: float = ACK_BUDGET_SECONDS,
         start_timeout: float = START_TIMEOUT_SECONDS,
         decision_wait: float = DECISION_WAIT_SECONDS,
     ) -> None:
         self._service = service
         self._settings = settings
         self._web = web_client
+        self._ack_budget = ack_budget
         self._start_timeout = start_timeout
         self._decision_wait = decision_wait
 
     # ------------------------------------------------------------ /agent-ticket
 
-    @staticmethod
-    def acknowledgement(command: SlashCommand, parsed: ParsedCommand) -> str:
-        """The ephemeral text sent with the ack (empty for answers that need a lookup first)."""
+    async def answer_command(
+        self, command: SlashCommand, parsed: ParsedCommand, *, redelivery: bool = False
+    ) -> CommandAnswer:
+        """The ack for a slash command, ready within the ack budget, and what to do after it."""
         if parsed.kind is CommandKind.FILE:
-            label = ticket_label(new_short_id(command.dedupe_key()))
-            return (
-                f"{label} received: _{escape(truncate(parsed.argument, 300))}_\nI'll post its progress in this channel."
-            )
-        if parsed.kind is CommandKind.INVALID:
-            return invalid_reply(parsed)
+            return await self._file_ticket(command, parsed.argument, redelivery=redelivery)
+        if parsed.kind is CommandKind.STATUS:
+            return CommandAnswer(follow_up=partial(self._show_status, command, parsed.argument))
+        if parsed.kind is CommandKind.PENDING:
+            return CommandAnswer(follow_up=partial(self._show_pending, command))
         if parsed.kind is CommandKind.HELP:
-            return invalid_reply(ParsedCommand(CommandKind.HELP, "Here's what I can do:"))
-        return ""
+            return CommandAnswer(invalid_reply(ParsedCommand(CommandKind.HELP, "Here's what I can do:")))
+        return CommandAnswer(invalid_reply(parsed))
 
-    async def run_command(self, command: SlashCommand, parsed: ParsedCommand, *, redelivery: bool = False) -> None:
-        """The slow half of a slash command, after its ack."""
-        if parsed.kind is CommandKind.FILE:
-            await self._file_ticket(command, parsed.argument, redelivery=redelivery)
-        elif parsed.kind is CommandKind.STATUS:
-            await self._show_status(command, parsed.argument)
-        elif parsed.kind is CommandKind.PENDING:
-            await self._show_pending(command)
+    async def _file_ticket(self, command: SlashCommand, text: str, *, redelivery: bool) -> CommandAnswer:
+        """Start the workflow before the ack, so that "received" is only said of a ticket Temporal has."""
+        label = ticket_label(new_short_id(command.dedupe_key()))
+        start = asyncio.create_task(self._start(command, text, label, redelivery=redelivery))
+        await asyncio.wait({start}, timeout=self._ack_budget)  # leaves the start running if the budget runs out
+        if start.done():
+            return CommandAnswer(self._start_reply(start.result(), label, text))
+        logger.info(
+            "%s: Temporal has not answered the start within %.1fs; acking, still waiting", label, self._ack_budget
+        )
+        return CommandAnswer(
+            f"Temporal, which runs tickets, is slow to answer, so {label} is not filed yet. "
+            "I'll tell you here in a moment whether it started.",
+            follow_up=partial(self._confirm_late_start, command, label, text, start),
+        )
 
-    async def _file_ticket(self, command: SlashCommand, text: str, *, redelivery: bool) -> None:
+    async def _start(self, command: SlashCommand, text: str, label: str, *, redelivery: bool) -> StartOutcome:
+        """Start the ticket's workflow (or find it started), giving up after the start time-out."""
         request = TicketRequest(
             text=text,
             requester=command.user_id,
@@ -84,34 +117,42 @@ class SlackFrontDoor:
             channel=command.channel_id,
             approval=self._settings.approval_settings(),
         )
-        label = ticket_label(new_short_id(command.dedupe_key()))
         try:
             async with asyncio.timeout(self._start_timeout):
                 started = await self._service.start(request, dedupe_key=command.dedupe_key())
         except TimeoutError:
             logger.warning("%s: Temporal did not answer the start within %.0fs", label, self._start_timeout)
-            await self._respond(
-                command,
-                SlackMessage(
-                    f":warning: {TEMPORAL_DOWN} (no answer in {self._start_timeout:.0f}s), so I can't confirm that "
-                    f"{label} started. Check `/agent-ticket status {label}` in a minute before filing it again."
-                ),
-            )
-            return
+            return StartOutcome.NO_ANSWER
         except (RPCError, RuntimeError) as error:
             logger.warning("%s: could not start: %s", label, error)
-            await self._respond(
-                command,
-                SlackMessage(
-                    f":warning: {TEMPORAL_DOWN}, so {label} was *not* started and nothing will change. "
-                    "Please try again in a few minutes."
-                ),
-            )
-            return
+            return StartOutcome.REFUSED
         if started.already_existed:
             logger.info("%s: the same command again (Slack redelivery: %s); nothing new started", label, redelivery)
         else:
             logger.info("%s: started %s for %s in %s", label, started.workflow_id, command.user_id, command.channel_id)
+        return StartOutcome.STARTED
+
+    async def _confirm_late_start(
+        self, command: SlashCommand, label: str, text: str, start: asyncio.Task[StartOutcome]
+    ) -> None:
+        """After a "slow to answer" ack: tell the person how the start they were promised news of ended."""
+        reply = self._start_reply(await start, label, text, late=True)
+        await self._respond(command, SlackMessage(reply))
+
+    def _start_reply(self, outcome: StartOutcome, label: str, text: str, *, late: bool = False) -> str:
+        """What the person is told about the start: in the ack, or through `response_url` when it came late."""
+        if outcome is StartOutcome.STARTED:
+            news = "started after all" if late else "received"
+            return f"{label} {news}: _{escape(truncate(text, 300))}_\nI'll post its progress in this channel."
+        if outcome is StartOutcome.NO_ANSWER:
+            return (
+                f":warning: {TEMPORAL_DOWN} (no answer in {self._start_timeout:.0f}s), so I can't confirm that "
+                f"{label} started. Check `/agent-ticket status {label}` in a minute before filing it again."
+            )
+        return (
+            f":warning: {TEMPORAL_DOWN}, so {label} was *not* started and nothing will change. "
+            "Please try again in a few minutes."
+        )
 
     async def _show_status(self, command: SlashCommand, reference: str) -> None:
         label = ticket_label(short_id_from(reference))

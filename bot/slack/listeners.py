@@ -1,4 +1,8 @@
-"""Bolt listeners: ack within Slack's 3 seconds, parse the payload into a model, make one call.
+"""Bolt listeners: parse the payload into a model, make one call, ack within Slack's 3 seconds.
+
+Clicks and modal submissions are acked first, then handled. A slash command is acked once the
+front door knows what is true to say (a new ticket's workflow is started first, within the
+front door's ack budget); its slow half, if any, runs after the ack.
 
 Each listener is registered with a matcher that parses its payload, so a payload that does
 not fit our models is left unhandled (the endpoint answers 400) instead of half-handled.
@@ -45,10 +49,12 @@ def register_listeners(app: AsyncApp, front_door: SlackFrontDoor) -> None:
     @app.command(COMMAND, matchers=[parses_as(SlashCommand.model_validate)])
     async def on_command(ack: AsyncAck, body: Body, request: AsyncBoltRequest) -> None:
         command = SlashCommand.model_validate(body)
-        parsed = parse_command_text(command.text)  # pure and fast: the ack carries its answer
-        answer = front_door.acknowledgement(command, parsed)
-        await (ack(text=answer, response_type="ephemeral") if answer else ack())
-        await front_door.run_command(command, parsed, redelivery=bool(request.headers.get(REDELIVERY_HEADER)))
+        parsed = parse_command_text(command.text)
+        redelivery = bool(request.headers.get(REDELIVERY_HEADER))
+        answer = await front_door.answer_command(command, parsed, redelivery=redelivery)  # within the ack budget
+        await (ack(text=answer.text, response_type="ephemeral") if answer.text else ack())
+        if answer.follow_up is not None:
+            await answer.follow_up()
 
     @app.action(APPROVE_ACTION_ID, matchers=[parses_as(ButtonClick.parse)])
     async def on_approve(ack: AsyncAck, body: Body) -> None:

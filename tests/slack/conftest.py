@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 import pytest
 import uvicorn
+from starlette.applications import Starlette
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -35,6 +36,8 @@ from activities.slack_notify import SlackApproverResolver, SlackNotifier, activi
 from bot.app import create_app
 from bot.context import BotContext
 from bot.slack.actions import APPROVE_ACTION_ID, REJECT_MODAL_CALLBACK_ID, ButtonValue
+from bot.slack.app import bot_web_client, http_routes
+from bot.slack.front_door import SlackFrontDoor
 from core import names
 from core.bootstrap import Databases, init_databases
 from core.models import (
@@ -243,6 +246,13 @@ async def serve(app: Any) -> AsyncIterator[str]:
         await task
 
 
+def slack_endpoint_app(context: BotContext, **timing: float) -> Starlette:
+    """Only `/slack/events`, its front door with the time limits a test sets."""
+    settings = context.settings
+    front_door = SlackFrontDoor(context.service, settings, bot_web_client(settings), **timing)
+    return Starlette(routes=http_routes(context, front_door))
+
+
 # ------------------------------------------------------------------ scripted activities with a preview
 
 
@@ -353,7 +363,7 @@ class SlackWorld:
         return [event for event in self.script.events if event.ticket_id == ticket_id]
 
     async def result(self, ticket_id: str) -> TicketOutcome:
-        """The outcome; the command's ack comes before its start, so wait for the workflow to exist."""
+        """The outcome, once the workflow exists (a start slower than the ack budget lands after the ack)."""
 
         async def started_then_result() -> TicketOutcome:
             while True:
@@ -413,16 +423,22 @@ async def open_world(
     databases: Databases,
     fake: FakeSlack,
     bot_client: Client | None = None,
+    timing: dict[str, float] | None = None,
     **script: Any,
 ) -> SlackWorld:
-    """Workers on a queue of their own, the bot on a real server; closed with `stack`."""
+    """Workers on a queue of their own, the bot on a real server; closed with `stack`.
+
+    `timing` sets the front door's time limits (`ack_budget`, `start_timeout`); the bot is then
+    served as its Slack endpoint alone.
+    """
     queue = f"slack-{uuid.uuid4().hex[:10]}"
     scripted = SlackScript(**script)
     for worker in build_workers(env.client, slack_activity_set(scripted, settings, databases), task_queue=queue):
         await stack.enter_async_context(worker)
     real_service = TicketService(env.client, databases.app_sessions, task_queue=queue)
     bot_service = TicketService(bot_client, databases.app_sessions, task_queue=queue) if bot_client else real_service
-    app = create_app(BotContext(settings=settings, service=bot_service, databases=databases))
+    context = BotContext(settings=settings, service=bot_service, databases=databases)
+    app = slack_endpoint_app(context, **timing) if timing else create_app(context)
     base_url = await stack.enter_async_context(serve(app))
     http = await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=10))
     return SlackWorld(settings, databases, fake, scripted, real_service, SlackUserAgent(http, fake), env, stack)
@@ -435,8 +451,10 @@ async def make_world(
     """Build a world of this test's own; `bot_client` gives the bot its own Temporal client."""
     async with AsyncExitStack() as stack:
 
-        async def build(bot_client: Client | None = None, **script: Any) -> SlackWorld:
-            return await open_world(stack, local_env, settings, databases, fake_slack, bot_client, **script)
+        async def build(
+            bot_client: Client | None = None, timing: dict[str, float] | None = None, **script: Any
+        ) -> SlackWorld:
+            return await open_world(stack, local_env, settings, databases, fake_slack, bot_client, timing, **script)
 
         yield build
 

@@ -1,7 +1,8 @@
 """What the bot does with each kind of request Slack (or anyone else) sends to `/slack/events`.
 
 Signatures and timestamps are checked before anything happens; payloads that don't fit are
-refused with 400; `/agent-ticket` is acknowledged at once whatever state Temporal is in.
+refused with 400; `/agent-ticket` is acknowledged within Slack's 3 seconds whatever state
+Temporal is in, and the ack says "received" only once Temporal has the ticket's workflow.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from bot.slack.actions import APPROVE_ACTION_ID
 from core.models import MAX_TICKET_TEXT, OutcomeStatus, Risk
+from core.names import workflow_id_for
 from core.schema import TicketRow
 from core.tickets import TicketNotFound
 from tests.slack.conftest import (
@@ -183,24 +185,12 @@ async def test_pending_lists_the_tickets_waiting_for_approval(world: SlackWorld)
 # ------------------------------------------------------------------ Temporal slow or down
 
 
-async def test_ack_is_fast_while_temporal_is_down_and_no_ticket_is_half_started(make_world: MakeWorld) -> None:
-    unreachable = await Client.connect("127.0.0.1:1", lazy=True, data_converter=pydantic_data_converter)
-    world = await make_world(bot_client=unreachable)
-
-    sent = await world.slack.command("upgrade acme-corp to the pro plan")
-
-    assert sent.response.status_code == 200 and sent.elapsed < 1.0
-    assert f"T-{sent.ticket_id} received" in sent.ack_text
-    [answer] = await world.fake.wait_for(lambda: world.fake.responses.get(sent.trigger_id), what="the error")
-    assert answer["response_type"] == "ephemeral"
-    assert "not answering" in answer["text"] and "*not* started" in answer["text"]
-    await assert_not_started(world, sent.ticket_id)
-    assert world.fake.calls_to("chat.postMessage") == []
-
-
 @asynccontextmanager
 async def slow_tcp_proxy(target: str, delay: float) -> AsyncIterator[str]:
-    """Forward TCP to `target`, holding each new connection back for `delay` seconds."""
+    """Forward TCP to `target`, holding each new connection back for `delay` seconds.
+
+    If `target` refuses, the client's connection is closed then, as by a server that went away.
+    """
     host, port = target.rsplit(":", 1)
     tasks: set[asyncio.Task[None]] = set()
 
@@ -216,13 +206,17 @@ async def slow_tcp_proxy(target: str, delay: float) -> AsyncIterator[str]:
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(delay)
-        upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
+        except OSError:
+            return
         await asyncio.gather(pump(reader, upstream_writer), pump(upstream_reader, writer))
 
     def track(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.ensure_future(handle(reader, writer))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+        task.add_done_callback(lambda _: writer.close())  # refused, cancelled or done: hang up on the client
 
     server = await asyncio.start_server(track, "127.0.0.1", 0)
     try:
@@ -233,17 +227,81 @@ async def slow_tcp_proxy(target: str, delay: float) -> AsyncIterator[str]:
             task.cancel()
 
 
+async def bot_client_at(address: str) -> Client:
+    return await Client.connect(address, lazy=True, data_converter=pydantic_data_converter)
+
+
+def temporal_address(env: WorkflowEnvironment) -> str:
+    return env.client.service_client.config.target_host
+
+
+async def test_a_received_ack_means_the_workflow_already_exists(
+    make_world: MakeWorld, local_env: WorkflowEnvironment
+) -> None:
+    # Temporal slow, but within the ack budget: an ack sent before the start would come first.
+    async with slow_tcp_proxy(temporal_address(local_env), delay=0.3) as address:
+        world = await make_world(bot_client=await bot_client_at(address))
+        sent = await world.slack.command("upgrade acme-corp to the pro plan")
+        description = await world.service.handle(sent.ticket_id).describe()  # at once, on a client of its own
+
+        assert sent.response.status_code == 200 and sent.elapsed < 3.0
+        assert f"T-{sent.ticket_id} received" in sent.ack_text
+        assert description.id == workflow_id_for(sent.ticket_id)
+        outcome = await world.result(sent.ticket_id)
+    assert outcome.status is OutcomeStatus.DONE
+    assert sent.trigger_id not in world.fake.responses  # the ack said it all
+
+
+async def test_ack_is_fast_while_temporal_is_down_and_no_ticket_is_half_started(make_world: MakeWorld) -> None:
+    world = await make_world(bot_client=await bot_client_at("127.0.0.1:1"))
+
+    sent = await world.slack.command("upgrade acme-corp to the pro plan")
+
+    assert sent.response.status_code == 200 and sent.elapsed < 3.0
+    assert sent.response.json()["response_type"] == "ephemeral"
+    assert "not answering" in sent.ack_text and "*not* started" in sent.ack_text
+    assert "received" not in sent.ack_text
+    await assert_not_started(world, sent.ticket_id)
+    assert sent.trigger_id not in world.fake.responses  # the ack said it all
+    assert world.fake.calls_to("chat.postMessage") == []
+
+
 async def test_ack_is_fast_while_temporal_is_slow_and_the_ticket_still_starts(
     make_world: MakeWorld, local_env: WorkflowEnvironment
 ) -> None:
-    async with slow_tcp_proxy(local_env.client.service_client.config.target_host, delay=2.0) as address:
-        slow = await Client.connect(address, lazy=True, data_converter=pydantic_data_converter)
-        world = await make_world(bot_client=slow)
+    async with slow_tcp_proxy(temporal_address(local_env), delay=1.5) as address:
+        world = await make_world(bot_client=await bot_client_at(address), timing={"ack_budget": 0.2})
         sent = await world.slack.command("upgrade acme-corp to the pro plan")
 
-        assert sent.response.status_code == 200 and sent.elapsed < 1.0
-        assert f"T-{sent.ticket_id} received" in sent.ack_text
-        await world.wait_for_status(sent.ticket_id, lambda status: True, "started")
+        assert sent.response.status_code == 200 and sent.elapsed < 3.0
+        assert "slow to answer" in sent.ack_text and "received" not in sent.ack_text
+        [answer] = await world.fake.wait_for(lambda: world.fake.responses.get(sent.trigger_id), what="the news")
+        await world.service.handle(sent.ticket_id).describe()  # started by the time it is said
         outcome = await world.result(sent.ticket_id)
+    assert answer["response_type"] == "ephemeral"
+    assert f"T-{sent.ticket_id} started after all" in answer["text"]
     assert outcome.status is OutcomeStatus.DONE
-    assert sent.trigger_id not in world.fake.responses  # no error followed the ack
+
+
+@pytest.mark.parametrize(
+    ("temporal_gone", "start_timeout", "expected"),
+    [(False, 1.0, "can't confirm"), (True, 10.0, "*not* started")],
+    ids=["no-answer-within-the-start-timeout", "refused-after-the-ack"],
+)
+async def test_a_start_failing_after_the_ack_is_reported_through_the_response_url(
+    make_world: MakeWorld, local_env: WorkflowEnvironment, temporal_gone: bool, start_timeout: float, expected: str
+) -> None:
+    # Held back past the ack budget; then held past the start time-out, or refused.
+    target = "127.0.0.1:1" if temporal_gone else temporal_address(local_env)
+    async with slow_tcp_proxy(target, delay=1.0 if temporal_gone else 30.0) as address:
+        timing = {"ack_budget": 0.2, "start_timeout": start_timeout}
+        world = await make_world(bot_client=await bot_client_at(address), timing=timing)
+        sent = await world.slack.command("upgrade acme-corp to the pro plan")
+        [answer] = await world.fake.wait_for(lambda: world.fake.responses.get(sent.trigger_id), what="the news")
+
+    assert sent.response.status_code == 200 and sent.elapsed < 3.0
+    assert "slow to answer" in sent.ack_text and "received" not in sent.ack_text
+    assert answer["response_type"] == "ephemeral"
+    assert "not answering" in answer["text"] and expected in answer["text"]
+    await assert_not_started(world, sent.ticket_id)
+    assert world.fake.calls_to("chat.postMessage") == []
