@@ -286,6 +286,7 @@ def slack_activity_set(script: ScriptedActivities, settings: Settings, databases
     return ActivitySet(
         workflow_queue=[
             script.record_event,
+            script.record_events,
             script.gather_context,
             script.validate_plan,
             script.execute_plan,
