@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -88,23 +88,25 @@ class AuditActivities:
                 # The batch commits as a whole, so its first event stands for all of it.
                 await session.rollback()
                 return False
-            for event in events:
-                detail = dict(event.detail)
-                if key is not None:
-                    detail[ACTIVITY_KEY] = key
-                session.add(
-                    AuditEventRow(
-                        ticket_id=ticket_id,
-                        kind=event.kind.value,
-                        actor=event.actor,
-                        source=event.source,
-                        summary=event.summary,
-                        detail=detail,
-                        created_at=now,
-                    )
-                )
+            # One multi-row INSERT through Core: the ORM's unit of work cost more CPU than the write.
+            await session.execute(insert(AuditEventRow), [_event_row(ticket_id, event, key, now) for event in events])
             await session.commit()
         return True
+
+
+def _event_row(ticket_id: str, event: RecordEventInput, key: str | None, now: datetime) -> dict[str, Any]:
+    detail = dict(event.detail)
+    if key is not None:
+        detail[ACTIVITY_KEY] = key
+    return {
+        "ticket_id": ticket_id,
+        "kind": event.kind.value,
+        "actor": event.actor,
+        "source": event.source,
+        "summary": event.summary,
+        "detail": detail,
+        "created_at": now,
+    }
 
 
 def _ticket_changes(event: RecordEventInput) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Column, Table, func, select
+from sqlalchemy import Column, ScalarSelect, Table, func, select
 from sqlalchemy import types as sa_types
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio import activity
@@ -213,22 +213,31 @@ async def find_named_rows(connection: AsyncConnection, tables: Sequence[Table], 
 
 
 async def describe_tables(connection: AsyncConnection, tables: Sequence[Table], engine: AsyncEngine) -> list[TableInfo]:
-    """Columns, types, keys and row counts of the tables the planner may use."""
-    described = []
-    for table in tables:
-        columns = [
-            ColumnInfo(
-                name=column.name,
-                type=type_name(column, engine),
-                nullable=bool(column.nullable),
-                primary_key=column.primary_key,
-                foreign_key=next((key.target_fullname for key in column.foreign_keys), None),
-            )
-            for column in table.columns
-        ]
-        count = await connection.scalar(select(func.count()).select_from(table))
-        described.append(TableInfo(name=table.name, columns=columns, row_count=int(count or 0)))
-    return described
+    """Columns, types, keys and row counts of the tables the planner may use (one query counts all)."""
+    if not tables:
+        return []
+    counts = (await connection.execute(select(*(_row_count(table) for table in tables)))).one()
+    return [
+        TableInfo(
+            name=table.name,
+            columns=[
+                ColumnInfo(
+                    name=column.name,
+                    type=type_name(column, engine),
+                    nullable=bool(column.nullable),
+                    primary_key=column.primary_key,
+                    foreign_key=next((key.target_fullname for key in column.foreign_keys), None),
+                )
+                for column in table.columns
+            ],
+            row_count=int(count or 0),
+        )
+        for table, count in zip(tables, counts, strict=True)
+    ]
+
+
+def _row_count(table: Table) -> ScalarSelect[int]:
+    return select(func.count()).select_from(table).scalar_subquery()
 
 
 async def requester_history(
@@ -281,9 +290,9 @@ def bound_context(context: TicketContext, max_bytes: int = MAX_CONTEXT_BYTES) ->
     Order: oldest audit entries, oldest earlier tickets, the last named-row groups (rows that
     refer to named rows come last), then schema tables from the end.
     """
+    if context_size(context) <= max_bytes:
+        return context
     bounded = context.model_copy(deep=True)
-    if context_size(bounded) <= max_bytes:
-        return bounded
     bounded.truncated = True
     for items in (bounded.recent_audit, bounded.past_tickets, bounded.named_rows, bounded.schema_tables):
         while items and context_size(bounded) > max_bytes:

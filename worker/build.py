@@ -15,6 +15,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from core.names import WORKFLOW_TASK_QUEUE
 from worker.interceptors import ActivityMetricsInterceptor
@@ -33,6 +34,11 @@ STICKY_QUEUE_TIMEOUT = timedelta(seconds=5)
 # The SDK holds heartbeats back for up to 80 % of the heartbeat time-out, which would leave a busy
 # worker 0.4 s of slack on the 2 s time-out (workflows/options.py); pass each 0.5 s beat on instead.
 HEARTBEAT_THROTTLE = timedelta(milliseconds=500)
+# The sandbox imports the workflow's module afresh for every workflow run, and with it the package's
+# other modules; the step options are constants only (no clock, no I/O), so they are shared instead.
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows.options")
+)
 
 
 class QueueRole(StrEnum):
@@ -78,6 +84,7 @@ def build_workers(
                 client,
                 task_queue=task_queue,
                 workflows=[TicketWorkflow],
+                workflow_runner=WORKFLOW_RUNNER,
                 activities=list(activities.workflow_queue),
                 max_cached_workflows=max_cached_workflows,
                 sticky_queue_schedule_to_start_timeout=STICKY_QUEUE_TIMEOUT,
