@@ -145,8 +145,14 @@ async def run_worker_command(
         QueueRole.LLM: [llm_queue_for(settings.temporal_task_queue)],
     }
     names = queues.get(role, [settings.temporal_task_queue, llm_queue_for(settings.temporal_task_queue)])
-    console.print(f"Worker polling {', '.join(names)} at {settings.temporal_address}; Ctrl-C to stop.")
-    await run_workers(settings, role=role, stop=stop, client=client)
+    ready = asyncio.Event()
+    working = asyncio.create_task(run_workers(settings, role=role, stop=stop, client=client, ready=ready))
+    await _announce_when_ready(
+        ready,
+        working,
+        lambda: console.print(f"Worker polling {', '.join(names)} at {settings.temporal_address}; Ctrl-C to stop."),
+    )
+    await working
     console.print("Worker stopped.")
 
 

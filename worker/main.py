@@ -25,8 +25,12 @@ async def run_workers(
     role: QueueRole = QueueRole.ALL,
     stop: asyncio.Event,
     client: Client | None = None,
+    ready: asyncio.Event | None = None,
 ) -> None:
-    """Poll the ticket queues until `stop` is set, then finish in-flight tasks and return."""
+    """Poll the ticket queues until `stop` is set, then finish in-flight tasks and return.
+
+    `ready` is set once every worker is polling.
+    """
     databases = Databases.open(settings)
     try:
         client = client or await connect(settings)
@@ -46,6 +50,8 @@ async def run_workers(
             for worker in workers:
                 await stack.enter_async_context(worker)
             logger.info("worker polling %s", ", ".join(worker.task_queue for worker in workers))
+            if ready is not None:
+                ready.set()
             await stop.wait()
             logger.info("worker stopping")
     finally:
