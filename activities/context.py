@@ -244,9 +244,10 @@ async def requester_history(
     sessions: async_sessionmaker[AsyncSession], requester: str, ticket_id: str
 ) -> tuple[list[PastTicket], list[AuditEntry]]:
     """The requester's latest other tickets and the latest audit events on them."""
+    # Plain column rows, not ORM objects: only a few fields are read, and loading entities cost more CPU.
     async with sessions() as session:
-        tickets = await session.scalars(
-            select(TicketRow)
+        tickets = await session.execute(
+            select(TicketRow.ticket_id, TicketRow.text, TicketRow.status, TicketRow.created_at)
             .where(TicketRow.requester == requester, TicketRow.ticket_id != ticket_id)
             .order_by(TicketRow.created_at.desc())
             .limit(MAX_PAST_TICKETS)
@@ -257,8 +258,14 @@ async def requester_history(
             )
             for row in tickets
         ]
-        events = await session.scalars(
-            select(AuditEventRow)
+        events = await session.execute(
+            select(
+                AuditEventRow.ticket_id,
+                AuditEventRow.kind,
+                AuditEventRow.actor,
+                AuditEventRow.summary,
+                AuditEventRow.created_at,
+            )
             .join(TicketRow, TicketRow.ticket_id == AuditEventRow.ticket_id)
             .where(TicketRow.requester == requester, TicketRow.ticket_id != ticket_id)
             .order_by(AuditEventRow.created_at.desc(), AuditEventRow.id.desc())
