@@ -98,20 +98,28 @@ def _die_with_parent() -> Callable[[], None] | None:
     return hook
 
 
-# How the embedded server runs; the benchmarks (bench/harness.py) start theirs the same way.
-SERVER_TUNING = [
+# How the embedded server runs; the benchmarks (bench/harness.py) start theirs the same way, and the
+# tests' dev server (tests/conftest.py) takes the dynamic config.
+SERVER_DYNAMIC_CONFIG = [
     # Update-with-start, as the test fixtures enable it, so clients behave the same here.
     "--dynamic-config-value",
     "frontend.enableExecuteMultiOperation=true",
+    # Timers (heartbeat time-outs, retry back-off, approval deadlines) fire up to this late; the
+    # server's default of 1 s added most of a second to noticing a dead worker (docs/benchmarks.md).
+    "--dynamic-config-value",
+    'history.timerProcessorMaxTimeShift="100ms"',
+    # The history service reads new tasks (workflow tasks, activities) at most 20 times a second by
+    # default; past a short burst, back-to-back tickets waited 20-30 ms for each of their tasks.
+    "--dynamic-config-value",
+    "history.transferProcessorMaxPollRPS=1000",
+]
+SERVER_TUNING = [
+    *SERVER_DYNAMIC_CONFIG,
     # Write-ahead log: each state change is one synced append instead of a rollback journal
     # written and synced several times; equally durable, with a quarter of the fsyncs per
     # ticket (docs/benchmarks.md).
     "--sqlite-pragma",
     "journal_mode=wal",
-    # Timers (heartbeat time-outs, retry back-off, approval deadlines) fire up to this late; the
-    # server's default of 1 s added most of a second to noticing a dead worker (docs/benchmarks.md).
-    "--dynamic-config-value",
-    'history.timerProcessorMaxTimeShift="100ms"',
 ]
 
 

@@ -14,6 +14,7 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from cli.devserver import SERVER_DYNAMIC_CONFIG
 from core.bootstrap import Databases, init_databases
 from core.search_attributes import TICKET_KEYS
 from core.settings import Settings, load_settings
@@ -109,7 +110,7 @@ async def local_env() -> AsyncIterator[WorkflowEnvironment]:
     async with await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=str(temporal_cli_path()),
-        dev_server_extra_args=["--dynamic-config-value", "frontend.enableExecuteMultiOperation=true"],
+        dev_server_extra_args=SERVER_DYNAMIC_CONFIG,
         # As `agent-ticket worker` registers them: tickets started here carry and upsert them.
         search_attributes=TICKET_KEYS,
     ) as env:
