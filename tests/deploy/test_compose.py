@@ -6,6 +6,8 @@ with a `.env` made from `.env.example`, as an operator would have it.
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from cli.devserver import SERVER_TUNING
 from core.settings import PROJECT_ROOT, Settings, load_settings
 
 DOCKER_COMPOSE = shutil.which("docker-compose")
@@ -200,12 +203,17 @@ def test_namespace_is_created_for_the_one_the_app_uses(config: dict[str, Any]) -
 
 
 def test_temporal_server_has_the_dev_servers_dynamic_config(config: dict[str, Any]) -> None:
-    """The workflow's start relies on update-with-start, which `agent-ticket dev` and the tests enable."""
+    """Update-with-start and the timer and task-read tuning: the compose server runs as `agent-ticket dev`'s does."""
     temporal = config["services"]["temporal"]
     (mount,) = [m for m in _mounts(temporal) if m["type"] == "bind"]
     assert temporal["environment"]["DYNAMIC_CONFIG_FILE_PATH"] == mount["target"]
     dynamic = yaml.safe_load(Path(mount["source"]).read_text())
-    assert dynamic["frontend.enableExecuteMultiOperation"] == [{"value": True}]
+    dev_server = dict(
+        value.split("=", 1) for flag, value in itertools.pairwise(SERVER_TUNING) if flag == "--dynamic-config-value"
+    )
+    assert set(dev_server) <= set(dynamic), "the compose server lacks a setting the dev server has"
+    for key, value in dev_server.items():
+        assert dynamic[key] == [{"value": json.loads(value)}], key
 
 
 def test_missing_database_password_stops_compose(tmp_path: Path) -> None:
