@@ -32,6 +32,7 @@ from cli.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, CliError
 from cli.follow import TicketEnded, WaitTimedOut, query_status, wait_for_ticket
 from cli.identity import UnknownIdentity, current_user
 from cli.render import approval_panel, describe_url, outcome_panel, status_view, tickets_table
+from core import tickets
 from core.bootstrap import Databases, init_databases
 from core.logs import json_handler, use_plain_sdk_messages
 from core.migrations import MigrationError
@@ -352,17 +353,18 @@ def list_tickets(
 async def _list(
     settings: Settings, status: str | None, limit: int, risk: str | None = None, requester: str | None = None
 ) -> None:
-    session = await open_session(settings, with_databases=True)
-    assert session.databases is not None
+    databases = Databases.open(settings)  # the list is the app DB's: it answers while Temporal is down
     try:
-        rows = await session.service.list_tickets(status=status, limit=limit, risk=risk, requester=requester)
+        rows = await tickets.list_tickets(
+            databases.app_sessions, status=status, limit=limit, risk=risk, requester=requester
+        )
     except SQLAlchemyError as error:
         raise CliError(
-            f"Cannot read tickets from the app database ({session.databases.app_engine.url!r}): "
+            f"Cannot read tickets from the app database ({databases.app_engine.url!r}): "
             f"{error.__class__.__name__}. Run `agent-ticket init-db` (or `agent-ticket dev`) first."
         ) from error
     finally:
-        await session.databases.close()
+        await databases.close()
     if not rows:
         filters = ", ".join(
             f"{name} {value}" for name, value in (("status", status), ("risk", risk), ("requester", requester)) if value

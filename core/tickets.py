@@ -174,16 +174,7 @@ class TicketService:
         """Tickets from the app DB, pending approvals first, newest first; optionally of one status, risk, requester."""
         if self._app_sessions is None:
             raise RuntimeError("TicketService needs the app DB to list tickets")
-        query = select(TicketRow)
-        if status:
-            query = query.where(TicketRow.status == status)
-        if risk:
-            query = query.where(TicketRow.risk == risk)
-        if requester:
-            query = query.where(TicketRow.requester == requester)
-        query = query.order_by((TicketRow.status == "awaiting_approval").desc(), TicketRow.created_at.desc())
-        async with self._app_sessions() as session:
-            return list((await session.scalars(query.limit(limit))).all())
+        return await list_tickets(self._app_sessions, status=status, limit=limit, risk=risk, requester=requester)
 
     async def audit_trail(self, ticket_ref: str) -> list[AuditEventRow]:
         if self._app_sessions is None:
@@ -193,3 +184,24 @@ class TicketService:
         )
         async with self._app_sessions() as session:
             return list((await session.scalars(query)).all())
+
+
+async def list_tickets(
+    app_sessions: async_sessionmaker[AsyncSession],
+    *,
+    status: str | None = None,
+    limit: int = 50,
+    risk: str | None = None,
+    requester: str | None = None,
+) -> list[TicketRow]:
+    """Tickets from the app DB alone (no Temporal needed), pending approvals first, newest first."""
+    query = select(TicketRow)
+    if status:
+        query = query.where(TicketRow.status == status)
+    if risk:
+        query = query.where(TicketRow.risk == risk)
+    if requester:
+        query = query.where(TicketRow.requester == requester)
+    query = query.order_by((TicketRow.status == "awaiting_approval").desc(), TicketRow.created_at.desc())
+    async with app_sessions() as session:
+        return list((await session.scalars(query.limit(limit))).all())

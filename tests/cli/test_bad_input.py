@@ -100,7 +100,6 @@ async def test_bad_setting_is_named_and_starts_nothing(on_server: CliEnv, variab
     [
         ["submit", "upgrade acme-corp to the pro plan", "--wait"],
         ["show", "T-abc123"],
-        ["list"],
         ["approve", "T-abc123", "--as", "bob"],
         ["worker"],
         ["bot"],
@@ -114,6 +113,16 @@ async def test_unreachable_temporal_names_the_address(cli_env: CliEnv, args: lis
     assert f"No Temporal server answers at TEMPORAL_ADDRESS={address}" in result.output
     assert "Traceback" not in result.output
     assert not cli_env.data_dir.exists()
+
+
+async def test_list_answers_from_the_app_database_while_temporal_is_down(cli_env: CliEnv) -> None:
+    before = await cli_env.run("list")
+    assert before.exit_code == 1, before.output
+    assert "Run `agent-ticket init-db`" in before.output and "Traceback" not in before.output
+    assert (await cli_env.run("init-db")).exit_code == 0
+    result = await cli_env.run("list")
+    assert result.exit_code == 0, result.output
+    assert "No tickets yet." in result.output
 
 
 def test_console_script_exit_codes(cli_env: CliEnv) -> None:
