@@ -416,32 +416,44 @@ class TicketWorkflow:
         local: bool = False,
     ) -> Any:
         """Run one step; a failure that survived the retry policy ends the ticket as failed."""
-        if not local:
-            await self._flush_audit_batch()
         try:
-            if local:
-                return await workflow.execute_local_activity(
-                    name,
-                    argument,
-                    result_type=result_type,
-                    start_to_close_timeout=activity_options.start_to_close,
-                    schedule_to_close_timeout=activity_options.schedule_to_close,
-                    retry_policy=activity_options.retry,
-                )
-            return await workflow.execute_activity(
-                name,
-                argument,
-                result_type=result_type,
-                task_queue=task_queue,
-                start_to_close_timeout=activity_options.start_to_close,
-                heartbeat_timeout=activity_options.heartbeat,
-                schedule_to_close_timeout=activity_options.schedule_to_close,
-                retry_policy=activity_options.retry,
-            )
+            return await self._run_step(name, argument, result_type, activity_options, task_queue, local=local)
         except ActivityError as error:
             cause = error.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
             raise TicketFailed(f"{name} failed: {message}") from error
+
+    async def _run_step(
+        self,
+        name: str,
+        argument: Any,
+        result_type: Any,
+        activity_options: options.ActivityOptions,
+        task_queue: str | None = None,
+        *,
+        local: bool = False,
+    ) -> Any:
+        """One activity: on this worker (`local`), or through the server after writing the queued audit events."""
+        if local:
+            return await workflow.execute_local_activity(
+                name,
+                argument,
+                result_type=result_type,
+                start_to_close_timeout=activity_options.start_to_close,
+                schedule_to_close_timeout=activity_options.schedule_to_close,
+                retry_policy=activity_options.retry,
+            )
+        await self._flush_audit_batch()
+        return await workflow.execute_activity(
+            name,
+            argument,
+            result_type=result_type,
+            task_queue=task_queue,
+            start_to_close_timeout=activity_options.start_to_close,
+            heartbeat_timeout=activity_options.heartbeat,
+            schedule_to_close_timeout=activity_options.schedule_to_close,
+            retry_policy=activity_options.retry,
+        )
 
     async def _record(
         self,
@@ -503,25 +515,14 @@ class TicketWorkflow:
 
     async def _notify(self, event: NotifyEvent) -> None:
         await self._flush_audit_batch()
-        notification = NotifyInput(event=event, status=self._status)
         try:
-            result: NotifyResult
-            if self._local_notify:
-                result = await workflow.execute_local_activity(
-                    names.ACTIVITY_NOTIFY,
-                    notification,
-                    result_type=NotifyResult,
-                    start_to_close_timeout=options.NOTIFY.start_to_close,
-                    retry_policy=options.NOTIFY.retry,
-                )
-            else:
-                result = await workflow.execute_activity(
-                    names.ACTIVITY_NOTIFY,
-                    notification,
-                    result_type=NotifyResult,
-                    start_to_close_timeout=options.NOTIFY.start_to_close,
-                    retry_policy=options.NOTIFY.retry,
-                )
+            result: NotifyResult = await self._run_step(
+                names.ACTIVITY_NOTIFY,
+                NotifyInput(event=event, status=self._status),
+                NotifyResult,
+                options.NOTIFY,
+                local=self._local_notify,
+            )
         except ActivityError as error:
             result = NotifyResult(delivered=False, error=str(error.cause or error))
         if result.message is not None:
