@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import json
 import os
 import shutil
@@ -28,7 +26,7 @@ from typing import IO, Any
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from cli.devserver import SERVER_TUNING
+from cli.devserver import SERVER_TUNING, die_with_parent
 from core.bootstrap import Databases, init_databases
 from core.settings import Settings, load_settings
 from core.temporal import temporal_cli_path
@@ -38,7 +36,6 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BIN_DIR = Path(sys.executable).parent
 APPROVERS = ["alice", "bob", "carol"]
 REQUESTER = "dave"
-PR_SET_PDEATHSIG = 1
 
 
 def profile_dir() -> Path | None:
@@ -166,21 +163,6 @@ def load_results() -> list[BenchResult]:
 # ---------------------------------------------------------------- child processes
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """Children get SIGTERM if the benchmark dies, so no server or worker outlives a crashed run."""
-    if not sys.platform.startswith("linux"):
-        return None
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
-        return None
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-
-    def hook() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-    return hook
-
-
 class ChildProcess:
     """A child with its output in a log file; ready once a line containing `ready_text` appears."""
 
@@ -211,7 +193,7 @@ class ChildProcess:
             env=self.env,
             cwd=self.cwd,
             start_new_session=True,
-            preexec_fn=_die_with_parent(),
+            preexec_fn=die_with_parent(),  # no server or worker outlives a crashed run
         )
 
     async def wait_for_line(self, ready_text: str, within: float = 60.0) -> float:

@@ -83,7 +83,7 @@ async def try_connect(settings: Settings, wait_seconds: float = 5.0) -> Client:
     return client
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def die_with_parent() -> Callable[[], None] | None:
     """A pre-exec hook asking Linux to SIGTERM the child if this process dies without cleaning up."""
     if not sys.platform.startswith("linux"):
         return None
@@ -174,7 +174,7 @@ class EmbeddedTemporal:
             stdout=self._log,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent(),
+            preexec_fn=die_with_parent(),
         )
 
     async def wait_ready(self, wait_seconds: float = 60.0) -> Client:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,39 +17,12 @@ from temporalio.client import Client, WorkflowHistory
 from core.bootstrap import Databases
 from core.ledger import executions
 from core.models import Stage, TicketRequest, TicketStatus
-from core.settings import Settings, load_settings
+from core.settings import Settings
 from core.tickets import TicketService
 from tests.fakes.openai_server import FAKE_API_KEY, FakeOpenAIServer
-from worker.activities import build_activity_set
-from worker.build import build_workers
+from tests.pipeline import REQUESTER, Pipeline, pipeline_settings, running_pipeline
 
-APPROVERS = ["alice", "bob", "carol"]
-REQUESTER = "dave"
 WRITE_LOG = "durability_write_log"
-
-
-def durable_settings(data_dir: Path, task_queue: str, **overrides: object) -> Settings:
-    """Embedded SQLite databases in `data_dir`, the offline planner, no Slack, three approvers."""
-    values: dict[str, object] = {
-        "data_dir": data_dir,
-        "openai_api_key": None,
-        "slack_bot_token": None,
-        "slack_signing_secret": None,
-        "slack_app_token": None,
-        "approvers": APPROVERS,
-        "temporal_task_queue": task_queue,
-        "_env_file": None,
-    }
-    values.update(overrides)
-    return load_settings(**values)
-
-
-@dataclass
-class Pipeline:
-    """Real workers on a queue of their own, and the service that starts and decides tickets there."""
-
-    settings: Settings
-    service: TicketService
 
 
 @asynccontextmanager
@@ -58,15 +31,11 @@ async def openai_pipeline(
 ) -> AsyncIterator[Pipeline]:
     """The real workers with the real `OpenAIPlanner` pointed at `fake`, on a fresh task queue."""
     queue = f"llm-{uuid.uuid4().hex[:8]}"
-    settings = durable_settings(
+    settings = pipeline_settings(
         data_dir, queue, openai_api_key=FAKE_API_KEY, openai_base_url=fake.base_url, **overrides
     )
-    async with AsyncExitStack() as stack:
-        activities = build_activity_set(settings, databases)
-        stack.push_async_callback(activities.close)
-        for worker in build_workers(client, activities, task_queue=queue):
-            await stack.enter_async_context(worker)
-        yield Pipeline(settings, TicketService(client, databases.app_sessions, queue))
+    async with running_pipeline(client, settings, databases) as pipeline:
+        yield pipeline
 
 
 def worker_env(settings: Settings, temporal_address: str) -> dict[str, str]:

@@ -33,13 +33,13 @@ from core.models import (
 )
 from core.tickets import TicketService
 from tests.durability.support import (
-    durable_settings,
     ledger_rows,
     openai_pipeline,
     table_snapshot,
     ticket_request,
 )
 from tests.fakes.openai_server import FakeOpenAIServer, json_reply
+from tests.pipeline import pipeline_settings
 
 TARGET_TABLES = [*sorted(demo_metadata.tables), LEDGER_TABLE]
 SQL_LOOKING_NAME = "Robert'); DROP TABLE customers; --"
@@ -210,7 +210,7 @@ async def run_attack(attack: Attack, data_dir: Path, databases: Databases, env: 
 @pytest.mark.timeout(120)
 async def test_an_obedient_llm_cannot_run_an_injected_plan(tmp_path: Path, local_env: WorkflowEnvironment) -> None:
     data_dir = tmp_path / "data"
-    settings = durable_settings(data_dir, "unused")
+    settings = pipeline_settings(data_dir, "unused")
     databases = Databases.open(settings)
     try:
         await init_databases(databases, settings)
@@ -243,7 +243,7 @@ async def test_an_obedient_llm_cannot_run_an_injected_plan(tmp_path: Path, local
 @pytest.mark.timeout(60)
 async def test_sql_looking_values_are_stored_as_data(tmp_path: Path, local_env: WorkflowEnvironment) -> None:
     data_dir = tmp_path / "data"
-    settings = durable_settings(data_dir, "unused")
+    settings = pipeline_settings(data_dir, "unused")
     databases = Databases.open(settings)
     fake = FakeOpenAIServer()
     try:

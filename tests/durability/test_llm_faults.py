@@ -23,7 +23,7 @@ from core.bootstrap import Databases, init_databases
 from core.demo import subscriptions
 from core.models import OutcomeStatus, TicketOutcome
 from core.schema import TicketRow
-from tests.durability.support import durable_settings, ledger_rows, openai_pipeline, ticket_request
+from tests.durability.support import ledger_rows, openai_pipeline, ticket_request
 from tests.fakes.openai_server import (
     FakeOpenAIServer,
     ScriptedReply,
@@ -38,6 +38,7 @@ from tests.fakes.openai_server import (
     slow_reply,
     unauthorized_reply,
 )
+from tests.pipeline import pipeline_settings
 from workflows import options
 
 MAX_ATTEMPTS = options.PLAN_TICKET.retry.maximum_attempts
@@ -208,9 +209,9 @@ async def test_llm_faults_end_done_or_failed_with_the_cause_within_the_retry_pol
     tmp_path: Path, local_env: WorkflowEnvironment
 ) -> None:
     data_dir = tmp_path / "data"
-    databases = Databases.open(durable_settings(data_dir, "unused"))
+    databases = Databases.open(pipeline_settings(data_dir, "unused"))
     try:
-        await init_databases(databases, durable_settings(data_dir, "unused"))
+        await init_databases(databases, pipeline_settings(data_dir, "unused"))
         results = await asyncio.wait_for(
             asyncio.gather(*(run_scenario(s, data_dir, databases, local_env) for s in scenarios())), timeout=100
         )

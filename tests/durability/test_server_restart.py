@@ -27,7 +27,8 @@ from core.settings import Settings
 from core.temporal import temporal_cli_path
 from core.tickets import StartedTicket, TicketService
 from tests.durability.processes import ChildProcess, free_port, temporal_dev_server
-from tests.durability.support import durable_settings, ledger_rows, ticket_request, wait_for_stage
+from tests.durability.support import ledger_rows, ticket_request, wait_for_stage
+from tests.pipeline import pipeline_settings
 from worker.activities import build_activity_set
 from worker.build import build_workers
 
@@ -79,7 +80,7 @@ async def target_value(settings_databases: Databases, column: object, where: obj
 @pytest.mark.timeout(150)
 async def test_server_restart_keeps_every_ticket_and_honours_later_approvals(tmp_path: Path) -> None:
     queue = f"restart-{uuid.uuid4().hex[:8]}"
-    settings: Settings = durable_settings(tmp_path / "data", queue)
+    settings: Settings = pipeline_settings(tmp_path / "data", queue)
     db_file = tmp_path / "temporal.db"
     port, ui_port = free_port(), free_port()
     address = f"127.0.0.1:{port}"

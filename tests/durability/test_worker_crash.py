@@ -28,7 +28,6 @@ from core.tickets import StartedTicket, TicketService
 from tests.durability.processes import ChildProcess, go, wait_until_polling, warm_up, worker_process
 from tests.durability.support import (
     activity_runs,
-    durable_settings,
     install_write_log,
     ledger_rows,
     ticket_request,
@@ -36,6 +35,7 @@ from tests.durability.support import (
     writes_logged,
 )
 from tests.durability.worker_process import CRASH_AFTER_COMMIT, CRASH_PLANNING
+from tests.pipeline import pipeline_settings
 from workflows import options
 
 RECOVERY_LIMIT_SECONDS = 5.0
@@ -99,7 +99,7 @@ _init_lock = asyncio.Lock()
 async def crash_and_recover(crash_point: str, workdir: Path, local_env: WorkflowEnvironment) -> CrashReport:
     """Three tickets stalled at `crash_point`, SIGKILL, a warm replacement: check every write and time it."""
     queue = f"crash-{crash_point}-{uuid.uuid4().hex[:8]}"
-    settings = durable_settings(workdir / "data", queue)
+    settings = pipeline_settings(workdir / "data", queue)
     databases = Databases.open(settings)
     marker_dir = workdir / "markers"
     env = worker_env(settings, local_env.client.service_client.config.target_host)

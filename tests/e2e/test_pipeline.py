@@ -2,46 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from temporalio.testing import WorkflowEnvironment
 
-from core.bootstrap import Databases, init_databases
 from core.demo import subscriptions, users
 from core.ledger import executions
-from core.models import Decision, DecisionSource, OutcomeStatus, Stage, TicketRequest, TicketStatus
+from core.models import Decision, DecisionSource, OutcomeStatus, Stage
 from core.schema import AuditEventRow, TicketRow
-from core.settings import Settings, load_settings
-from core.tickets import DecisionRefused, TicketService
+from core.tickets import DecisionRefused
 from tests.conftest import fresh_postgres_database
-from worker.activities import build_activity_set
-from worker.build import build_workers
-
-
-@dataclass
-class Pipeline:
-    settings: Settings
-    databases: Databases
-    service: TicketService
-
-    def request(self, text: str, requester: str = "dave") -> TicketRequest:
-        return TicketRequest(text=text, requester=requester, approval=self.settings.approval_settings())
-
-    async def wait_for_stage(self, ticket: str, stage: Stage) -> TicketStatus:
-        for _ in range(300):
-            status = await self.service.status(ticket)
-            if status.stage is stage:
-                return status
-            assert status.outcome is None, status.outcome
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"{ticket} never reached {stage}")
+from tests.pipeline import Pipeline, pipeline_settings, running_pipeline
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -54,22 +30,8 @@ async def pipeline(
         if request.param == "postgresql":
             url = await stack.enter_async_context(fresh_postgres_database())
             urls = {"app_database_url": url, "target_database_url": url}
-        settings = load_settings(
-            data_dir=tmp_path / "data",
-            openai_api_key=None,
-            slack_bot_token=None,
-            slack_signing_secret=None,
-            approvers=["alice", "bob", "carol"],
-            temporal_task_queue=queue,
-            _env_file=None,
-            **urls,
-        )
-        databases = Databases.open(settings)
-        stack.push_async_callback(databases.close)
-        await init_databases(databases, settings)
-        for worker in build_workers(local_env.client, build_activity_set(settings, databases), task_queue=queue):
-            await stack.enter_async_context(worker)
-        yield Pipeline(settings, databases, TicketService(local_env.client, databases.app_sessions, queue))
+        settings = pipeline_settings(tmp_path / "data", queue, **urls)
+        yield await stack.enter_async_context(running_pipeline(local_env.client, settings))
 
 
 async def test_low_risk_ticket_runs_to_done(pipeline: Pipeline) -> None:

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from temporalio.client import Client, Interceptor
 from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
 
-from core.bootstrap import Databases, init_databases
-from core.models import Decision, DecisionSource, Stage, TicketRequest, TicketStatus
-from core.settings import Settings, load_settings
 from core.temporal import data_converter
-from core.tickets import TicketService
-from worker.activities import build_activity_set
-from worker.build import build_workers
+from tests.pipeline import Pipeline, pipeline_settings, running_pipeline
 
 
 def free_port() -> int:
@@ -35,38 +28,6 @@ def scrape(url: str) -> str:
         return str(response.read().decode())
 
 
-@dataclass
-class Pipeline:
-    settings: Settings
-    databases: Databases
-    client: Client
-    service: TicketService
-
-    def request(self, text: str, requester: str = "dave") -> TicketRequest:
-        return TicketRequest(text=text, requester=requester, approval=self.settings.approval_settings())
-
-    async def wait_for_stage(self, ticket: str, stage: Stage) -> TicketStatus:
-        for _ in range(300):
-            status = await self.service.status(ticket)
-            if status.stage is stage:
-                return status
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"{ticket} never reached {stage}")
-
-    async def approve(self, ticket: str, *deciders: str) -> None:
-        status = await self.wait_for_stage(ticket, Stage.AWAITING_APPROVAL)
-        assert status.approval is not None
-        for decider in deciders:
-            decision = Decision(
-                approve=True,
-                decider=decider,
-                source=DecisionSource.DASHBOARD,
-                request_id=status.approval.request_id,
-                plan_hash=status.approval.plan_hash,
-            )
-            await self.service.decide(ticket, decision)
-
-
 PipelineFactory = Callable[..., AbstractAsyncContextManager[Pipeline]]
 
 
@@ -78,16 +39,7 @@ def pipeline_factory(env: WorkflowEnvironment, tmp_path: Path) -> PipelineFactor
         *, runtime: Runtime | None = None, interceptors: Sequence[Interceptor] = (), **overrides: object
     ) -> AsyncIterator[Pipeline]:
         queue = f"obs-{uuid.uuid4().hex[:8]}"
-        settings = load_settings(
-            data_dir=tmp_path / f"data-{queue}",
-            openai_api_key=None,
-            slack_bot_token=None,
-            slack_signing_secret=None,
-            approvers=["alice", "bob", "carol"],
-            temporal_task_queue=queue,
-            _env_file=None,
-            **overrides,
-        )
+        settings = pipeline_settings(tmp_path / f"data-{queue}", queue, **overrides)
         client = await Client.connect(
             env.client.service_client.config.target_host,
             namespace=env.client.namespace,
@@ -95,12 +47,7 @@ def pipeline_factory(env: WorkflowEnvironment, tmp_path: Path) -> PipelineFactor
             interceptors=interceptors,
             runtime=runtime,
         )
-        async with AsyncExitStack() as stack:
-            databases = Databases.open(settings)
-            stack.push_async_callback(databases.close)
-            await init_databases(databases, settings)
-            for worker in build_workers(client, build_activity_set(settings, databases), task_queue=queue):
-                await stack.enter_async_context(worker)
-            yield Pipeline(settings, databases, client, TicketService(client, databases.app_sessions, queue))
+        async with running_pipeline(client, settings) as pipeline:
+            yield pipeline
 
     return open_pipeline
