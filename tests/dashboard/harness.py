@@ -50,13 +50,13 @@ from core.models import (
     ValidatePlanInput,
     plan_hash,
 )
-from core.settings import Settings, load_settings
+from core.settings import Settings
 from core.tickets import TicketService
+from tests.pipeline import pipeline_settings
 from tests.workflows.fake_activities import ScriptedActivities
 from worker.build import ActivitySet, build_workers
 
 PASSWORD = {"alice": "alice-pw-1", "bob": "bob-pw-2", "mallory": "mallory-pw-3", "dave": "dave-pw-4"}
-APPROVERS = ["alice", "bob", "carol"]
 SESSION_SECRET = "test-session-secret-" + "x" * 32
 HOST = "dash.test"
 ORIGIN = f"http://{HOST}"
@@ -176,21 +176,12 @@ class DashboardScript:
 
 
 def dashboard_settings(data_dir: Path, queue: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "data_dir": data_dir,
-        "openai_api_key": None,
-        "slack_bot_token": None,
-        "slack_signing_secret": None,
-        "slack_app_token": None,
-        "approvers": APPROVERS,
-        "temporal_task_queue": queue,
+    dashboard: dict[str, object] = {
         "dashboard_users": DASHBOARD_USERS,
         "dashboard_session_secret": SESSION_SECRET,
         "public_url": ORIGIN,
-        "_env_file": None,
     }
-    values.update(overrides)
-    return load_settings(**values)
+    return pipeline_settings(data_dir, queue, **{**dashboard, **overrides})
 
 
 @dataclass
