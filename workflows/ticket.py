@@ -52,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
 PATCH_SEARCH_ATTRIBUTES = "upsert-ticket-search-attributes"
 PATCH_LOCAL_READS = "context-and-validation-as-local-activities"
 PATCH_BATCHED_AUDIT = "audit-events-written-in-batches"
-PATCH_LOCAL_NOTIFY = "notifications-as-local-activities"
+PATCH_LOCAL_NOTIFY = "local-notifications-and-executing-notice"
 
 # Review rounds (reject with feedback, plan again) per run before continuing as new.
 ROUNDS_PER_RUN = 20
@@ -150,7 +150,8 @@ class TicketWorkflow:
         self._batched_audit = workflow.patched(PATCH_BATCHED_AUDIT)
         # A notification is one short Slack call that edits the ticket's one message in place (the
         # notifier keeps its timestamp in the app DB, so a rerun edits rather than posts again): as a
-        # local activity it costs no workflow task of its own, two fewer per ticket.
+        # local activity it costs no workflow task of its own, two fewer per ticket. Tickets begun with
+        # it also update their message when an approved plan starts running, so the buttons go.
         self._local_notify = workflow.patched(PATCH_LOCAL_NOTIFY)
         if request.continued is None:
             await self._record(AuditEventKind.SUBMITTED, f"submitted via {request.source.value}", request=request)
@@ -195,6 +196,8 @@ class TicketWorkflow:
             await self._start_new_round(request)
 
         self._set_stage(Stage.EXECUTING)
+        if decided_by and self._local_notify:
+            await self._notify(NotifyEvent.STAGE)  # the decision is in: the approval buttons come off now
         result: ExecutionResult = await self._activity(
             names.ACTIVITY_EXECUTE_PLAN,
             ExecutePlanInput(

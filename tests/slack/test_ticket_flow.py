@@ -61,6 +61,9 @@ async def test_high_risk_ticket_is_approved_by_a_click_and_loses_its_buttons(wor
     [message] = world.messages()
     assert not message.has_buttons
     assert f"Approved by <@{CAROL}>" in message.everything and "Done" in message.everything
+    # Before the plan ran, the message already said who approved it, without buttons.
+    edits = [str(call.args.get("blocks")) for call in world.calls("chat.update") if call.args.get("ts") == message.ts]
+    assert any("Executing" in blocks and APPROVE_ACTION_ID not in blocks for blocks in edits)
     [reply] = world.fake.thread(message)
     assert f"<@{REQUESTER}>" in reply.text
     answers = await world.fake.wait_for(lambda: world.ephemeral_for(CAROL), what="the approver's answer")

@@ -145,6 +145,22 @@ async def test_ignored_decisions_then_approval_executes_once(time_env: WorkflowE
     assert len(ignored) == len(reasons)
 
 
+async def test_an_approved_plan_updates_its_message_before_it_runs(time_env: WorkflowEnvironment) -> None:
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1)
+    async with running(time_env, fakes, request()) as handle:
+        status = await awaiting_approval(handle)
+        await handle.signal(SIGNAL_APPROVE, decision(status, "bob"))
+        await handle.result()
+    executed_at = fakes.trail.index("execute")
+    assert fakes.trail[executed_at - 1] == "notify stage"  # the buttons come off before the plan runs
+    assert [(n.event, n.status.stage) for n in fakes.notifications] == [
+        (NotifyEvent.STAGE, Stage.RECEIVED),
+        (NotifyEvent.STAGE, Stage.AWAITING_APPROVAL),
+        (NotifyEvent.STAGE, Stage.EXECUTING),
+        (NotifyEvent.OUTCOME, Stage.FINISHED),
+    ]
+
+
 async def test_high_risk_needs_two_distinct_approvers(time_env: WorkflowEnvironment) -> None:
     fakes = ScriptedActivities(risk=Risk.HIGH, required_approvals=2)
     async with running(time_env, fakes, request()) as handle:
