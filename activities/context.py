@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Column, ScalarSelect, Table, func, select
+from sqlalchemy import Column, ScalarSelect, Table, func, select, text
 from sqlalchemy import types as sa_types
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio import activity
@@ -45,6 +45,8 @@ MAX_AUDIT_ENTRIES = 20
 MAX_TEXT_CHARS = 300
 MAX_CANDIDATES = 400
 MAX_NGRAM = 4
+# Tables PostgreSQL estimates at this many rows or more are not counted exactly on each ticket.
+EXACT_COUNT_BELOW = 100_000
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _BARE_ID = re.compile(r"(?:#|\bid\s*[=:#]?\s*)(\d{1,18})\b", re.IGNORECASE)
@@ -212,11 +214,11 @@ async def find_named_rows(connection: AsyncConnection, tables: Sequence[Table], 
 # ---------------------------------------------------------------- schema and history
 
 
-async def describe_tables(connection: AsyncConnection, tables: Sequence[Table], engine: AsyncEngine) -> list[TableInfo]:
-    """Columns, types, keys and row counts of the tables the planner may use (one query counts all)."""
-    if not tables:
-        return []
-    counts = (await connection.execute(select(*(_row_count(table) for table in tables)))).one()
+async def describe_tables(
+    connection: AsyncConnection, tables: Sequence[Table], engine: AsyncEngine, *, exact_below: int = EXACT_COUNT_BELOW
+) -> list[TableInfo]:
+    """Columns, types, keys and (about how many) rows of the tables the planner may use."""
+    counts = await row_counts(connection, tables, exact_below=exact_below)
     return [
         TableInfo(
             name=table.name,
@@ -230,10 +232,39 @@ async def describe_tables(connection: AsyncConnection, tables: Sequence[Table], 
                 )
                 for column in table.columns
             ],
-            row_count=int(count or 0),
+            row_count=counts[table.name],
         )
-        for table, count in zip(tables, counts, strict=True)
+        for table in tables
     ]
+
+
+async def row_counts(
+    connection: AsyncConnection, tables: Sequence[Table], *, exact_below: int = EXACT_COUNT_BELOW
+) -> dict[str, int]:
+    """Rows per table: PostgreSQL's own estimate for tables it knows to be large, an exact count otherwise.
+
+    Counting exactly scans the table, on every ticket; the planner only needs the size's order.
+    """
+    estimates = await _postgres_estimates(connection, tables) if connection.dialect.name == "postgresql" else {}
+    counts = {name: estimate for name, estimate in estimates.items() if estimate >= exact_below}
+    to_count = [table for table in tables if table.name not in counts]
+    if to_count:
+        row = (await connection.execute(select(*(_row_count(table) for table in to_count)))).one()
+        counts.update({table.name: int(count or 0) for table, count in zip(to_count, row, strict=True)})
+    return counts
+
+
+async def _postgres_estimates(connection: AsyncConnection, tables: Sequence[Table]) -> dict[str, int]:
+    """`pg_class.reltuples` (kept by ANALYZE and autovacuum; -1 for a table never analyzed)."""
+    result = await connection.execute(
+        text(
+            "SELECT c.relname, c.reltuples FROM pg_class c "
+            "WHERE c.relnamespace = to_regnamespace(current_schema()) AND c.relkind IN ('r', 'p') "
+            "AND c.relname = ANY(:names)"
+        ),
+        {"names": [table.name for table in tables]},
+    )
+    return {name: int(estimate) for name, estimate in result if estimate is not None and estimate >= 0}
 
 
 def _row_count(table: Table) -> ScalarSelect[int]:

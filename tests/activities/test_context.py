@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sqlalchemy import Column, Integer, MetaData, Table, text
 from temporalio.testing import ActivityEnvironment
 
 from activities.audit import AuditActivities
@@ -13,6 +14,7 @@ from activities.context import (
     bound_context,
     context_size,
     find_mentions,
+    row_counts,
 )
 from core.bootstrap import Databases
 from core.ledger import LEDGER_TABLE
@@ -143,3 +145,32 @@ def test_bound_context_cuts_to_size_and_says_so() -> None:
     assert context_size(bounded) <= 64 * 1024 and bounded.truncated
     assert bounded.named_rows[0] == big.named_rows[0]  # the first matches survive
     assert bound_context(TicketContext(), 64 * 1024) == TicketContext()
+
+
+async def test_large_postgres_tables_are_estimated_not_scanned(pg_databases: Databases) -> None:
+    """At or above the threshold the count is PostgreSQL's estimate (as of the last ANALYZE): no scan per ticket."""
+    probe = Table("count_probe", MetaData(), Column("id", Integer, primary_key=True))
+    async with pg_databases.target_engine.connect() as connection:  # rolled back: the table never exists for others
+        await connection.run_sync(probe.metadata.create_all)
+        await connection.execute(text("INSERT INTO count_probe SELECT generate_series(1, 50)"))
+        await connection.execute(text("ANALYZE count_probe"))
+        await connection.execute(text("INSERT INTO count_probe SELECT generate_series(51, 60)"))
+        estimated = await row_counts(connection, [probe], exact_below=50)
+        counted = await row_counts(connection, [probe], exact_below=51)
+        await connection.rollback()
+    assert estimated == {"count_probe": 50}  # what ANALYZE saw, not the 60 rows there are now
+    assert counted == {"count_probe": 60}
+
+
+async def test_sqlite_tables_are_counted_exactly(databases: Databases) -> None:
+    probe = Table("count_probe", MetaData(), Column("id", Integer, primary_key=True))
+    async with databases.target_engine.connect() as connection:
+        await connection.run_sync(probe.metadata.create_all)
+        await connection.execute(
+            text(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60) "
+                "INSERT INTO count_probe SELECT i FROM n"
+            )
+        )
+        assert await row_counts(connection, [probe], exact_below=1) == {"count_probe": 60}
+        await connection.rollback()
