@@ -35,9 +35,12 @@ STICKY_QUEUE_TIMEOUT = timedelta(seconds=5)
 # worker 0.4 s of slack on the 2 s time-out (workflows/options.py); pass each 0.5 s beat on instead.
 HEARTBEAT_THROTTLE = timedelta(milliseconds=500)
 # The sandbox imports the workflow's module afresh for every workflow run, and with it the package's
-# other modules; the step options are constants only (no clock, no I/O), so they are shared instead.
+# other modules. These hold no decisions of their own (constants, and thin wrappers that schedule
+# activities through `temporalio.workflow`), so they are imported once and shared instead.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows.options")
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(
+        "workflows.options", "workflows.steps", "workflows.audit_log"
+    )
 )
 
 

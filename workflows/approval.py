@@ -35,6 +35,15 @@ class ApprovalGate:
             return Verdict.APPROVED
         return Verdict.PENDING
 
+    @property
+    def outcome_label(self) -> str:
+        """How the wait ended, for the wait-time metric: approved, rejected, replan or expired."""
+        if self.replan_requested:
+            return "replan"
+        if self.verdict is Verdict.PENDING:
+            return "expired"
+        return self.verdict.value
+
     def refusal(self, decision: Decision) -> str | None:
         """Why `decision` does not count, or None when it does."""
         if self.verdict is not Verdict.PENDING:

@@ -32,7 +32,6 @@ with workflow.unsafe.imports_passed_through():
         Plan,
         PlanTicketInput,
         RecordEventInput,
-        RecordEventsInput,
         ResolveApproversInput,
         Risk,
         SafetyReport,
@@ -46,6 +45,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows import metrics as ticket_metrics
     from workflows import options
     from workflows.approval import ApprovalGate, Verdict, unmet_quorum
+    from workflows.audit_log import AuditLog
+    from workflows.steps import Step, run_step
 
 
 # Patch ids (see docs/contributing.md): each marks a change made while tickets were running.
@@ -82,11 +83,10 @@ class TicketWorkflow:
             review_rounds=continued.rounds if continued else 0,
         )
         self._gate: ApprovalGate | None = None
-        self._unrecorded: list[RecordEventInput] = []
+        self._audit = AuditLog()
         self._rounds_this_run = 0
         self._approvers: list[str] | None = None
         self._local_reads = False
-        self._batched_audit = False
         self._local_notify = False
         # Started with the ticket search attributes, so the namespace has them and upserts are safe.
         self._indexed = workflow.info().typed_search_attributes.get(ticket_search.TICKET_REQUESTER) is not None
@@ -116,7 +116,7 @@ class TicketWorkflow:
         accepted, record_reason = record.accepted, record.reason
         ticket_metrics.decision_received(accepted)
         verb = "approved" if decision.approve else "rejected"
-        self._unrecorded.append(
+        self._audit.queue(
             RecordEventInput(
                 ticket_id=self._status.ticket_id,
                 kind=AuditEventKind.DECISION_ACCEPTED if accepted else AuditEventKind.DECISION_IGNORED,
@@ -147,7 +147,7 @@ class TicketWorkflow:
         # Audit events queue up and are written together, in one local activity, before the ticket
         # next leaves this worker (a step on another queue, a wait, the end): the log still shows
         # every step before anything that follows it can happen, with fewer writes and activations.
-        self._batched_audit = workflow.patched(PATCH_BATCHED_AUDIT)
+        self._audit.batched = workflow.patched(PATCH_BATCHED_AUDIT)
         # A notification is one short Slack call that edits the ticket's one message in place (the
         # notifier keeps its timestamp in the app DB, so a rerun edits rather than posts again): as a
         # local activity it costs no workflow task of its own, two fewer per ticket. Tickets begun with
@@ -165,11 +165,8 @@ class TicketWorkflow:
         ticket_id = self._status.ticket_id
         self._set_stage(Stage.GATHERING_CONTEXT)
         context: TicketContext = await self._activity(
-            names.ACTIVITY_GATHER_CONTEXT,
+            Step(names.ACTIVITY_GATHER_CONTEXT, options.GATHER_CONTEXT, TicketContext, local=self._local_reads),
             GatherContextInput(ticket_id=ticket_id, request=request),
-            TicketContext,
-            options.GATHER_CONTEXT,
-            local=self._local_reads,
         )
         self._status.context_summary = context.summary()
 
@@ -199,7 +196,7 @@ class TicketWorkflow:
         if decided_by and self._local_notify:
             await self._notify(NotifyEvent.STAGE)  # the decision is in: the approval buttons come off now
         result: ExecutionResult = await self._activity(
-            names.ACTIVITY_EXECUTE_PLAN,
+            Step(names.ACTIVITY_EXECUTE_PLAN, options.EXECUTE_PLAN, ExecutionResult),
             ExecutePlanInput(
                 ticket_id=ticket_id,
                 workflow_id=self._status.workflow_id,
@@ -207,8 +204,6 @@ class TicketWorkflow:
                 plan_hash=report.plan_hash,
                 approved_rows=[impact.rows_affected for impact in report.impacts],
             ),
-            ExecutionResult,
-            options.EXECUTE_PLAN,
         )
         await self._record(
             AuditEventKind.EXECUTED,
@@ -226,11 +221,8 @@ class TicketWorkflow:
         ticket_id = self._status.ticket_id
         self._set_stage(Stage.PLANNING)
         plan: Plan = await self._activity(
-            names.ACTIVITY_PLAN_TICKET,
+            Step(names.ACTIVITY_PLAN_TICKET, options.PLAN_TICKET, Plan, task_queue=f"{workflow.info().task_queue}-llm"),
             PlanTicketInput(ticket_id=ticket_id, request=request, context=context, feedback=self._status.feedback),
-            Plan,
-            options.PLAN_TICKET,
-            task_queue=f"{workflow.info().task_queue}-llm",
         )
         self._status.plan = plan
         await self._record(
@@ -241,11 +233,8 @@ class TicketWorkflow:
 
         self._set_stage(Stage.VALIDATING)
         report: SafetyReport = await self._activity(
-            names.ACTIVITY_VALIDATE_PLAN,
+            Step(names.ACTIVITY_VALIDATE_PLAN, options.VALIDATE_PLAN, SafetyReport, local=self._local_reads),
             ValidatePlanInput(ticket_id=ticket_id, plan=plan),
-            SafetyReport,
-            options.VALIDATE_PLAN,
-            local=self._local_reads,
         )
         self._status.report = report
         self._status.plan_hash = report.plan_hash
@@ -278,7 +267,7 @@ class TicketWorkflow:
             detail={"round": self._status.review_rounds},
         )
         if self._rounds_this_run >= ROUNDS_PER_RUN or workflow.info().is_continue_as_new_suggested():
-            await self._flush_audit()
+            await self._audit.flush()
             workflow.continue_as_new(
                 request.model_copy(
                     update={
@@ -299,10 +288,8 @@ class TicketWorkflow:
         """
         if self._approvers is None:  # resolved once per run: later review rounds reuse it
             self._approvers = await self._activity(
-                names.ACTIVITY_RESOLVE_APPROVERS,
+                Step(names.ACTIVITY_RESOLVE_APPROVERS, options.RESOLVE_APPROVERS, list[str]),
                 ResolveApproversInput(ticket_id=self._status.ticket_id, approvers=request.approval.approvers),
-                list[str],
-                options.RESOLVE_APPROVERS,
             )
         approvers = self._approvers
         impossible = unmet_quorum(approvers, request.requester, report.required_approvals)
@@ -334,7 +321,7 @@ class TicketWorkflow:
 
         gate = self._gate
         while True:
-            await self._flush_audit()
+            await self._audit.flush()
             if gate.verdict is not Verdict.PENDING:
                 break
             now = workflow.now()
@@ -343,7 +330,7 @@ class TicketWorkflow:
             wake_at = approval.reminder_at if approval.reminder_at and now < approval.reminder_at else deadline
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self._unrecorded) or gate.verdict is not Verdict.PENDING,
+                    lambda: self._audit.has_queued or gate.verdict is not Verdict.PENDING,
                     timeout=max(wake_at - now, timedelta(seconds=1)),
                 )
             except TimeoutError:
@@ -351,7 +338,7 @@ class TicketWorkflow:
                     await self._remind(request)
 
         self._status.approval = None
-        ticket_metrics.approval_wait_ended(approval.requested_at, _verdict_label(gate))
+        ticket_metrics.approval_wait_ended(approval.requested_at, gate.outcome_label)
         if gate.replan_requested:
             return None
         if gate.verdict is Verdict.REJECTED:
@@ -405,58 +392,19 @@ class TicketWorkflow:
         kind = AuditEventKind.FAILED if status is OutcomeStatus.FAILED else AuditEventKind.FINISHED
         await self._record(kind, f"{status.value}: {reason}", status=status.value)
         await self._notify(NotifyEvent.OUTCOME)
-        await self._flush_audit_batch()
+        await self._audit.flush_before_leaving()
         return outcome
 
-    async def _activity(
-        self,
-        name: str,
-        argument: Any,
-        result_type: Any,
-        activity_options: options.ActivityOptions,
-        task_queue: str | None = None,
-        *,
-        local: bool = False,
-    ) -> Any:
+    async def _activity(self, step: Step, argument: Any) -> Any:
         """Run one step; a failure that survived the retry policy ends the ticket as failed."""
+        if not step.local:
+            await self._audit.flush_before_leaving()
         try:
-            return await self._run_step(name, argument, result_type, activity_options, task_queue, local=local)
+            return await run_step(step, argument)
         except ActivityError as error:
             cause = error.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
-            raise TicketFailed(f"{name} failed: {message}") from error
-
-    async def _run_step(
-        self,
-        name: str,
-        argument: Any,
-        result_type: Any,
-        activity_options: options.ActivityOptions,
-        task_queue: str | None = None,
-        *,
-        local: bool = False,
-    ) -> Any:
-        """One activity: on this worker (`local`), or through the server after writing the queued audit events."""
-        if local:
-            return await workflow.execute_local_activity(
-                name,
-                argument,
-                result_type=result_type,
-                start_to_close_timeout=activity_options.start_to_close,
-                schedule_to_close_timeout=activity_options.schedule_to_close,
-                retry_policy=activity_options.retry,
-            )
-        await self._flush_audit_batch()
-        return await workflow.execute_activity(
-            name,
-            argument,
-            result_type=result_type,
-            task_queue=task_queue,
-            start_to_close_timeout=activity_options.start_to_close,
-            heartbeat_timeout=activity_options.heartbeat,
-            schedule_to_close_timeout=activity_options.schedule_to_close,
-            retry_policy=activity_options.retry,
-        )
+            raise TicketFailed(f"{step.name} failed: {message}") from error
 
     async def _record(
         self,
@@ -468,7 +416,7 @@ class TicketWorkflow:
         status: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        self._unrecorded.append(
+        await self._audit.record(
             RecordEventInput(
                 ticket_id=self._status.ticket_id,
                 kind=kind,
@@ -480,51 +428,13 @@ class TicketWorkflow:
                 detail=detail or {},
             )
         )
-        if not self._batched_audit:
-            await self._flush_audit()
-
-    async def _flush_audit_batch(self) -> None:
-        """Before the ticket leaves this worker: write what is queued (tickets that batch audit only;
-        older ones wrote each event as it happened, and their histories must replay unchanged)."""
-        if self._batched_audit:
-            await self._flush_audit()
-
-    async def _flush_audit(self) -> None:
-        """Write queued audit events in order; audit is never allowed to fail the ticket."""
-        if self._batched_audit:
-            batch, self._unrecorded = self._unrecorded, []
-            if batch:
-                try:
-                    await workflow.execute_local_activity(
-                        names.ACTIVITY_RECORD_EVENTS,
-                        RecordEventsInput(events=batch),
-                        start_to_close_timeout=options.RECORD_EVENT.start_to_close,
-                        retry_policy=options.RECORD_EVENT.retry,
-                    )
-                except ActivityError:
-                    workflow.logger.error("audit events %s could not be recorded", [e.kind.value for e in batch])
-            return
-        while self._unrecorded:
-            event = self._unrecorded.pop(0)
-            try:
-                await workflow.execute_local_activity(
-                    names.ACTIVITY_RECORD_EVENT,
-                    event,
-                    start_to_close_timeout=options.RECORD_EVENT.start_to_close,
-                    retry_policy=options.RECORD_EVENT.retry,
-                )
-            except ActivityError:
-                workflow.logger.error("audit event %s could not be recorded", event.kind.value)
 
     async def _notify(self, event: NotifyEvent) -> None:
-        await self._flush_audit_batch()
+        await self._audit.flush_before_leaving()
         try:
-            result: NotifyResult = await self._run_step(
-                names.ACTIVITY_NOTIFY,
+            result: NotifyResult = await run_step(
+                Step(names.ACTIVITY_NOTIFY, options.NOTIFY, NotifyResult, local=self._local_notify),
                 NotifyInput(event=event, status=self._status),
-                NotifyResult,
-                options.NOTIFY,
-                local=self._local_notify,
             )
         except ActivityError as error:
             result = NotifyResult(delivered=False, error=str(error.cause or error))
@@ -534,12 +444,3 @@ class TicketWorkflow:
             await self._record(AuditEventKind.NOTIFY_FAILED, f"notification failed: {result.error}")
         elif event is NotifyEvent.OUTCOME:
             await self._record(AuditEventKind.NOTIFIED, "requester told the outcome")
-
-
-def _verdict_label(gate: ApprovalGate) -> str:
-    """How an approval wait ended, for the wait-time metric."""
-    if gate.replan_requested:
-        return "replan"
-    if gate.verdict is Verdict.PENDING:
-        return "expired"
-    return gate.verdict.value
