@@ -332,9 +332,11 @@ def bound_context(context: TicketContext, max_bytes: int = MAX_CONTEXT_BYTES) ->
         return context
     bounded = context.model_copy(deep=True)
     bounded.truncated = True
+    size = context_size(bounded)
     for items in (bounded.recent_audit, bounded.past_tickets, bounded.named_rows, bounded.schema_tables):
-        while items and context_size(bounded) > max_bytes:
-            items.pop()
+        while items and size > max_bytes:
+            # The item's JSON leaves the document, and with it the comma before it if others remain.
+            size -= len(items.pop().model_dump_json().encode()) + (1 if items else 0)
     return bounded
 
 
@@ -377,5 +379,5 @@ class ContextActivities:
             truncated=lookup.truncated,
         )
         context = bound_context(context)
-        logger.info("%s: context gathered: %s (%d bytes)", label, context.summary(), context_size(context))
+        logger.info("%s: context gathered: %s", label, context.summary())  # says "(truncated)" when cut
         return context

@@ -19,26 +19,22 @@ import asyncio
 import os
 import signal
 import time
-import uuid
 from pathlib import Path
 
 from bench.harness import (
-    REQUESTER,
-    WORKER_READY,
     auto_approved_text,
-    bench_settings,
     dev_server,
     load_average,
-    prepare_databases,
+    polling_worker,
     process_cpu_seconds,
     run_benchmark,
     summarize,
     workdir,
-    worker_process,
 )
 from bench.history_timing import history_timing, mean_timing
 from core.models import OutcomeStatus, TicketRequest
 from core.tickets import TicketService
+from tests.pipeline import REQUESTER
 
 WARM_UP = 5
 
@@ -60,57 +56,52 @@ async def strace_server(pid: int, output: Path) -> asyncio.subprocess.Process:
 async def main() -> None:
     options = arguments()
     with workdir("cpu") as directory:
-        async with dev_server(directory) as (server, client):
-            settings = bench_settings(directory / "data", server.address, f"bench-{uuid.uuid4().hex[:6]}")
-            await prepare_databases(settings)
-            worker = worker_process(settings, directory / "worker.log")
-            await worker.start()
-            try:
-                await worker.wait_for_line(WORKER_READY)
-                service = TicketService(client, task_queue=settings.temporal_task_queue)
+        async with (
+            dev_server(directory) as (server, client),
+            polling_worker(directory, server.address) as (settings, worker),
+        ):
+            service = TicketService(client, task_queue=settings.temporal_task_queue)
 
-                async def one(index: int) -> float:
-                    request = TicketRequest(
-                        text=auto_approved_text(index), requester=REQUESTER, approval=settings.approval_settings()
-                    )
-                    began = time.perf_counter()
-                    ticket = await service.start(request)
-                    outcome = await service.result(ticket.short_id)
-                    if outcome.status is not OutcomeStatus.DONE:
-                        raise RuntimeError(f"{ticket.label}: {outcome.status.value}: {outcome.reason}")
-                    workflow_ids.append(ticket.workflow_id)
-                    return time.perf_counter() - began
-
-                workflow_ids: list[str] = []
-                for index in range(WARM_UP):
-                    await one(index)
-                workflow_ids.clear()
-                tracer = None
-                if options.strace:
-                    tracer = await strace_server(server.child.pid, directory / "strace.txt")
-                    await asyncio.sleep(1.0)
-                cpu = process_cpu_seconds(worker.pid), process_cpu_seconds(server.child.pid)
-                latencies: list[float] = []
+            async def one(index: int) -> float:
+                request = TicketRequest(
+                    text=auto_approved_text(index), requester=REQUESTER, approval=settings.approval_settings()
+                )
                 began = time.perf_counter()
-                counter = iter(range(options.tickets))
+                ticket = await service.start(request)
+                outcome = await service.result(ticket.short_id)
+                if outcome.status is not OutcomeStatus.DONE:
+                    raise RuntimeError(f"{ticket.label}: {outcome.status.value}: {outcome.reason}")
+                workflow_ids.append(ticket.workflow_id)
+                return time.perf_counter() - began
 
-                async def lane() -> None:
-                    for index in counter:
-                        latencies.append(await one(index))
+            workflow_ids: list[str] = []
+            for index in range(WARM_UP):
+                await one(index)
+            workflow_ids.clear()
+            tracer = None
+            if options.strace:
+                tracer = await strace_server(server.child.pid, directory / "strace.txt")
+                await asyncio.sleep(1.0)
+            cpu = process_cpu_seconds(worker.pid), process_cpu_seconds(server.child.pid)
+            latencies: list[float] = []
+            began = time.perf_counter()
+            counter = iter(range(options.tickets))
 
-                await asyncio.gather(*(lane() for _ in range(options.in_flight)))
-                elapsed = time.perf_counter() - began
-                worker_cpu = process_cpu_seconds(worker.pid) - cpu[0]
-                server_cpu = process_cpu_seconds(server.child.pid) - cpu[1]
-                if tracer is not None:
-                    tracer.send_signal(signal.SIGINT)
-                    await tracer.wait()
-                histories = [
-                    history_timing(await client.get_workflow_handle(workflow_id).fetch_history())
-                    for workflow_id in workflow_ids
-                ]
-            finally:
-                await worker.stop()
+            async def lane() -> None:
+                for index in counter:
+                    latencies.append(await one(index))
+
+            await asyncio.gather(*(lane() for _ in range(options.in_flight)))
+            elapsed = time.perf_counter() - began
+            worker_cpu = process_cpu_seconds(worker.pid) - cpu[0]
+            server_cpu = process_cpu_seconds(server.child.pid) - cpu[1]
+            if tracer is not None:
+                tracer.send_signal(signal.SIGINT)
+                await tracer.wait()
+            histories = [
+                history_timing(await client.get_workflow_handle(workflow_id).fetch_history())
+                for workflow_id in workflow_ids
+            ]
             tickets = options.tickets
             shape = mean_timing(histories)
             print(

@@ -9,14 +9,12 @@ the other per-ticket database steps, to show where a ticket's database time goes
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import ActivityEnvironment
@@ -25,7 +23,6 @@ from activities.context import ContextActivities
 from activities.execution import ExecutionActivities
 from activities.safety import SafetyActivities
 from bench.harness import (
-    REQUESTER,
     BenchResult,
     Stats,
     bench_settings,
@@ -54,8 +51,9 @@ from core.models import (
     plan_hash,
 )
 from core.settings import Settings
+from tests.pipeline import REQUESTER
+from tests.postgres import fresh_postgres_database
 
-POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 MAX_ROUND_TRIPS_PER_OPERATION = 2.0
 OPERATIONS = 10
 
@@ -132,25 +130,6 @@ async def measure(
     return Measured(summarize(samples), statements / runs, 1000 * cpu / runs)
 
 
-@contextlib.asynccontextmanager
-async def fresh_postgres_url() -> AsyncIterator[str]:
-    """A new database on the local PostgreSQL (user postgres, trust), dropped afterwards."""
-    name = f"agent_ticket_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
 async def measure_backend(settings: Settings, runs: int) -> dict[str, Measured]:
     await prepare_databases(settings)
     databases = Databases.open(settings)
@@ -203,7 +182,7 @@ async def main() -> None:
         sqlite = bench_settings(directory / "sqlite", "127.0.0.1:7233", "bench")
         log(f"SQLite: {runs} runs of each activity")
         results["sqlite"] = await measure_backend(sqlite, runs)
-        async with fresh_postgres_url() as url:
+        async with fresh_postgres_database("agent_ticket_bench") as url:
             postgres = bench_settings(
                 directory / "postgres", "127.0.0.1:7233", "bench", app_database_url=url, target_database_url=url
             )

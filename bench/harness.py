@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,14 +29,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from cli.devserver import SERVER_TUNING, die_with_parent
 from core.bootstrap import Databases, init_databases
-from core.settings import Settings, load_settings
+from core.settings import Settings
 from core.temporal import temporal_cli_path
+from tests.pipeline import pipeline_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BIN_DIR = Path(sys.executable).parent
-APPROVERS = ["alice", "bob", "carol"]
-REQUESTER = "dave"
 
 
 def profile_dir() -> Path | None:
@@ -349,19 +349,7 @@ def temporal_versions() -> str:
 
 def bench_settings(data_dir: Path, address: str, task_queue: str, **overrides: Any) -> Settings:
     """The product's defaults in a fresh data dir: SQLite, offline planner, log-only notifications."""
-    values: dict[str, Any] = {
-        "data_dir": data_dir,
-        "temporal_address": address,
-        "temporal_task_queue": task_queue,
-        "openai_api_key": None,
-        "slack_bot_token": None,
-        "slack_signing_secret": None,
-        "slack_app_token": None,
-        "approvers": APPROVERS,
-        "_env_file": None,
-    }
-    values.update(overrides)
-    return load_settings(**values)
+    return pipeline_settings(data_dir, task_queue, temporal_address=address, **overrides)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -401,15 +389,20 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def worker_process(settings: Settings, log_file: Path) -> ChildProcess:
-    """`agent-ticket worker`: the product's worker process, both queues, as an operator runs it."""
+def product_process(command: str, settings: Settings, log_file: Path) -> ChildProcess:
+    """`agent-ticket <command>` as an operator runs it, configured only by `settings`."""
     return ChildProcess(
-        "worker",
-        [str(BIN_DIR / "agent-ticket"), "worker"],
+        command,
+        [str(BIN_DIR / "agent-ticket"), command],
         log_file,
         env=settings_env(settings),
         cwd=settings.data_dir,
     )
+
+
+def worker_process(settings: Settings, log_file: Path) -> ChildProcess:
+    """`agent-ticket worker`: the product's worker process, both queues."""
+    return product_process("worker", settings, log_file)
 
 
 WORKER_READY = "Worker polling"
@@ -417,16 +410,24 @@ WORKER_READY = "Worker polling"
 
 def bot_process(settings: Settings, log_file: Path) -> ChildProcess:
     """`agent-ticket bot`: the product's bot process (uvicorn serving the Starlette app)."""
-    return ChildProcess(
-        "bot",
-        [str(BIN_DIR / "agent-ticket"), "bot"],
-        log_file,
-        env=settings_env(settings),
-        cwd=settings.data_dir,
-    )
+    return product_process("bot", settings, log_file)
 
 
 BOT_READY = "bot listening on"
+
+
+@contextlib.asynccontextmanager
+async def polling_worker(directory: Path, server_address: str) -> AsyncIterator[tuple[Settings, ChildProcess]]:
+    """Fresh databases and task queue in `directory`, and `agent-ticket worker` polling that queue."""
+    settings = bench_settings(directory / "data", server_address, f"bench-{uuid.uuid4().hex[:6]}")
+    await prepare_databases(settings)
+    worker = worker_process(settings, directory / "worker.log")
+    await worker.start()
+    try:
+        await worker.wait_for_line(WORKER_READY)
+        yield settings, worker
+    finally:
+        await worker.stop()
 
 
 async def prepare_databases(settings: Settings) -> None:

@@ -12,33 +12,28 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-import uuid
 
 from sqlalchemy import func, select
 
 from bench.harness import (
-    APPROVERS,
-    REQUESTER,
-    WORKER_READY,
     BenchResult,
     approval_text,
-    bench_settings,
     dev_server,
     gather_limited,
     log,
-    prepare_databases,
+    polling_worker,
     process_rss_bytes,
     run_benchmark,
     sample_process,
     scaled,
     unpaid_invoice_ids,
     workdir,
-    worker_process,
 )
 from core.bootstrap import Databases
 from core.models import Decision, DecisionSource, OutcomeStatus, Stage, TicketRequest
 from core.schema import TicketRow
 from core.tickets import StartedTicket, TicketService
+from tests.pipeline import APPROVERS, REQUESTER
 
 TARGET_CPU_PERCENT = 1.0
 TARGET_RSS_MB = 300.0
@@ -80,20 +75,20 @@ async def main() -> None:
     window = float(scaled(30, 10))
     invoices = unpaid_invoice_ids()
     with workdir("idle") as directory:
-        async with dev_server(directory) as (server, client):
-            settings = bench_settings(directory / "data", server.address, f"bench-{uuid.uuid4().hex[:6]}")
-            await prepare_databases(settings)
+        async with (
+            dev_server(directory) as (server, client),
+            polling_worker(directory, server.address) as (settings, worker),
+        ):
             databases = Databases.open(settings)
-            worker = worker_process(settings, directory / "worker.log")
-            await worker.start()
             try:
-                await worker.wait_for_line(WORKER_READY)
                 service = TicketService(client, databases.app_sessions, settings.temporal_task_queue)
                 log(f"starting {tickets_wanted} tickets that need approval")
                 began = time.monotonic()
                 requests = [
                     TicketRequest(
-                        text=approval_text(index, invoices), requester=REQUESTER, approval=settings.approval_settings()
+                        text=approval_text(index, invoices),
+                        requester=REQUESTER,
+                        approval=settings.approval_settings(),
                     )
                     for index in range(tickets_wanted)
                 ]
@@ -114,7 +109,6 @@ async def main() -> None:
                 approval_seconds = time.monotonic() - approved_at
                 rss_after = process_rss_bytes(worker.pid) / 2**20
             finally:
-                await worker.stop()
                 await databases.close()
 
     done = sum(1 for outcome in outcomes if outcome is OutcomeStatus.DONE)

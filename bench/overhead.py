@@ -19,7 +19,6 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench.activity_timing import ActivityTimer
 from bench.harness import (
-    REQUESTER,
     BenchResult,
     auto_approved_text,
     bench_settings,
@@ -37,6 +36,7 @@ from core.bootstrap import Databases
 from core.models import OutcomeStatus, TicketRequest
 from core.settings import Settings
 from core.tickets import TicketService, new_short_id
+from tests.pipeline import REQUESTER
 from worker.activities import build_activity_set
 from worker.build import build_workers
 

@@ -21,7 +21,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from bench.harness import (
-    REQUESTER,
     WORKER_READY,
     BenchResult,
     auto_approved_text,
@@ -39,6 +38,7 @@ from core.names import ACTIVITY_PLAN_TICKET
 from core.settings import Settings
 from core.tickets import StartedTicket, TicketService
 from tests.fakes.openai_server import FAKE_API_KEY, FakeOpenAIServer, json_reply, slow_reply
+from tests.pipeline import REQUESTER
 from workflows.options import PLAN_TICKET
 
 TARGET_SECONDS = 3.0

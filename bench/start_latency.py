@@ -17,7 +17,6 @@ from contextlib import AsyncExitStack
 from temporalio.client import Client
 
 from bench.harness import (
-    REQUESTER,
     WORKER_READY,
     BenchResult,
     Stats,
@@ -37,6 +36,7 @@ from core.models import TicketRequest
 from core.names import WORKFLOW_NAME, workflow_id_for
 from core.settings import Settings
 from core.tickets import WORKFLOW_EXECUTION_TIMEOUT, TicketService, new_short_id
+from tests.pipeline import REQUESTER
 from worker.activities import build_activity_set
 from worker.build import build_workers
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -20,15 +19,12 @@ from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.client import Client
 
 from bench.harness import (
-    REQUESTER,
-    WORKER_READY,
     BenchResult,
     auto_approved_text,
-    bench_settings,
     dev_server,
     gather_limited,
     log,
-    prepare_databases,
+    polling_worker,
     process_cpu_seconds,
     process_rss_bytes,
     profile_dir,
@@ -36,11 +32,11 @@ from bench.harness import (
     scaled,
     summarize,
     workdir,
-    worker_process,
 )
 from core.models import OutcomeStatus, TicketRequest
 from core.settings import Settings
 from core.tickets import TicketService
+from tests.pipeline import REQUESTER
 
 TARGET_PER_SECOND = 15.0
 # Enough to keep worker and server saturated (Little's law: 15 tickets/s x ~1 s each); more only
@@ -121,30 +117,25 @@ async def workflow_task_waits(client: Client, workflow_ids: list[str]) -> TaskWa
 async def main() -> None:
     seconds = float(scaled(60, 15))
     with workdir("throughput") as directory:
-        async with dev_server(directory) as (server, client):
-            settings = bench_settings(directory / "data", server.address, f"bench-{uuid.uuid4().hex[:6]}")
-            await prepare_databases(settings)
-            worker = worker_process(settings, directory / "worker.log")
-            await worker.start()
-            try:
-                await worker.wait_for_line(WORKER_READY)
-                service = TicketService(client, task_queue=settings.temporal_task_queue)
-                log("warming up")
-                await drive(service, settings, 5.0, 5)
-                server_pid = server.child.pid
-                cpu_before = process_cpu_seconds(worker.pid), process_cpu_seconds(server_pid)
-                log(f"driving {IN_FLIGHT} tickets in flight for {seconds:.0f} s")
-                profiles = profile_dir()
-                if profiles is not None:
-                    profiles.mkdir(parents=True, exist_ok=True)
-                    await worker.start_profiler(profiles / "throughput-worker.txt", seconds)
-                run = await drive(service, settings, seconds, IN_FLIGHT)
-                worker_cpu = process_cpu_seconds(worker.pid) - cpu_before[0]
-                server_cpu = process_cpu_seconds(server_pid) - cpu_before[1]
-                worker_rss = process_rss_bytes(worker.pid) / 2**20
-                tasks = await workflow_task_waits(client, run.workflow_ids)
-            finally:
-                await worker.stop()
+        async with (
+            dev_server(directory) as (server, client),
+            polling_worker(directory, server.address) as (settings, worker),
+        ):
+            service = TicketService(client, task_queue=settings.temporal_task_queue)
+            log("warming up")
+            await drive(service, settings, 5.0, 5)
+            server_pid = server.child.pid
+            cpu_before = process_cpu_seconds(worker.pid), process_cpu_seconds(server_pid)
+            log(f"driving {IN_FLIGHT} tickets in flight for {seconds:.0f} s")
+            profiles = profile_dir()
+            if profiles is not None:
+                profiles.mkdir(parents=True, exist_ok=True)
+                await worker.start_profiler(profiles / "throughput-worker.txt", seconds)
+            run = await drive(service, settings, seconds, IN_FLIGHT)
+            worker_cpu = process_cpu_seconds(worker.pid) - cpu_before[0]
+            server_cpu = process_cpu_seconds(server_pid) - cpu_before[1]
+            worker_rss = process_rss_bytes(worker.pid) / 2**20
+            tasks = await workflow_task_waits(client, run.workflow_ids)
 
     timeouts = sum(tasks.timeouts.values())
     task_wait = summarize(tasks.waits)

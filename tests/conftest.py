@@ -6,10 +6,8 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -19,11 +17,10 @@ from core.bootstrap import Databases, init_databases
 from core.search_attributes import TICKET_KEYS
 from core.settings import Settings, load_settings
 from core.temporal import temporal_cli_path, temporal_test_server_path
+from tests.postgres import fresh_postgres_database
 
 # Fixtures of the fake external services, shared by every test package.
 pytest_plugins = ["tests.fakes.openai_fixtures"]
-
-POSTGRES_ADMIN_DSN = os.environ.get("AGENT_TICKET_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -61,26 +58,6 @@ async def databases(settings: Settings) -> AsyncIterator[Databases]:
     await init_databases(dbs, settings)
     yield dbs
     await dbs.close()
-
-
-@asynccontextmanager
-async def fresh_postgres_database() -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database on the local server (SQLAlchemy URL), dropped afterwards."""
-    name = f"agent_ticket_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @pytest.fixture

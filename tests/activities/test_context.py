@@ -144,6 +144,12 @@ def test_bound_context_cuts_to_size_and_says_so() -> None:
     bounded = bound_context(big, 64 * 1024)
     assert context_size(bounded) <= 64 * 1024 and bounded.truncated
     assert bounded.named_rows[0] == big.named_rows[0]  # the first matches survive
+    # No more is dropped than measuring the whole document after every removal would drop.
+    measured = big.model_copy(deep=True, update={"truncated": True})
+    for items in (measured.recent_audit, measured.past_tickets, measured.named_rows, measured.schema_tables):
+        while items and context_size(measured) > 64 * 1024:
+            items.pop()
+    assert bounded == measured
     assert bound_context(TicketContext(), 64 * 1024) == TicketContext()
 
 

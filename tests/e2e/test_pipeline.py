@@ -16,8 +16,8 @@ from core.ledger import executions
 from core.models import Decision, DecisionSource, OutcomeStatus, Stage
 from core.schema import AuditEventRow, TicketRow
 from core.tickets import DecisionRefused
-from tests.conftest import fresh_postgres_database
 from tests.pipeline import Pipeline, pipeline_settings, running_pipeline
+from tests.postgres import fresh_postgres_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
