@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     Update,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -290,7 +291,9 @@ def _condition(table: Table, item: Filter) -> ColumnElement[bool]:
         FilterOperator.GT: column.__gt__,
         FilterOperator.GE: column.__ge__,
     }
-    return comparisons[op](value)  # type: ignore[no-any-return]
+    # Always a bound parameter: SQLAlchemy turns a bare True/False into a literal and refuses
+    # ordering against one (`enabled < false`), which reached users as a raw ArgumentError.
+    return comparisons[op](bindparam(None, value, type_=column.type))  # type: ignore[no-any-return]
 
 
 def assigned_values(table: Table, operation: InsertOperation | UpdateOperation) -> dict[str, Any]:

@@ -285,10 +285,22 @@ FAR_FUTURE = Plan(
     ],
 )
 
+# Found by this test in a fresh-clone CI run: an ordering filter against a boolean raised
+# SQLAlchemy's ArgumentError (it makes bare True/False a literal) instead of compiling.
+BOOLEAN_ORDERING = Plan(
+    summary="boolean ordering",
+    operations=[
+        SelectOperation(
+            table="feature_flags", filters=[Filter(column="enabled", op=FilterOperator.LT, value=False)], limit=1
+        )
+    ],
+)
+
 
 @FUZZ
 @given(plans)
 @example(FAR_FUTURE)
+@example(BOOLEAN_ORDERING)
 def test_parsed_plans_cross_the_boundary_and_compile_to_bound_statements_or_are_refused(
     target: tuple[Engine, MetaData], plan: Plan
 ) -> None:
