@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -21,6 +22,12 @@ from tests.postgres import fresh_postgres_database
 
 # Fixtures of the fake external services, shared by every test package.
 pytest_plugins = ["tests.fakes.openai_fixtures"]
+
+# Property tests draw the same examples on every run, so a suite that passed passes again; set
+# HYPOTHESIS_PROFILE=explore to draw new ones and hunt for bugs (then keep what they find as @example).
+hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore")
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
