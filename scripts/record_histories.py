@@ -6,7 +6,7 @@ time-skipping test server for waits of days) and saves its history as
 when the change would break tickets already running, so record again (and keep the old
 files) whenever the workflow gains a new path; see docs/contributing.md.
 
-    .venv/bin/python -m scripts.record_histories [--only NAME ...] [--label LABEL] [--overwrite]
+    .venv/bin/python -m scripts.record_histories [--only NAME ...] [--label LABEL] [--overwrite] [--indexed]
 
 Existing files are never overwritten unless asked: histories of tickets that may still be
 running must stay. `--label check-quota` writes `<name>.check-quota.json` beside them.
@@ -44,6 +44,7 @@ from core.models import (
     TicketStatus,
 )
 from core.names import QUERY_STATUS, SIGNAL_APPROVE, SIGNAL_REJECT, WORKFLOW_NAME, workflow_id_for
+from core.search_attributes import ensure_registered, start_attributes
 from core.temporal import temporal_cli_path, temporal_test_server_path
 from tests.workflows.fake_activities import ScriptedActivities
 from worker.build import build_workers
@@ -197,11 +198,14 @@ SCENARIOS = [
 ]
 
 
-async def record(env: WorkflowEnvironment, scenario: Scenario, label: str = "") -> dict[str, str]:
+async def record(
+    env: WorkflowEnvironment, scenario: Scenario, label: str = "", indexed: bool = False
+) -> dict[str, str]:
     """Run one scenario to its end, check the outcome is the intended one, and return its histories.
 
     Keyed by file name without `.json`: `<name>[.<label>]`, and `.run1`, `.run2`, ... added for
-    a ticket that continued as new.
+    a ticket that continued as new. `indexed`: started with the ticket search attributes, as
+    `TicketService` starts tickets on a namespace that has them (the workflow then upserts them).
     """
     fakes = scenario.fakes()
     queue = f"{TASK_QUEUE}-{scenario.name.replace('_', '-')}"  # a queue per scenario: no stale sticky workers
@@ -214,6 +218,7 @@ async def record(env: WorkflowEnvironment, scenario: Scenario, label: str = "") 
             id=workflow_id_for(f"history-{scenario.name.replace('_', '-')}"),
             task_queue=queue,
             result_type=TicketOutcome,
+            search_attributes=start_attributes(scenario.requester, Stage.RECEIVED.value) if indexed else None,
         )
         await scenario.drive(handle)
         outcome = await handle.result()
@@ -237,16 +242,22 @@ async def _run_histories(env: WorkflowEnvironment, workflow_id: str, run_id: str
     return runs
 
 
-async def record_all(scenarios: list[Scenario], label: str = "") -> dict[str, str]:
+async def record_all(scenarios: list[Scenario], label: str = "", indexed: bool = False) -> dict[str, str]:
     """Each scenario's history as JSON text, keyed by file name without `.json`."""
     histories: dict[str, str] = {}
     for skips_time in (False, True):
         chosen = [scenario for scenario in scenarios if scenario.skips_time is skips_time]
+        if chosen and indexed and skips_time:
+            # The time-skipping test server has no search attributes to register.
+            print(f"skipped with --indexed: {', '.join(scenario.name for scenario in chosen)}")
+            continue
         if not chosen:
             continue
         async with await _environment(skips_time) as env:
+            if indexed and not await ensure_registered(env.client, env.client.namespace):
+                raise RuntimeError("the ticket search attributes could not be registered on the recording server")
             for scenario in chosen:
-                histories.update(await record(env, scenario, label))
+                histories.update(await record(env, scenario, label, indexed))
                 print(f"recorded {scenario.name} ({scenario.expected.value})")
     return histories
 
@@ -261,14 +272,14 @@ async def _environment(skips_time: bool) -> WorkflowEnvironment:
     )
 
 
-def main(out_dir: Path, only: list[str], label: str = "", overwrite: bool = False) -> None:
+def main(out_dir: Path, only: list[str], label: str = "", overwrite: bool = False, indexed: bool = False) -> None:
     unknown = set(only) - {scenario.name for scenario in SCENARIOS}
     if unknown:
         raise SystemExit(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     if label and not LABEL_PATTERN.match(label):
         raise SystemExit("--label: lower-case letters, digits and '-' only")
     chosen = [scenario for scenario in SCENARIOS if not only or scenario.name in only]
-    histories = asyncio.run(record_all(chosen, label))
+    histories = asyncio.run(record_all(chosen, label, indexed))
     paths = {out_dir / f"{name}.json": text for name, text in histories.items()}
     existing = sorted(str(path) for path in paths if path.exists())
     if existing and not overwrite:
@@ -289,12 +300,15 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--only", nargs="*", default=[], help="record only these scenarios")
     parser.add_argument("--label", default="", help="add to file names, to keep older histories beside the new")
     parser.add_argument("--overwrite", action="store_true", help="replace existing files of the same name")
+    parser.add_argument(
+        "--indexed", action="store_true", help="start tickets with the search attributes, as on a namespace with them"
+    )
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     arguments = _arguments()
-    main(arguments.out, arguments.only, arguments.label, arguments.overwrite)
+    main(arguments.out, arguments.only, arguments.label, arguments.overwrite, arguments.indexed)
     # The SDK's Rust bridge can abort the interpreter at exit (sdk-python #300); the work is done.
     sys.stdout.flush()
     os._exit(0)
