@@ -46,15 +46,18 @@ class AuditActivities:
 
     @activity.defn(name=ACTIVITY_RECORD_EVENT)
     async def record_event(self, event: RecordEventInput) -> None:
-        await self._record_logged([event])
+        await self.append([event])
 
     @activity.defn(name=ACTIVITY_RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> None:
-        await self._record_logged(batch.events)
+        await self.append(batch.events)
 
-    async def _record_logged(self, events: Sequence[RecordEventInput]) -> None:
+    async def append(self, events: Sequence[RecordEventInput], *, part: str = "") -> None:
+        """Write one ticket's events, once per activity: `part` names each separate write of one activity."""
         ticket_id = short_id_from(events[0].ticket_id)
         key = activity_key()
+        if key is not None and part:
+            key = f"{key}#{part}"
         try:
             written = await self._record(ticket_id, events, key)
         except sa_exc.IntegrityError:

@@ -1,17 +1,21 @@
 """Telling people how their ticket is doing, through whichever `Notifier` is configured.
 
-Notification failures never fail a ticket: the activity records them and returns
-`delivered=False`, so the workflow carries on and the audit log shows what went wrong.
+Notification failures never fail a ticket: the notifier returns `delivered=False`, the
+workflow carries on, and the audit log shows what went wrong. For tickets that ask
+(`NotifyInput.record_delivery`), this activity also writes the audit events the workflow
+queued before the notification, and the delivery's own event after it: one local activity
+where there were three.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Protocol
 
 from temporalio import activity
 
-from core.models import NotifyEvent, NotifyInput, NotifyResult, TicketStatus
+from core.models import NotifyEvent, NotifyInput, NotifyResult, RecordEventInput, TicketStatus
 from core.names import ACTIVITY_NOTIFY, ticket_label
 
 logger = logging.getLogger(__name__)
@@ -36,6 +40,12 @@ def describe(event: NotifyEvent, status: TicketStatus) -> str:
     return f"{label} {status.stage.value}{detail}: {status.request.text[:80]}"
 
 
+class AuditWriter(Protocol):
+    """Appends a ticket's audit events once per activity (`activities.audit.AuditActivities`)."""
+
+    async def append(self, events: Sequence[RecordEventInput], *, part: str = "") -> None: ...
+
+
 class LogNotifier:
     """Writes each update to the log: the notifier when Slack is not configured."""
 
@@ -45,9 +55,17 @@ class LogNotifier:
 
 
 class NotifyActivities:
-    def __init__(self, notifier: Notifier) -> None:
+    def __init__(self, notifier: Notifier, audit: AuditWriter) -> None:
         self._notifier = notifier
+        self._audit = audit
 
     @activity.defn(name=ACTIVITY_NOTIFY)
     async def notify_ticket(self, input: NotifyInput) -> NotifyResult:
-        return await self._notifier.publish(input.event, input.status)
+        # Each write is keyed to this activity, so a retry after a failed publish appends nothing twice.
+        if input.events:
+            await self._audit.append(input.events)
+        result = await self._notifier.publish(input.event, input.status)
+        delivery = result.audit_event(input.event, input.status) if input.record_delivery else None
+        if delivery is not None:
+            await self._audit.append([delivery], part="delivery")
+        return result

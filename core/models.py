@@ -510,12 +510,28 @@ class NotifyEvent(StrEnum):
 class NotifyInput(Model):
     event: NotifyEvent
     status: TicketStatus
+    # Tickets begun since PATCH_COALESCED (workflows/ticket.py): the audit events queued so far,
+    # written before the notification goes out, and the delivery's own event written after it.
+    events: list[RecordEventInput] = Field(default_factory=list)
+    record_delivery: bool = False
 
 
 class NotifyResult(Model):
     delivered: bool
     message: SlackMessageRef | None = None
     error: str | None = None
+
+    def audit_event(self, event: NotifyEvent, status: TicketStatus) -> RecordEventInput | None:
+        """What the audit log says about this delivery: a failure always, a success only for the outcome."""
+        if not self.delivered:
+            kind, summary = AuditEventKind.NOTIFY_FAILED, f"notification failed: {self.error}"
+        elif event is NotifyEvent.OUTCOME:
+            kind, summary = AuditEventKind.NOTIFIED, "requester told the outcome"
+        else:
+            return None
+        return RecordEventInput(
+            ticket_id=status.ticket_id, kind=kind, summary=summary, stage=status.stage, status=status.status_label
+        )
 
 
 class ResolveApproversInput(Model):

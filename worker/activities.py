@@ -41,7 +41,7 @@ def build_activity_set(settings: Settings, databases: Databases) -> ActivitySet:
             context.gather_context,
             safety.validate_plan,
             execution.execute_plan,
-            NotifyActivities(notifier).notify_ticket,
+            NotifyActivities(notifier, audit).notify_ticket,
             ApproverActivities(resolver).resolve_approvers,
         ],
         llm_queue=[planning.plan_ticket],

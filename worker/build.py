@@ -39,7 +39,7 @@ HEARTBEAT_THROTTLE = timedelta(milliseconds=500)
 # activities through `temporalio.workflow`), so they are imported once and shared instead.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        "workflows.options", "workflows.steps", "workflows.audit_log"
+        "workflows.options", "workflows.steps", "workflows.audit_log", "workflows.search_index"
     )
 )
 

@@ -31,6 +31,11 @@ class AuditLog:
         """For signal handlers, which cannot run activities: written by the next flush."""
         self._queue.append(event)
 
+    def take(self) -> list[RecordEventInput]:
+        """Every queued event, for a local activity that writes them itself; the queue is left empty."""
+        taken, self._queue = self._queue, []
+        return taken
+
     async def record(self, event: RecordEventInput) -> None:
         self._queue.append(event)
         if not self.batched:

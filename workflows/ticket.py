@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -46,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.approval import ApprovalGate, Verdict, unmet_quorum
     from workflows.audit_log import AuditLog
+    from workflows.search_index import TicketIndex
     from workflows.steps import Step, run_step
 
 
@@ -54,6 +54,9 @@ PATCH_SEARCH_ATTRIBUTES = "upsert-ticket-search-attributes"
 PATCH_LOCAL_READS = "context-and-validation-as-local-activities"
 PATCH_BATCHED_AUDIT = "audit-events-written-in-batches"
 PATCH_LOCAL_NOTIFY = "local-notifications-and-executing-notice"
+# The one patch tickets begun since ask about: it stands for all of the above, and for two more
+# changes (search attributes upserted together, the audit written by the notification).
+PATCH_COALESCED = "coalesced-upserts-and-audit-with-notifications"
 
 # Review rounds (reject with feedback, plan again) per run before continuing as new.
 ROUNDS_PER_RUN = 20
@@ -88,8 +91,11 @@ class TicketWorkflow:
         self._approvers: list[str] | None = None
         self._local_reads = False
         self._local_notify = False
+        self._notify_records = False
         # Started with the ticket search attributes, so the namespace has them and upserts are safe.
-        self._indexed = workflow.info().typed_search_attributes.get(ticket_search.TICKET_REQUESTER) is not None
+        self._index = TicketIndex(
+            enabled=workflow.info().typed_search_attributes.get(ticket_search.TICKET_REQUESTER) is not None
+        )
 
     # ------------------------------------------------------------ handlers
 
@@ -136,13 +142,32 @@ class TicketWorkflow:
 
     @workflow.run
     async def run(self, request: TicketRequest) -> TicketOutcome:
-        if self._indexed:
-            # Asked once, before any other command: every replay meets the marker first, whatever
-            # cache evictions or queries replay it, and tickets that old workers began keep their path.
-            self._indexed = workflow.patched(PATCH_SEARCH_ATTRIBUTES)
+        # Patches are asked once, before any other command: every replay meets the markers first,
+        # whatever cache evictions or queries replay it, and tickets that old workers began keep their
+        # path. Each marker costs every ticket two history events and a visibility write, so tickets
+        # begun since the last one carry that marker alone and take every change at once.
+        if workflow.patched(PATCH_COALESCED):
+            self._local_reads = self._audit.batched = self._local_notify = True
+            # Search attributes go out in one upsert when the ticket leaves the worker, not one per
+            # stage; the notification writes the audit events queued before it and its own after it.
+            self._index.coalesced = self._notify_records = True
+        else:
+            self._ask_earlier_patches()
+        if request.continued is None:
+            await self._record(AuditEventKind.SUBMITTED, f"submitted via {request.source.value}", request=request)
+            await self._notify(NotifyEvent.STAGE)
+        try:
+            return await self._process(self._status.request)
+        except TicketFailed as failure:
+            return await self._finish(OutcomeStatus.FAILED, str(failure))
+
+    def _ask_earlier_patches(self) -> None:
+        """The path of tickets begun before PATCH_COALESCED, one marker per change."""
+        if self._index.enabled:
+            self._index.enabled = workflow.patched(PATCH_SEARCH_ATTRIBUTES)
         # Gathering context and validating only read, briefly, from the databases: as local activities
-        # they run on this worker with no server round trip or extra workflow task each (asked once,
-        # like the patch above; tickets begun before it keep scheduling them as activities).
+        # they run on this worker with no server round trip or extra workflow task each (tickets begun
+        # before this patch keep scheduling them as activities).
         self._local_reads = workflow.patched(PATCH_LOCAL_READS)
         # Audit events queue up and are written together, in one local activity, before the ticket
         # next leaves this worker (a step on another queue, a wait, the end): the log still shows
@@ -153,13 +178,6 @@ class TicketWorkflow:
         # local activity it costs no workflow task of its own, two fewer per ticket. Tickets begun with
         # it also update their message when an approved plan starts running, so the buttons go.
         self._local_notify = workflow.patched(PATCH_LOCAL_NOTIFY)
-        if request.continued is None:
-            await self._record(AuditEventKind.SUBMITTED, f"submitted via {request.source.value}", request=request)
-            await self._notify(NotifyEvent.STAGE)
-        try:
-            return await self._process(self._status.request)
-        except TicketFailed as failure:
-            return await self._finish(OutcomeStatus.FAILED, str(failure))
 
     async def _process(self, request: TicketRequest) -> TicketOutcome:
         ticket_id = self._status.ticket_id
@@ -238,7 +256,7 @@ class TicketWorkflow:
         )
         self._status.report = report
         self._status.plan_hash = report.plan_hash
-        self._index(ticket_search.TICKET_RISK.value_set(report.risk.value))
+        self._index.update(ticket_search.TICKET_RISK.value_set(report.risk.value))
         if self._status.review_rounds == 0:
             ticket_metrics.plan_ready(self._status.created_at)
         await self._record(
@@ -267,6 +285,7 @@ class TicketWorkflow:
             detail={"round": self._status.review_rounds},
         )
         if self._rounds_this_run >= ROUNDS_PER_RUN or workflow.info().is_continue_as_new_suggested():
+            self._index.flush()
             await self._audit.flush()
             workflow.continue_as_new(
                 request.model_copy(
@@ -321,6 +340,7 @@ class TicketWorkflow:
 
         gate = self._gate
         while True:
+            self._index.flush()
             await self._audit.flush()
             if gate.verdict is not Verdict.PENDING:
                 break
@@ -364,12 +384,7 @@ class TicketWorkflow:
     def _set_stage(self, stage: Stage) -> None:
         self._status.stage = stage
         self._status.updated_at = workflow.now()
-        self._index(ticket_search.TICKET_STATUS.value_set(self._status.status_label))
-
-    def _index(self, *updates: SearchAttributeUpdate[Any]) -> None:
-        """Keep the ticket's search attributes current, for tickets that have them (see __init__ and run)."""
-        if self._indexed:
-            workflow.upsert_search_attributes(list(updates))
+        self._index.update(ticket_search.TICKET_STATUS.value_set(self._status.status_label))
 
     async def _finish(
         self,
@@ -392,13 +407,13 @@ class TicketWorkflow:
         kind = AuditEventKind.FAILED if status is OutcomeStatus.FAILED else AuditEventKind.FINISHED
         await self._record(kind, f"{status.value}: {reason}", status=status.value)
         await self._notify(NotifyEvent.OUTCOME)
-        await self._audit.flush_before_leaving()
+        await self._leave()
         return outcome
 
     async def _activity(self, step: Step, argument: Any) -> Any:
         """Run one step; a failure that survived the retry policy ends the ticket as failed."""
         if not step.local:
-            await self._audit.flush_before_leaving()
+            await self._leave()
         try:
             return await run_step(step, argument)
         except ActivityError as error:
@@ -429,18 +444,28 @@ class TicketWorkflow:
             )
         )
 
-    async def _notify(self, event: NotifyEvent) -> None:
+    async def _leave(self) -> None:
+        """The ticket is about to leave this worker: visibility and the audit log catch up first."""
+        self._index.flush()
         await self._audit.flush_before_leaving()
+
+    async def _notify(self, event: NotifyEvent) -> None:
+        carried = self._audit.take() if self._notify_records else []
+        if not self._notify_records:
+            await self._audit.flush_before_leaving()
+        recorded_delivery = self._notify_records
         try:
             result: NotifyResult = await run_step(
                 Step(names.ACTIVITY_NOTIFY, options.NOTIFY, NotifyResult, local=self._local_notify),
-                NotifyInput(event=event, status=self._status),
+                NotifyInput(event=event, status=self._status, events=carried, record_delivery=self._notify_records),
             )
         except ActivityError as error:
             result = NotifyResult(delivered=False, error=str(error.cause or error))
+            recorded_delivery = False
+            if carried:
+                workflow.logger.error("audit events %s may not have been recorded", [e.kind.value for e in carried])
         if result.message is not None:
             self._status.slack_message = result.message
-        if not result.delivered:
-            await self._record(AuditEventKind.NOTIFY_FAILED, f"notification failed: {result.error}")
-        elif event is NotifyEvent.OUTCOME:
-            await self._record(AuditEventKind.NOTIFIED, "requester told the outcome")
+        delivery = None if recorded_delivery else result.audit_event(event, self._status)
+        if delivery is not None:
+            await self._audit.record(delivery)

@@ -169,7 +169,7 @@ class DashboardScript:
                 self.validate_plan,
                 self.base.resolve_approvers,
                 self.execute_plan,
-                self.base.notify_ticket,
+                self.base.notify_activity(self.audit),
             ],
             llm_queue=[self.base.plan_ticket],
         )

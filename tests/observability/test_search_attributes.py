@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecution
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
@@ -21,7 +22,7 @@ from core.search_attributes import (
 )
 from core.temporal import data_converter
 from tests.observability.conftest import pipeline_factory
-from workflows.ticket import PATCH_SEARCH_ATTRIBUTES, TicketWorkflow
+from workflows.ticket import PATCH_COALESCED, TicketWorkflow
 
 
 async def listed(client: Client, query: str, expected: int) -> list[WorkflowExecution]:
@@ -73,8 +74,18 @@ async def test_tickets_are_filterable_by_status_risk_and_requester(
         event
         for event in history.events
         if event.HasField("marker_recorded_event_attributes")
-        and PATCH_SEARCH_ATTRIBUTES.encode() in event.marker_recorded_event_attributes.SerializeToString()
+        and PATCH_COALESCED.encode() in event.marker_recorded_event_attributes.SerializeToString()
     ]
     assert markers, "the ticket took the patched path"
+    # Coalesced: at most one upsert of the ticket's attributes per workflow task, however many
+    # stages the ticket passed through in it (each upsert is a visibility write on the server).
+    upserts_per_task: list[int] = []
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            upserts_per_task.append(0)
+        elif event.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+            upserts_per_task[-1] += TICKET_STATUS.name in fields
+    assert upserts_per_task and max(upserts_per_task) == 1
     replayer = Replayer(workflows=[TicketWorkflow], data_converter=data_converter(pipeline.settings))
     await replayer.replay_workflow(history)

@@ -290,7 +290,7 @@ def slack_activity_set(script: ScriptedActivities, settings: Settings, databases
             script.gather_context,
             script.validate_plan,
             script.execute_plan,
-            NotifyActivities(notifier).notify_ticket,
+            NotifyActivities(notifier, script).notify_ticket,
             ApproverActivities(SlackApproverResolver(web)).resolve_approvers,
         ],
         llm_queue=[script.plan_ticket],

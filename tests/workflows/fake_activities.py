@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.notify import AuditWriter, NotifyActivities
 from core import names
 from core.models import (
     ExecutePlanInput,
     ExecutionResult,
     Filter,
     GatherContextInput,
+    NotifyEvent,
     NotifyInput,
     NotifyResult,
     OperationImpact,
@@ -26,6 +29,7 @@ from core.models import (
     Risk,
     SafetyReport,
     TicketContext,
+    TicketStatus,
     UpdateOperation,
     ValidatePlanInput,
     plan_hash,
@@ -66,8 +70,12 @@ class ScriptedActivities:
 
     @activity.defn(name=names.ACTIVITY_RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> None:
-        self.events.extend(batch.events)
-        self.trail.append("audit " + " ".join(event.kind.value for event in batch.events))
+        await self.append(batch.events)
+
+    async def append(self, events: Sequence[RecordEventInput], *, part: str = "") -> None:
+        """The audit writer the real notify activity is given (`activities.notify.AuditWriter`)."""
+        self.events.extend(events)
+        self.trail.append("audit " + " ".join(event.kind.value for event in events))
 
     @activity.defn(name=names.ACTIVITY_GATHER_CONTEXT)
     async def gather_context(self, input: GatherContextInput) -> TicketContext:
@@ -104,11 +112,15 @@ class ScriptedActivities:
             executed_at=datetime.now(UTC),
         )
 
-    @activity.defn(name=names.ACTIVITY_NOTIFY)
-    async def notify_ticket(self, input: NotifyInput) -> NotifyResult:
-        self.notifications.append(input)
-        self.trail.append(f"notify {input.event.value}")
+    async def publish(self, event: NotifyEvent, status: TicketStatus) -> NotifyResult:
+        """The notifier the real notify activity is given (`activities.notify.Notifier`): always delivered."""
+        self.notifications.append(NotifyInput(event=event, status=status))
+        self.trail.append(f"notify {event.value}")
         return NotifyResult(delivered=True)
+
+    def notify_activity(self, audit: AuditWriter | None = None) -> Callable[[NotifyInput], Awaitable[NotifyResult]]:
+        """The real notify activity, publishing here and writing the audit here or to `audit`."""
+        return NotifyActivities(self, audit or self).notify_ticket
 
     def activity_set(self) -> ActivitySet:
         return ActivitySet(
@@ -119,7 +131,7 @@ class ScriptedActivities:
                 self.validate_plan,
                 self.resolve_approvers,
                 self.execute_plan,
-                self.notify_ticket,
+                self.notify_activity(),
             ],
             llm_queue=[self.plan_ticket],
         )

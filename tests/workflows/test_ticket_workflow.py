@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -27,8 +28,10 @@ from core.models import (
 from core.names import QUERY_STATUS, SIGNAL_APPROVE, SIGNAL_REJECT, WORKFLOW_NAME
 from tests.workflows.fake_activities import ScriptedActivities
 from worker.build import build_workers
+from workflows.ticket import PATCH_COALESCED
 
 APPROVERS = ["alice", "bob", "carol"]
+MARKER = EventType.EVENT_TYPE_MARKER_RECORDED
 
 
 def request(requester: str = "dave", **approval: object) -> TicketRequest:
@@ -109,6 +112,23 @@ async def test_audit_is_written_in_batches_before_each_step_that_leaves_the_work
         "notify outcome",
         "audit notified",
     ]
+
+
+async def test_a_new_ticket_asks_one_patch_and_writes_its_audit_with_its_notifications(
+    time_env: WorkflowEnvironment,
+) -> None:
+    fakes = ScriptedActivities(risk=Risk.LOW)
+    async with running(time_env, fakes, request()) as handle:
+        await handle.result()
+        history = await handle.fetch_history()
+    markers = [event.marker_recorded_event_attributes for event in history.events if event.event_type == MARKER]
+    patches = [marker for marker in markers if marker.marker_name == "core_patch"]
+    assert len(patches) == 1 and PATCH_COALESCED.encode() in patches[0].SerializeToString()
+    # Notify (with the submitted event), context, validation, the audit before executing, notify
+    # (with the executed and finished events, then its own): five local activities, not seven.
+    assert len(markers) - len(patches) == 5
+    assert [notification.event for notification in fakes.notifications] == [NotifyEvent.STAGE, NotifyEvent.OUTCOME]
+    assert [event.kind for event in fakes.events][-1] is AuditEventKind.NOTIFIED
 
 
 async def test_blocked_plan_never_executes(time_env: WorkflowEnvironment) -> None:
