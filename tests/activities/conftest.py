@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import select
+from temporalio.testing import ActivityEnvironment
 
 from core.bootstrap import Databases, init_databases
 from core.demo import subscriptions
+from core.schema import AuditEventRow
 from core.settings import Settings
 
 
@@ -37,3 +40,17 @@ async def plan_of(dbs: Databases, customer_id: int) -> int:
         )
     assert value is not None, f"customer {customer_id} has no subscription"
     return int(value)
+
+
+def activity_env(activity_id: str, attempt: int = 1, workflow_id: str = "ticket-abc") -> ActivityEnvironment:
+    """Runs an activity as attempt `attempt` of activity `activity_id` in `workflow_id`."""
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, activity_id=activity_id, attempt=attempt, workflow_id=workflow_id)
+    return env
+
+
+async def audit_events(dbs: Databases, ticket_id: str = "abc") -> list[AuditEventRow]:
+    """A ticket's audit log, oldest first."""
+    async with dbs.app_sessions() as session:
+        query = select(AuditEventRow).where(AuditEventRow.ticket_id == ticket_id).order_by(AuditEventRow.id)
+        return list((await session.scalars(query)).all())

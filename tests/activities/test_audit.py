@@ -3,47 +3,33 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 import pytest
-from sqlalchemy import select
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
 
 from activities.audit import ACTIVITY_KEY, AuditActivities
 from core.bootstrap import Databases
 from core.models import AuditEventKind, RecordEventInput, RecordEventsInput, Risk, Stage, TicketRequest, TicketSource
-from core.schema import AuditEventRow, TicketRow
+from core.schema import TicketRow
+from tests.activities.conftest import activity_env, audit_events
 
 REQUEST = TicketRequest(
     text="upgrade acme-corp to the pro plan", requester="U123", source=TicketSource.SLACK, channel="C42"
 )
 
 
-def _env(activity_id: str, attempt: int = 1, workflow_id: str = "ticket-abc") -> ActivityEnvironment:
-    env = ActivityEnvironment()
-    env.info = dataclasses.replace(env.info, activity_id=activity_id, attempt=attempt, workflow_id=workflow_id)
-    return env
-
-
 async def _record(dbs: Databases, event: RecordEventInput, activity_id: str, attempt: int = 1) -> None:
-    await _env(activity_id, attempt).run(AuditActivities(dbs.app_sessions).record_event, event)
+    await activity_env(activity_id, attempt).run(AuditActivities(dbs.app_sessions).record_event, event)
 
 
 async def _record_batch(dbs: Databases, events: list[RecordEventInput], activity_id: str, attempt: int = 1) -> None:
     batch = RecordEventsInput(events=events)
-    await _env(activity_id, attempt).run(AuditActivities(dbs.app_sessions).record_events, batch)
+    await activity_env(activity_id, attempt).run(AuditActivities(dbs.app_sessions).record_events, batch)
 
 
 async def _ticket(dbs: Databases, ticket_id: str = "abc") -> TicketRow | None:
     async with dbs.app_sessions() as session:
         return await session.get(TicketRow, ticket_id)
-
-
-async def _events(dbs: Databases, ticket_id: str = "abc") -> list[AuditEventRow]:
-    async with dbs.app_sessions() as session:
-        query = select(AuditEventRow).where(AuditEventRow.ticket_id == ticket_id).order_by(AuditEventRow.id)
-        return list((await session.scalars(query)).all())
 
 
 SUBMITTED = RecordEventInput(
@@ -63,7 +49,7 @@ async def test_first_event_creates_the_ticket(dbs: Databases) -> None:
         REQUEST.text,
     )
     assert (ticket.stage, ticket.status, ticket.risk) == ("received", "received", None)
-    [event] = await _events(dbs)
+    [event] = await audit_events(dbs)
     assert (event.kind, event.summary) == ("submitted", "submitted via slack")
     assert event.detail[ACTIVITY_KEY] == "ticket-abc/test-run/1"
 
@@ -88,7 +74,7 @@ async def test_later_events_update_only_what_they_carry(dbs: Databases) -> None:
     assert ticket is not None
     assert (ticket.stage, ticket.status, ticket.risk) == ("validating", "validating", "high")
     assert ticket.updated_at >= ticket.created_at
-    events = await _events(dbs)
+    events = await audit_events(dbs)
     assert [(e.kind, e.actor) for e in events] == [
         ("submitted", None),
         ("validated", None),
@@ -103,21 +89,21 @@ async def test_retried_attempt_appends_nothing(dbs: Databases) -> None:
     planned = RecordEventInput(ticket_id="abc", kind=AuditEventKind.PLANNED, summary="plan", stage=Stage.PLANNING)
     await _record(dbs, planned, "3", attempt=1)
     await _record(dbs, planned, "3", attempt=3)
-    assert [e.kind for e in await _events(dbs)] == ["submitted", "planned"]
+    assert [e.kind for e in await audit_events(dbs)] == ["submitted", "planned"]
     await _record(dbs, planned, "4")  # the same kind from another activity is a new event
-    assert [e.kind for e in await _events(dbs)] == ["submitted", "planned", "planned"]
+    assert [e.kind for e in await audit_events(dbs)] == ["submitted", "planned", "planned"]
 
 
 async def test_concurrent_attempts_append_once(dbs: Databases) -> None:
     await _record(dbs, SUBMITTED, "1")
     reminder = RecordEventInput(ticket_id="abc", kind=AuditEventKind.REMINDER_SENT, summary="reminded")
     await asyncio.gather(*(_record(dbs, reminder, "9", attempt=n) for n in (1, 2, 3)))
-    assert [e.kind for e in await _events(dbs)] == ["submitted", "reminder_sent"]
+    assert [e.kind for e in await audit_events(dbs)] == ["submitted", "reminder_sent"]
 
 
 async def test_concurrent_first_events_create_one_ticket(dbs: Databases) -> None:
     await asyncio.gather(*(_record(dbs, SUBMITTED, "1", attempt=n) for n in (1, 2)))
-    assert [e.kind for e in await _events(dbs)] == ["submitted"]
+    assert [e.kind for e in await audit_events(dbs)] == ["submitted"]
 
 
 async def test_event_for_unknown_ticket_without_request_is_refused(dbs: Databases) -> None:
@@ -126,7 +112,7 @@ async def test_event_for_unknown_ticket_without_request_is_refused(dbs: Database
         await _record(dbs, orphan, "1")
     assert caught.value.non_retryable and "T-nope" in caught.value.message
     assert await _ticket(dbs, "nope") is None
-    assert await _events(dbs, "nope") == []
+    assert await audit_events(dbs, "nope") == []
 
 
 PLANNED = RecordEventInput(ticket_id="abc", kind=AuditEventKind.PLANNED, summary="plan", stage=Stage.PLANNING)
@@ -143,7 +129,7 @@ async def test_a_batch_creates_the_ticket_and_leaves_it_as_its_last_event_did(db
     ticket = await _ticket(dbs)
     assert ticket is not None
     assert (ticket.stage, ticket.status, ticket.risk) == ("validating", "validating", "low")
-    events = await _events(dbs)
+    events = await audit_events(dbs)
     assert [e.kind for e in events] == ["submitted", "planned", "validated"]
     assert {e.detail[ACTIVITY_KEY] for e in events} == {"ticket-abc/test-run/1"}
 
@@ -154,14 +140,14 @@ async def test_a_batch_on_an_existing_ticket_appends_in_order(dbs: Databases) ->
     ticket = await _ticket(dbs)
     assert ticket is not None
     assert (ticket.stage, ticket.risk) == ("validating", "low")  # DECIDED carries no risk: VALIDATED's stays
-    assert [e.kind for e in await _events(dbs)] == ["submitted", "planned", "validated", "decided"]
+    assert [e.kind for e in await audit_events(dbs)] == ["submitted", "planned", "validated", "decided"]
 
 
 async def test_a_retried_batch_appends_nothing(dbs: Databases) -> None:
     await _record_batch(dbs, [SUBMITTED], "1")
     await _record_batch(dbs, [PLANNED, VALIDATED], "4", attempt=1)
     await asyncio.gather(*(_record_batch(dbs, [PLANNED, VALIDATED], "4", attempt=n) for n in (2, 3)))
-    assert [e.kind for e in await _events(dbs)] == ["submitted", "planned", "validated"]
+    assert [e.kind for e in await audit_events(dbs)] == ["submitted", "planned", "validated"]
 
 
 async def test_a_failed_batch_writes_none_of_its_events(dbs: Databases) -> None:
@@ -169,7 +155,7 @@ async def test_a_failed_batch_writes_none_of_its_events(dbs: Databases) -> None:
     with pytest.raises(ApplicationError):
         await _record_batch(dbs, [orphan, PLANNED.model_copy(update={"ticket_id": "nope"})], "1")
     assert await _ticket(dbs, "nope") is None
-    assert await _events(dbs, "nope") == []
+    assert await audit_events(dbs, "nope") == []
 
 
 def test_a_batch_is_one_ticket_and_not_empty() -> None:
