@@ -16,9 +16,12 @@ import hmac
 import os
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import aiohttp
+from temporalio.client import Client
 
 from bench.fake_slack_server import READY as FAKE_SLACK_READY
 from bench.harness import (
@@ -44,6 +47,9 @@ from bench.harness import (
     workdir,
     worker_process,
 )
+from core.models import TicketRequest
+from core.settings import Settings
+from core.tickets import TicketService
 from tests.fakes.slack_server import BOT_TOKEN, TEAM_ID
 
 TARGET_P99_MS = 100.0
@@ -98,17 +104,52 @@ async def send(http: aiohttp.ClientSession, text: str, response_url: str) -> flo
     return elapsed
 
 
-async def load(http: aiohttp.ClientSession, concurrency: int, total: int, response_url: str) -> list[float]:
-    """`concurrency` senders, each sending its next command as soon as the previous one is acked."""
+async def closed_loop(concurrency: int, total: int, job: Callable[[int], Awaitable[float]]) -> list[float]:
+    """`concurrency` senders, each running its next job as soon as its previous one is done; each job's time."""
     samples: list[float] = []
     counter = iter(range(total))
 
     async def sender() -> None:
         for index in counter:
-            samples.append(await send(http, auto_approved_text(index), response_url))
+            samples.append(await job(index))
 
     await asyncio.gather(*(sender() for _ in range(concurrency)))
     return samples
+
+
+async def load(http: aiohttp.ClientSession, concurrency: int, total: int, response_url: str) -> list[float]:
+    """`concurrency` senders, each sending its next command as soon as the previous one is acked."""
+    return await closed_loop(concurrency, total, lambda index: send(http, auto_approved_text(index), response_url))
+
+
+@dataclass(frozen=True)
+class StartCapacity:
+    """Temporal alone: workflow starts from a client, with no bot in front and no worker behind."""
+
+    stats: Stats
+    per_second: float
+    server_cpu_ms: float
+
+
+async def temporal_start_capacity(client: Client, settings: Settings, server_pid: int, total: int) -> StartCapacity:
+    """As many senders as the ack's top level, each starting a ticket as the last one is accepted.
+
+    The queue is one no worker polls, so the server does nothing but accept starts: the bound on
+    an ack that waits for the start, whatever the bot does.
+    """
+    service = TicketService(client, task_queue=f"{settings.temporal_task_queue}-unpolled")
+    request = TicketRequest(text=auto_approved_text(0), requester=REQUESTER, approval=settings.approval_settings())
+
+    async def start(_: int) -> float:
+        began = time.perf_counter()
+        await service.start(request)
+        return time.perf_counter() - began
+
+    cpu = process_cpu_seconds(server_pid)
+    began = time.perf_counter()
+    samples = await closed_loop(max(LEVELS), total, start)
+    elapsed = time.perf_counter() - began
+    return StartCapacity(summarize(samples), total / elapsed, 1000 * (process_cpu_seconds(server_pid) - cpu) / total)
 
 
 async def main() -> None:
@@ -116,7 +157,7 @@ async def main() -> None:
     results: dict[int, Stats] = {}
     rates: dict[int, float] = {}
     with workdir("ack") as directory:
-        async with dev_server(directory) as (server, _):
+        async with dev_server(directory) as (server, client):
             fake = ChildProcess(
                 "fake Slack",
                 [str(BIN_DIR / "python"), "-m", "bench.fake_slack_server"],
@@ -145,6 +186,8 @@ async def main() -> None:
                 try:
                     await worker.wait_for_line(WORKER_READY)
                     await bot.wait_for_line(BOT_READY)
+                    log(f"Temporal alone: {totals[max(LEVELS)]} starts, {max(LEVELS)} at a time")
+                    capacity = await temporal_start_capacity(client, settings, server.child.pid, totals[max(LEVELS)])
                     base_url = f"http://{settings.bot_host}:{settings.bot_port}"
                     connector = aiohttp.TCPConnector(limit=max(LEVELS))
                     timeout = aiohttp.ClientTimeout(total=30)
@@ -196,7 +239,13 @@ async def main() -> None:
                     f"accepted {rates[max(LEVELS)]:.0f} per second while it and the worker ran those tickets on the "
                     f"same two cores, so each command waited about {max(LEVELS)} / {rates[max(LEVELS)]:.0f} s = "
                     f"{1000 * max(LEVELS) / rates[max(LEVELS)]:.0f} ms; the bot itself used "
-                    f"{1000 * bot_cpu / commands:.1f} ms of CPU per command."
+                    f"{1000 * bot_cpu / commands:.1f} ms of CPU per command. "
+                    "The server alone (starts from a client, no bot in front, the worker idle) accepted "
+                    f"{capacity.per_second:.0f} starts per second from {max(LEVELS)} senders, "
+                    f"p99 {capacity.stats.p99:.0f} ms, at "
+                    f"{capacity.server_cpu_ms:.1f} ms of server CPU each: an ack that waits for the start cannot "
+                    f"reach p99 {TARGET_P99_MS:.0f} ms at {max(LEVELS)} concurrent on this machine, "
+                    "whatever the bot does."
                 )
             )
         ),
@@ -205,6 +254,12 @@ async def main() -> None:
             "commands_per_second": {str(level): round(rate, 1) for level, rate in rates.items()},
             "bot_cpu_ms_per_command": round(1000 * bot_cpu / commands, 2),
             "load_generator_cpu_ms_per_command": round(1000 * own_cpu / commands, 2),
+            "temporal_alone_starts": {
+                "senders": max(LEVELS),
+                "per_second": round(capacity.per_second, 1),
+                "latency_ms": vars(capacity.stats),
+                "server_cpu_ms_per_start": round(capacity.server_cpu_ms, 2),
+            },
         },
     ).save()
 
