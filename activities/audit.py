@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -26,6 +26,8 @@ from core.schema import AuditEventRow, TicketRow, utcnow
 logger = logging.getLogger(__name__)
 
 ACTIVITY_KEY = "activity_key"
+TICKETS = cast(Table, TicketRow.__table__)
+EVENTS = cast(Table, AuditEventRow.__table__)
 ERROR_UNKNOWN_TICKET = "UnknownTicket"
 
 
@@ -77,22 +79,19 @@ class AuditActivities:
         for event in events:  # later events win: the row ends as the last one left it
             changes.update(_ticket_changes(event))
         async with self._sessions() as session:
+            # Core statements on the session's connection: the ORM's update, unit of work and bulk
+            # insert paths cost more CPU than the writes themselves, on every ticket step.
+            connection = await session.connection()
             # The update comes first so that it takes the row's write lock before the duplicate check.
-            updated = await session.execute(
-                update(TicketRow)
-                .where(TicketRow.ticket_id == ticket_id)
-                .values(**changes)
-                .execution_options(synchronize_session=False)
-            )
-            if getattr(updated, "rowcount", 0) == 0:
-                session.add(_new_ticket(ticket_id, events[0], changes, now))
-                await session.flush()  # the ticket row must exist before the events that refer to it
-            elif key is not None and await _already_recorded(session, ticket_id, events[0], key):
+            updated = await connection.execute(update(TICKETS).where(TICKETS.c.ticket_id == ticket_id).values(changes))
+            if updated.rowcount == 0:
+                # The ticket row must exist before the events that refer to it.
+                await connection.execute(insert(TICKETS).values(_new_ticket(ticket_id, events[0], changes, now)))
+            elif key is not None and await _already_recorded(connection, ticket_id, events[0], key):
                 # The batch commits as a whole, so its first event stands for all of it.
                 await session.rollback()
                 return False
-            # One multi-row INSERT through Core: the ORM's unit of work cost more CPU than the write.
-            await session.execute(insert(AuditEventRow), [_event_row(ticket_id, event, key, now) for event in events])
+            await connection.execute(insert(EVENTS), [_event_row(ticket_id, event, key, now) for event in events])
             await session.commit()
         return True
 
@@ -124,7 +123,7 @@ def _ticket_changes(event: RecordEventInput) -> dict[str, Any]:
     return changes
 
 
-def _new_ticket(ticket_id: str, event: RecordEventInput, changes: dict[str, Any], now: datetime) -> TicketRow:
+def _new_ticket(ticket_id: str, event: RecordEventInput, changes: dict[str, Any], now: datetime) -> dict[str, Any]:
     """The ticket's row, built from the first event, which must carry the request, then `changes`."""
     request = event.request
     if request is None:
@@ -135,24 +134,24 @@ def _new_ticket(ticket_id: str, event: RecordEventInput, changes: dict[str, Any]
             non_retryable=True,
         )
     stage = changes.get("stage", Stage.RECEIVED.value)
-    return TicketRow(
-        ticket_id=ticket_id,
-        workflow_id=workflow_id_for(ticket_id),
-        requester=request.requester,
-        source=request.source.value,
-        channel=request.channel,
-        text=request.text,
-        stage=stage,
-        status=changes.get("status", stage),
-        risk=changes.get("risk"),
-        created_at=now,
-        updated_at=now,
-    )
+    return {
+        "ticket_id": ticket_id,
+        "workflow_id": workflow_id_for(ticket_id),
+        "requester": request.requester,
+        "source": request.source.value,
+        "channel": request.channel,
+        "text": request.text,
+        "stage": stage,
+        "status": changes.get("status", stage),
+        "risk": changes.get("risk"),
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
-async def _already_recorded(session: AsyncSession, ticket_id: str, event: RecordEventInput, key: str) -> bool:
+async def _already_recorded(connection: AsyncConnection, ticket_id: str, event: RecordEventInput, key: str) -> bool:
     """Whether an earlier attempt of this activity appended its event (same ticket, kind and key)."""
-    details = await session.scalars(
-        select(AuditEventRow.detail).where(AuditEventRow.ticket_id == ticket_id, AuditEventRow.kind == event.kind.value)
+    details = await connection.scalars(
+        select(EVENTS.c.detail).where(EVENTS.c.ticket_id == ticket_id, EVENTS.c.kind == event.kind.value)
     )
     return any(isinstance(detail, dict) and detail.get(ACTIVITY_KEY) == key for detail in details)
