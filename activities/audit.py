@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy import exc as sa_exc
@@ -38,6 +38,12 @@ def activity_key() -> str | None:
     except RuntimeError:  # called outside an activity: nothing to deduplicate against
         return None
     return f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}"
+
+
+class AuditWriter(Protocol):
+    """Appends a ticket's audit events once per activity: what steps that carry the audit are given."""
+
+    async def append(self, events: Sequence[RecordEventInput], *, part: str = "") -> None: ...
 
 
 class AuditActivities:

@@ -2,7 +2,8 @@
 
 The ledger row `(workflow id, plan hash)` commits in the same transaction as the writes, so a
 retry (or a second attempt running at the same time) finds it and returns the stored result
-instead of writing again. Any failure rolls the whole plan back.
+instead of writing again. Any failure rolls the whole plan back. The audit events the ticket
+queued before this step (`ExecutePlanInput.events`) are written to the app DB before the plan runs.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.audit import AuditWriter
 from activities.heartbeat import heartbeating
 from activities.sql import (
     AnyOperation,
@@ -67,14 +69,19 @@ class _Step:
 
 
 class ExecutionActivities:
-    """Runs plans against the target DB; receives the target engine."""
+    """Runs plans against the target DB; receives the target engine and the app DB's audit writer."""
 
-    def __init__(self, target_engine: AsyncEngine) -> None:
+    def __init__(self, target_engine: AsyncEngine, audit: AuditWriter) -> None:
         self._target = target_engine
+        self._audit = audit
 
     @activity.defn(name=ACTIVITY_EXECUTE_PLAN)
     async def execute_plan(self, input: ExecutePlanInput) -> ExecutionResult:
         label = ticket_label(input.ticket_id)
+        if input.events:
+            # The steps that led here go on record first (once, however often this is retried): a
+            # failed write is retried like any failure here, and the plan does not run meanwhile.
+            await self._audit.append(input.events)
         expected = plan_hash(input.plan)
         if input.plan_hash != expected:
             raise ApplicationError(

@@ -10,12 +10,12 @@ where there were three.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Protocol
 
 from temporalio import activity
 
-from core.models import NotifyEvent, NotifyInput, NotifyResult, RecordEventInput, TicketStatus
+from activities.audit import AuditWriter
+from core.models import NotifyEvent, NotifyInput, NotifyResult, TicketStatus
 from core.names import ACTIVITY_NOTIFY, ticket_label
 
 logger = logging.getLogger(__name__)
@@ -38,12 +38,6 @@ def describe(event: NotifyEvent, status: TicketStatus) -> str:
         return f"{label} escalated: nobody has decided yet"
     detail = f" (risk {status.report.risk.value})" if status.report else ""
     return f"{label} {status.stage.value}{detail}: {status.request.text[:80]}"
-
-
-class AuditWriter(Protocol):
-    """Appends a ticket's audit events once per activity (`activities.audit.AuditActivities`)."""
-
-    async def append(self, events: Sequence[RecordEventInput], *, part: str = "") -> None: ...
 
 
 class LogNotifier:

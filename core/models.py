@@ -498,6 +498,9 @@ class ExecutePlanInput(Model):
     plan: Plan
     plan_hash: str
     approved_rows: list[int] = Field(default_factory=list)
+    # Tickets begun since PATCH_COALESCED (workflows/ticket.py): the audit events queued so far,
+    # written before the plan runs, so it never runs before the steps that led to it are on record.
+    events: list[RecordEventInput] = Field(default_factory=list)
 
 
 class NotifyEvent(StrEnum):
@@ -510,8 +513,8 @@ class NotifyEvent(StrEnum):
 class NotifyInput(Model):
     event: NotifyEvent
     status: TicketStatus
-    # Tickets begun since PATCH_COALESCED (workflows/ticket.py): the audit events queued so far,
-    # written before the notification goes out, and the delivery's own event written after it.
+    # Tickets begun since PATCH_COALESCED: the audit events queued so far, written before the
+    # notification goes out, and the delivery's own event written after it.
     events: list[RecordEventInput] = Field(default_factory=list)
     record_delivery: bool = False
 

@@ -55,7 +55,7 @@ PATCH_LOCAL_READS = "context-and-validation-as-local-activities"
 PATCH_BATCHED_AUDIT = "audit-events-written-in-batches"
 PATCH_LOCAL_NOTIFY = "local-notifications-and-executing-notice"
 # The one patch tickets begun since ask about: it stands for all of the above, and for two more
-# changes (search attributes upserted together, the audit written by the notification).
+# changes (search attributes upserted together, the audit carried by the step that leaves next).
 PATCH_COALESCED = "coalesced-upserts-and-audit-with-notifications"
 
 # Review rounds (reject with feedback, plan again) per run before continuing as new.
@@ -91,7 +91,7 @@ class TicketWorkflow:
         self._approvers: list[str] | None = None
         self._local_reads = False
         self._local_notify = False
-        self._notify_records = False
+        self._carry_audit = False
         # Started with the ticket search attributes, so the namespace has them and upserts are safe.
         self._index = TicketIndex(
             enabled=workflow.info().typed_search_attributes.get(ticket_search.TICKET_REQUESTER) is not None
@@ -149,8 +149,10 @@ class TicketWorkflow:
         if workflow.patched(PATCH_COALESCED):
             self._local_reads = self._audit.batched = self._local_notify = True
             # Search attributes go out in one upsert when the ticket leaves the worker, not one per
-            # stage; the notification writes the audit events queued before it and its own after it.
-            self._index.coalesced = self._notify_records = True
+            # stage. The queued audit events ride with the next notification or plan execution, which
+            # write them before they act (a notification also writes its own delivery after): no
+            # local activity of their own, and no activation to resume from it.
+            self._index.coalesced = self._carry_audit = True
         else:
             self._ask_earlier_patches()
         if request.continued is None:
@@ -221,6 +223,7 @@ class TicketWorkflow:
                 plan=plan,
                 plan_hash=report.plan_hash,
                 approved_rows=[impact.rows_affected for impact in report.impacts],
+                events=self._audit.take() if self._carry_audit else [],
             ),
         )
         await self._record(
@@ -450,14 +453,14 @@ class TicketWorkflow:
         await self._audit.flush_before_leaving()
 
     async def _notify(self, event: NotifyEvent) -> None:
-        carried = self._audit.take() if self._notify_records else []
-        if not self._notify_records:
+        carried = self._audit.take() if self._carry_audit else []
+        if not self._carry_audit:
             await self._audit.flush_before_leaving()
-        recorded_delivery = self._notify_records
+        recorded_delivery = self._carry_audit
         try:
             result: NotifyResult = await run_step(
                 Step(names.ACTIVITY_NOTIFY, options.NOTIFY, NotifyResult, local=self._local_notify),
-                NotifyInput(event=event, status=self._status, events=carried, record_delivery=self._notify_records),
+                NotifyInput(event=event, status=self._status, events=carried, record_delivery=self._carry_audit),
             )
         except ActivityError as error:
             result = NotifyResult(delivered=False, error=str(error.cause or error))

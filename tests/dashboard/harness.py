@@ -151,6 +151,8 @@ class DashboardScript:
 
     @activity.defn(name=names.ACTIVITY_EXECUTE_PLAN)
     async def execute_plan(self, input: ExecutePlanInput) -> ExecutionResult:
+        if input.events:  # as the real activity does, before the plan runs
+            await self.audit.append(input.events)
         if self.hold_execution is not None:
             await self.hold_execution.wait()
         self.base.executions.append(input)

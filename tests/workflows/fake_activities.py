@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.notify import AuditWriter, NotifyActivities
+from activities.audit import AuditWriter
+from activities.notify import NotifyActivities
 from core import names
 from core.models import (
     ExecutePlanInput,
@@ -73,7 +74,7 @@ class ScriptedActivities:
         await self.append(batch.events)
 
     async def append(self, events: Sequence[RecordEventInput], *, part: str = "") -> None:
-        """The audit writer the real notify activity is given (`activities.notify.AuditWriter`)."""
+        """The audit writer the real notify activity is given (`activities.audit.AuditWriter`)."""
         self.events.extend(events)
         self.trail.append("audit " + " ".join(event.kind.value for event in events))
 
@@ -104,6 +105,8 @@ class ScriptedActivities:
 
     @activity.defn(name=names.ACTIVITY_EXECUTE_PLAN)
     async def execute_plan(self, input: ExecutePlanInput) -> ExecutionResult:
+        if input.events:  # as the real activity does, before the plan runs
+            await self.append(input.events)
         self.executions.append(input)
         self.trail.append("execute")
         return ExecutionResult(

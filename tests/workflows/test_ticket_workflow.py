@@ -114,7 +114,7 @@ async def test_audit_is_written_in_batches_before_each_step_that_leaves_the_work
     ]
 
 
-async def test_a_new_ticket_asks_one_patch_and_writes_its_audit_with_its_notifications(
+async def test_a_new_ticket_asks_one_patch_and_its_audit_rides_with_the_next_step(
     time_env: WorkflowEnvironment,
 ) -> None:
     fakes = ScriptedActivities(risk=Risk.LOW)
@@ -124,9 +124,10 @@ async def test_a_new_ticket_asks_one_patch_and_writes_its_audit_with_its_notific
     markers = [event.marker_recorded_event_attributes for event in history.events if event.event_type == MARKER]
     patches = [marker for marker in markers if marker.marker_name == "core_patch"]
     assert len(patches) == 1 and PATCH_COALESCED.encode() in patches[0].SerializeToString()
-    # Notify (with the submitted event), context, validation, the audit before executing, notify
-    # (with the executed and finished events, then its own): five local activities, not seven.
-    assert len(markers) - len(patches) == 5
+    # Notify (with the submitted event), context, validation, and notify (with the executed and
+    # finished events, then its own); the execution carries the audit before it: four, not seven.
+    assert len(markers) - len(patches) == 4
+    assert [event.kind for event in fakes.executions[0].events] == ["planned", "validated", "decided"]
     assert [notification.event for notification in fakes.notifications] == [NotifyEvent.STAGE, NotifyEvent.OUTCOME]
     assert [event.kind for event in fakes.events][-1] is AuditEventKind.NOTIFIED
 
