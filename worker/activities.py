@@ -32,7 +32,7 @@ def build_activity_set(settings: Settings, databases: Databases) -> ActivitySet:
     audit = AuditActivities(databases.app_sessions)
     context = ContextActivities(databases.app_sessions, databases.target_engine)
     safety = SafetyActivities(databases.app_sessions, databases.target_engine)
-    execution = ExecutionActivities(databases.target_engine)
+    execution = ExecutionActivities(databases.target_engine, audit)
     planning = PlanningActivities(build_planner(settings))
     return ActivitySet(
         workflow_queue=[
