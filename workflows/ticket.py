@@ -56,7 +56,7 @@ PATCH_BATCHED_AUDIT = "audit-events-written-in-batches"
 PATCH_LOCAL_NOTIFY = "local-notifications-and-executing-notice"
 # The one patch tickets begun since ask about: it stands for all of the above, and for two more
 # changes (search attributes upserted together, the audit carried by the step that leaves next).
-PATCH_COALESCED = "coalesced-upserts-and-audit-with-notifications"
+PATCH_COALESCED = "coalesced-upserts-and-audit-carried-by-next-step"
 
 # Review rounds (reject with feedback, plan again) per run before continuing as new.
 ROUNDS_PER_RUN = 20
@@ -453,6 +453,7 @@ class TicketWorkflow:
         await self._audit.flush_before_leaving()
 
     async def _notify(self, event: NotifyEvent) -> None:
+        """Tell the requester (Slack, or the log) where the ticket stands; a failed delivery is audited, never fatal."""
         carried = self._audit.take() if self._carry_audit else []
         if not self._carry_audit:
             await self._audit.flush_before_leaving()
