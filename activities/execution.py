@@ -81,7 +81,8 @@ class ExecutionActivities:
         if input.events:
             # The steps that led here go on record first (once, however often this is retried): a
             # failed write is retried like any failure here, and the plan does not run meanwhile.
-            await self._audit.append(input.events)
+            async with heartbeating():  # a slow app DB must not look like a dead worker either
+                await self._audit.append(input.events)
         expected = plan_hash(input.plan)
         if input.plan_hash != expected:
             raise ApplicationError(
