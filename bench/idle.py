@@ -30,7 +30,7 @@ from bench.harness import (
     workdir,
 )
 from core.bootstrap import Databases
-from core.models import Decision, DecisionSource, OutcomeStatus, Stage, TicketRequest
+from core.models import DecisionSource, OutcomeStatus, Stage, TicketRequest
 from core.schema import TicketRow
 from core.tickets import StartedTicket, TicketService
 from tests.pipeline import APPROVERS, REQUESTER
@@ -59,14 +59,7 @@ async def wait_until_waiting(databases: Databases, expected: int, within: float)
 async def approve(service: TicketService, ticket: StartedTicket) -> OutcomeStatus:
     status = await service.status(ticket.short_id)
     assert status.approval is not None, f"{ticket.label} is not waiting: {status.stage}"
-    decision = Decision(
-        approve=True,
-        decider=APPROVERS[0],
-        source=DecisionSource.CLI,
-        request_id=status.approval.request_id,
-        plan_hash=status.approval.plan_hash,
-    )
-    await service.decide(ticket.short_id, decision)
+    await service.decide(ticket.short_id, status.approval.decision(APPROVERS[0], DecisionSource.CLI))
     return (await service.result(ticket.short_id)).status
 
 

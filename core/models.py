@@ -322,6 +322,17 @@ class ApprovalRequest(Model):
     deadline: datetime
     reminder_at: datetime | None = None
 
+    def decision(self, decider: str, source: DecisionSource, *, approve: bool = True, comment: str = "") -> Decision:
+        """A decision on this request, naming its id and plan hash so the workflow can tell it is current."""
+        return Decision(
+            approve=approve,
+            decider=decider,
+            source=source,
+            request_id=self.request_id,
+            plan_hash=self.plan_hash,
+            comment=comment,
+        )
+
 
 class Decision(Model):
     """The payload of the `approve` and `reject` signals."""

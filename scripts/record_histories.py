@@ -77,16 +77,7 @@ async def _awaiting_approval(handle: Handle, answered: str | None = None) -> Tic
 
 def _decision(status: TicketStatus, decider: str, *, approve: bool = True, **changes: str) -> Decision:
     assert status.approval is not None
-    values: dict[str, object] = {
-        "approve": approve,
-        "decider": decider,
-        "source": DecisionSource.SLACK,
-        "request_id": status.approval.request_id,
-        "plan_hash": status.approval.plan_hash,
-        "comment": "",
-    }
-    values.update(changes)
-    return Decision.model_validate(values)
+    return status.approval.decision(decider, DecisionSource.SLACK, approve=approve).model_copy(update=changes)
 
 
 def _signals(*deciders: tuple[str, bool, dict[str, str]]) -> Drive:

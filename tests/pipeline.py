@@ -16,7 +16,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from core.bootstrap import Databases, init_databases
-from core.models import Decision, DecisionSource, Stage, TicketRequest, TicketStatus
+from core.models import DecisionSource, Stage, TicketRequest, TicketStatus
 from core.settings import Settings, load_settings
 from core.tickets import TicketService
 from worker.activities import build_activity_set
@@ -67,14 +67,7 @@ class Pipeline:
         status = await self.wait_for_stage(ticket, Stage.AWAITING_APPROVAL)
         assert status.approval is not None
         for decider in deciders:
-            decision = Decision(
-                approve=True,
-                decider=decider,
-                source=DecisionSource.DASHBOARD,
-                request_id=status.approval.request_id,
-                plan_hash=status.approval.plan_hash,
-            )
-            await self.service.decide(ticket, decision)
+            await self.service.decide(ticket, status.approval.decision(decider, DecisionSource.DASHBOARD))
 
 
 @asynccontextmanager

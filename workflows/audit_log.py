@@ -49,7 +49,7 @@ class AuditLog:
     async def flush(self) -> None:
         """Write every queued event, in order."""
         if self.batched:
-            batch, self._queue = self._queue, []
+            batch = self.take()
             if batch:
                 await self._write(names.ACTIVITY_RECORD_EVENTS, RecordEventsInput(events=batch), batch)
             return

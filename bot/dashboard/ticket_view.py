@@ -14,7 +14,7 @@ from datetime import datetime
 from bot.dashboard import presenters
 from bot.dashboard.auth import DashboardUser
 from bot.dashboard.reader import TicketSnapshot
-from core.models import Decision, DecisionSource, Stage, TicketStatus
+from core.models import DecisionSource, Stage, TicketStatus
 from core.names import workflow_id_for
 from core.schema import AuditEventRow
 from core.tickets import DecisionRefused, check_decision
@@ -31,13 +31,7 @@ def refusal_for(status: TicketStatus, user: DashboardUser) -> str | None:
     """Why `user` cannot decide on this ticket now, or None when they can."""
     if status.approval is None:
         return f"This ticket is {presenters.words(status.status_label)}; there is nothing to decide."
-    trial = Decision(
-        approve=True,
-        decider=user.approver,
-        source=DecisionSource.DASHBOARD,
-        request_id=status.approval.request_id,
-        plan_hash=status.approval.plan_hash,
-    )
+    trial = status.approval.decision(user.approver, DecisionSource.DASHBOARD)
     try:
         check_decision(status, trial)
     except DecisionRefused as refused:

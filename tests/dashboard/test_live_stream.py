@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from core.models import Decision, DecisionSource
+from core.models import DecisionSource
 from tests.dashboard.browser import serve
 from tests.dashboard.harness import DashboardWorld, sign_in
 
@@ -50,16 +50,7 @@ async def test_stream_sends_each_change_until_the_ticket_finishes(
             if data["status"] == "awaiting_approval" and len(seen) == 1:
                 status = await world.service.status(short_id)
                 assert status.approval is not None
-                await world.service.decide(
-                    short_id,
-                    Decision(
-                        approve=True,
-                        decider="alice",
-                        source=DecisionSource.CLI,
-                        request_id=status.approval.request_id,
-                        plan_hash=status.approval.plan_hash,
-                    ),
-                )
+                await world.service.decide(short_id, status.approval.decision("alice", DecisionSource.CLI))
     assert seen[0] == "awaiting_approval" and seen[-1] == "done"  # the stream ended by itself at the outcome
 
 

@@ -23,7 +23,6 @@ from core.demo import customers, demo_metadata
 from core.ledger import LEDGER_TABLE
 from core.models import (
     MAX_TICKET_TEXT,
-    Decision,
     DecisionSource,
     OutcomeStatus,
     Risk,
@@ -192,14 +191,7 @@ async def run_attack(attack: Attack, data_dir: Path, databases: Databases, env: 
         started = await service.start(ticket_request(pipeline.settings, attack.text))
         status = await asyncio.wait_for(settle(service, started.short_id), timeout=60)
         if status.stage is Stage.AWAITING_APPROVAL and status.approval is not None:
-            rejection = Decision(
-                approve=False,
-                decider="alice",
-                source=DecisionSource.CLI,
-                request_id=status.approval.request_id,
-                plan_hash=status.approval.plan_hash,
-                comment="prompt injection",
-            )
+            rejection = status.approval.decision("alice", DecisionSource.CLI, approve=False, comment="prompt injection")
             await service.decide(started.short_id, rejection)
             outcome = await service.result(started.short_id)
             assert outcome.status is OutcomeStatus.REJECTED, (attack.name, outcome.reason)

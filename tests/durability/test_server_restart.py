@@ -58,13 +58,7 @@ async def start_server(server: ChildProcess, address: str, within: float = 60.0)
 
 def approval(status: TicketStatus, decider: str) -> Decision:
     assert status.approval is not None
-    return Decision(
-        approve=True,
-        decider=decider,
-        source=DecisionSource.CLI,
-        request_id=status.approval.request_id,
-        plan_hash=status.approval.plan_hash,
-    )
+    return status.approval.decision(decider, DecisionSource.CLI)
 
 
 async def listed_ticket_ids(client: Client, queue: str) -> set[str]:

@@ -71,13 +71,7 @@ async def test_risky_ticket_waits_for_two_approvers_then_runs(pipeline: Pipeline
 
     def decision(decider: str) -> Decision:
         assert status.approval is not None
-        return Decision(
-            approve=True,
-            decider=decider,
-            source=DecisionSource.CLI,
-            request_id=status.approval.request_id,
-            plan_hash=status.approval.plan_hash,
-        )
+        return status.approval.decision(decider, DecisionSource.CLI)
 
     with pytest.raises(DecisionRefused):
         await pipeline.service.decide(started.short_id, decision("dave"))  # the requester

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from core.models import (
     ApprovalRequest,
     ApprovalSettings,
-    Decision,
     DecisionRecord,
     DecisionSource,
     ExecutionResult,
@@ -105,14 +104,7 @@ def awaiting(status: TicketStatus | None = None) -> TicketStatus:
 def decision(status: TicketStatus, decider: str, approve: bool = True, comment: str = "") -> DecisionRecord:
     assert status.approval is not None
     return DecisionRecord(
-        decision=Decision(
-            approve=approve,
-            decider=decider,
-            source=DecisionSource.SLACK,
-            request_id=status.approval.request_id,
-            plan_hash=status.approval.plan_hash,
-            comment=comment,
-        ),
+        decision=status.approval.decision(decider, DecisionSource.SLACK, approve=approve, comment=comment),
         received_at=NOW,
         accepted=True,
     )

@@ -72,16 +72,7 @@ async def awaiting_approval(handle: WorkflowHandle[object, TicketOutcome]) -> Ti
 
 def decision(status: TicketStatus, decider: str, approve: bool = True, **changes: str) -> Decision:
     assert status.approval is not None
-    values = {
-        "approve": approve,
-        "decider": decider,
-        "source": DecisionSource.CLI,
-        "request_id": status.approval.request_id,
-        "plan_hash": status.approval.plan_hash,
-        "comment": "",
-    }
-    values.update(changes)
-    return Decision.model_validate(values)
+    return status.approval.decision(decider, DecisionSource.CLI, approve=approve).model_copy(update=changes)
 
 
 async def test_low_risk_ticket_executes_without_approval(time_env: WorkflowEnvironment) -> None:
@@ -96,12 +87,14 @@ async def test_low_risk_ticket_executes_without_approval(time_env: WorkflowEnvir
     assert fakes.notifications[-1].event is NotifyEvent.OUTCOME
 
 
-async def test_audit_is_written_in_batches_before_each_step_that_leaves_the_worker(
+async def test_a_new_ticket_asks_one_patch_and_writes_its_audit_before_each_step_that_leaves(
     time_env: WorkflowEnvironment,
 ) -> None:
     fakes = ScriptedActivities(risk=Risk.LOW)
     async with running(time_env, fakes, request()) as handle:
         await handle.result()
+        history = await handle.fetch_history()
+    # Audit writes and steps that leave the worker, in order: the log shows every step before what follows it.
     assert fakes.trail == [
         "audit submitted",
         "notify stage",
@@ -112,15 +105,6 @@ async def test_audit_is_written_in_batches_before_each_step_that_leaves_the_work
         "notify outcome",
         "audit notified",
     ]
-
-
-async def test_a_new_ticket_asks_one_patch_and_its_audit_rides_with_the_next_step(
-    time_env: WorkflowEnvironment,
-) -> None:
-    fakes = ScriptedActivities(risk=Risk.LOW)
-    async with running(time_env, fakes, request()) as handle:
-        await handle.result()
-        history = await handle.fetch_history()
     markers = [event.marker_recorded_event_attributes for event in history.events if event.event_type == MARKER]
     patches = [marker for marker in markers if marker.marker_name == "core_patch"]
     assert len(patches) == 1 and PATCH_COALESCED.encode() in patches[0].SerializeToString()
