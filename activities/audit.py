@@ -1,9 +1,9 @@
 """The audit activities: append to the audit log and keep the ticket's row current.
 
-`record_events` writes a batch of one ticket's events, `record_event` (kept for tickets that
-began before batching) a single one. The appends and the row update share one transaction,
-and each event carries the key of the activity that recorded it (`detail["activity_key"]`),
-so a retried attempt finds its own earlier write and appends nothing.
+`record_events` writes a batch of one ticket's events. The appends and the row update share
+one transaction, and each event carries the key of its batch (`detail["activity_key"]`): the
+key the workflow gave the batch, the same for its local tries and its durable retries, or
+else the activity's own. A retried attempt finds its own earlier write and appends nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core.models import RecordEventInput, RecordEventsInput, Stage
-from core.names import ACTIVITY_RECORD_EVENT, ACTIVITY_RECORD_EVENTS, short_id_from, ticket_label, workflow_id_for
+from core.names import ACTIVITY_RECORD_EVENTS, short_id_from, ticket_label, workflow_id_for
 from core.schema import AuditEventRow, TicketRow, utcnow
 
 logger = logging.getLogger(__name__)
@@ -52,20 +52,17 @@ class AuditActivities:
     def __init__(self, app_sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = app_sessions
 
-    @activity.defn(name=ACTIVITY_RECORD_EVENT)
-    async def record_event(self, event: RecordEventInput) -> None:
-        await self.append([event])
-
     @activity.defn(name=ACTIVITY_RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> None:
-        await self.append(batch.events)
+        await self.append(batch.events, key=batch.batch_key or None)
 
-    async def append(self, events: Sequence[RecordEventInput], *, part: str = "") -> None:
-        """Write one ticket's events, once per activity: `part` names each separate write of one activity."""
+    async def append(self, events: Sequence[RecordEventInput], *, part: str = "", key: str | None = None) -> None:
+        """Write one ticket's events once per `key` (by default this activity's, with `part` for each write)."""
         ticket_id = short_id_from(events[0].ticket_id)
-        key = activity_key()
-        if key is not None and part:
-            key = f"{key}#{part}"
+        if key is None:
+            key = activity_key()
+            if key is not None and part:
+                key = f"{key}#{part}"
         try:
             written = await self._record(ticket_id, events, key)
         except sa_exc.IntegrityError:

@@ -1,10 +1,9 @@
 """Telling people how their ticket is doing, through whichever `Notifier` is configured.
 
-Notification failures never fail a ticket: the notifier returns `delivered=False`, the
-workflow carries on, and the audit log shows what went wrong. For tickets that ask
-(`NotifyInput.record_delivery`), this activity also writes the audit events the workflow
-queued before the notification, and the delivery's own event after it: one local activity
-where there were three.
+The activity asks the workflow for its newest status first, so a delivery that was retried
+through an outage shows where the ticket is now. Notification failures never fail a ticket:
+transient ones are retried by Temporal (for over a day), permanent ones come back as
+`delivered=False` and the workflow audits them.
 """
 
 from __future__ import annotations
@@ -13,29 +12,32 @@ import logging
 from typing import Protocol
 
 from temporalio import activity
+from temporalio.client import Client
 
-from activities.audit import AuditWriter
-from core.models import NotifyEvent, NotifyInput, NotifyResult, TicketStatus
-from core.names import ACTIVITY_NOTIFY, ticket_label
+from core.models import NotifyEvent, NotifyInput, NotifyPost, NotifyResult, TicketStatus
+from core.names import ACTIVITY_NOTIFY, QUERY_STATUS, ticket_label
 
 logger = logging.getLogger(__name__)
 
 
 class Notifier(Protocol):
-    """Delivers one ticket update. Raising means "try again"; returning an error means "give up"."""
+    """Delivers a ticket's state and its one-off posts. Raising means "try again"; returning an error means "give up".
 
-    async def publish(self, event: NotifyEvent, status: TicketStatus) -> NotifyResult: ...
+    The result's `posted` names every post made, or found already made by an earlier attempt.
+    """
+
+    async def publish(self, status: TicketStatus, posts: list[NotifyPost]) -> NotifyResult: ...
 
 
 def describe(event: NotifyEvent, status: TicketStatus) -> str:
     """One line for logs and consoles: what happened to which ticket."""
     label = ticket_label(status.ticket_id)
-    if status.outcome is not None:
-        return f"{label} {status.outcome.status.value}: {status.outcome.reason}"
     if event is NotifyEvent.REMINDER:
         return f"{label} is still waiting for approval"
     if event is NotifyEvent.ESCALATION:
         return f"{label} escalated: nobody has decided yet"
+    if status.outcome is not None:
+        return f"{label} {status.outcome.status.value}: {status.outcome.reason}"
     detail = f" (risk {status.report.risk.value})" if status.report else ""
     return f"{label} {status.stage.value}{detail}: {status.request.text[:80]}"
 
@@ -43,23 +45,35 @@ def describe(event: NotifyEvent, status: TicketStatus) -> str:
 class LogNotifier:
     """Writes each update to the log: the notifier when Slack is not configured."""
 
-    async def publish(self, event: NotifyEvent, status: TicketStatus) -> NotifyResult:
-        logger.info("[%s] %s", ticket_label(status.ticket_id), describe(event, status))
-        return NotifyResult(delivered=True)
+    async def publish(self, status: TicketStatus, posts: list[NotifyPost]) -> NotifyResult:
+        events = [post.kind for post in posts] or [NotifyEvent.STAGE]
+        for event in events:
+            logger.info("[%s] %s", ticket_label(status.ticket_id), describe(event, status))
+        return NotifyResult(delivered=True, posted=[post.key for post in posts])
+
+
+class StatusSource(Protocol):
+    async def __call__(self, workflow_id: str) -> TicketStatus: ...
+
+
+def query_status(client: Client | None = None) -> StatusSource:
+    """Reads a ticket's status with the worker's own client (or `client`)."""
+
+    async def read(workflow_id: str) -> TicketStatus:
+        handle = (client or activity.client()).get_workflow_handle(workflow_id)
+        return await handle.query(QUERY_STATUS, result_type=TicketStatus)
+
+    return read
 
 
 class NotifyActivities:
-    def __init__(self, notifier: Notifier, audit: AuditWriter) -> None:
+    def __init__(self, notifier: Notifier, status_source: StatusSource | None = None) -> None:
         self._notifier = notifier
-        self._audit = audit
+        self._status = status_source or query_status()
 
     @activity.defn(name=ACTIVITY_NOTIFY)
     async def notify_ticket(self, input: NotifyInput) -> NotifyResult:
-        # Each write is keyed to this activity, so a retry after a failed publish appends nothing twice.
-        if input.events:
-            await self._audit.append(input.events)
-        result = await self._notifier.publish(input.event, input.status)
-        delivery = result.audit_event(input.event, input.status) if input.record_delivery else None
-        if delivery is not None:
-            await self._audit.append([delivery], part="delivery")
+        status = await self._status(input.workflow_id)
+        result = await self._notifier.publish(status, input.posts)
+        result.version = status.message_version
         return result

@@ -3,6 +3,9 @@
 Idempotent across activity retries: the message's `ts` travels in `TicketStatus.slack_message`
 and is written to the ticket's app-DB row right after posting, and both are looked up before
 posting, so a retried attempt edits the message it already posted instead of posting again.
+Everything posted carries message metadata naming the ticket and the post; a retried attempt
+looks for it in the channel or thread first, so a post whose answer was lost (the connection
+dropped after Slack took it) is not made twice.
 
 Temporal owns retries. The web client is built with slack_sdk's retry handlers off; a 429 is
 raised as a retryable error whose `next_retry_delay` is Slack's Retry-After, other transient
@@ -17,16 +20,18 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from bot.blocks import SlackMessage, escalation_message, outcome_reply, reminder_message, ticket_message
-from core.models import NotifyEvent, NotifyResult, SlackMessageRef, TicketStatus
+from bot.blocks import escalation_message, outcome_reply, reminder_message, ticket_message
+from core.models import NotifyEvent, NotifyPost, NotifyResult, SlackMessageRef, TicketStatus
 from core.names import ticket_label
 from core.schema import TicketRow, utcnow
 from core.settings import Settings
@@ -66,6 +71,19 @@ ERROR_SLACK_API = "SlackApiError"
 ERROR_SLACK_PERMANENT = "SlackPermanentError"
 DEFAULT_RETRY_AFTER_SECONDS = 5
 USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+# Message metadata that marks what agent-ticket posted, so a retried delivery can tell it posted already.
+POST_EVENT_TYPE = "agent_ticket_post"
+MESSAGE_KEY = "message"
+# How far back in a channel a retry looks for a message it may have posted (most recent first).
+HISTORY_LOOKBACK = 100
+
+
+def _is_retry() -> bool:
+    """Whether an earlier attempt of this activity may have reached Slack (always False outside one)."""
+    try:
+        return activity.info().attempt > 1
+    except RuntimeError:
+        return False
 
 
 def activity_web_client(settings: Settings) -> AsyncWebClient:
@@ -110,6 +128,21 @@ class _Delivery:
     message: SlackMessageRef | None = None
 
 
+def post_metadata(ticket_id: str, key: str) -> dict[str, Any]:
+    """Slack message metadata naming a one-off post, so a retry can find it in the thread."""
+    return {"event_type": POST_EVENT_TYPE, "event_payload": {"ticket": ticket_id, "key": key}}
+
+
+def _is_post(message: dict[str, Any], ticket_id: str, key: str) -> bool:
+    metadata = message.get("metadata") or {}
+    payload = metadata.get("event_payload") or {}
+    return bool(
+        metadata.get("event_type") == POST_EVENT_TYPE
+        and payload.get("ticket") == ticket_id
+        and payload.get("key") == key
+    )
+
+
 class SlackNotifier:
     """The `Notifier` for Slack; receives the Web API client and the app DB's session factory."""
 
@@ -128,35 +161,71 @@ class SlackNotifier:
     def from_settings(cls, settings: Settings, app_sessions: async_sessionmaker[AsyncSession]) -> SlackNotifier:
         return cls(activity_web_client(settings), app_sessions, public_url=settings.public_url)
 
-    async def publish(self, event: NotifyEvent, status: TicketStatus) -> NotifyResult:
+    async def publish(self, status: TicketStatus, posts: list[NotifyPost]) -> NotifyResult:
         label = ticket_label(status.ticket_id)
-        if status.request.channel is None and event is not NotifyEvent.ESCALATION:
-            return NotifyResult(delivered=True)  # filed outside Slack with no channel: nobody to tell here
         delivery = _Delivery(message=status.slack_message)
+        posted: list[str] = []
         try:
-            if event is NotifyEvent.ESCALATION:
-                await self._escalate(status)
-            else:
+            if status.request.channel is not None:
                 delivery.message = await self._sync_message(status, delivery)
-                if event is NotifyEvent.REMINDER:
-                    await self._reply(delivery.message, reminder_message(status))
-                elif event is NotifyEvent.OUTCOME:
-                    await self._reply(delivery.message, outcome_reply(status))
+            for post in posts:
+                if await self._post_once(status, post, delivery.message):
+                    posted.append(post.key)
         except SlackApiError as error:
-            retry = transient(error, f"{event.value} update of {label}")
+            retry = transient(error, f"update of {label}")
             if retry is not None:
                 logger.warning("%s: %s", label, retry.message)
                 raise retry from error
             code = slack_error_code(error)
-            logger.error("%s: Slack %s notification failed for good: %s", label, event.value, code)
-            return NotifyResult(delivered=False, message=delivery.message, error=f"Slack: {code}")
-        logger.info("%s: Slack %s delivered", label, event.value)
-        return NotifyResult(delivered=True, message=delivery.message)
+            logger.error("%s: Slack notification failed for good: %s", label, code)
+            return NotifyResult(delivered=False, message=delivery.message, error=f"Slack: {code}", posted=posted)
+        logger.info("%s: Slack message delivered (version %d)", label, status.message_version)
+        return NotifyResult(delivered=True, message=delivery.message, posted=[post.key for post in posts])
+
+    async def _post_once(self, status: TicketStatus, post: NotifyPost, ref: SlackMessageRef | None) -> bool:
+        """Send one post unless an earlier attempt already did; False when it has nowhere to go."""
+        if post.kind is NotifyEvent.ESCALATION:
+            channel, thread = status.request.approval.escalation_channel, None
+            message = escalation_message(status, self._public_url)
+        elif ref is not None:
+            channel, thread = ref.channel, ref.ts
+            message = reminder_message(status) if post.kind is NotifyEvent.REMINDER else outcome_reply(status)
+        else:
+            return False  # filed outside Slack: the message and its thread do not exist
+        if not channel:
+            return False
+        if _is_retry() and await self._already_posted(status.ticket_id, post.key, channel, thread):
+            logger.info("%s: %s was already posted by an earlier attempt", ticket_label(status.ticket_id), post.key)
+            return True
+        await self._web.chat_postMessage(
+            channel=channel, thread_ts=thread, metadata=post_metadata(status.ticket_id, post.key), **message.payload()
+        )
+        return True
+
+    async def _already_posted(self, ticket_id: str, key: str, channel: str, thread: str | None) -> bool:
+        """Whether Slack already holds this post: an earlier attempt may have posted and lost the answer."""
+        try:
+            if thread is not None:
+                response = await self._web.conversations_replies(
+                    channel=channel, ts=thread, include_all_metadata=True, limit=200
+                )
+            else:
+                response = await self._web.conversations_history(
+                    channel=channel, include_all_metadata=True, limit=HISTORY_LOOKBACK
+                )
+        except SlackApiError as error:
+            if slack_error_code(error) in PERMANENT_ERRORS:
+                logger.warning("cannot look for an earlier post (%s); posting", slack_error_code(error))
+                return False
+            raise
+        return any(_is_post(message, ticket_id, key) for message in response.get("messages") or [])
 
     async def _sync_message(self, status: TicketStatus, delivery: _Delivery) -> SlackMessageRef:
         """Edit the ticket's message to show `status`, posting it first if it doesn't exist yet."""
         message = ticket_message(status, self._public_url)
         ref = delivery.message or await self._stored_ref(status.ticket_id)
+        if ref is None and _is_retry():
+            ref = await self._find_posted_message(status)
         if ref is not None:
             try:
                 await self._web.chat_update(channel=ref.channel, ts=ref.ts, **message.payload())
@@ -167,30 +236,44 @@ class SlackNotifier:
                 logger.warning("%s: its Slack message was deleted; posting a new one", ticket_label(status.ticket_id))
         channel = status.request.channel
         assert channel is not None
-        response = await self._web.chat_postMessage(channel=channel, **message.payload())
+        response = await self._web.chat_postMessage(
+            channel=channel, metadata=post_metadata(status.ticket_id, MESSAGE_KEY), **message.payload()
+        )
         ref = SlackMessageRef(channel=str(response["channel"]), ts=str(response["ts"]))
         delivery.message = ref
         await self._store_ref(status, ref)
         logger.info("%s: posted its Slack message %s/%s", ticket_label(status.ticket_id), ref.channel, ref.ts)
         return ref
 
-    async def _reply(self, ref: SlackMessageRef, message: SlackMessage) -> None:
-        await self._web.chat_postMessage(channel=ref.channel, thread_ts=ref.ts, **message.payload())
-
-    async def _escalate(self, status: TicketStatus) -> None:
-        channel = status.request.approval.escalation_channel
-        if not channel:
-            return
-        await self._web.chat_postMessage(channel=channel, **escalation_message(status, self._public_url).payload())
-        logger.info("%s: escalated to %s", ticket_label(status.ticket_id), channel)
+    async def _find_posted_message(self, status: TicketStatus) -> SlackMessageRef | None:
+        """The ticket's message, if an earlier attempt posted it but never learned its ts."""
+        channel = status.request.channel
+        if channel is None:
+            return None
+        try:
+            response = await self._web.conversations_history(
+                channel=channel, include_all_metadata=True, limit=HISTORY_LOOKBACK
+            )
+        except SlackApiError as error:
+            if slack_error_code(error) in PERMANENT_ERRORS:
+                return None
+            raise
+        for message in response.get("messages") or []:
+            if _is_post(message, status.ticket_id, MESSAGE_KEY):
+                return SlackMessageRef(channel=channel, ts=str(message["ts"]))
+        return None
 
     async def _stored_ref(self, ticket_id: str) -> SlackMessageRef | None:
         """The message an earlier attempt posted, if it got as far as recording it."""
         if self._sessions is None:
             return None
         query = select(TicketRow.slack_channel, TicketRow.slack_ts).where(TicketRow.ticket_id == ticket_id)
-        async with self._sessions() as session:
-            row = (await session.execute(query)).first()
+        try:
+            async with self._sessions() as session:
+                row = (await session.execute(query)).first()
+        except SQLAlchemyError as error:  # the app DB is down: Slack itself is asked on a retry
+            logger.warning("%s: app DB unavailable for its message ts: %s", ticket_label(ticket_id), error)
+            return None
         if row is None or not row.slack_channel or not row.slack_ts:
             return None
         return SlackMessageRef(channel=row.slack_channel, ts=row.slack_ts)

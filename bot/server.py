@@ -75,7 +75,9 @@ async def serve_bot(
     socket_mode: AsyncSocketModeHandler | None = None
     try:
         client = client or await connect(settings)
-        service = TicketService(client, databases.app_sessions, settings.temporal_task_queue)
+        service = TicketService(
+            client, databases.app_sessions, settings.temporal_task_queue, signing_key=settings.signing_key
+        )
         context = BotContext(settings, service, databases)
         config = uvicorn.Config(
             create_app(context),

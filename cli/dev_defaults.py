@@ -32,6 +32,8 @@ def write_demo_env(path: Path = ENV_FILE) -> list[str]:
         f"DASHBOARD_USERS={users}\n"
         "# Signs dashboard session cookies, so sign-ins survive a restart of `dev`.\n"
         f"DASHBOARD_SESSION_SECRET={secrets.token_urlsafe(48)}\n"
+        "# Signs every decision, so the worker can tell who made it (docs/decisions.md).\n"
+        f"DECISION_SIGNING_KEY={secrets.token_urlsafe(48)}\n"
     )
     path.chmod(0o600)
     return [

@@ -335,15 +335,26 @@ class ApprovalRequest(Model):
 
 
 class Decision(Model):
-    """The payload of the `approve` and `reject` signals."""
+    """The payload of the `decide` update and the `approve` and `reject` signals (docs/decisions.md)."""
 
     approve: bool
     decider: str = Field(min_length=1, max_length=200)
     source: DecisionSource
-    request_id: str
-    plan_hash: str
+    request_id: str = Field(max_length=100)
+    plan_hash: str = Field(max_length=100)
     comment: str = Field(default="", max_length=2000)
     replan: bool = False  # a reject that asks for a new plan, with `comment` as the feedback
+    # Set by the front door that authenticated the decider (core/decision_proof.py).
+    signed_at: datetime | None = None
+    proof: str = Field(default="", max_length=200)
+
+
+# Stands in for a payload that did not parse, so its record still shows in the status and the audit.
+MALFORMED_DECIDER = "(malformed)"
+
+
+def malformed_decision(approve: bool) -> Decision:
+    return Decision(approve=approve, decider=MALFORMED_DECIDER, source=DecisionSource.API, request_id="", plan_hash="")
 
 
 class DecisionRecord(Model):
@@ -353,6 +364,17 @@ class DecisionRecord(Model):
     received_at: datetime
     accepted: bool
     reason: str = ""
+
+
+class VerifyDecisionInput(Model):
+    ticket_id: str
+    decision: Decision
+
+
+class DecisionCheck(Model):
+    """The worker's verdict on a decision's proof: None when it may be counted."""
+
+    problem: str | None = None
 
 
 # ---------------------------------------------------------------- execution and outcome
@@ -423,6 +445,23 @@ class TicketStatus(Model):
     slack_message: SlackMessageRef | None = None
     feedback: list[str] = Field(default_factory=list)
     review_rounds: int = 0
+    # Who has approved the current approval request: the one count every client shows.
+    approved_by: list[str] = Field(default_factory=list)
+    # The Slack message is owed while the state it should show is newer than the one delivered.
+    message_version: int = 0
+    message_delivered: int = 0
+    posts_owed: list[str] = Field(default_factory=list)
+
+    @property
+    def message_owed(self) -> bool:
+        return self.message_delivered < self.message_version or bool(self.posts_owed)
+
+    @property
+    def approvals_needed(self) -> int:
+        """How many more approvals the current request needs (0 when none is pending)."""
+        if self.approval is None:
+            return 0
+        return max(0, self.approval.required_approvals - len(self.approved_by))
 
     @property
     def pending_approval(self) -> bool:
@@ -478,6 +517,8 @@ class RecordEventsInput(Model):
     """Several events of one ticket, in the order they happened, written in one transaction."""
 
     events: list[RecordEventInput] = Field(min_length=1)
+    # Names this batch across every attempt, local or not, so a retry never appends it twice.
+    batch_key: str = ""
 
     @model_validator(mode="after")
     def _one_ticket(self) -> RecordEventsInput:
@@ -509,8 +550,6 @@ class ExecutePlanInput(Model):
     plan: Plan
     plan_hash: str
     approved_rows: list[int] = Field(default_factory=list)
-    # Tickets begun since PATCH_COALESCED (workflows/ticket.py): the audit events queued so far,
-    # written before the plan runs, so it never runs before the steps that led to it are on record.
     events: list[RecordEventInput] = Field(default_factory=list)
 
 
@@ -521,31 +560,31 @@ class NotifyEvent(StrEnum):
     OUTCOME = "outcome"
 
 
+class NotifyPost(Model):
+    """A one-off message about the ticket (a reminder, an escalation, the outcome), sent once."""
+
+    kind: NotifyEvent
+    key: str  # unique within the ticket; how a retry recognises a post already made
+
+
 class NotifyInput(Model):
-    event: NotifyEvent
-    status: TicketStatus
-    # Tickets begun since PATCH_COALESCED: the audit events queued so far, written before the
-    # notification goes out, and the delivery's own event written after it.
-    events: list[RecordEventInput] = Field(default_factory=list)
-    record_delivery: bool = False
+    """Bring the ticket's Slack message up to its newest state, and send `posts`.
+
+    The activity asks the workflow for its status when it runs, so a delivery that waited
+    out an outage sends the newest state, not the one it was scheduled with.
+    """
+
+    ticket_id: str
+    workflow_id: str
+    posts: list[NotifyPost] = Field(default_factory=list)
 
 
 class NotifyResult(Model):
     delivered: bool
     message: SlackMessageRef | None = None
     error: str | None = None
-
-    def audit_event(self, event: NotifyEvent, status: TicketStatus) -> RecordEventInput | None:
-        """What the audit log says about this delivery: a failure always, a success only for the outcome."""
-        if not self.delivered:
-            kind, summary = AuditEventKind.NOTIFY_FAILED, f"notification failed: {self.error}"
-        elif event is NotifyEvent.OUTCOME:
-            kind, summary = AuditEventKind.NOTIFIED, "requester told the outcome"
-        else:
-            return None
-        return RecordEventInput(
-            ticket_id=status.ticket_id, kind=kind, summary=summary, stage=status.stage, status=status.status_label
-        )
+    version: int = 0  # the `message_version` of the status that was delivered
+    posted: list[str] = Field(default_factory=list)  # keys of the posts made (or found made)
 
 
 class ResolveApproversInput(Model):

@@ -12,9 +12,9 @@ TICKET_ID_PREFIX = "T-"
 
 SIGNAL_APPROVE = "approve"
 SIGNAL_REJECT = "reject"
+UPDATE_DECIDE = "decide"
 QUERY_STATUS = "status"
 
-ACTIVITY_RECORD_EVENT = "record_event"
 ACTIVITY_RECORD_EVENTS = "record_events"
 ACTIVITY_GATHER_CONTEXT = "gather_context"
 ACTIVITY_PLAN_TICKET = "plan_ticket"
@@ -22,6 +22,7 @@ ACTIVITY_VALIDATE_PLAN = "validate_plan"
 ACTIVITY_EXECUTE_PLAN = "execute_plan"
 ACTIVITY_NOTIFY = "notify_ticket"
 ACTIVITY_RESOLVE_APPROVERS = "resolve_approvers"
+ACTIVITY_VERIFY_DECISION = "verify_decision"
 
 
 def workflow_id_for(short_id: str) -> str:

@@ -20,6 +20,9 @@ class ConfigError(Exception):
     """A setting has a bad value; the message names the setting."""
 
 
+MIN_SIGNING_KEY = 32
+
+
 class Settings(BaseSettings):
     # An empty value (`SLACK_BOT_TOKEN=` in a .env or a Secret) means unset, not "the empty string".
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True)
@@ -71,6 +74,12 @@ class Settings(BaseSettings):
     dashboard_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     dashboard_https_only: bool | None = None  # None: secure cookies exactly when PUBLIC_URL is https
     dashboard_trusted_header: str | None = None
+
+    # Decisions prove who made them (core/decision_proof.py): the front doors sign with the first key
+    # (comma separated, current first, so keys can be rotated), the worker accepts any of them.
+    # Unsigned decisions, such as a raw `temporal workflow signal`, count only with ALLOW_UNSIGNED_DECISIONS.
+    decision_signing_key: SecretStr | None = None
+    allow_unsigned_decisions: bool = False
 
     # Payload encryption (off when empty): `id:base64key,...`, current key first. See core/codec.py.
     payload_codec_keys: SecretStr | None = None
@@ -169,6 +178,15 @@ class Settings(BaseSettings):
         parse_codec_keys(value.get_secret_value())
         return value
 
+    @field_validator("decision_signing_key")
+    @classmethod
+    def _long_signing_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if any(len(key.strip()) < MIN_SIGNING_KEY for key in value.get_secret_value().split(",")):
+            raise ValueError(f"each key must be at least {MIN_SIGNING_KEY} characters")
+        return value
+
     @field_validator("codec_auth_token")
     @classmethod
     def _long_codec_token(cls, value: SecretStr | None) -> SecretStr | None:
@@ -184,6 +202,18 @@ class Settings(BaseSettings):
         if self.payload_codec_keys is None:
             return ()
         return parse_codec_keys(self.payload_codec_keys.get_secret_value())
+
+    @property
+    def decision_keys(self) -> list[bytes]:
+        """The decision signing keys, current first; empty when none is configured."""
+        if self.decision_signing_key is None:
+            return []
+        return [key.strip().encode() for key in self.decision_signing_key.get_secret_value().split(",")]
+
+    @property
+    def signing_key(self) -> bytes | None:
+        """The key front doors sign decisions with (the first), or None."""
+        return self.decision_keys[0] if self.decision_keys else None
 
     @property
     def app_db_url(self) -> str:

@@ -1,18 +1,20 @@
 """Starting tickets, reading their state and deciding on them: one service for every front door.
 
-The bot, the dashboard and the CLI all go through `TicketService`, so the rules about who may
-decide are checked the same way everywhere before a signal is sent. The workflow checks
-them again: this layer is for a clear answer to the person, the workflow is the authority.
+The bot, the dashboard and the CLI all go through `TicketService`. Decisions are judged by
+the workflow alone: the service signs each with the front door's key (the person was
+authenticated there) and sends it as the `decide` update, whose answer is the workflow's
+verdict, counted or ignored and why.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,12 +23,14 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from core.decision_proof import sign_decision
 from core.logs import ticket_log_context
-from core.models import Decision, Stage, TicketOutcome, TicketRequest, TicketStatus
+from core.models import Decision, DecisionRecord, Stage, TicketOutcome, TicketRequest, TicketStatus
 from core.names import (
     QUERY_STATUS,
     SIGNAL_APPROVE,
     SIGNAL_REJECT,
+    UPDATE_DECIDE,
     WORKFLOW_NAME,
     WORKFLOW_TASK_QUEUE,
     short_id_from,
@@ -39,16 +43,14 @@ from core.search_attributes import SearchAttributeCheck, start_attributes
 
 logger = logging.getLogger(__name__)
 
+# How long a decision waits for the workflow's verdict before it is sent as a signal instead.
+DECISION_TIMEOUT_SECONDS = 5.0
 # Long enough for the longest approval wait plus execution; the workflow enforces its own deadline.
 WORKFLOW_EXECUTION_TIMEOUT = timedelta(days=60)
 
 
 class TicketNotFound(LookupError):
     """No ticket with that id exists in Temporal."""
-
-
-class DecisionRefused(Exception):
-    """A decision that the approval rules do not allow; the message is for the person."""
 
 
 @dataclass(frozen=True)
@@ -69,36 +71,21 @@ def new_short_id(dedupe_key: str | None = None) -> str:
     return uuid.uuid4().hex[:10]
 
 
-def check_decision(status: TicketStatus, decision: Decision) -> None:
-    """Raise `DecisionRefused` unless `decision` would count; the workflow applies the same rules."""
-    approval = status.approval
-    if not status.pending_approval or approval is None:
-        raise DecisionRefused(f"{ticket_label(status.ticket_id)} is not waiting for approval ({status.status_label}).")
-    if decision.request_id != approval.request_id or decision.plan_hash != approval.plan_hash:
-        raise DecisionRefused("This approval request is out of date: the plan has changed. Review the current plan.")
-    if decision.decider == status.request.requester:
-        raise DecisionRefused("You filed this ticket, so someone else must decide on it.")
-    if decision.decider not in approval.approvers:
-        raise DecisionRefused("You are not an approver for this ticket.")
-    already = {
-        record.decision.decider
-        for record in status.decisions
-        if record.accepted and record.decision.request_id == approval.request_id
-    }
-    if decision.decider in already:
-        raise DecisionRefused("You have already decided on this ticket.")
-
-
 class TicketService:
     def __init__(
         self,
         client: Client,
         app_sessions: async_sessionmaker[AsyncSession] | None = None,
         task_queue: str = WORKFLOW_TASK_QUEUE,
+        *,
+        signing_key: bytes | None = None,
+        decision_timeout: float = DECISION_TIMEOUT_SECONDS,
     ) -> None:
         self._client = client
         self._app_sessions = app_sessions
         self._task_queue = task_queue
+        self._signing_key = signing_key
+        self._decision_timeout = decision_timeout
         self._search_attributes = SearchAttributeCheck(client, client.namespace)
 
     @property
@@ -148,22 +135,38 @@ class TicketService:
         description = await self.handle(ticket_ref).describe()
         return description.status == WorkflowExecutionStatus.RUNNING
 
-    async def decide(self, ticket_ref: str, decision: Decision) -> TicketStatus:
-        """Check the decision against the current state, then send the signal."""
+    async def decide(self, ticket_ref: str, decision: Decision) -> DecisionRecord | None:
+        """Sign the decision and hand it to the workflow, the one judge; its record says whether it counted.
+
+        None: no worker answered in time, so the decision went as a signal, which Temporal keeps
+        until a worker judges it (a repeat of one already counted is recorded as ignored).
+        """
         verb = "approve" if decision.approve else "reject"
+        if self._signing_key is not None:
+            decision = sign_decision(decision, self._signing_key, datetime.now(UTC))
+        handle = self.handle(ticket_ref)
         with ticket_log_context(ticket_ref):
-            status = await self.status(ticket_ref)
             try:
-                check_decision(status, decision)
-            except DecisionRefused as refused:
-                client_metrics.decisions_sent.labels(decision.source.value, verb, "refused").inc()
-                logger.info("%s decision refused: %s", decision.decider, refused)
+                async with asyncio.timeout(self._decision_timeout):
+                    record = await handle.execute_update(UPDATE_DECIDE, decision, result_type=DecisionRecord)
+            except TimeoutError:
+                await handle.signal(SIGNAL_APPROVE if decision.approve else SIGNAL_REJECT, decision)
+                client_metrics.decisions_sent.labels(decision.source.value, verb, "signalled").inc()
+                logger.warning("%s by %s: no worker answered; sent as a signal", verb, decision.decider)
+                return None
+            except RPCError as error:
+                if error.status == RPCStatusCode.NOT_FOUND:  # also what Temporal says of a finished ticket
+                    label = ticket_label(short_id_from(ticket_ref))
+                    raise TicketNotFound(
+                        f"{label} is not open for decisions: no such ticket, or it has finished"
+                    ) from error
                 raise
-            signal = SIGNAL_APPROVE if decision.approve else SIGNAL_REJECT
-            await self.handle(ticket_ref).signal(signal, decision)
-            client_metrics.decisions_sent.labels(decision.source.value, verb, "sent").inc()
-            logger.info("%s decision sent by %s from %s", verb, decision.decider, decision.source.value)
-        return status
+            verdict = "counted" if record.accepted else "ignored"
+            client_metrics.decisions_sent.labels(decision.source.value, verb, verdict).inc()
+            logger.info(
+                "%s by %s from %s: %s %s", verb, decision.decider, decision.source.value, verdict, record.reason
+            )
+        return record
 
     async def result(self, ticket_ref: str) -> TicketOutcome:
         return await self.handle(ticket_ref).result()

@@ -18,6 +18,7 @@ from core.bootstrap import Databases, init_databases
 from core.search_attributes import TICKET_KEYS
 from core.settings import Settings, load_settings
 from core.temporal import temporal_cli_path, temporal_test_server_path
+from tests.pipeline import TEST_SIGNING_KEY
 from tests.postgres import fresh_postgres_database
 
 # Fixtures of the fake external services, shared by every test package.
@@ -54,6 +55,7 @@ def settings(tmp_path: Path) -> Settings:
         slack_signing_secret=None,
         slack_app_token=None,
         approvers=["alice", "bob", "carol"],
+        decision_signing_key=TEST_SIGNING_KEY,
         _env_file=None,
     )
 

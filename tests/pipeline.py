@@ -23,6 +23,8 @@ from worker.activities import build_activity_set
 from worker.build import build_workers
 
 APPROVERS = ["alice", "bob", "carol"]
+# Front doors and workers of the tests share it, as production's do; decisions are signed and checked.
+TEST_SIGNING_KEY = "test-decision-signing-key-0123456789abcdef"
 REQUESTER = "dave"
 
 
@@ -36,6 +38,7 @@ def pipeline_settings(data_dir: Path, task_queue: str, **overrides: object) -> S
         "slack_app_token": None,
         "approvers": APPROVERS,
         "temporal_task_queue": task_queue,
+        "decision_signing_key": TEST_SIGNING_KEY,
         "_env_file": None,
     }
     values.update(overrides)
@@ -85,4 +88,5 @@ async def running_pipeline(
         stack.push_async_callback(activities.close)
         for worker in build_workers(client, activities, task_queue=queue):
             await stack.enter_async_context(worker)
-        yield Pipeline(settings, databases, client, TicketService(client, databases.app_sessions, queue))
+        service = TicketService(client, databases.app_sessions, queue, signing_key=settings.signing_key)
+        yield Pipeline(settings, databases, client, service)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from activities.approvers import ApproverActivities, ApproverResolver, LiteralApprovers
 from activities.audit import AuditActivities
 from activities.context import ContextActivities
+from activities.decision_proof import DecisionProofActivities
 from activities.execution import ExecutionActivities
 from activities.notify import LogNotifier, Notifier, NotifyActivities
 from activities.planning import PlanningActivities, build_planner
@@ -34,15 +35,16 @@ def build_activity_set(settings: Settings, databases: Databases) -> ActivitySet:
     safety = SafetyActivities(databases.app_sessions, databases.target_engine)
     execution = ExecutionActivities(databases.target_engine, audit)
     planning = PlanningActivities(build_planner(settings))
+    proofs = DecisionProofActivities(settings.decision_keys, settings.allow_unsigned_decisions)
     return ActivitySet(
         workflow_queue=[
-            audit.record_event,
             audit.record_events,
             context.gather_context,
             safety.validate_plan,
             execution.execute_plan,
-            NotifyActivities(notifier, audit).notify_ticket,
+            NotifyActivities(notifier).notify_ticket,
             ApproverActivities(resolver).resolve_approvers,
+            proofs.verify_decision,
         ],
         llm_queue=[planning.plan_ticket],
         cleanups=[planning.planner.close],

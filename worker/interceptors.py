@@ -64,11 +64,16 @@ def _record(input: ExecuteActivityInput, outcome: str, took: timedelta, result: 
     elif activity_type == ACTIVITY_NOTIFY:
         failure = outcome if outcome != OK else ("undelivered" if _undelivered(result) else None)
         if failure is not None:
-            event = input.args[0].event.value if input.args and isinstance(input.args[0], NotifyInput) else ""
+            event = _posts(input.args[0]) if input.args and isinstance(input.args[0], NotifyInput) else ""
             meter.create_counter(
                 names.NOTIFY_FAILURES,
                 "Slack notifications that failed: an attempt to be retried (error type) or given up (undelivered).",
             ).add(1, {"event": event, "failure": failure})
+
+
+def _posts(input: NotifyInput) -> str:
+    """The label for a delivery: what it posts besides the message edit ("stage" for none)."""
+    return ",".join(sorted({post.kind.value for post in input.posts})) or "stage"
 
 
 def _undelivered(result: Any) -> bool:

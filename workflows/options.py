@@ -1,4 +1,10 @@
-"""Timeouts and retry policies of each activity: bounded, so a fault ends in a state a human sees."""
+"""Timeouts and retry policies of each activity: bounded, so a fault ends in a state a human sees.
+
+Local activities (short reads and writes on this worker) try a few times within about a
+second, inside one workflow task; if that is not enough, the same step runs as a regular
+activity with a long, time-bounded policy (`Step.fallback`), so a database down for
+minutes makes the ticket wait instead of holding workflow tasks or failing it.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +22,12 @@ class ActivityOptions:
     schedule_to_close: timedelta | None = None
 
 
-def _retry(
-    attempts: int, maximum: timedelta = timedelta(seconds=30), first: timedelta = timedelta(seconds=1)
-) -> RetryPolicy:
+# Every retry waits at most this long, so a dependency that comes back is used within a minute.
+MAX_BACKOFF = timedelta(minutes=1)
+
+
+def _retry(attempts: int = 0, maximum: timedelta = MAX_BACKOFF, first: timedelta = timedelta(seconds=1)) -> RetryPolicy:
+    """Exponential backoff; `attempts` 0 means as many as the schedule-to-close time allows."""
     return RetryPolicy(
         initial_interval=first,
         backoff_coefficient=2.0,
@@ -27,27 +36,47 @@ def _retry(
     )
 
 
-# Audit writes are local activities: small, on the worker's own app DB, no extra server round trip.
-RECORD_EVENT = ActivityOptions(start_to_close=timedelta(seconds=15), retry=_retry(10))
-# Context and validation only read: local activities too (new tickets; see PATCH_LOCAL_READS).
-GATHER_CONTEXT = ActivityOptions(start_to_close=timedelta(seconds=30), retry=_retry(5))
+# Three tries within about 0.3 s, inside the workflow task: enough for a blip, never seconds.
+QUICK_LOCAL = ActivityOptions(
+    start_to_close=timedelta(seconds=5),
+    retry=_retry(3, maximum=timedelta(milliseconds=200), first=timedelta(milliseconds=100)),
+)
+
+# How long a step that needs the target DB (context, validation, execution) keeps retrying before
+# the ticket ends as failed with the reason: an outage past this is for a person to look at.
+TARGET_DB_BOUND = timedelta(minutes=30)
+# The audit log waits for the app DB as long as the ticket may live: no event is ever dropped.
+APP_DB_BOUND = timedelta(days=60)
+# Slack: at least a day of retries, then the delivery is given up and audited.
+SLACK_BOUND = timedelta(hours=25)
+
+RECORD_EVENTS = QUICK_LOCAL
+RECORD_EVENTS_DURABLE = ActivityOptions(
+    start_to_close=timedelta(seconds=30), retry=_retry(), schedule_to_close=APP_DB_BOUND
+)
+GATHER_CONTEXT = QUICK_LOCAL
+VALIDATE_PLAN = QUICK_LOCAL
+READ_DURABLE = ActivityOptions(start_to_close=timedelta(seconds=30), retry=_retry(), schedule_to_close=TARGET_DB_BOUND)
+VERIFY_DECISION = ActivityOptions(
+    start_to_close=timedelta(seconds=10), retry=_retry(), schedule_to_close=timedelta(hours=1)
+)
+
 # The long steps heartbeat every 0.5 s (activities/heartbeat.py) and the worker passes each beat on
 # (worker/build.py). Missing beats for 2 s means the worker died: Temporal retries the step a quarter
-# of a second later, so a replacement worker picks it up within about 2.5 s of the crash. Their first
-# retry comes early, so they get two more attempts: they keep retrying as long as with a 1 s start.
+# of a second later, so a replacement worker picks it up within about 2.5 s of the crash.
 HEARTBEAT_TIMEOUT = timedelta(seconds=2)
 RETRY_AFTER_DEAD_WORKER = timedelta(milliseconds=250)
 PLAN_TICKET = ActivityOptions(
     start_to_close=timedelta(minutes=3),
     heartbeat=HEARTBEAT_TIMEOUT,
-    retry=_retry(10, maximum=timedelta(minutes=2), first=RETRY_AFTER_DEAD_WORKER),
+    retry=_retry(first=RETRY_AFTER_DEAD_WORKER),
     schedule_to_close=timedelta(minutes=30),
 )
-VALIDATE_PLAN = ActivityOptions(start_to_close=timedelta(seconds=30), retry=_retry(5))
 EXECUTE_PLAN = ActivityOptions(
     start_to_close=timedelta(minutes=2),
     heartbeat=HEARTBEAT_TIMEOUT,
-    retry=_retry(8, first=RETRY_AFTER_DEAD_WORKER),
+    retry=_retry(first=RETRY_AFTER_DEAD_WORKER),
+    schedule_to_close=TARGET_DB_BOUND,
 )
-NOTIFY = ActivityOptions(start_to_close=timedelta(seconds=30), retry=_retry(8, maximum=timedelta(minutes=1)))
-RESOLVE_APPROVERS = ActivityOptions(start_to_close=timedelta(seconds=30), retry=_retry(5))
+NOTIFY = ActivityOptions(start_to_close=timedelta(seconds=30), retry=_retry(), schedule_to_close=SLACK_BOUND)
+RESOLVE_APPROVERS = ActivityOptions(start_to_close=timedelta(seconds=30), retry=_retry(), schedule_to_close=SLACK_BOUND)

@@ -11,22 +11,17 @@ from temporalio.common import SearchAttributeUpdate
 class TicketIndex:
     """Upserts the ticket's search attributes, for tickets that started with them.
 
-    `coalesced` (tickets begun since the coalescing patch): updates wait and go out as one
-    upsert when the ticket next leaves this worker (`flush`), each attribute at its latest
-    value; every upsert is a history event and a visibility write on the server. Otherwise
-    each update is upserted at once, as older tickets' histories show.
+    Updates wait and go out as one upsert when the ticket next leaves this worker (`flush`),
+    each attribute at its latest value: every upsert is a history event and a visibility
+    write on the server.
     """
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
-        self.coalesced = False
         self._pending: dict[str, SearchAttributeUpdate[Any]] = {}
 
     def update(self, *updates: SearchAttributeUpdate[Any]) -> None:
         if not self.enabled:
-            return
-        if not self.coalesced:
-            workflow.upsert_search_attributes(list(updates))
             return
         for change in updates:
             self._pending[change.key.name] = change

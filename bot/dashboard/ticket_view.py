@@ -1,6 +1,6 @@
 """The ticket page's data: a snapshot of the ticket, seen by one signed-in user.
 
-Whether the user is offered the Approve and Reject buttons is decided by `check_decision`,
+Whether the user is offered the Approve and Reject buttons is decided by `refusal_preview`,
 the same rule `TicketService.decide` (and Slack) apply, so the page never offers a decision
 that would be refused, and says why not.
 """
@@ -14,10 +14,10 @@ from datetime import datetime
 from bot.dashboard import presenters
 from bot.dashboard.auth import DashboardUser
 from bot.dashboard.reader import TicketSnapshot
+from core.approval import refusal_preview
 from core.models import DecisionSource, Stage, TicketStatus
 from core.names import workflow_id_for
 from core.schema import AuditEventRow
-from core.tickets import DecisionRefused, check_decision
 
 
 def approvers_of(status: TicketStatus) -> list[str]:
@@ -31,12 +31,8 @@ def refusal_for(status: TicketStatus, user: DashboardUser) -> str | None:
     """Why `user` cannot decide on this ticket now, or None when they can."""
     if status.approval is None:
         return f"This ticket is {presenters.words(status.status_label)}; there is nothing to decide."
-    trial = status.approval.decision(user.approver, DecisionSource.DASHBOARD)
-    try:
-        check_decision(status, trial)
-    except DecisionRefused as refused:
-        return str(refused)
-    return None
+    refusal = refusal_preview(status, status.approval.decision(user.approver, DecisionSource.DASHBOARD))
+    return None if refusal is None else f"You cannot decide on this ticket: {refusal}."
 
 
 def status_version(status: TicketStatus | None) -> str:
@@ -135,14 +131,7 @@ def ticket_page(snapshot: TicketSnapshot, user: DashboardUser) -> TicketPage:
 
 def approvals_so_far(status: TicketStatus) -> int:
     """Approvals counted towards the pending request (earlier review rounds do not count)."""
-    if status.approval is None:
-        return 0
-    request_id = status.approval.request_id
-    return sum(
-        1
-        for record in status.decisions
-        if record.accepted and record.decision.approve and record.decision.request_id == request_id
-    )
+    return len(status.approved_by) if status.approval is not None else 0
 
 
 def _stage(value: str) -> Stage | None:

@@ -27,10 +27,11 @@ from temporalio.service import RPCError
 from bot.blocks import SlackMessage, escape, pending_reply, reject_modal, status_reply, truncate
 from bot.slack.actions import ButtonClick, ButtonValue, RejectModalMetadata, RejectSubmission
 from bot.slack.commands import CommandKind, ParsedCommand, SlashCommand, invalid_reply
-from core.models import Decision, DecisionRecord, DecisionSource, Stage, TicketRequest, TicketSource, TicketStatus
+from core.approval import refusal_preview
+from core.models import Decision, DecisionSource, Stage, TicketRequest, TicketSource
 from core.names import short_id_from, ticket_label
 from core.settings import Settings
-from core.tickets import DecisionRefused, TicketNotFound, TicketService, check_decision, new_short_id
+from core.tickets import TicketNotFound, TicketService, new_short_id
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +40,6 @@ logger = logging.getLogger(__name__)
 ACK_BUDGET_SECONDS = 2.0
 # Temporal is normally answered in milliseconds; past this the person hears why, not silence.
 START_TIMEOUT_SECONDS = 10.0
-# How long to look for the workflow's verdict on a click before saying only "sent".
-DECISION_WAIT_SECONDS = 3.0
 TEMPORAL_DOWN = "Temporal, which runs tickets, is not answering"
 
 
@@ -67,14 +66,12 @@ class SlackFrontDoor:
         *,
         ack_budget: float = ACK_BUDGET_SECONDS,
         start_timeout: float = START_TIMEOUT_SECONDS,
-        decision_wait: float = DECISION_WAIT_SECONDS,
     ) -> None:
         self._service = service
         self._settings = settings
         self._web = web_client
         self._ack_budget = ack_budget
         self._start_timeout = start_timeout
-        self._decision_wait = decision_wait
 
     # ------------------------------------------------------------ /agent-ticket
 
@@ -199,13 +196,16 @@ class SlackFrontDoor:
         label = ticket_label(short_id_from(value.workflow_id))
         try:
             status = await self._service.status(value.workflow_id)
-            check_decision(status, self._decision(value, user, approve=False))
-        except (DecisionRefused, TicketNotFound) as refusal:
-            await self._tell(click.channel_id, user, f":no_entry_sign: {refusal}")
+        except TicketNotFound as missing:
+            await self._tell(click.channel_id, user, f":no_entry_sign: {missing}")
             return
         except RPCError as error:
             logger.warning("%s: status query failed: %s", label, error)
             await self._tell(click.channel_id, user, f":warning: {TEMPORAL_DOWN}; nothing was sent. Try again.")
+            return
+        refusal = refusal_preview(status, self._decision(value, user, approve=False))
+        if refusal is not None:  # the same rules as the workflow's, only so no modal opens in vain
+            await self._tell(click.channel_id, user, f":no_entry_sign: You can't reject {label}: {refusal}.")
             return
         metadata = RejectModalMetadata(value=value, channel=click.channel_id)
         await self._web.views_open(trigger_id=click.trigger_id, view=reject_modal(status, metadata))
@@ -231,49 +231,44 @@ class SlackFrontDoor:
         )
 
     async def _decide(self, value: ButtonValue, decision: Decision, *, channel: str | None) -> None:
-        """Check, signal, then tell the clicker whether the workflow counted it."""
+        """Hand the decision to the workflow, then tell the clicker its verdict."""
         label = ticket_label(short_id_from(value.workflow_id))
         user = decision.decider
         try:
-            before = await self._service.decide(value.workflow_id, decision)
-        except (DecisionRefused, TicketNotFound) as refusal:
-            logger.info("%s: %s refused before signalling: %s", label, user, refusal)
-            await self._tell(channel, user, f":no_entry_sign: {refusal}")
+            record = await self._service.decide(value.workflow_id, decision)
+        except TicketNotFound as missing:
+            await self._tell(channel, user, f":no_entry_sign: {missing}")
             return
         except RPCError as error:
-            logger.warning("%s: decision by %s not sent: %s", label, user, error)
-            await self._tell(channel, user, f":warning: {TEMPORAL_DOWN}; your decision was not sent. Try again.")
+            logger.warning("%s: decision by %s not delivered: %s", label, user, error)
+            await self._tell(channel, user, f":warning: {TEMPORAL_DOWN}; your decision was not delivered. Try again.")
             return
-        seen = sum(1 for record in before.decisions if record.decision.decider == user)
-        verdict = await self._verdict(value.workflow_id, user, seen)
-        record = verdict[0] if verdict else None
         verb = "approval" if decision.approve else "rejection"
-        logger.info("%s: %s by %s signalled; %s", label, verb, user, record.reason if record else "no verdict yet")
         if record is None:
-            await self._tell(channel, user, f"Your {verb} of {label} was sent.")
-        elif not record.accepted:
+            await self._tell(channel, user, f"Your {verb} of {label} was sent; it is judged when a worker is back.")
+            return
+        logger.info("%s: %s by %s: %s", label, verb, user, "counted" if record.accepted else record.reason)
+        if not record.accepted:
             await self._tell(channel, user, f":no_entry_sign: Your {verb} of {label} was not counted: {record.reason}.")
         elif decision.approve:
-            await self._tell(channel, user, f":white_check_mark: You approved {label}.{still_needed(verdict)}")
+            await self._tell(
+                channel, user, f":white_check_mark: You approved {label}.{await self._still_needed(value)}"
+            )
         elif decision.replan:
             await self._tell(channel, user, f"You sent {label} back for a new plan: {escape(decision.comment)}")
         else:
             await self._tell(channel, user, f"You rejected {label}: {escape(decision.comment)}")
 
-    async def _verdict(self, workflow_id: str, user: str, seen: int) -> tuple[DecisionRecord, TicketStatus] | None:
-        """The workflow's record of this person's newest decision, once it has one, and the state then."""
-        deadline = asyncio.get_running_loop().time() + self._decision_wait
-        while True:
-            try:
-                status = await self._service.status(workflow_id)
-            except (RPCError, TicketNotFound):
-                return None
-            mine = [record for record in status.decisions if record.decision.decider == user]
-            if len(mine) > seen:
-                return mine[-1], status
-            if asyncio.get_running_loop().time() >= deadline:
-                return None
-            await asyncio.sleep(0.1)
+    async def _still_needed(self, value: ButtonValue) -> str:
+        """ " It still needs N more approval(s)." while the request stays open after a counted approval."""
+        try:
+            status = await self._service.status(value.workflow_id)
+        except (RPCError, TicketNotFound):
+            return ""
+        if status.approval is None or status.approval.request_id != value.request_id:
+            return ""
+        remaining = status.approvals_needed
+        return f" It still needs {remaining} more approval{'s' if remaining != 1 else ''}." if remaining > 0 else ""
 
     async def _tell(self, channel: str | None, user: str, text: str) -> None:
         """Only the clicker sees it; a failure is logged, never raised into Bolt."""
@@ -284,20 +279,3 @@ class SlackFrontDoor:
             await self._web.chat_postEphemeral(channel=channel, user=user, text=text)
         except SlackApiError as error:
             logger.warning("could not answer %s in %s: %s", user, channel, error.response.get("error"))
-
-
-def still_needed(verdict: tuple[DecisionRecord, TicketStatus] | None) -> str:
-    """ " It still needs N more approval(s)." while the request stays open after a counted approval."""
-    if verdict is None:
-        return ""
-    record, status = verdict
-    approval = status.approval
-    if approval is None or approval.request_id != record.decision.request_id:
-        return ""
-    counted = sum(
-        1
-        for r in status.decisions
-        if r.accepted and r.decision.approve and r.decision.request_id == approval.request_id
-    )
-    remaining = approval.required_approvals - counted
-    return f" It still needs {remaining} more approval{'s' if remaining != 1 else ''}." if remaining > 0 else ""

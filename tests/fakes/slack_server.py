@@ -56,6 +56,7 @@ class Message:
     blocks: list[dict[str, Any]]
     thread_ts: str | None = None
     edits: int = 0
+    metadata: dict[str, Any] | None = None
 
     @property
     def has_buttons(self) -> bool:
@@ -78,6 +79,7 @@ class Failure:
     status: int = 200
     retry_after: int | None = None
     channel: str | None = None  # only calls for this channel fail
+    applied: bool = False  # the call takes effect, but its answer is lost (as when a connection drops)
 
 
 @dataclass
@@ -138,13 +140,15 @@ class FakeSlack:
         retry_after: int | None = None,
         times: int = 1,
         channel: str | None = None,
+        applied: bool = False,
     ) -> None:
         """The next `times` calls of `method` (for `channel`, if given) fail this way.
 
         Status 429 is a rate limit (with `Retry-After` when `retry_after` is set); 5xx is Slack having trouble.
+        `applied`: the call takes effect at Slack but the caller sees the failure.
         """
         for _ in range(times):
-            self._failures[method].append(Failure(error, status, retry_after, channel))
+            self._failures[method].append(Failure(error, status, retry_after, channel, applied))
 
     def calls_to(self, method: str) -> list[SlackCall]:
         return [call for call in self.calls if call.method == method]
@@ -221,6 +225,9 @@ class FakeSlack:
         self.calls.append(call)
         failure = self._next_failure(method, args)
         if failure is not None:
+            handler = getattr(self, "_" + method.replace(".", "_"), None)
+            if failure.applied and handler is not None:
+                handler(args)
             call.status, call.error = failure.status, failure.error
             headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
             return web.json_response({"ok": False, "error": failure.error}, status=call.status, headers=headers)
@@ -264,7 +271,10 @@ class FakeSlack:
         thread_ts = args.get("thread_ts")
         if thread_ts and not any(m.ts == thread_ts and m.channel == channel for m in self.messages):
             raise SlackError("thread_not_found")
-        message = Message(channel=channel, ts=self._next_ts(), text=text, blocks=blocks, thread_ts=thread_ts)
+        metadata = args.get("metadata") if isinstance(args.get("metadata"), dict) else None
+        message = Message(
+            channel=channel, ts=self._next_ts(), text=text, blocks=blocks, thread_ts=thread_ts, metadata=metadata
+        )
         self.messages.append(message)
         return {"channel": channel, "ts": message.ts, "message": {"text": text, "blocks": blocks, "ts": message.ts}}
 
@@ -277,6 +287,20 @@ class FakeSlack:
         message.text, message.blocks = _content(args)
         message.edits += 1
         return {"channel": channel, "ts": ts, "text": message.text}
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._member_channel(args)
+        ts = str(args.get("ts", ""))
+        if not any(m.channel == channel and m.ts == ts for m in self.messages):
+            raise SlackError("thread_not_found")
+        thread = [m for m in self.messages if m.channel == channel and (m.ts == ts or m.thread_ts == ts)]
+        return {"messages": [_listed(m, args) for m in thread], "has_more": False}
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._member_channel(args)
+        limit = int(args.get("limit") or 100)
+        top = [m for m in reversed(self.messages) if m.channel == channel and m.thread_ts is None][:limit]
+        return {"messages": [_listed(m, args) for m in top], "has_more": False}
 
     def _chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._member_channel(args)
@@ -314,6 +338,16 @@ class FakeSlack:
 
     def _next_ts(self) -> str:
         return f"{int(time.time())}.{next(self._ts):06d}"
+
+
+def _listed(message: Message, args: dict[str, Any]) -> dict[str, Any]:
+    """A message as conversations.* list it; metadata only when asked for, as Slack does."""
+    listed: dict[str, Any] = {"type": "message", "ts": message.ts, "text": message.text}
+    if message.thread_ts:
+        listed["thread_ts"] = message.thread_ts
+    if message.metadata and str(args.get("include_all_metadata", "")).lower() in ("1", "true"):
+        listed["metadata"] = message.metadata
+    return listed
 
 
 class SlackError(Exception):

@@ -18,13 +18,17 @@ SLACK_MODULES = [
     PROJECT_ROOT / "activities" / "slack_notify.py",
     PROJECT_ROOT / "bot" / "slack" / "front_door.py",
 ]
-# The bot scope each Web API method we call needs (auth.test and views.open need none).
-METHOD_SCOPES = {
-    "chat_postMessage": "chat:write",
-    "chat_update": "chat:write",
-    "chat_postEphemeral": "chat:write",
-    "usergroups_users_list": "usergroups:read",
-    "views_open": None,
+# The bot scopes each Web API method we call needs (auth.test and views.open need none); reading a
+# conversation needs one scope for public and one for private channels.
+HISTORY = ("channels:history", "groups:history")
+METHOD_SCOPES: dict[str, tuple[str, ...]] = {
+    "chat_postMessage": ("chat:write",),
+    "chat_update": ("chat:write",),
+    "chat_postEphemeral": ("chat:write",),
+    "conversations_history": HISTORY,
+    "conversations_replies": HISTORY,
+    "usergroups_users_list": ("usergroups:read",),
+    "views_open": (),
 }
 
 
@@ -50,5 +54,5 @@ def test_the_slash_command_and_interactivity_reach_slack_events() -> None:
 def test_bot_scopes_are_exactly_the_ones_the_code_uses() -> None:
     used = set().union(*(web_api_methods(path) for path in SLACK_MODULES))
     assert used <= METHOD_SCOPES.keys(), f"add the scope of {used - METHOD_SCOPES.keys()} to METHOD_SCOPES"
-    needed = {METHOD_SCOPES[method] for method in used} - {None} | {"commands"}
+    needed = {scope for method in used for scope in METHOD_SCOPES[method]} | {"commands"}
     assert set(manifest()["oauth_config"]["scopes"]["bot"]) == needed

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.audit import AuditWriter
+from activities.decision_proof import DecisionProofActivities
 from activities.notify import NotifyActivities
 from core import names
 from core.models import (
@@ -19,6 +19,7 @@ from core.models import (
     GatherContextInput,
     NotifyEvent,
     NotifyInput,
+    NotifyPost,
     NotifyResult,
     OperationImpact,
     OperationResult,
@@ -51,6 +52,14 @@ UPGRADE_PLAN = Plan(
 
 
 @dataclass
+class Notified:
+    """One thing the notifier was asked to show: the message's state, or a one-off post."""
+
+    event: NotifyEvent
+    status: TicketStatus
+
+
+@dataclass
 class ScriptedActivities:
     """What each activity answers; every call is recorded for assertions."""
 
@@ -60,21 +69,19 @@ class ScriptedActivities:
     plan_error: str | None = None
     approvers: list[str] | None = None
     events: list[RecordEventInput] = field(default_factory=list)
-    notifications: list[NotifyInput] = field(default_factory=list)
+    notifications: list[Notified] = field(default_factory=list)
     executions: list[ExecutePlanInput] = field(default_factory=list)
     feedback_seen: list[list[str]] = field(default_factory=list)
+    signing_keys: list[bytes] = field(default_factory=list)
+    allow_unsigned: bool = True
     trail: list[str] = field(default_factory=list)  # audit writes and steps that leave the worker, in order
-
-    @activity.defn(name=names.ACTIVITY_RECORD_EVENT)
-    async def record_event(self, event: RecordEventInput) -> None:
-        self.events.append(event)
 
     @activity.defn(name=names.ACTIVITY_RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> None:
         await self.append(batch.events)
 
-    async def append(self, events: Sequence[RecordEventInput], *, part: str = "") -> None:
-        """The audit writer the real notify activity is given (`activities.audit.AuditWriter`)."""
+    async def append(self, events: Sequence[RecordEventInput], *, part: str = "", key: str | None = None) -> None:
+        """Records the events as the real audit writer would append them."""
         self.events.extend(events)
         self.trail.append("audit " + " ".join(event.kind.value for event in events))
 
@@ -115,26 +122,28 @@ class ScriptedActivities:
             executed_at=datetime.now(UTC),
         )
 
-    async def publish(self, event: NotifyEvent, status: TicketStatus) -> NotifyResult:
+    async def publish(self, status: TicketStatus, posts: list[NotifyPost]) -> NotifyResult:
         """The notifier the real notify activity is given (`activities.notify.Notifier`): always delivered."""
-        self.notifications.append(NotifyInput(event=event, status=status))
-        self.trail.append(f"notify {event.value}")
-        return NotifyResult(delivered=True)
+        events = [post.kind for post in posts] or [NotifyEvent.STAGE]
+        for event in events:
+            self.notifications.append(Notified(event=event, status=status))
+            self.trail.append(f"notify {event.value}")
+        return NotifyResult(delivered=True, posted=[post.key for post in posts])
 
-    def notify_activity(self, audit: AuditWriter | None = None) -> Callable[[NotifyInput], Awaitable[NotifyResult]]:
-        """The real notify activity, publishing here and writing the audit here or to `audit`."""
-        return NotifyActivities(self, audit or self).notify_ticket
+    def notify_activity(self) -> Callable[[NotifyInput], Awaitable[NotifyResult]]:
+        """The real notify activity (it reads the workflow's status), publishing here."""
+        return NotifyActivities(self).notify_ticket
 
     def activity_set(self) -> ActivitySet:
         return ActivitySet(
             workflow_queue=[
-                self.record_event,
                 self.record_events,
                 self.gather_context,
                 self.validate_plan,
                 self.resolve_approvers,
                 self.execute_plan,
                 self.notify_activity(),
+                DecisionProofActivities(self.signing_keys, self.allow_unsigned).verify_decision,
             ],
             llm_queue=[self.plan_ticket],
         )

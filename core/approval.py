@@ -1,6 +1,8 @@
 """The approval rules as a small state machine, kept apart from Temporal so each rule reads plainly.
 
-The workflow feeds it every signal; it answers whether the decision counts and why not.
+The workflow feeds it every decision and is the one judge: it answers whether the decision
+counts and why not. Front doors may ask `refusal_preview` first, only to phrase an answer
+(or to hide a button); whatever they send still goes to the workflow.
 """
 
 from __future__ import annotations
@@ -8,8 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from core.models import ApprovalRequest, Decision, DecisionRecord
+from pydantic import ValidationError
+
+from core.models import ApprovalRequest, Decision, DecisionRecord, TicketStatus, malformed_decision
+
+MAX_PROBLEM_TEXT = 300
 
 
 class Verdict(StrEnum):
@@ -81,3 +88,30 @@ def unmet_quorum(approvers: list[str], requester: str, required: int) -> str | N
             f"needs {required} approver(s) other than the requester, but {len(eligible)} are configured (set APPROVERS)"
         )
     return None
+
+
+def parse_decision(payload: Any, approve: bool | None) -> tuple[Decision, str | None]:
+    """The decision in `payload`, or a stand-in and why it is malformed.
+
+    `approve` is what the signal's name says (None for the update, where the payload says it).
+    """
+    if isinstance(payload, dict) and approve is not None:
+        payload = {**payload, "approve": approve}
+    try:
+        return Decision.model_validate(payload), None
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc']) or 'payload'}: {problem['msg']}"
+            for problem in error.errors()[:3]
+        )
+        return malformed_decision(bool(approve)), f"malformed: {problems}"[:MAX_PROBLEM_TEXT]
+
+
+def refusal_preview(status: TicketStatus, decision: Decision) -> str | None:
+    """What the workflow would answer `decision` with now, by the same rules; None if it would count."""
+    if not status.pending_approval or status.approval is None:
+        return f"it is not waiting for approval ({status.status_label})"
+    gate = ApprovalGate(
+        request=status.approval, requester=status.request.requester, approved_by=list(status.approved_by)
+    )
+    return gate.refusal(decision)
