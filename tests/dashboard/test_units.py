@@ -65,14 +65,17 @@ def test_stage_steps_mark_done_current_and_todo() -> None:
 @pytest.mark.parametrize(
     ("headers", "allowed"),
     [
-        ({"host": "dash.test", "origin": "http://dash.test"}, True),
+        # Only PUBLIC_URL's origin counts: the Host header is the sender's to choose (issue 14).
+        ({"host": "dash.test", "origin": "http://dash.test"}, False),
+        ({"host": "evil.test", "origin": "http://evil.test"}, False),
         ({"host": "internal:3000", "origin": "https://tickets.example.com"}, True),  # PUBLIC_URL behind a proxy
-        ({"host": "dash.test", "referer": "http://dash.test/tickets/1"}, True),
-        ({"host": "dash.test", "origin": "http://evil.test"}, False),
+        ({"host": "dash.test", "referer": "https://tickets.example.com/tickets/1"}, True),
+        ({"host": "dash.test", "origin": "http://tickets.example.com"}, False),  # the scheme counts too
+        ({"host": "dash.test", "origin": "https://tickets.example.com.evil.test"}, False),
         ({"host": "dash.test", "origin": "null"}, False),
         ({"host": "dash.test"}, False),
-        ({"host": "dash.test", "origin": "http://dash.test", "sec-fetch-site": "cross-site"}, False),
-        ({"host": "dash.test", "origin": "http://dash.test", "sec-fetch-site": "same-origin"}, True),
+        ({"host": "x", "origin": "https://tickets.example.com", "sec-fetch-site": "cross-site"}, False),
+        ({"host": "x", "origin": "https://tickets.example.com", "sec-fetch-site": "same-origin"}, True),
     ],
 )
 def test_same_origin(headers: dict[str, str], allowed: bool) -> None:
@@ -95,14 +98,14 @@ def test_safe_next(target: str, expected: str) -> None:
 
 def test_throttle_pauses_after_five_failures_then_forgets() -> None:
     now = [1000.0]
-    throttle = LoginThrottle(max_failures=5, window_seconds=300, clock=lambda: now[0])
+    throttle = LoginThrottle(clock=lambda: now[0])
     for _ in range(5):
-        assert throttle.retry_after("ip|bob") == 0
-        throttle.failed("ip|bob")
-    assert throttle.retry_after("ip|bob") == 301
-    assert throttle.retry_after("ip|alice") == 0
+        assert throttle.admit("ip", "bob").allowed
+    refused = throttle.admit("ip", "bob")
+    assert not refused.allowed and refused.retry_after == 301
+    assert throttle.admit("ip", "alice").allowed
     now[0] += 301
-    assert throttle.retry_after("ip|bob") == 0
+    assert throttle.admit("ip", "bob").allowed
 
 
 async def test_passwords_are_argon2_and_unknown_users_fail_alike() -> None:
