@@ -21,7 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.database import create_engine
 from core.demo import create_demo_target, demo_metadata
 from core.ledger import create_ledger
-from core.migrations import BASELINE_REVISION, BASELINE_TABLES, MigrationError, alembic_config, current_revision, upgrade_app_db
+from core.migrations import (
+    BASELINE_REVISION,
+    BASELINE_TABLES,
+    MigrationError,
+    alembic_config,
+    current_revision,
+    upgrade_app_db,
+)
 from core.schema import AppBase, TicketRow
 from core.settings import PROJECT_ROOT
 
