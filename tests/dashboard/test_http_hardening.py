@@ -94,7 +94,10 @@ async def test_many_clients_guessing_one_account_are_slowed(world: DashboardWorl
 
 
 async def test_forwarded_for_is_ignored_unless_from_a_configured_proxy(world: DashboardWorld) -> None:
-    """FORWARDED_ALLOW_IPS is empty here: a new X-Forwarded-For value is not a new client."""
+    """FORWARDED_ALLOW_IPS is empty here: a new X-Forwarded-For value is not a new client.
+
+    The in-app half of the finding; tests/dashboard/test_bot_server.py shows it through uvicorn, where it broke.
+    """
     async with client_at(world, "10.14.4.1") as client:
         for index in range(5):
             form = await _login_form(client, "dave", f"guess-{index}")
