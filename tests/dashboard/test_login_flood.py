@@ -143,8 +143,10 @@ async def test_sign_in_flood_under_a_memory_limit_leaves_the_bot_and_slack_alive
 
         assert bot.process is not None
         peak = _status_kib(bot.process.pid, "VmPeak") * 1024
+        peak_resident = _status_kib(bot.process.pid, "VmHWM") * 1024
         print(
-            f"serving {serving_size / MIB:.0f} MiB, limit {limit / MIB:.0f} MiB, peak {peak / MIB:.0f} MiB; "
+            f"serving {serving_size / MIB:.0f} MiB, limit {limit / MIB:.0f} MiB, peak {peak / MIB:.0f} MiB "
+            f"(resident {peak_resident / MIB:.0f} MiB); "
             f"codes {sorted(set(codes))}: {[codes.count(c) for c in sorted(set(codes))]}; "
             f"slack acks max {max(acks):.2f}s over {len(acks)}"
         )
