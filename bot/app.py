@@ -1,4 +1,8 @@
-"""The bot's one ASGI app: Slack at `/slack/events`, the dashboard, `/healthz` and `/metrics`."""
+"""The bot's public ASGI app (Slack at `/slack/events`, the dashboard, `/healthz`) and its metrics app.
+
+`/metrics` is not on the public port: `metrics_app` serves it on BOT_METRICS_PORT, which only
+the monitoring network should reach (compose publishes nothing, k8s allows it by NetworkPolicy).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from starlette.routing import Route
 from bot.codec_routes import codec_routes
 from bot.context import BotContext
 from bot.dashboard import dashboard_middleware, dashboard_routes
+from bot.proxies import proxy_middleware
 from bot.slack import slack_routes
 from core.observability.exposition import CONTENT_TYPE, metrics_text
 
@@ -29,11 +34,18 @@ async def metrics(request: Request) -> Response:
 def create_app(context: BotContext) -> Starlette:
     routes = [
         Route("/healthz", healthz),
-        Route("/metrics", metrics),
         *slack_routes(context),
         *dashboard_routes(context),
         *codec_routes(context),
     ]
-    app = Starlette(routes=routes, middleware=dashboard_middleware(context))
+    middleware = [*proxy_middleware(context.settings), *dashboard_middleware(context)]
+    app = Starlette(routes=routes, middleware=middleware)
+    app.state.context = context
+    return app
+
+
+def create_metrics_app(context: BotContext) -> Starlette:
+    """`/metrics` alone, for the BOT_METRICS_PORT listener."""
+    app = Starlette(routes=[Route("/metrics", metrics, methods=["GET"])])
     app.state.context = context
     return app

@@ -10,13 +10,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from temporalio.client import Client
 
-from bot.app import create_app
+from bot.app import create_app, create_metrics_app
 from bot.context import BotContext
+from bot.http_protocol import MAX_HEADER_BYTES, header_timeout_protocol
 from core.bootstrap import Databases
 from core.settings import Settings
 from core.temporal import connect
@@ -54,10 +55,53 @@ async def _serve(server: uvicorn.Server, settings: Settings) -> None:
     try:
         await server.serve()
     except SystemExit as error:
-        raise BotStartError(
-            f"the bot could not start on BOT_HOST={settings.bot_host} BOT_PORT={settings.bot_port} "
-            "(is the port already in use?)"
-        ) from error
+        config = server.config
+        where = (
+            f"BOT_HOST={config.host} BOT_PORT={config.port}"
+            if config.port == settings.bot_port
+            else f"METRICS_HOST={config.host} BOT_METRICS_PORT={config.port}"
+        )
+        raise BotStartError(f"the bot could not start on {where} (is the port already in use?)") from error
+
+
+def uvicorn_config(app: Any, settings: Settings, *, port: int | None = None, host: str | None = None) -> uvicorn.Config:
+    """How the bot's HTTP server runs: bounded request heads, no trust in proxy headers at this layer.
+
+    Proxy headers are handled inside the app (`bot/proxies.py`), from FORWARDED_ALLOW_IPS only;
+    uvicorn's own handling would trust them from loopback whatever the settings say.
+    """
+    return uvicorn.Config(
+        app,
+        host=host or settings.bot_host,
+        port=settings.bot_port if port is None else port,
+        http=header_timeout_protocol(settings.bot_header_timeout_seconds),
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        proxy_headers=False,
+        server_header=False,
+        timeout_keep_alive=5,
+        log_level="warning",
+        access_log=False,
+        lifespan="auto",
+    )
+
+
+async def _start(server: uvicorn.Server, settings: Settings, what: str) -> asyncio.Task[None]:
+    """Serve until stopped, returning once the port listens (or raising why it could not)."""
+    serving = asyncio.create_task(_serve(server, settings), name=what)
+    while not server.started:
+        if serving.done():
+            serving.result()
+            raise BotStartError(f"the bot's {what} stopped while starting")
+        await asyncio.sleep(0.05)
+    return serving
+
+
+async def _stop_all(running: list[tuple[uvicorn.Server, asyncio.Task[None]]]) -> None:
+    while running:
+        server, serving = running.pop()
+        server.should_exit = True
+        with contextlib.suppress(BotStartError):
+            await serving
 
 
 async def serve_bot(
@@ -69,32 +113,30 @@ async def serve_bot(
 ) -> None:
     """Serve `/slack/events`, the dashboard and `/healthz` on BOT_HOST:BOT_PORT until `stop` is set.
 
+    `/metrics` is served on METRICS_HOST:BOT_METRICS_PORT when that is set.
+
     `ready` is set once the port is listening, so `dev` can say so only when it is true.
     """
     databases = Databases.open(settings)
     socket_mode: AsyncSocketModeHandler | None = None
+    running: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
     try:
         client = client or await connect(settings)
         service = TicketService(
             client, databases.app_sessions, settings.temporal_task_queue, signing_key=settings.signing_key
         )
         context = BotContext(settings, service, databases)
-        config = uvicorn.Config(
-            create_app(context),
-            host=settings.bot_host,
-            port=settings.bot_port,
-            log_level="warning",
-            access_log=False,
-            lifespan="auto",
-        )
-        server = _EmbeddedUvicorn(config)
-        serving = asyncio.create_task(_serve(server, settings), name="bot-http")
-        while not server.started:
-            if serving.done():
-                serving.result()
-                raise BotStartError(f"the bot stopped while starting on {settings.bot_host}:{settings.bot_port}")
-            await asyncio.sleep(0.05)
+        server = _EmbeddedUvicorn(uvicorn_config(create_app(context), settings))
+        serving = await _start(server, settings, "HTTP server")
+        running.append((server, serving))
         logger.info("bot listening on http://%s:%s", settings.bot_host, settings.bot_port)
+        if settings.bot_metrics_port is not None:
+            metrics_config = uvicorn_config(
+                create_metrics_app(context), settings, port=settings.bot_metrics_port, host=settings.metrics_host
+            )
+            metrics_server = _EmbeddedUvicorn(metrics_config)
+            running.append((metrics_server, await _start(metrics_server, settings, "metrics server")))
+            logger.info("bot metrics on http://%s:%s/metrics", settings.metrics_host, settings.bot_metrics_port)
         socket_mode = await _start_socket_mode(context)
         if ready is not None:
             ready.set()
@@ -102,11 +144,11 @@ async def serve_bot(
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         context.stopping.set()
-        server.should_exit = True
-        await serving
+        await _stop_all(running)
         if not stop.is_set():
             raise BotStartError("the bot's HTTP server stopped unexpectedly")
     finally:
+        await _stop_all(running)
         if socket_mode is not None:
             await socket_mode.close_async()
         await databases.close()

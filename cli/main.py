@@ -32,6 +32,7 @@ from cli.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, CliError
 from cli.follow import TicketEnded, WaitTimedOut, query_status, wait_for_ticket
 from cli.identity import UnknownIdentity, current_user
 from cli.render import approval_panel, describe_url, outcome_panel, status_view, tickets_table
+from cli.sessions import sessions_app
 from core import tickets
 from core.bootstrap import Databases, init_databases
 from core.logs import json_handler, use_plain_sdk_messages
@@ -96,6 +97,7 @@ app = AgentTicketApp(
     rich_markup_mode="rich",
 )
 
+app.add_typer(sessions_app, name="sessions")
 
 # ---------------------------------------------------------------- shared plumbing
 

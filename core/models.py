@@ -74,6 +74,24 @@ class ContinuedTicket(Model):
     slack_message: SlackMessageRef | None = None
 
 
+def refuse_hidden_characters(text: str, what: str) -> str:
+    """`text` unchanged, or a ValueError naming the first character no person types.
+
+    Control characters (other than newline and tab), surrogates, private-use and unassigned
+    code points, and invisible format characters (bidi overrides, zero-width joiners) that
+    can make text read differently to a person than to a program.
+    """
+    for char in text:
+        category = unicodedata.category(char)
+        if char in "\n\t":
+            continue
+        if category in ("Cc", "Cs", "Co", "Cn"):
+            raise ValueError(f"{what} contains a control or unassigned character (U+{ord(char):04X})")
+        if category == "Cf":
+            raise ValueError(f"{what} contains an invisible formatting character (U+{ord(char):04X})")
+    return text
+
+
 def clean_ticket_text(value: str) -> str:
     """Normalise ticket text and refuse what no person types.
 
@@ -84,14 +102,7 @@ def clean_ticket_text(value: str) -> str:
     text = unicodedata.normalize("NFKC", value).strip()
     if not text:
         raise ValueError("ticket text is empty")
-    for char in text:
-        category = unicodedata.category(char)
-        if char in "\n\t":
-            continue
-        if category in ("Cc", "Cs", "Co", "Cn"):
-            raise ValueError(f"ticket text contains a control or unassigned character (U+{ord(char):04X})")
-        if category == "Cf":
-            raise ValueError(f"ticket text contains an invisible formatting character (U+{ord(char):04X})")
+    refuse_hidden_characters(text, "ticket text")
     if len(text) > MAX_TICKET_TEXT:
         raise ValueError(f"ticket text is longer than {MAX_TICKET_TEXT} characters")
     return text
@@ -355,6 +366,12 @@ MALFORMED_DECIDER = "(malformed)"
 
 def malformed_decision(approve: bool) -> Decision:
     return Decision(approve=approve, decider=MALFORMED_DECIDER, source=DecisionSource.API, request_id="", plan_hash="")
+
+    @field_validator("comment")
+    @classmethod
+    def _screen_comment(cls, value: str) -> str:
+        """Comments and reasons are shown to people and fed to the planner: screened like ticket text."""
+        return refuse_hidden_characters(value, "the comment")
 
 
 class DecisionRecord(Model):

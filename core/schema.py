@@ -73,3 +73,19 @@ class PolicySettingRow(AppBase):
 
     key: Mapped[str] = mapped_column(String(63), primary_key=True)
     value: Mapped[int] = mapped_column(Integer)
+
+
+class DashboardSessionRow(AppBase):
+    """A signed-in dashboard session; the cookie names it, so ending the row ends every copy of the cookie.
+
+    Only a SHA-256 of the session's random id is kept: reading this table does not let anyone sign in.
+    """
+
+    __tablename__ = "dashboard_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_reason: Mapped[str | None] = mapped_column(String(40))

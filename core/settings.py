@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.accounts import DashboardAccount, parse_dashboard_users, unique_usernames
+from core.addresses import check_address_list, parse_address_list
 from core.codec_keys import CodecKey, parse_codec_keys
 from core.models import ApprovalSettings
 
@@ -66,6 +67,11 @@ class Settings(BaseSettings):
     bot_host: str = "127.0.0.1"
     bot_port: int = Field(default=3000, ge=1, le=65535)
     public_url: str = "http://localhost:3000"
+    # Proxies whose X-Forwarded-For/-Proto name the client (addresses or networks, `*`; empty: none),
+    # the bot's own /metrics port (off when unset), and how long a client may take to send its headers.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    bot_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    bot_header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
     # The approvals dashboard: accounts (`username:approver_identity:argon2_hash`, comma separated),
     # the key that signs session cookies, their absolute lifetime, and an optional SSO header.
@@ -74,6 +80,11 @@ class Settings(BaseSettings):
     dashboard_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     dashboard_https_only: bool | None = None  # None: secure cookies exactly when PUBLIC_URL is https
     dashboard_trusted_header: str | None = None
+    # Who may send that header: the proxies' addresses, or any request carrying this shared secret.
+    trusted_proxy_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    dashboard_trusted_header_secret: SecretStr | None = None
+    # Password checks (argon2, up to 64 MiB each) that may run at once; more wait briefly or get a 503.
+    dashboard_login_concurrency: int = Field(default=2, ge=1, le=16)
 
     # Decisions prove who made them (core/decision_proof.py): the front doors sign with the first key
     # (comma separated, current first, so keys can be rotated), the worker accepts any of them.
@@ -126,7 +137,28 @@ class Settings(BaseSettings):
     def _unique_dashboard_users(cls, value: list[DashboardAccount]) -> list[DashboardAccount]:
         return unique_usernames(value)
 
-    @field_validator("dashboard_session_secret", "dashboard_trusted_header", mode="before")
+    @field_validator("forwarded_allow_ips", "trusted_proxy_ips", mode="before")
+    @classmethod
+    def _split_addresses(cls, value: object) -> object:
+        return parse_address_list(value)
+
+    @field_validator("forwarded_allow_ips", "trusted_proxy_ips")
+    @classmethod
+    def _valid_addresses(cls, value: list[str]) -> list[str]:
+        return check_address_list(value)
+
+    @model_validator(mode="after")
+    def _trusted_header_needs_a_trusted_sender(self) -> Settings:
+        if self.dashboard_trusted_header and not (self.trusted_proxy_ips or self.dashboard_trusted_header_secret):
+            raise ValueError(
+                "DASHBOARD_TRUSTED_HEADER needs TRUSTED_PROXY_IPS or DASHBOARD_TRUSTED_HEADER_SECRET: "
+                "otherwise anyone who reaches the bot could name themselves"
+            )
+        return self
+
+    @field_validator(
+        "dashboard_session_secret", "dashboard_trusted_header", "dashboard_trusted_header_secret", mode="before"
+    )
     @classmethod
     def _blank_dashboard_setting_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
@@ -136,6 +168,13 @@ class Settings(BaseSettings):
     @field_validator("dashboard_session_secret")
     @classmethod
     def _long_session_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (for example from `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("dashboard_trusted_header_secret")
+    @classmethod
+    def _long_header_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("must be at least 32 characters (for example from `openssl rand -hex 32`)")
         return value
@@ -236,6 +275,11 @@ class Settings(BaseSettings):
         """Session cookies only over HTTPS: as configured, else whenever the public URL is HTTPS."""
         if self.dashboard_https_only is not None:
             return self.dashboard_https_only
+        return self.public_url.startswith("https://")
+
+    @property
+    def https_public_url(self) -> bool:
+        """Browsers reach the bot over HTTPS: secure cookies by default and an HSTS header."""
         return self.public_url.startswith("https://")
 
     @property

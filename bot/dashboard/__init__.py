@@ -47,4 +47,5 @@ def dashboard_routes(context: BotContext) -> list[BaseRoute]:
 
 
 def dashboard_middleware(context: BotContext) -> list[Middleware]:
-    return [Middleware(SecurityHeadersMiddleware), session_middleware(context.settings)]
+    settings = context.settings
+    return [Middleware(SecurityHeadersMiddleware, hsts=settings.https_public_url), session_middleware(settings)]

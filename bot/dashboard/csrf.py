@@ -32,19 +32,24 @@ def csrf_matches(request: Request, submitted: object) -> bool:
     return hmac.compare_digest(expected.encode(), submitted.encode())
 
 
-def _netloc(url: str) -> str:
+def origin_of(url: str) -> str:
+    """`scheme://host[:port]` of a URL, lower-cased; "" when it has none."""
     try:
-        return urlsplit(url).netloc.lower()
+        parts = urlsplit(url)
     except ValueError:
         return ""
+    if not parts.scheme or not parts.netloc:
+        return ""
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def same_origin(request: Request, public_url: str) -> bool:
     """Whether the browser says the post came from this dashboard's own pages.
 
     `Sec-Fetch-Site` must be `same-origin` when sent; `Origin` (or, without it, `Referer`) must
-    name this host as the request reached us or as `PUBLIC_URL` (behind a proxy). A post
-    with neither header is refused: every browser that can run the dashboard sends one.
+    be `PUBLIC_URL`'s origin. The request's own `Host` is not evidence: whoever sends the
+    request chooses it. A post with neither header is refused: every browser that can run the
+    dashboard sends one.
     """
     fetch_site = request.headers.get("sec-fetch-site")
     if fetch_site is not None and fetch_site != "same-origin":
@@ -52,5 +57,5 @@ def same_origin(request: Request, public_url: str) -> bool:
     source = request.headers.get("origin") or request.headers.get("referer")
     if not source or source == "null":
         return False
-    allowed = {request.headers.get("host", "").lower(), _netloc(public_url)} - {""}
-    return _netloc(source) in allowed
+    expected = origin_of(public_url)
+    return bool(expected) and origin_of(source) == expected

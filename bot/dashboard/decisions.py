@@ -72,7 +72,7 @@ class Decisions:
         return await self._decide(request, approve=False)
 
     async def _decide(self, request: Request, *, approve: bool) -> Response:
-        user = self._d.require_user(request)
+        user = await self._d.require_user(request)
         form = await self._d.read_form(request)
         self._d.check_post(request, form)
         short_id = ticket_ref(request)

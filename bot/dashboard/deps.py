@@ -24,6 +24,7 @@ from bot.dashboard.reader import TicketReader
 from bot.dashboard.sessions import SessionPolicy
 from bot.dashboard.templating import Templates
 from bot.dashboard.throttle import LoginThrottle
+from core.dashboard_sessions import SessionStore
 from core.names import short_id_from
 from core.settings import Settings
 from core.tickets import TicketService
@@ -60,16 +61,16 @@ class Dashboard:
             settings=settings,
             service=context.service,
             directory=directory,
-            sessions=SessionPolicy.from_settings(settings, directory),
+            sessions=SessionPolicy.from_settings(settings, directory, SessionStore(context.databases.app_sessions)),
             templates=Templates(directory, settings.temporal_ui_url, settings.temporal_namespace),
             reader=TicketReader(context.service, context.databases.app_sessions),
             throttle=LoginThrottle(),
             stopping=context.stopping,
         )
 
-    def require_user(self, request: Request) -> DashboardUser:
+    async def require_user(self, request: Request) -> DashboardUser:
         """The signed-in user, kept on `request.state` for error pages; else `SignInRequired`."""
-        visitor = self.sessions.visitor(request)
+        visitor = await self.sessions.visitor(request)
         if visitor.sso_unknown is not None:
             logger.warning("trusted header names %r, who is not in DASHBOARD_USERS", visitor.sso_unknown)
             raise Forbidden(f"{visitor.sso_unknown} is not a dashboard user. Ask an administrator to add you.")

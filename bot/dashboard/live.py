@@ -88,12 +88,12 @@ class Live:
             raise Unavailable(f"{ticket_label(short_id)}: {error}") from error
 
     async def status_json(self, request: Request) -> Response:
-        self._d.require_user(request)
+        await self._d.require_user(request)
         status = await self._status(ticket_ref(request))
         return JSONResponse(status_document(status), headers=NO_STORE)
 
     async def events(self, request: Request) -> Response:
-        user = self._d.require_user(request)
+        user = await self._d.require_user(request)
         short_id = ticket_ref(request)
         first = await self._status(short_id)
         logger.debug("%s: %s follows the ticket", ticket_label(short_id), user.username)

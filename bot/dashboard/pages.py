@@ -43,7 +43,7 @@ class Pages:
         self._d = dashboard
 
     async def ticket_list(self, request: Request) -> Response:
-        user = self._d.require_user(request)
+        user = await self._d.require_user(request)
         status = _filter(request, "status", STATUS_FILTERS)
         risk = _filter(request, "risk", RISK_FILTERS)
         tickets = await self._d.reader.tickets(status, risk, LIST_LIMIT)
@@ -62,7 +62,7 @@ class Pages:
         )
 
     async def ticket(self, request: Request) -> Response:
-        user = self._d.require_user(request)
+        user = await self._d.require_user(request)
         short_id = ticket_ref(request)
         fragment = request.headers.get(FRAGMENT_HEADER) == "ticket"
         return await self.render_ticket(request, user, short_id, fragment=fragment)

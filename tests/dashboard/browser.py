@@ -36,13 +36,22 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-@asynccontextmanager
-async def serve(app: ASGIApp) -> AsyncIterator[str]:
-    """Serve `app` on 127.0.0.1 on a free port; yields the base URL."""
+def bound_socket() -> socket.socket:
+    """A socket on a free port of 127.0.0.1, bound before the app exists so PUBLIC_URL can name it."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
+    return sock
+
+
+def base_url_of(sock: socket.socket) -> str:
+    return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@asynccontextmanager
+async def serve(app: ASGIApp, sock: socket.socket | None = None) -> AsyncIterator[str]:
+    """Serve `app` on `sock` (or a free port of 127.0.0.1); yields the base URL."""
+    sock = sock or bound_socket()
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2)
     server = _QuietServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -51,7 +60,7 @@ async def serve(app: ASGIApp) -> AsyncIterator[str]:
             if task.done():
                 task.result()
             await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
+        yield base_url_of(sock)
     finally:
         server.should_exit = True
         await task

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, expect
@@ -16,10 +17,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
+from temporalio.testing import WorkflowEnvironment
 
 from core.models import OutcomeStatus, TicketStatus
-from tests.dashboard.browser import CHROMIUM, chromium, serve, signed_in_page
-from tests.dashboard.harness import DashboardWorld
+from tests.dashboard.browser import CHROMIUM, base_url_of, bound_socket, chromium, serve, signed_in_page
+from tests.dashboard.harness import DashboardWorld, dashboard_world
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Chromium is not installed at /usr/bin/chromium (run `make browser-deps`)"
@@ -29,8 +31,25 @@ SCREENSHOT = os.environ.get("AGENT_TICKET_SCREENSHOT")
 
 
 @pytest.fixture(scope="module")
-async def base_url(world: DashboardWorld) -> AsyncIterator[str]:
-    async with serve(world.app) as url:
+def listening() -> Iterator[socket.socket]:
+    sock = bound_socket()
+    yield sock
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+async def world(
+    local_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory, listening: socket.socket
+) -> AsyncIterator[DashboardWorld]:
+    """The module's dashboard, whose PUBLIC_URL is where Chromium reaches it (the Origin check needs that)."""
+    public_url = base_url_of(listening)
+    async with dashboard_world(local_env.client, tmp_path_factory.mktemp("browser"), public_url=public_url) as built:
+        yield built
+
+
+@pytest.fixture(scope="module")
+async def base_url(world: DashboardWorld, listening: socket.socket) -> AsyncIterator[str]:
+    async with serve(world.app, listening) as url:
         yield url
 
 

@@ -13,6 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from bot.dashboard.auth import credential_tag
 from bot.dashboard.sessions import SESSION_COOKIE
+from core.dashboard_sessions import SessionStore
 from tests.dashboard.harness import (
     ORIGIN,
     PASSWORD,
@@ -85,18 +86,25 @@ async def test_next_never_leaves_the_site(anonymous: httpx.AsyncClient) -> None:
     assert response.headers["location"] == "/"
 
 
-def _session_cookie(world: DashboardWorld, username: str, login_at: float, token: str = "t" * 20) -> str:
-    """A session signed with the server's key, as SessionMiddleware writes it."""
+async def _session_cookie(world: DashboardWorld, username: str, login_at: float, token: str = "t" * 20) -> str:
+    """A live session signed with the server's key, as sign-in records it and SessionMiddleware writes it."""
     account = next(account for account in world.settings.dashboard_users if account.username == username)
-    session = {"user": username, "login_at": int(login_at), "credential": credential_tag(account), "csrf": token}
+    session_id = await SessionStore(world.databases.app_sessions).create(username, 12 * 3600)
+    session = {
+        "user": username,
+        "sid": session_id,
+        "login_at": int(login_at),
+        "credential": credential_tag(account),
+        "csrf": token,
+    }
     data = b64encode(json.dumps(session).encode())
     return TimestampSigner(SESSION_SECRET).sign(data).decode()
 
 
 async def test_session_older_than_its_lifetime_is_refused(world: DashboardWorld) -> None:
     short_id = await world.file_ticket()
-    fresh = _session_cookie(world, "bob", time.time() - 60)
-    stale = _session_cookie(world, "bob", time.time() - 13 * 3600)  # the lifetime is 12 h
+    fresh = await _session_cookie(world, "bob", time.time() - 60)
+    stale = await _session_cookie(world, "bob", time.time() - 13 * 3600)  # the lifetime is 12 h
     async with http_client(world.app) as client:
         client.cookies.set(SESSION_COOKIE, fresh)
         assert (await client.get("/")).status_code == 200
@@ -120,7 +128,7 @@ async def test_session_older_than_its_lifetime_is_refused(world: DashboardWorld)
 
 
 async def test_tampered_session_cookie_is_ignored(world: DashboardWorld) -> None:
-    good = _session_cookie(world, "mallory", time.time())
+    good = await _session_cookie(world, "mallory", time.time())
     payload, _, signature = good.partition(".")
     forged = json.loads(b64decode(payload))
     forged["user"] = "bob"
@@ -131,14 +139,15 @@ async def test_tampered_session_cookie_is_ignored(world: DashboardWorld) -> None
 
 async def test_changed_password_ends_older_sessions(local_env: WorkflowEnvironment, tmp_path: Path) -> None:
     async with dashboard_world(local_env.client, tmp_path / "one") as first:
-        cookie = _session_cookie(first, "bob", time.time())
+        cookie = await _session_cookie(first, "bob", time.time())
     rotated = first.settings.dashboard_users
     users = ",".join(
         f"{a.username}:{a.approver}:{a.password_hash.get_secret_value()}" for a in rotated if a.username != "bob"
     )
     new_bob = "bob:bob:$argon2id$v=19$m=8192,t=1,p=1$c2FsdHNhbHRzYWx0$" + "A" * 43
     async with (
-        dashboard_world(local_env.client, tmp_path / "two", dashboard_users=f"{users},{new_bob}") as second,
+        # The same app DB, so the session's row is live: only the changed password refuses it.
+        dashboard_world(local_env.client, tmp_path / "one", dashboard_users=f"{users},{new_bob}") as second,
         http_client(second.app) as client,
     ):
         client.cookies.set(SESSION_COOKIE, cookie)
@@ -147,7 +156,7 @@ async def test_changed_password_ends_older_sessions(local_env: WorkflowEnvironme
 
 async def test_trusted_header_signs_in_known_users_only(local_env: WorkflowEnvironment, tmp_path: Path) -> None:
     async with dashboard_world(
-        local_env.client, tmp_path / "data", dashboard_trusted_header="X-Forwarded-User"
+        local_env.client, tmp_path / "data", dashboard_trusted_header="X-Forwarded-User", trusted_proxy_ips="127.0.0.1"
     ) as world:
         async with http_client(world.app) as client:
             home = await client.get("/", headers={"X-Forwarded-User": "alice"})

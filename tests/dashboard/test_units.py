@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
+from argon2 import PasswordHasher
+from pydantic import ValidationError
 from starlette.requests import Request
 
 from bot.dashboard.auth import UserDirectory, hash_password, password_matches
 from bot.dashboard.csrf import same_origin
+from bot.dashboard.password_gate import PasswordCheckBusy, PasswordCheckGate
 from bot.dashboard.presenters import filter_text, finding_rows, operation_rows, previews, stage_steps
 from bot.dashboard.responses import safe_next
-from bot.dashboard.throttle import LoginThrottle
+from bot.dashboard.throttle import Limit, LoginThrottle
 from bot.dashboard.ticket_view import approvals_so_far
 from core.models import (
     ApprovalRequest,
@@ -65,14 +69,17 @@ def test_stage_steps_mark_done_current_and_todo() -> None:
 @pytest.mark.parametrize(
     ("headers", "allowed"),
     [
-        ({"host": "dash.test", "origin": "http://dash.test"}, True),
+        # Only PUBLIC_URL's origin counts: the Host header is the sender's to choose (issue 14).
+        ({"host": "dash.test", "origin": "http://dash.test"}, False),
+        ({"host": "evil.test", "origin": "http://evil.test"}, False),
         ({"host": "internal:3000", "origin": "https://tickets.example.com"}, True),  # PUBLIC_URL behind a proxy
-        ({"host": "dash.test", "referer": "http://dash.test/tickets/1"}, True),
-        ({"host": "dash.test", "origin": "http://evil.test"}, False),
+        ({"host": "dash.test", "referer": "https://tickets.example.com/tickets/1"}, True),
+        ({"host": "dash.test", "origin": "http://tickets.example.com"}, False),  # the scheme counts too
+        ({"host": "dash.test", "origin": "https://tickets.example.com.evil.test"}, False),
         ({"host": "dash.test", "origin": "null"}, False),
         ({"host": "dash.test"}, False),
-        ({"host": "dash.test", "origin": "http://dash.test", "sec-fetch-site": "cross-site"}, False),
-        ({"host": "dash.test", "origin": "http://dash.test", "sec-fetch-site": "same-origin"}, True),
+        ({"host": "x", "origin": "https://tickets.example.com", "sec-fetch-site": "cross-site"}, False),
+        ({"host": "x", "origin": "https://tickets.example.com", "sec-fetch-site": "same-origin"}, True),
     ],
 )
 def test_same_origin(headers: dict[str, str], allowed: bool) -> None:
@@ -95,14 +102,14 @@ def test_safe_next(target: str, expected: str) -> None:
 
 def test_throttle_pauses_after_five_failures_then_forgets() -> None:
     now = [1000.0]
-    throttle = LoginThrottle(max_failures=5, window_seconds=300, clock=lambda: now[0])
+    throttle = LoginThrottle(clock=lambda: now[0])
     for _ in range(5):
-        assert throttle.retry_after("ip|bob") == 0
-        throttle.failed("ip|bob")
-    assert throttle.retry_after("ip|bob") == 301
-    assert throttle.retry_after("ip|alice") == 0
+        assert throttle.admit("ip", "bob").allowed
+    refused = throttle.admit("ip", "bob")
+    assert not refused.allowed and refused.retry_after == 301
+    assert throttle.admit("ip", "alice").allowed
     now[0] += 301
-    assert throttle.retry_after("ip|bob") == 0
+    assert throttle.admit("ip", "bob").allowed
 
 
 async def test_passwords_are_argon2_and_unknown_users_fail_alike() -> None:
@@ -157,3 +164,63 @@ def test_approvals_so_far_count_only_the_pending_request() -> None:
         decisions=[record("alice", "r1"), record("mallory", "r2", accepted=False), record("bob", "r2")],
     )
     assert approvals_so_far(status) == 1
+
+
+def test_throttle_counts_per_client_per_name_and_in_all() -> None:
+    throttle = LoginThrottle(limits={"client": Limit(3), "account": Limit(2), "global": Limit(4)}, clock=lambda: 0.0)
+    assert [throttle.admit("a", f"u{n}").allowed for n in range(4)] == [True, True, True, False]  # client
+    assert [throttle.admit(f"b{n}", "bob").allowed for n in range(2)] == [True, False]  # global: 4 admitted
+    fresh = LoginThrottle(limits={"account": Limit(2)}, clock=lambda: 0.0)
+    assert [fresh.admit(f"c{n}", "bob").allowed for n in range(3)] == [True, True, False]
+
+
+def test_a_right_password_takes_its_attempt_back() -> None:
+    throttle = LoginThrottle(clock=lambda: 0.0)
+    for _ in range(4):
+        throttle.admit("ip", "bob")
+    throttle.succeeded(throttle.admit("ip", "bob"))
+    assert all(throttle.admit("ip", "bob").allowed for _ in range(5))
+
+
+async def test_password_gate_runs_few_checks_and_turns_the_rest_away() -> None:
+    gate = PasswordCheckGate(slots=2, max_waiting=1, wait_seconds=0.2)
+    release = asyncio.Event()
+    running = 0
+    peak = 0
+
+    async def check() -> str:
+        nonlocal running, peak
+        try:
+            async with gate.slot():
+                running += 1
+                peak = max(peak, running)
+                await release.wait()
+                running -= 1
+                return "checked"
+        except PasswordCheckBusy:
+            return "busy"
+
+    tasks = [asyncio.create_task(check()) for _ in range(6)]
+    await asyncio.sleep(0.3)  # the one waiter gives up after 0.2 s
+    release.set()
+    results = await asyncio.gather(*tasks)
+    assert peak == 2 and results.count("checked") == 2 and results.count("busy") == 4
+
+
+def test_argon2_costs_are_bounded_for_new_and_stored_hashes() -> None:
+    made = hash_password("pw")
+    assert "$m=19456,t=2,p=1$" in made
+    assert load_settings(_env_file=None, dashboard_users=f"ann:U1:{made}").dashboard_users
+    old_default = PasswordHasher(memory_cost=64 * 1024, time_cost=3, parallelism=4).hash("pw")
+    assert load_settings(_env_file=None, dashboard_users=f"ann:U1:{old_default}").dashboard_users
+    dear = PasswordHasher(memory_cost=128 * 1024, time_cost=1, parallelism=1).hash("pw")
+    with pytest.raises(ConfigError, match="at most m=65536"):
+        load_settings(_env_file=None, dashboard_users=f"ann:U1:{dear}")
+
+
+def test_comments_are_screened_like_ticket_text() -> None:
+    base = {"approve": False, "decider": "bob", "source": DecisionSource.SLACK, "request_id": "r", "plan_hash": "h"}
+    assert Decision(**base, comment="wrong table\n\tsee the audit").comment == "wrong table\n\tsee the audit"
+    for hidden in ("\u202e", "\u2066", "\u200b", "\x1b"):
+        with pytest.raises(ValidationError, match=f"U\\+{ord(hidden):04X}"):
+            Decision(**base, comment=f"fine{hidden}")

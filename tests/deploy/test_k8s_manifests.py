@@ -124,12 +124,14 @@ def test_every_service_selects_exactly_one_deployment() -> None:
 def test_bot_probes_healthz_on_the_port_its_service_targets() -> None:
     (container,) = _named("Deployment", "agent-ticket-bot")["spec"]["template"]["spec"]["containers"]
     port_names = {port["name"]: port["containerPort"] for port in container["ports"]}
-    assert port_names == {"http": 3000}
+    config = _named("ConfigMap", "agent-ticket-config")["data"]
+    assert port_names == {"http": 3000, "metrics": int(config["BOT_METRICS_PORT"])}
+    annotations = _named("Deployment", "agent-ticket-bot")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(port_names["metrics"])
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
     (service_port,) = _named("Service", "agent-ticket-bot")["spec"]["ports"]
-    assert service_port["targetPort"] in port_names
-    config = _named("ConfigMap", "agent-ticket-config")["data"]
+    assert service_port["targetPort"] == "http"  # the Service never exposes /metrics
     assert int(config["BOT_PORT"]) == port_names["http"]
     assert config["BOT_HOST"] == "0.0.0.0"
 
@@ -191,3 +193,23 @@ def test_configmap_and_secret_load_as_settings(monkeypatch: pytest.MonkeyPatch) 
     assert settings.target_db_url.startswith("postgresql+asyncpg://")
     assert settings.slack_enabled and settings.llm_enabled
     assert settings.seed_demo_data is False
+
+
+def test_network_policies_admit_only_the_ingress_and_prometheus() -> None:
+    """Issue 14: nothing but the ingress reaches the bot's port, nothing but monitoring the metrics ports."""
+    bot = _named("NetworkPolicy", "agent-ticket-bot")["spec"]
+    assert bot["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "bot"
+    assert bot["policyTypes"] == ["Ingress"]
+    allowed = {
+        tuple(port["port"] for port in rule["ports"]): rule["from"][0]["namespaceSelector"]["matchLabels"]
+        for rule in bot["ingress"]
+    }
+    assert allowed == {
+        ("http",): {"kubernetes.io/metadata.name": "ingress-nginx"},
+        ("metrics",): {"kubernetes.io/metadata.name": "monitoring"},
+    }
+    workers = _named("NetworkPolicy", "agent-ticket-workers")["spec"]
+    (rule,) = workers["ingress"]
+    assert [port["port"] for port in rule["ports"]] == ["metrics"]
+    selected = {expr["key"]: set(expr["values"]) for expr in workers["podSelector"]["matchExpressions"]}
+    assert selected["app.kubernetes.io/component"] >= {"worker", "llm-worker"}

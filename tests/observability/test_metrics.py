@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
 
-from bot.app import create_app
+from bot.app import create_metrics_app
 from bot.context import BotContext
 from core.models import OutcomeStatus, TicketSource
 from core.observability.runtime import bind_address, install_metrics_runtime, metrics_runtime, sdk_metrics_url
@@ -106,7 +106,7 @@ async def test_bot_metrics_count_starts_and_decisions_and_add_the_sdk_metrics(
         await pipeline.approve(started.short_id, "alice", "bob")
         await pipeline.service.result(started.short_id)
 
-        app = create_app(BotContext(pipeline.settings, pipeline.service, pipeline.databases))
+        app = create_metrics_app(BotContext(pipeline.settings, pipeline.service, pipeline.databases))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bot") as http:
             response = await http.get("/metrics")
 
