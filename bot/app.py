@@ -12,6 +12,7 @@ from bot.context import BotContext
 from bot.dashboard import dashboard_middleware, dashboard_routes
 from bot.slack import slack_routes
 from core.observability.exposition import CONTENT_TYPE, metrics_text
+from mcp_door import http_door
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -27,13 +28,15 @@ async def metrics(request: Request) -> Response:
 
 
 def create_app(context: BotContext) -> Starlette:
+    mcp = http_door(context)  # `/mcp` for agents, when MCP_AGENTS names any
     routes = [
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         *slack_routes(context),
         *dashboard_routes(context),
         *codec_routes(context),
+        *(mcp.routes if mcp else []),
     ]
-    app = Starlette(routes=routes, middleware=dashboard_middleware(context))
+    app = Starlette(routes=routes, middleware=dashboard_middleware(context), lifespan=mcp.lifespan if mcp else None)
     app.state.context = context
     return app

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.accounts import DashboardAccount, parse_dashboard_users, unique_usernames
+from core.agents import McpAgent, agents_that_could_approve, parse_mcp_agents, unique_agent_names
 from core.codec_keys import CodecKey, parse_codec_keys
 from core.models import ApprovalSettings
 
@@ -72,6 +73,15 @@ class Settings(BaseSettings):
     dashboard_https_only: bool | None = None  # None: secure cookies exactly when PUBLIC_URL is https
     dashboard_trusted_header: str | None = None
 
+    # The MCP door (mcp_door/): agents (`name:argon2_hash_of_token`, comma separated), the Slack channel
+    # their tickets go to (else SLACK_ESCALATION_CHANNEL), the token `agent-ticket mcp` (stdio) runs as,
+    # and per-agent limits on tool calls and on tickets filed.
+    mcp_agents: Annotated[list[McpAgent], NoDecode] = Field(default_factory=list)
+    mcp_channel: str | None = None
+    mcp_token: SecretStr | None = None
+    mcp_calls_per_minute: int = Field(default=60, ge=1, le=10_000)
+    mcp_tickets_per_hour: int = Field(default=20, ge=1, le=10_000)
+
     # Payload encryption (off when empty): `id:base64key,...`, current key first. See core/codec.py.
     payload_codec_keys: SecretStr | None = None
     # Bearer token the codec endpoint (`/codec/decode`) requires; only holders of the key should have it.
@@ -116,6 +126,23 @@ class Settings(BaseSettings):
     @classmethod
     def _unique_dashboard_users(cls, value: list[DashboardAccount]) -> list[DashboardAccount]:
         return unique_usernames(value)
+
+    @field_validator("mcp_agents", mode="before")
+    @classmethod
+    def _parse_mcp_agents(cls, value: object) -> object:
+        return parse_mcp_agents(value)
+
+    @field_validator("mcp_agents")
+    @classmethod
+    def _unique_mcp_agents(cls, value: list[McpAgent]) -> list[McpAgent]:
+        return unique_agent_names(value)
+
+    @model_validator(mode="after")
+    def _agents_never_approve(self) -> Settings:
+        clashes = agents_that_could_approve(self.mcp_agents, self.approvers)
+        if clashes:
+            raise ValueError(f"APPROVERS must not name an MCP agent or an `agent:` identity: {', '.join(clashes)}")
+        return self
 
     @field_validator("dashboard_session_secret", "dashboard_trusted_header", mode="before")
     @classmethod
