@@ -100,9 +100,9 @@ class AgentDesk:
     async def status(self, agent: Agent, ticket: str) -> TicketView:
         return TicketView.of(await self._own_status(agent, ticket), self._settings.public_url)
 
-    async def wait(self, agent: Agent, ticket: str, timeout: float, on_stage: OnStage) -> TicketView:
-        """Poll until the ticket ends or `timeout` seconds pass, calling `on_stage` at each new stage."""
-        deadline = time.monotonic() + max(0.0, min(timeout, MAX_WAIT_SECONDS))
+    async def wait(self, agent: Agent, ticket: str, seconds: float, on_stage: OnStage) -> TicketView:
+        """Poll until the ticket ends or `seconds` pass, calling `on_stage` at each new stage."""
+        deadline = time.monotonic() + max(0.0, min(seconds, MAX_WAIT_SECONDS))
         seen = None
         while True:
             status = await self._own_status(agent, ticket)

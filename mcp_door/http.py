@@ -4,7 +4,7 @@
 session manager. Every HTTP request is authenticated before the SDK sees it, and the agent
 it proves is put in the request's state, where the tools read it. Failed tokens are
 throttled per client address, so guessing costs time and no anonymous caller can keep the
-bot hashing.
+bot hashing; a token that verified before is let through without hashing or throttling.
 """
 
 from __future__ import annotations
@@ -58,8 +58,11 @@ class BearerAgentAuth:
     async def _authenticate(self, scope: Scope, address: str) -> Agent | JSONResponse:
         header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             return _unauthorized("send the agent's token as `Authorization: Bearer <token>`")
+        if (known := self._directory.remembered(token)) is not None:
+            return known  # verified before: neither argon2 work nor the failure throttle
         try:
             self._failures.check(address)
         except RateLimited as limited:
@@ -68,7 +71,7 @@ class BearerAgentAuth:
                 status_code=429,
                 headers={"Retry-After": str(limited.retry_after)},
             )
-        agent = await self._directory.authenticate(token.strip())
+        agent = await self._directory.authenticate(token)
         if agent is None:
             self._failures.add(address)
             logger.info("MCP: a bad agent token from %s", address)

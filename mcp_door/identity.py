@@ -63,13 +63,18 @@ class AgentDirectory:
     def empty(self) -> bool:
         return not self._hashes
 
+    def remembered(self, token: str) -> Agent | None:
+        """The agent when this exact token verified before; no argon2 work either way."""
+        name = token.rpartition(TOKEN_SEPARATOR)[0]
+        known = self._verified.get(name)
+        return Agent(name) if known is not None and hmac.compare_digest(known, _digest(token)) else None
+
     async def authenticate(self, token: str) -> Agent | None:
         name, separator, secret = token.rpartition(TOKEN_SEPARATOR)
         if not separator or not name or not secret or len(token) > 512:
             return None
-        known = self._verified.get(name)
-        if known is not None and hmac.compare_digest(known, _digest(token)):
-            return Agent(name)
+        if (agent := self.remembered(token)) is not None:
+            return agent
         stored = self._hashes.get(name)
         target = stored or self._decoy
         if target is None:

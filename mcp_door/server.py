@@ -44,6 +44,11 @@ WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent
 READS = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
 TicketId = Annotated[str, Field(description="the ticket id, e.g. T-3f9a0c1d2e", max_length=80)]
+WaitSeconds = Annotated[float, Field(description="seconds to wait at most", ge=0, le=MAX_WAIT_SECONDS)]
+Operations = Annotated[
+    list[Operation],
+    Field(description="select, insert, update or delete with structured filters; never SQL", max_length=MAX_OPERATIONS),
+]
 IdempotencyKey = Annotated[
     str | None,
     Field(default=None, description="optional; the same key files the same ticket once (1-64 letters, digits, - or _)"),
@@ -101,10 +106,7 @@ def build_server(desk: AgentDesk, catalog: CatalogReader, identify: Identify) ->
     @refusals_as_tool_errors
     async def propose_plan(
         summary: Annotated[str, Field(description="one line: what the plan does", max_length=500)],
-        operations: Annotated[
-            list[Operation],
-            Field(description="select / insert / update / delete with structured filters; never SQL", max_length=MAX_OPERATIONS),
-        ],
+        operations: Operations,
         ctx: Context,
         rationale: Annotated[str, Field(description="why; shown to the approvers", max_length=1000)] = "",
         idempotency_key: IdempotencyKey = None,
@@ -124,7 +126,7 @@ def build_server(desk: AgentDesk, catalog: CatalogReader, identify: Identify) ->
     async def wait_for_ticket(
         ticket_id: TicketId,
         ctx: Context,
-        timeout: Annotated[float, Field(description="seconds to wait at most", ge=0, le=MAX_WAIT_SECONDS)] = 60,
+        timeout: WaitSeconds = 60,  # noqa: ASYNC109 - the tool's published argument: how long to poll
     ) -> TicketView:
         """Wait until the ticket finishes or the timeout passes, with a progress notification at each
         stage; returns its state either way (check `finished`)."""

@@ -40,6 +40,10 @@ class OperationRows(BaseModel):
     table: str
     rows: int
 
+    @classmethod
+    def of(cls, index: int, kind: str, table: str, rows: int) -> OperationRows:
+        return cls(operation=index + 1, kind=kind, table=table, rows=rows)
+
 
 class OutcomeView(BaseModel):
     status: str = Field(description="done, rejected, blocked, expired or failed")
@@ -80,7 +84,7 @@ class TicketView(BaseModel):
             risk=report.risk.value if report else None,
             findings=[finding.message for finding in report.findings] if report else [],
             rows_affected=[
-                OperationRows(operation=impact.operation_index + 1, kind=impact.kind, table=impact.table, rows=impact.rows_affected)
+                OperationRows.of(impact.operation_index, impact.kind, impact.table, impact.rows_affected)
                 for impact in (report.impacts if report else [])
             ],
             approvals_required=report.required_approvals if report else 0,
@@ -109,7 +113,7 @@ def _outcome(status: TicketStatus) -> OutcomeView | None:
         reason=outcome.reason,
         rows_changed=execution.rows_changed if execution else 0,
         operations=[
-            OperationRows(operation=result.operation_index + 1, kind=result.kind, table=result.table, rows=result.rows_affected)
+            OperationRows.of(result.operation_index, result.kind, result.table, result.rows_affected)
             for result in (execution.results if execution else [])
         ],
         decided_by=list(outcome.decided_by),
@@ -135,9 +139,8 @@ class TicketSummary(BaseModel):
 
     @classmethod
     def of(cls, row: TicketRow) -> TicketSummary:
-        return cls(
-            ticket_id=ticket_label(row.ticket_id), text=row.text, status=row.status, risk=row.risk, created_at=row.created_at
-        )
+        label = ticket_label(row.ticket_id)
+        return cls(ticket_id=label, text=row.text, status=row.status, risk=row.risk, created_at=row.created_at)
 
 
 class TicketList(BaseModel):
