@@ -22,6 +22,7 @@ import pytest
 import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.testing import WorkflowEnvironment
 
 from bot.app import create_app
@@ -34,7 +35,7 @@ from tests.pipeline import Pipeline, pipeline_settings, running_pipeline
 from tests.slack.conftest import ALICE, BOB, SIGNING_SECRET, SlackUserAgent, SlackWorld
 
 MCP_CHANNEL = "C0AGENTS"
-AGENTS = ["deploy-bot", "busy-bot", "sneaky-bot", "etl-bot", "stdio-bot"]
+AGENTS = ["deploy-bot", "busy-bot", "sneaky-bot", "etl-bot", "shape-bot", "stdio-bot"]
 CALLS_PER_MINUTE = 6
 
 
@@ -64,6 +65,8 @@ class McpWorld:
     base_url: str
     slack: SlackUserAgent
     tokens: dict[str, str]
+    agent_entries: str
+    temporal_address: str
 
     @property
     def mcp_url(self) -> str:
@@ -79,6 +82,11 @@ class McpWorld:
         ):
             yield client
 
+    @asynccontextmanager
+    async def target_connection(self) -> AsyncIterator[AsyncConnection]:
+        async with self.pipeline.databases.target_engine.connect() as connection:
+            yield connection
+
     async def approve_in_slack(self, ticket_label: str, approver: str) -> httpx.Response:
         """Click Approve on the ticket's message in the agents' channel, as Slack would send it, signed."""
         message: Message = await self.fake.wait_for(
@@ -93,7 +101,7 @@ class McpWorld:
         return await click(APPROVE_ACTION_ID, value.encode(), approver, channel=MCP_CHANNEL, message_ts=message.ts)
 
 
-def mcp_settings(data_dir: Path, task_queue: str, fake: FakeSlack, agent_entries: list[str]) -> Settings:
+def mcp_settings(data_dir: Path, task_queue: str, fake: FakeSlack, agent_entries: str) -> Settings:
     return pipeline_settings(
         data_dir,
         task_queue,
@@ -101,7 +109,7 @@ def mcp_settings(data_dir: Path, task_queue: str, fake: FakeSlack, agent_entries
         slack_signing_secret=SIGNING_SECRET,
         slack_api_url=fake.api_url,
         approvers=[ALICE, BOB],
-        mcp_agents=",".join(agent_entries),
+        mcp_agents=agent_entries,
         mcp_channel=MCP_CHANNEL,
         mcp_calls_per_minute=CALLS_PER_MINUTE,
         mcp_tickets_per_hour=3,
@@ -109,20 +117,23 @@ def mcp_settings(data_dir: Path, task_queue: str, fake: FakeSlack, agent_entries
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 async def mcp_world(
     local_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[McpWorld]:
-    """One world per test module; each test uses agents of its own, so their limits and tickets never mix."""
+    """One world for the package; each test uses agents of its own, so their limits and tickets never mix."""
     async with AsyncExitStack() as stack:
         fake = await FakeSlack(channels={MCP_CHANNEL}).start()
         stack.push_async_callback(fake.stop)
         made = {name: new_token(name) for name in AGENTS}
         queue = f"mcp-{uuid.uuid4().hex[:10]}"
-        settings = mcp_settings(tmp_path_factory.mktemp("mcp") / "data", queue, fake, [m.entry for m in made.values()])
+        entries = ",".join(m.entry for m in made.values())
+        settings = mcp_settings(tmp_path_factory.mktemp("mcp") / "data", queue, fake, entries)
         pipeline = await stack.enter_async_context(running_pipeline(local_env.client, settings))
         context = BotContext(settings=settings, service=pipeline.service, databases=pipeline.databases)
         base_url = await stack.enter_async_context(serve_with_lifespan(create_app(context)))
         http = await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=10))
         tokens = {name: m.token for name, m in made.items()}
-        yield McpWorld(settings, pipeline, fake, base_url, SlackUserAgent(http, fake, channel=MCP_CHANNEL), tokens)
+        slack = SlackUserAgent(http, fake, channel=MCP_CHANNEL)
+        address = local_env.client.service_client.config.target_host
+        yield McpWorld(settings, pipeline, fake, base_url, slack, tokens, entries, address)
