@@ -31,6 +31,7 @@ COPY activities ./activities
 COPY worker ./worker
 COPY bot ./bot
 COPY cli ./cli
+COPY mcp_door ./mcp_door
 COPY manifests ./manifests
 COPY migrations ./migrations
 COPY alembic.ini ./

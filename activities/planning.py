@@ -3,7 +3,9 @@
 The activity owns what every planner needs from Temporal (heartbeats while it
 waits, logging with the ticket id); the planner behind it is injected, so the
 worker picks OpenAI or the offline planner once, from the settings, and tests
-hand in whichever they need.
+hand in whichever they need. A ticket that carries an agent's own plan (the MCP
+door's `propose_plan`) skips the planner: that plan goes on to the same safety
+check and approvals as any other.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Protocol
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import HEARTBEAT_INTERVAL_SECONDS, heartbeating
 from activities.offline_planner import OfflinePlanner
@@ -23,6 +26,8 @@ if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
 logger = logging.getLogger(__name__)
+
+ERROR_PROPOSED_PLAN_FIXED = "ProposedPlanFixed"
 
 __all__ = ["OfflinePlanner", "Planner", "PlanningActivities", "build_openai_client", "build_planner"]
 
@@ -48,6 +53,8 @@ class PlanningActivities:
     @activity.defn(name=ACTIVITY_PLAN_TICKET)
     async def plan_ticket(self, input: PlanTicketInput) -> Plan:
         label = ticket_label(short_id_from(input.ticket_id))
+        if input.request.proposed_plan is not None:
+            return proposed_plan(input)
         attempt = activity.info().attempt
         logger.info("%s: planning with %s (attempt %d)", label, self.planner.name, attempt)
         async with heartbeating(f"planning with {self.planner.name}", interval=self._heartbeat_interval):
@@ -60,6 +67,26 @@ class PlanningActivities:
             plan.summary,
         )
         return plan
+
+
+def proposed_plan(input: PlanTicketInput) -> Plan:
+    """The plan the requester proposed, named after them ("agent:<name>"); it cannot be planned again.
+
+    A reviewer's "ask for a new plan" reaches a planner that has nothing new to offer: the ticket
+    ends failed with a reason saying so, and the agent can propose a revised plan as a new ticket.
+    """
+    label = ticket_label(short_id_from(input.ticket_id))
+    if input.feedback:
+        raise ApplicationError(
+            f"the plan was proposed by {input.request.requester} and cannot be planned again here; "
+            "reject it and let the agent propose a new one",
+            type=ERROR_PROPOSED_PLAN_FIXED,
+            non_retryable=True,
+        )
+    assert input.request.proposed_plan is not None
+    plan = input.request.proposed_plan.model_copy(update={"planner": input.request.requester})
+    logger.info("%s: plan proposed by %s has %d operation(s)", label, plan.planner, len(plan.operations))
+    return plan
 
 
 def build_openai_client(settings: Settings) -> AsyncOpenAI:

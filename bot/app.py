@@ -17,6 +17,7 @@ from bot.dashboard import dashboard_middleware, dashboard_routes
 from bot.proxies import proxy_middleware
 from bot.slack import slack_routes
 from core.observability.exposition import CONTENT_TYPE, metrics_text
+from mcp_door import http_door
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -32,14 +33,16 @@ async def metrics(request: Request) -> Response:
 
 
 def create_app(context: BotContext) -> Starlette:
+    mcp = http_door(context)  # `/mcp` for agents, when MCP_AGENTS names any
     routes = [
         Route("/healthz", healthz),
         *slack_routes(context),
         *dashboard_routes(context),
         *codec_routes(context),
+        *(mcp.routes if mcp else []),
     ]
     middleware = [*proxy_middleware(context.settings), *dashboard_middleware(context)]
-    app = Starlette(routes=routes, middleware=middleware)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=mcp.lifespan if mcp else None)
     app.state.context = context
     return app
 

@@ -50,6 +50,7 @@ from bot.slack.actions import (
     ButtonValue,
     RejectModalMetadata,
 )
+from core.agents import agent_name_of
 from core.models import (
     DecisionRecord,
     DeleteOperation,
@@ -62,6 +63,8 @@ from core.models import (
     SafetyReport,
     SelectOperation,
     Stage,
+    TicketRequest,
+    TicketSource,
     TicketStatus,
     UpdateOperation,
 )
@@ -245,13 +248,19 @@ def heading(status: TicketStatus) -> str:
     return truncate(f"{ticket_label(status.ticket_id)} · {state}", HEADER_LIMIT)
 
 
+def requested_by(request: TicketRequest) -> str:
+    """Who filed the ticket and through which door; an agent's ticket says it is one, with its reason."""
+    agent = agent_name_of(request.requester)
+    if request.source is TicketSource.MCP and agent is not None:
+        filed = f"Filed by agent {code(agent)} through MCP"
+        return f"{filed} · reason: {escape(request.reason)}" if request.reason else filed
+    return f"Requested by {mention(request.requester)} via {request.source.value}"
+
+
 def header_blocks(status: TicketStatus) -> list[Block]:
     request = status.request
     quoted = "\n".join(f"&gt; {line}" for line in escape(request.text).splitlines())
-    context = [
-        f"Requested by {mention(request.requester)} via {request.source.value}",
-        slack_date(status.created_at),
-    ]
+    context = [requested_by(request), slack_date(status.created_at)]
     if status.plan is not None:
         context.append(f"planner: {escape(status.plan.planner)}")
     return [

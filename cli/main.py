@@ -31,6 +31,7 @@ from cli.devserver import DevServerError, TemporalUnavailable, parse_address, tr
 from cli.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, CliError
 from cli.follow import TicketEnded, WaitTimedOut, query_status, wait_for_ticket
 from cli.identity import UnknownIdentity, current_user
+from cli.mcp_command import mcp_app
 from cli.render import approval_panel, describe_url, outcome_panel, status_view, tickets_table
 from cli.sessions import sessions_app
 from core import tickets
@@ -96,6 +97,7 @@ app = AgentTicketApp(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+app.add_typer(mcp_app, name="mcp")
 
 app.add_typer(sessions_app, name="sessions")
 

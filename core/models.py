@@ -38,6 +38,7 @@ class TicketSource(StrEnum):
     DASHBOARD = "dashboard"
     CLI = "cli"
     API = "api"
+    MCP = "mcp"
 
 
 class ApprovalSettings(Model):
@@ -58,11 +59,19 @@ class TicketRequest(Model):
     channel: str | None = Field(default=None, max_length=200)
     approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
     continued: ContinuedTicket | None = None  # set only by the workflow when it continues as new
+    reason: str = Field(default="", max_length=1000)  # why the requester asks, shown to approvers
+    # An agent's own plan (the MCP door's `propose_plan`): the planning step returns it instead of asking the LLM.
+    proposed_plan: Plan | None = None
 
     @field_validator("text")
     @classmethod
     def _clean_text(cls, value: str) -> str:
         return clean_ticket_text(value)
+
+    @field_validator("reason")
+    @classmethod
+    def _clean_reason(cls, value: str) -> str:
+        return clean_ticket_text(value) if value.strip() else ""
 
 
 class ContinuedTicket(Model):

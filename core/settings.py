@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.accounts import DashboardAccount, parse_dashboard_users, unique_usernames
 from core.addresses import check_address_list, parse_address_list
+from core.agents import McpAgent, agents_that_could_approve, parse_mcp_agents, unique_agent_names
 from core.codec_keys import CodecKey, parse_codec_keys
 from core.models import ApprovalSettings
 
@@ -92,6 +93,15 @@ class Settings(BaseSettings):
     decision_signing_key: SecretStr | None = None
     allow_unsigned_decisions: bool = False
 
+    # The MCP door (mcp_door/): agents (`name:argon2_hash_of_token`, comma separated), the Slack channel
+    # their tickets go to (else SLACK_ESCALATION_CHANNEL), the token `agent-ticket mcp` (stdio) runs as,
+    # and per-agent limits on tool calls and on tickets filed.
+    mcp_agents: Annotated[list[McpAgent], NoDecode] = Field(default_factory=list)
+    mcp_channel: str | None = None
+    mcp_token: SecretStr | None = None
+    mcp_calls_per_minute: int = Field(default=60, ge=1, le=10_000)
+    mcp_tickets_per_hour: int = Field(default=20, ge=1, le=10_000)
+
     # Payload encryption (off when empty): `id:base64key,...`, current key first. See core/codec.py.
     payload_codec_keys: SecretStr | None = None
     # Bearer token the codec endpoint (`/codec/decode`) requires; only holders of the key should have it.
@@ -154,6 +164,23 @@ class Settings(BaseSettings):
                 "DASHBOARD_TRUSTED_HEADER needs TRUSTED_PROXY_IPS or DASHBOARD_TRUSTED_HEADER_SECRET: "
                 "otherwise anyone who reaches the bot could name themselves"
             )
+        return self
+
+    @field_validator("mcp_agents", mode="before")
+    @classmethod
+    def _parse_mcp_agents(cls, value: object) -> object:
+        return parse_mcp_agents(value)
+
+    @field_validator("mcp_agents")
+    @classmethod
+    def _unique_mcp_agents(cls, value: list[McpAgent]) -> list[McpAgent]:
+        return unique_agent_names(value)
+
+    @model_validator(mode="after")
+    def _agents_never_approve(self) -> Settings:
+        clashes = agents_that_could_approve(self.mcp_agents, self.approvers)
+        if clashes:
+            raise ValueError(f"APPROVERS must not name an MCP agent or an `agent:` identity: {', '.join(clashes)}")
         return self
 
     @field_validator(
