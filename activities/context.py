@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from temporalio import activity
 
 from activities.sql import reflect_target, row_to_dict, set_read_only, type_name
-from core.ledger import LEDGER_TABLE
+from core.ledger import is_ledger_table
 from core.models import (
     AuditEntry,
     ColumnInfo,
@@ -361,7 +361,7 @@ class ContextActivities:
         tables = [
             metadata.tables[name]
             for name in sorted(policy.tables)
-            if name in metadata.tables and name.lower() != LEDGER_TABLE
+            if name in metadata.tables and not is_ledger_table(name)
         ]
         async with self._target.connect() as connection:
             transaction = await connection.begin()

@@ -84,17 +84,28 @@ def clean_ticket_text(value: str) -> str:
     text = unicodedata.normalize("NFKC", value).strip()
     if not text:
         raise ValueError("ticket text is empty")
+    hidden = hidden_character(text)
+    if hidden:
+        raise ValueError(f"ticket text contains {hidden}")
+    if len(text) > MAX_TICKET_TEXT:
+        raise ValueError(f"ticket text is longer than {MAX_TICKET_TEXT} characters")
+    return text
+
+
+def hidden_character(text: str) -> str | None:
+    """What no person types in `text`, in words, or None: control, unassigned or invisible characters.
+
+    Newline and tab are allowed. Used for ticket text and for every string a plan carries.
+    """
     for char in text:
         category = unicodedata.category(char)
         if char in "\n\t":
             continue
         if category in ("Cc", "Cs", "Co", "Cn"):
-            raise ValueError(f"ticket text contains a control or unassigned character (U+{ord(char):04X})")
+            return f"a control or unassigned character (U+{ord(char):04X})"
         if category == "Cf":
-            raise ValueError(f"ticket text contains an invisible formatting character (U+{ord(char):04X})")
-    if len(text) > MAX_TICKET_TEXT:
-        raise ValueError(f"ticket text is longer than {MAX_TICKET_TEXT} characters")
-    return text
+            return f"an invisible formatting character (U+{ord(char):04X})"
+    return None
 
 
 # ---------------------------------------------------------------- context
@@ -106,6 +117,7 @@ class ColumnInfo(Model):
     nullable: bool = True
     primary_key: bool = False
     foreign_key: str | None = None
+    private: bool = False  # its values reach the planner only when the ticket text holds them
 
 
 class TableInfo(Model):
@@ -145,12 +157,15 @@ class TicketContext(Model):
     past_tickets: list[PastTicket] = Field(default_factory=list)
     recent_audit: list[AuditEntry] = Field(default_factory=list)
     truncated: bool = False
+    redacted: dict[str, int] = Field(default_factory=dict)  # "table.column" -> private values replaced
 
     def summary(self) -> str:
         rows = sum(len(named.rows) for named in self.named_rows)
+        redacted = sum(self.redacted.values())
         return (
             f"{len(self.schema_tables)} tables, {rows} named rows, "
             f"{len(self.past_tickets)} earlier tickets, {len(self.recent_audit)} audit entries"
+            + (f", {redacted} private values redacted ({', '.join(sorted(self.redacted))})" if redacted else "")
             + (" (truncated)" if self.truncated else "")
         )
 
@@ -277,14 +292,19 @@ class Finding(Model):
 class RowChange(Model):
     before: dict[str, Scalar] | None = None
     after: dict[str, Scalar] | None = None
+    key: str | None = None  # the row's key as in `OperationImpact.row_keys`
 
 
 class OperationImpact(Model):
+    """What one operation did in the dry run of the whole plan, in plan order."""
+
     operation_index: int
     kind: str
     table: str
     rows_affected: int
     preview: list[RowChange] = Field(default_factory=list)
+    # Keys of every row touched (read, for a select), sorted; `new:<index>` names a row the plan inserts.
+    row_keys: list[str] = Field(default_factory=list)
 
 
 class SafetyReport(Model):
@@ -293,6 +313,13 @@ class SafetyReport(Model):
     impacts: list[OperationImpact] = Field(default_factory=list)
     required_approvals: int = 0
     plan_hash: str = ""
+    # Private columns per table the plan touches: their values are masked unless the plan was approved.
+    private_columns: dict[str, list[str]] = Field(default_factory=dict)
+
+    @property
+    def approved_row_keys(self) -> list[list[str]]:
+        """The row keys an approval of this report covers, one list per operation (`ExecutePlanInput`)."""
+        return [list(impact.row_keys) for impact in self.impacts]
 
     @property
     def rows_affected(self) -> int:
@@ -501,6 +528,7 @@ class PlanTicketInput(Model):
 class ValidatePlanInput(Model):
     ticket_id: str
     plan: Plan
+    requester: str = ""  # whose budget of unapproved changes the plan would spend ("": none checked)
 
 
 class ExecutePlanInput(Model):
@@ -509,6 +537,11 @@ class ExecutePlanInput(Model):
     plan: Plan
     plan_hash: str
     approved_rows: list[int] = Field(default_factory=list)
+    # The row keys each operation touched in the approved dry run (`SafetyReport.approved_row_keys`);
+    # when given, execution refuses with ERROR_APPROVED_ROWS_CHANGED if it would touch any others.
+    approved_row_keys: list[list[str]] = Field(default_factory=list)
+    requester: str = ""  # charged for the rows changed when no one approved the plan
+    approved_by: list[str] = Field(default_factory=list)  # empty: ran without approval (budget, masking)
     # Tickets begun since PATCH_COALESCED (workflows/ticket.py): the audit events queued so far,
     # written before the plan runs, so it never runs before the steps that led to it are on record.
     events: list[RecordEventInput] = Field(default_factory=list)
