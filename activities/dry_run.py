@@ -140,7 +140,8 @@ def _impact(outcome: StepOutcome, policy: Policy, metadata: MetaData) -> Operati
         impact.preview = [RowChange(key=outcome.keys[0], after=after)]
     elif isinstance(operation, UpdateOperation):
         assigned = [item.column for item in operation.values]
-        shown = [column.name for column in table.primary_key.columns] + assigned
+        filtered = [item.column for item in operation.filters]  # what made the row match, to recognise it by
+        shown = [column.name for column in table.primary_key.columns] + filtered + assigned
         impact.preview = [
             RowChange(
                 key=key,

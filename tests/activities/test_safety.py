@@ -16,6 +16,7 @@ from activities.sql import set_read_only
 from core.bootstrap import Databases
 from core.demo import demo_metadata
 from core.ledger import LEDGER_TABLE
+from core.masking import MASK
 from core.models import (
     Assignment,
     DeleteOperation,
@@ -212,7 +213,7 @@ async def test_plan_upgrade_is_low_with_preview(dbs: Databases) -> None:
     [impact] = report.impacts
     assert impact.rows_affected == 1
     assert [(change.before, change.after) for change in impact.preview] == [
-        ({"id": 1, "plan_id": 2}, {"id": 1, "plan_id": 3})
+        ({"id": 1, "customer_id": 1, "plan_id": 2}, {"id": 1, "customer_id": 1, "plan_id": 3})
     ]
     assert await plan_of(dbs, 1) == 2  # counting changed nothing
 
@@ -241,7 +242,7 @@ async def test_role_rewrite_of_one_user_needs_two_approvers(dbs: Databases) -> N
     assert report.impacts[0].rows_affected == 1
     [change] = report.impacts[0].preview
     assert change.before is not None and change.before["role"] in ("member", "viewer")
-    assert change.after == {"id": 2, "role": "admin"}
+    assert change.after == {"id": 2, "email": MASK, "role": "admin"}  # the filter's column, private
 
 
 async def test_many_rows_of_one_tenant_need_one_approver(dbs: Databases) -> None:
