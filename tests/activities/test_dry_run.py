@@ -248,7 +248,8 @@ async def test_statement_timeout_stops_a_slow_statement(dbs: Databases) -> None:
     slow = (
         "SELECT pg_sleep(2)"
         if dbs.target_engine.dialect.name == "postgresql"
-        else "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM (SELECT x FROM c LIMIT 100000000)"
+        else "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+        "SELECT count(*) FROM (SELECT x FROM c LIMIT 100000000)"
     )
     started = time.monotonic()
     async with dbs.target_engine.connect() as connection:
