@@ -143,8 +143,9 @@ async def test_upgrade_again_keeps_rows_and_changes_nothing(db_url: str, engine:
 
 async def test_database_made_by_create_all_is_adopted_without_loss(db_url: str, engine: AsyncEngine) -> None:
     """Installs from before migrations have the tables but no version: stamp, then upgrade."""
+    await upgrade_app_db(db_url, BASELINE_REVISION)  # the tables `create_all` made back then ...
     async with engine.begin() as connection:
-        await connection.run_sync(AppBase.metadata.create_all)
+        await connection.execute(text("DROP TABLE alembic_version"))  # ... with no version recorded
     await _insert_ticket(engine, "old001")
 
     await upgrade_app_db(db_url)
