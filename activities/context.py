@@ -2,7 +2,8 @@
 
 The requester's earlier tickets and their audit trail come from the app DB; the target DB
 gives its schema (only tables the policy lists, never the ledger) and the rows the ticket
-text names by id, email, slug or name, plus rows that refer to them. The result goes into
+text names by id, email, slug or name, plus rows that refer to them, with private values
+redacted unless the ticket text holds them (`activities/redaction.py`). The result goes into
 workflow history, so it is capped (`MAX_CONTEXT_BYTES`) and marked `truncated` when cut.
 """
 
@@ -18,8 +19,9 @@ from sqlalchemy import types as sa_types
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from activities.redaction import redact_named_rows
 from activities.sql import reflect_target, row_to_dict, set_read_only, type_name
-from core.ledger import LEDGER_TABLE
+from core.ledger import is_ledger_table
 from core.models import (
     AuditEntry,
     ColumnInfo,
@@ -361,7 +363,7 @@ class ContextActivities:
         tables = [
             metadata.tables[name]
             for name in sorted(policy.tables)
-            if name in metadata.tables and name.lower() != LEDGER_TABLE
+            if name in metadata.tables and not is_ledger_table(name)
         ]
         async with self._target.connect() as connection:
             transaction = await connection.begin()
@@ -371,12 +373,18 @@ class ContextActivities:
                 lookup = await find_named_rows(connection, tables, input.request.text)
             finally:
                 await transaction.rollback()
+        private = {table.name: policy.private_columns(table.name, table.columns.keys()) for table in tables}
+        for info in schema:
+            for column in info.columns:
+                column.private = column.name in private[info.name]
+        named, redacted = redact_named_rows(lookup.named, private, input.request.text)
         context = TicketContext(
             schema_tables=schema,
-            named_rows=lookup.named,
+            named_rows=named,
             past_tickets=past,
             recent_audit=audit,
             truncated=lookup.truncated,
+            redacted=redacted,
         )
         context = bound_context(context)
         logger.info("%s: context gathered: %s", label, context.summary())  # says "(truncated)" when cut

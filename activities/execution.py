@@ -4,6 +4,11 @@ The ledger row `(workflow id, plan hash)` commits in the same transaction as the
 retry (or a second attempt running at the same time) finds it and returns the stored result
 instead of writing again. Any failure rolls the whole plan back. The audit events the ticket
 queued before this step (`ExecutePlanInput.events`) are written to the app DB before the plan runs.
+
+The plan runs in order through the same `PlanRunner` as the dry run, and each operation's row
+keys are compared with the approved ones: if the rows differ (a concurrent writer changed which
+rows match), or the requester's budget of unapproved changes ran out since validation, nothing
+is written and `ERROR_APPROVED_ROWS_CHANGED` tells the workflow to validate and ask again.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import MetaData, insert, select
 from sqlalchemy import exc as sa_exc
@@ -19,35 +23,36 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import budget
 from activities.audit import AuditWriter
 from activities.heartbeat import heartbeating
+from activities.plan_runner import PlanRunner, StepOutcome, sort_keys
 from activities.sql import (
     AnyOperation,
     SqlCompileError,
-    Statement,
     compile_operation,
     describe_db_error,
     is_transient_db_error,
     reflect_target,
-    row_to_dict,
-    to_scalar,
 )
 from core.ledger import executions
+from core.masking import mask_row
 from core.models import (
     DeleteOperation,
     ExecutePlanInput,
     ExecutionResult,
-    InsertOperation,
     OperationResult,
     SelectOperation,
     UpdateOperation,
     plan_hash,
 )
-from core.names import ACTIVITY_EXECUTE_PLAN, ticket_label
+from core.names import ACTIVITY_EXECUTE_PLAN, ERROR_APPROVED_ROWS_CHANGED, ticket_label
+from core.policy import Policy, PolicyCache
 
 logger = logging.getLogger(__name__)
 
 MAX_RESULT_ROWS = 100  # rows of a select kept in the result, which lands in workflow history
+MAX_KEYS_NAMED = 5  # row keys named in a message about changed rows
 
 ERROR_PLAN_HASH = "PlanHashMismatch"
 ERROR_INVALID_OPERATION = "InvalidOperation"
@@ -57,23 +62,28 @@ ERROR_TARGET_UNAVAILABLE = "TargetUnavailable"
 
 
 class _RowLimitExceeded(Exception):
-    """An update or delete touched more rows than were approved."""
+    """An update or delete touched more rows than were approved (tickets that pass counts, not keys)."""
+
+
+class _ApprovedRowsChanged(Exception):
+    """The rows differ from the approved ones, or the budget ran out: roll back and ask again."""
 
 
 @dataclass(frozen=True)
 class _Step:
     index: int
     operation: AnyOperation
-    statement: Statement
     approved_rows: int | None
+    approved_keys: list[str] | None
 
 
 class ExecutionActivities:
-    """Runs plans against the target DB; receives the target engine and the app DB's audit writer."""
+    """Runs plans against the target DB; receives the target engine, the app DB's audit writer and the policy."""
 
-    def __init__(self, target_engine: AsyncEngine, audit: AuditWriter) -> None:
+    def __init__(self, target_engine: AsyncEngine, audit: AuditWriter, policy: PolicyCache | None = None) -> None:
         self._target = target_engine
         self._audit = audit
+        self._policy = policy
 
     @activity.defn(name=ACTIVITY_EXECUTE_PLAN)
     async def execute_plan(self, input: ExecutePlanInput) -> ExecutionResult:
@@ -90,17 +100,21 @@ class ExecutionActivities:
                 type=ERROR_PLAN_HASH,
                 non_retryable=True,
             )
-        steps = _compile(input, await reflect_target(self._target), label)
+        metadata = await reflect_target(self._target)
+        steps = _compile(input, metadata, label)
+        policy = await self._policy.current() if self._policy is not None else None
         async with heartbeating():  # a long transaction must not look like a dead worker
-            result = await self._run(input, steps, label)
+            result = await self._run(input, steps, metadata, policy, label)
         verb = "replayed" if result.replayed else "executed"
         logger.info("%s: plan %s %s, %d rows changed", label, expected, verb, result.rows_changed)
         return result
 
-    async def _run(self, input: ExecutePlanInput, steps: list[_Step], label: str) -> ExecutionResult:
+    async def _run(
+        self, input: ExecutePlanInput, steps: list[_Step], metadata: MetaData, policy: Policy | None, label: str
+    ) -> ExecutionResult:
         async with self._target.connect() as connection:
             try:
-                return await self._run_once(connection, input, steps, label)
+                return await self._run_once(connection, input, steps, metadata, policy, label)
             except Exception as error:
                 failure = _as_application_error(error, label)
                 stored = await _stored_after_failure(connection, input)
@@ -111,7 +125,13 @@ class ExecutionActivities:
                 raise failure from error
 
     async def _run_once(
-        self, connection: AsyncConnection, input: ExecutePlanInput, steps: list[_Step], label: str
+        self,
+        connection: AsyncConnection,
+        input: ExecutePlanInput,
+        steps: list[_Step],
+        metadata: MetaData,
+        policy: Policy | None,
+        label: str,
     ) -> ExecutionResult:
         await connection.begin()
         stored = await _stored_result(connection, input)
@@ -119,8 +139,18 @@ class ExecutionActivities:
             await connection.rollback()
             logger.info("%s: plan %s was executed before; returning the stored result", label, input.plan_hash)
             return stored
-        results = [await _run_step(connection, step) for step in steps]
+        runner = PlanRunner(connection, metadata, capture=False)
+        private = _private_columns(input, metadata, policy)
+        results = []
+        written: set[tuple[str, str]] = set()
+        for step in steps:
+            outcome = await _run_step(runner, step)
+            results.append(_result(outcome, private))
+            if outcome.written:
+                written |= {(step.operation.table, key) for key in outcome.keys}
         executed_at = datetime.now(UTC)
+        if input.requester and not input.approved_by and written and policy is not None:
+            await _charge_budget(connection, input, len(written), policy, executed_at)
         result = ExecutionResult(plan_hash=input.plan_hash, results=results, executed_at=executed_at)
         await connection.execute(
             insert(executions).values(
@@ -135,9 +165,18 @@ class ExecutionActivities:
 
 
 def _compile(input: ExecutePlanInput, metadata: MetaData, label: str) -> list[_Step]:
-    """Every statement, compiled before anything runs; unfiltered writes are refused outright."""
+    """Every statement checked before anything runs; unfiltered writes are refused outright."""
+    operations = input.plan.operations
+    approved_keys = input.approved_row_keys
+    if approved_keys and len(approved_keys) != len(operations):
+        raise ApplicationError(
+            f"{label}: the approval covers the rows of {len(approved_keys)} operation(s) but the plan has "
+            f"{len(operations)}; nothing was written",
+            type=ERROR_APPROVED_ROWS_CHANGED,
+            non_retryable=True,
+        )
     steps = []
-    for index, operation in enumerate(input.plan.operations):
+    for index, operation in enumerate(operations):
         if isinstance(operation, UpdateOperation | DeleteOperation) and not operation.filters:
             raise ApplicationError(
                 f"{label}: operation {index} ({operation.kind} on {operation.table}) has no filter; refusing to run",
@@ -145,50 +184,92 @@ def _compile(input: ExecutePlanInput, metadata: MetaData, label: str) -> list[_S
                 non_retryable=True,
             )
         try:
-            statement = compile_operation(metadata, operation)
+            compile_operation(metadata, operation)
         except SqlCompileError as error:
             raise ApplicationError(
                 f"{label}: operation {index} cannot run: {error}", type=ERROR_INVALID_OPERATION, non_retryable=True
             ) from error
         approved = input.approved_rows[index] if index < len(input.approved_rows) else None
-        steps.append(_Step(index, operation, statement, approved))
+        keys = approved_keys[index] if approved_keys else None
+        steps.append(_Step(index, operation, approved, keys))
     return steps
 
 
-async def _run_step(connection: AsyncConnection, step: _Step) -> OperationResult:
-    """One statement, one round trip; the approved row count guards updates and deletes."""
+async def _run_step(runner: PlanRunner, step: _Step) -> StepOutcome:
+    """One operation; the approved row keys (or, failing those, the approved row count) guard it."""
     operation = step.operation
     try:
-        outcome = await connection.execute(step.statement)
+        outcome = await runner.run(step.index, operation)
     except sa_exc.DBAPIError as error:
         error.add_note(f"operation {step.index} ({operation.kind} on {operation.table})")
         raise
-    result = OperationResult(operation_index=step.index, kind=operation.kind, table=operation.table, rows_affected=0)
-    if isinstance(operation, SelectOperation):
-        rows = outcome.mappings().all()
-        result.rows_affected = len(rows)
-        result.rows = [row_to_dict(row) for row in rows[:MAX_RESULT_ROWS]]
-        return result
-    if isinstance(operation, InsertOperation):
-        result.rows_affected = 1
-        result.rows = [_inserted_key(outcome, step)]
-        return result
-    result.rows_affected = max(int(getattr(outcome, "rowcount", 0) or 0), 0)
-    if step.approved_rows is not None and result.rows_affected > step.approved_rows:
+    if step.approved_keys is not None:
+        reason = rows_changed_reason(step.index, operation, outcome.keys, step.approved_keys)
+        if reason:
+            raise _ApprovedRowsChanged(reason)
+    elif outcome.written and step.approved_rows is not None and outcome.rows_affected > step.approved_rows:
         raise _RowLimitExceeded(
-            f"operation {step.index} ({operation.kind} on {operation.table}) touched {result.rows_affected} rows "
+            f"operation {step.index} ({operation.kind} on {operation.table}) touched {outcome.rows_affected} rows "
             f"but {step.approved_rows} were approved"
         )
+    return outcome
+
+
+def rows_changed_reason(index: int, operation: AnyOperation, touched: list[str], approved: list[str]) -> str | None:
+    """Why the rows an operation touches now are not the approved ones, in words, or None if they are."""
+    added, gone = sort_keys(set(touched) - set(approved)), sort_keys(set(approved) - set(touched))
+    if not added and not gone:
+        return None
+    verb = "read" if isinstance(operation, SelectOperation) else "change"
+    parts = []
+    if added:
+        parts.append(f"it would now also {verb} {_named(added)}")
+    if gone:
+        parts.append(f"it would no longer {verb} {_named(gone)}")
+    where = f"operation {index + 1} ({operation.kind} on {operation.table})"
+    return f"the rows changed since approval: {where}: {' and '.join(parts)}"
+
+
+def _named(keys: list[str]) -> str:
+    shown = ", ".join(keys[:MAX_KEYS_NAMED])
+    more = f" and {len(keys) - MAX_KEYS_NAMED} more" if len(keys) > MAX_KEYS_NAMED else ""
+    return f"row{'s' if len(keys) > 1 else ''} {shown}{more}"
+
+
+def _result(outcome: StepOutcome, private: dict[str, list[str]]) -> OperationResult:
+    operation = outcome.operation
+    result = OperationResult(
+        operation_index=outcome.index, kind=operation.kind, table=operation.table, rows_affected=outcome.rows_affected
+    )
+    if isinstance(operation, SelectOperation):
+        hidden = private.get(operation.table, [])
+        result.rows = [mask_row(row, hidden) for row in outcome.rows[:MAX_RESULT_ROWS]]
+    elif outcome.after:  # an insert: the new row's key, so the outcome can name what was created
+        result.rows = list(outcome.after.values())
     return result
 
 
-def _inserted_key(outcome: Any, step: _Step) -> dict[str, Any]:
-    """The new row's primary key, so the outcome can name what was created."""
-    key = getattr(outcome, "inserted_primary_key", None)
-    table = getattr(step.statement, "table", None)
-    if key is None or table is None:
+def _private_columns(input: ExecutePlanInput, metadata: MetaData, policy: Policy | None) -> dict[str, list[str]]:
+    """Columns whose values a select result must mask: private ones, unless people approved the plan."""
+    if input.approved_by or policy is None:
         return {}
-    return {column.name: to_scalar(value) for column, value in zip(table.primary_key.columns, key, strict=False)}
+    tables = {operation.table for operation in input.plan.operations if operation.table in metadata.tables}
+    return {name: policy.private_columns(name, metadata.tables[name].columns.keys()) for name in tables}
+
+
+async def _charge_budget(
+    connection: AsyncConnection, input: ExecutePlanInput, rows: int, policy: Policy, now: datetime
+) -> None:
+    """Charge the requester for rows changed without approval, unless that passes the budget after all."""
+    limits = policy.limits
+    await budget.lock_budget(connection, input.requester)
+    used = await budget.rows_charged(connection, input.requester, now, limits.requester_budget_hours)
+    if used + rows > limits.requester_budget_rows:
+        raise _ApprovedRowsChanged(
+            f"{input.requester} changed {used} row(s) without approval in the last {limits.requester_budget_hours} h "
+            f"since this plan was validated; its {rows} would pass the budget of {limits.requester_budget_rows}"
+        )
+    await budget.charge(connection, input.requester, input.workflow_id, input.plan_hash, rows, now)
 
 
 async def _stored_result(connection: AsyncConnection, input: ExecutePlanInput) -> ExecutionResult | None:
@@ -217,6 +298,10 @@ def _as_application_error(error: Exception, label: str) -> ApplicationError:
     """Say what failed; only failures a retry can fix stay retryable."""
     if isinstance(error, ApplicationError):
         return error
+    if isinstance(error, _ApprovedRowsChanged):
+        return ApplicationError(
+            f"{label}: {error}; nothing was written", type=ERROR_APPROVED_ROWS_CHANGED, non_retryable=True
+        )
     if isinstance(error, _RowLimitExceeded):
         return ApplicationError(
             f"{label}: {error}; the whole plan was rolled back", type=ERROR_ROW_LIMIT, non_retryable=True

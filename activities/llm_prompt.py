@@ -119,7 +119,8 @@ Rules:
 (select, insert, update, delete) with structured filters. Never write SQL, in any field.
 2. Propose the smallest change that does what the ticket asks and nothing more.
 3. Updates and deletes filter by primary key (`id` `eq` <n>) whenever the row is known. Take ids \
-and other values only from the rows in the context; never guess or invent them.
+and other values only from the rows in the context; never guess or invent them. A value shown \
+as "[redacted]" is private and hidden from you: never use it as a value or a filter.
 4. Use only the tables and columns listed under "Database schema".
 5. If the request is unclear, is not a database task, or needs rows that are not in the context, \
 return no operations and say in the summary what is missing.
@@ -197,5 +198,7 @@ def _describe_table(table: TableInfo) -> str:
             notes.append("not null")
         if column.foreign_key:
             notes.append(f"references {column.foreign_key}")
+        if column.private:
+            notes.append("private (values hidden unless the ticket names them)")
         columns.append(f"    - {column.name}: {', '.join(notes)}")
     return f"- {table.name}{rows}\n" + "\n".join(columns)

@@ -1,51 +1,27 @@
-"""The `validate_plan` activity: deterministic safety rules plus a read-only look at the target.
+"""The `validate_plan` activity: deterministic safety rules plus a dry run of the whole plan.
 
-The rules live in `activities/safety_rules.py`; this module supplies what they need from the
-databases: the policy from the constraint table, the target's shape, and for each operation
-the number of rows it touches and a before → after preview, all inside a transaction that is
-rolled back (read-only on PostgreSQL).
+The rules live in `activities/safety_rules.py`, `value_rules.py` and `plan_limits.py`; this
+module supplies what they need from the databases: the policy from the constraint table, the
+target's shape, the dry run of the plan in order (`activities/dry_run.py`) and the requester's
+budget of unapproved changes (`activities/budget.py`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
 
 from sqlalchemy import MetaData, Table
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from activities import plan_limits
 from activities import safety_rules as rules
-from activities.sql import (
-    AnyOperation,
-    SqlCompileError,
-    assigned_values,
-    compile_operation,
-    count_query,
-    describe_db_error,
-    is_transient_db_error,
-    preview_query,
-    reflect_target,
-    row_to_dict,
-    set_read_only,
-    table_for,
-    to_scalar,
-)
-from core.ledger import LEDGER_TABLE
-from core.models import (
-    Finding,
-    InsertOperation,
-    OperationImpact,
-    Plan,
-    Risk,
-    RowChange,
-    SafetyReport,
-    SelectOperation,
-    UpdateOperation,
-    ValidatePlanInput,
-    plan_hash,
-)
+from activities.budget import rows_charged
+from activities.dry_run import dry_run
+from activities.sql import reflect_target
+from core.ledger import is_ledger_table
+from core.models import Finding, OperationImpact, Plan, Risk, SafetyReport, ValidatePlanInput, plan_hash
 from core.names import ACTIVITY_VALIDATE_PLAN, ticket_label
 from core.policy import Policy, PolicyCache
 
@@ -53,8 +29,8 @@ logger = logging.getLogger(__name__)
 
 
 def target_shape(metadata: MetaData) -> dict[str, rules.TableShape]:
-    """Columns and insert-required columns of every reflected table except the ledger."""
-    return {name: _table_shape(table) for name, table in metadata.tables.items() if name != LEDGER_TABLE}
+    """Columns, insert-required columns and keys of every reflected table except the ledgers."""
+    return {name: _table_shape(table) for name, table in metadata.tables.items() if not is_ledger_table(name)}
 
 
 def _table_shape(table: Table) -> rules.TableShape:
@@ -73,15 +49,8 @@ def _table_shape(table: Table) -> rules.TableShape:
         columns=frozenset(table.columns.keys()),
         required=frozenset(required),
         primary_key=frozenset(column.name for column in table.primary_key.columns),
+        foreign_keys=frozenset(column.name for column in table.columns if column.foreign_keys),
     )
-
-
-@dataclass
-class Measurement:
-    """What the target says about a plan: impacts, and findings from counting them."""
-
-    impacts: list[OperationImpact] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
 
 
 class SafetyActivities:
@@ -96,7 +65,7 @@ class SafetyActivities:
         label = ticket_label(input.ticket_id)
         policy = await self._policy.current()
         metadata = await reflect_target(self._target)
-        report = await self.assess(input.plan, policy, metadata, label)
+        report = await self.assess(input.plan, policy, metadata, requester=input.requester)
         logger.info(
             "%s: plan %s is %s risk (%d findings, %d rows), %d approvals needed",
             label,
@@ -108,104 +77,39 @@ class SafetyActivities:
         )
         return report
 
-    async def assess(self, plan: Plan, policy: Policy, metadata: MetaData, label: str) -> SafetyReport:
-        """Static rules first; then count and preview only the operations that can be compiled.
+    async def assess(self, plan: Plan, policy: Policy, metadata: MetaData, *, requester: str = "") -> SafetyReport:
+        """Static rules; then the dry run and the limits over the whole plan; then the requester's budget.
 
         A plan that is not blocked has one impact per operation, in plan order, so the workflow
-        can pass `[impact.rows_affected ...]` as the approved row counts of the execution.
+        can pass `report.approved_row_keys` to the execution.
         """
         findings = rules.static_findings(plan, policy, target_shape(metadata))
-        measurement = await self._measure(plan, policy, metadata, findings, label)
-        findings.extend(measurement.findings)
+        run = await dry_run(self._target, metadata, plan, policy, findings)
+        findings.extend(run.findings)
+        if rules.overall_risk(findings) is not Risk.BLOCKED:
+            findings.extend(plan_limits.limit_findings(run.impacts, run.tenants, policy))
+            findings.extend(await self._budget(requester, run.impacts, policy))
         findings.sort(key=lambda item: -1 if item.operation_index is None else item.operation_index)
         risk = rules.overall_risk(findings)
+        touched = {operation.table for operation in plan.operations if operation.table in metadata.tables}
+        private = {
+            name: columns
+            for name in sorted(touched)
+            if (columns := policy.private_columns(name, metadata.tables[name].columns.keys()))
+        }
         return SafetyReport(
             risk=risk,
             findings=findings,
-            impacts=measurement.impacts,
+            impacts=run.impacts,
             required_approvals=policy.approvals_for(risk),
             plan_hash=plan_hash(plan),
+            private_columns=private,
         )
 
-    async def _measure(
-        self, plan: Plan, policy: Policy, metadata: MetaData, findings: list[Finding], label: str
-    ) -> Measurement:
-        result = Measurement()
-        indexed = [(i, op) for i, op in enumerate(plan.operations) if rules.measurable(i, findings)]
-        if not indexed:
-            return result
+    async def _budget(self, requester: str, impacts: list[OperationImpact], policy: Policy) -> list[Finding]:
+        rows = plan_limits.tally(impacts).rows_changed
+        if not requester or rows == 0:
+            return []
         async with self._target.connect() as connection:
-            transaction = await connection.begin()
-            try:
-                await set_read_only(connection)
-                for index, operation in indexed:
-                    if not await self._measure_one(connection, index, operation, policy, metadata, result, label):
-                        break
-            finally:
-                await transaction.rollback()
-        return result
-
-    async def _measure_one(
-        self,
-        connection: AsyncConnection,
-        index: int,
-        operation: AnyOperation,
-        policy: Policy,
-        metadata: MetaData,
-        result: Measurement,
-        label: str,
-    ) -> bool:
-        """Count and preview one operation; False when the target refused and measuring must stop."""
-        try:
-            compile_operation(metadata, operation)
-            impact = await _impact(connection, index, operation, metadata)
-        except SqlCompileError as error:
-            result.findings.append(
-                Finding(rule=rules.RULE_INVALID_VALUE, risk=Risk.BLOCKED, message=str(error), operation_index=index)
-            )
-            return True
-        except Exception as error:
-            if is_transient_db_error(error):
-                raise
-            logger.warning("%s: counting operation %d failed: %s", label, index, describe_db_error(error))
-            message = f"The target refused to count rows for this operation: {describe_db_error(error)}"
-            result.findings.append(
-                Finding(rule=rules.RULE_NOT_MEASURED, risk=Risk.BLOCKED, message=message, operation_index=index)
-            )
-            return False
-        result.impacts.append(impact)
-        result.findings.extend(rules.check_row_count(index, operation, impact.rows_affected, policy))
-        return True
-
-
-async def _impact(
-    connection: AsyncConnection, index: int, operation: AnyOperation, metadata: MetaData
-) -> OperationImpact:
-    """Rows touched and a preview of up to five of them."""
-    table = table_for(metadata, operation.table)
-    impact = OperationImpact(operation_index=index, kind=operation.kind, table=operation.table, rows_affected=1)
-    if isinstance(operation, InsertOperation):
-        after = {name: to_scalar(value) for name, value in assigned_values(table, operation).items()}
-        impact.preview = [RowChange(after=after)]
-        return impact
-    query = count_query(metadata, operation)
-    if query is None:
-        return impact
-    counted = int(await connection.scalar(query) or 0)
-    if isinstance(operation, SelectOperation):
-        impact.rows_affected = min(counted, operation.limit)
-        return impact
-    impact.rows_affected = counted
-    preview = preview_query(metadata, operation)
-    if preview is not None:
-        rows = [row_to_dict(row) for row in (await connection.execute(preview)).mappings()]
-        impact.preview = [_change(row, operation, table) for row in rows]
-    return impact
-
-
-def _change(before: dict[str, Any], operation: AnyOperation, table: Table) -> RowChange:
-    if not isinstance(operation, UpdateOperation):
-        return RowChange(before=before)
-    after = dict(before)
-    after.update({name: to_scalar(value) for name, value in assigned_values(table, operation).items()})
-    return RowChange(before=before, after=after)
+            used = await rows_charged(connection, requester, datetime.now(UTC), policy.limits.requester_budget_hours)
+        return plan_limits.check_budget(requester, used, rows, policy)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from core.ledger import LEDGER_TABLE
+from activities import value_rules
+from core.ledger import is_ledger_table
 from core.models import (
     DeleteOperation,
     Finding,
@@ -41,6 +42,16 @@ RULE_MAX_ROWS = "max_rows"
 RULE_ROW_COUNT = "row_count"
 RULE_NO_ROWS = "no_rows"
 RULE_NOT_MEASURED = "not_measured"
+RULE_DATABASE_REFUSED = "database_refused"
+RULE_DRY_RUN_TIMEOUT = "dry_run_timeout"
+RULE_NO_PRIMARY_KEY = "no_primary_key"
+RULE_FOREIGN_KEY = "foreign_key"
+RULE_TENANT_MOVE = "tenant_move"
+RULE_PRIVATE_READ = "private_read"
+RULE_PRIVATE_PROBE = "private_probe"
+
+# Filters that test a private value for more than equality: they can probe it a character at a time.
+PROBING_OPERATORS = frozenset({"like", "lt", "le", "gt", "ge", "ne"})
 
 # Rules after which an operation cannot be compiled or counted against the target.
 UNMEASURABLE_RULES = frozenset({RULE_LEDGER, RULE_TABLE_EXISTS, RULE_TABLE_LISTED, RULE_COLUMN_EXISTS})
@@ -53,6 +64,7 @@ class TableShape:
     columns: frozenset[str]
     required: frozenset[str] = frozenset()  # NOT NULL, no default, not generated: an insert must set them
     primary_key: frozenset[str] = frozenset()
+    foreign_keys: frozenset[str] = frozenset()  # columns that refer to another table's rows
 
 
 TargetShape = Mapping[str, TableShape]
@@ -104,8 +116,8 @@ def check_plan_size(plan: Plan, policy: Policy) -> list[Finding]:
 def check_table(index: int, operation: AnyOperation, policy: Policy, shape: TargetShape) -> list[Finding]:
     """The ledger and tables missing from the target or from the policy cannot be touched."""
     name = operation.table
-    if name.lower() == LEDGER_TABLE:
-        message = f"Table {name} is the execution ledger; plans may never read or change it."
+    if is_ledger_table(name):
+        message = f"Table {name} is a ledger of agent-ticket (executions or budget); plans may never read or change it."
         return [_finding(RULE_LEDGER, Risk.BLOCKED, message, index)]
     if name not in shape:
         return [_finding(RULE_TABLE_EXISTS, Risk.BLOCKED, f"Table {name} does not exist in the target DB.", index)]
@@ -144,14 +156,15 @@ def check_filters(index: int, operation: AnyOperation) -> list[Finding]:
 
 
 def check_protected_columns(index: int, operation: AnyOperation, policy: Policy, shape: TargetShape) -> list[Finding]:
-    """Protected columns never change once a row exists; an insert may set them, but never the key."""
+    """Protected columns and the primary key never change once a row exists; an insert never sets the key."""
     table = policy.tables.get(operation.table)
     if table is None:
         return []
-    protected = set(table.protected_columns)
+    target = shape.get(operation.table)
+    keys = set(target.primary_key) if target else set()
+    protected = set(table.protected_columns) | keys
     if isinstance(operation, InsertOperation):
-        target = shape.get(operation.table)
-        protected &= set(target.primary_key) if target else set()
+        protected = keys
     hits = [name for name in written_columns(operation) if name in protected]
     if not hits:
         return []
@@ -185,6 +198,63 @@ def check_required_columns(index: int, operation: AnyOperation, shape: TargetSha
     return [_finding(RULE_REQUIRED_COLUMN, Risk.BLOCKED, message, index)]
 
 
+def check_primary_key(index: int, operation: AnyOperation, shape: TargetShape) -> list[Finding]:
+    """A write must be able to name the rows it touches, which approvals are bound to."""
+    table = shape.get(operation.table)
+    if table is None or not is_write(operation) or table.primary_key:
+        return []
+    message = f"Table {operation.table} has no primary key, so the rows a write touches cannot be named."
+    return [_finding(RULE_NO_PRIMARY_KEY, Risk.BLOCKED, message, index)]
+
+
+def check_references(index: int, operation: AnyOperation, policy: Policy, shape: TargetShape) -> list[Finding]:
+    """A row never moves to another tenant; pointing a row at another table's row is high risk.
+
+    The policy names a table's `tenant_key`, and the foreign keys whose writes are ordinary. A
+    new row must name its tenant, so an insert may set the tenant key.
+    """
+    table = policy.tables.get(operation.table)
+    target = shape.get(operation.table)
+    if table is None or target is None:
+        return []
+    written = written_columns(operation)
+    findings = []
+    if isinstance(operation, UpdateOperation) and table.tenant_key in written:
+        message = f"Moves rows of {operation.table} to another tenant ({table.tenant_key}); rows never change tenant."
+        findings.append(_finding(RULE_TENANT_MOVE, Risk.BLOCKED, message, index))
+    exempt = set(table.ordinary_foreign_keys) | {table.tenant_key}
+    references = [name for name in written if name in target.foreign_keys and name not in exempt]
+    if references:
+        message = f"Points {operation.table}.{', '.join(references)} at another table's row (a foreign key)."
+        findings.append(_finding(RULE_FOREIGN_KEY, Risk.HIGH, message, index))
+    return findings
+
+
+def check_private_reads(index: int, operation: AnyOperation, policy: Policy, shape: TargetShape) -> list[Finding]:
+    """Reading private values needs approval; so does testing them with anything but equality."""
+    target = shape.get(operation.table)
+    if target is None:
+        return []
+    private = set(policy.private_columns(operation.table, sorted(target.columns)))
+    if not private:
+        return []
+    findings = []
+    if isinstance(operation, SelectOperation):
+        returned = set(operation.columns or target.columns) & private
+        filtered = {item.column for item in operation.filters} & private
+        if returned or filtered:
+            what = ", ".join(sorted(returned | filtered))
+            verb = "returns" if returned else "filters on"
+            message = f"Reads private column {what} of {operation.table} ({verb} it): needs approval."
+            findings.append(_finding(RULE_PRIVATE_READ, Risk.MEDIUM, message, index))
+    if not isinstance(operation, InsertOperation):
+        probed = sorted({item.column for item in operation.filters if item.op.value in PROBING_OPERATORS} & private)
+        if probed:
+            message = f"Tests private column {', '.join(probed)} of {operation.table} with a pattern or range."
+            findings.append(_finding(RULE_PRIVATE_PROBE, Risk.MEDIUM, message, index))
+    return findings
+
+
 def check_kind_risk(index: int, operation: AnyOperation) -> list[Finding]:
     """Deletes are at least high risk; selects only read."""
     if isinstance(operation, DeleteOperation):
@@ -205,49 +275,26 @@ def operation_findings(index: int, operation: AnyOperation, policy: Policy, shap
     return [
         *check_operation_kind(index, operation, policy),
         *check_filters(index, operation),
+        *check_primary_key(index, operation, shape),
         *check_protected_columns(index, operation, policy, shape),
         *check_sensitive_columns(index, operation, policy),
+        *check_references(index, operation, policy, shape),
+        *check_private_reads(index, operation, policy, shape),
         *check_required_columns(index, operation, shape),
+        *value_rules.check_values(index, operation, policy),
         *check_kind_risk(index, operation),
     ]
 
 
 def static_findings(plan: Plan, policy: Policy, shape: TargetShape) -> list[Finding]:
-    """All rules that need no row counts, plan-wide first."""
-    findings = check_plan_size(plan, policy)
+    """All rules that need no dry run, plan-wide first."""
+    findings = [*check_plan_size(plan, policy), *value_rules.check_plan_text(plan)]
     for index, operation in enumerate(plan.operations):
         findings.extend(operation_findings(index, operation, policy, shape))
     return findings
 
 
-# ---------------------------------------------------------------- rules on counted rows
-
-
-def check_row_count(index: int, operation: AnyOperation, rows: int, policy: Policy) -> list[Finding]:
-    """Blast radius: max_rows blocks; above auto-approve is medium; above high_risk_rows is high."""
-    table = policy.tables.get(operation.table)
-    if table is None:
-        return []
-    if rows > table.max_rows:
-        message = f"{operation.kind} on {operation.table} touches {rows} rows; the table's limit is {table.max_rows}."
-        return [_finding(RULE_MAX_ROWS, Risk.BLOCKED, message, index)]
-    if not is_write(operation):
-        return []
-    if rows == 0:
-        message = f"{operation.kind} on {operation.table} matches no rows: it would change nothing."
-        return [_finding(RULE_NO_ROWS, Risk.LOW, message, index)]
-    high = policy.limits.high_risk_rows
-    if rows > high:
-        message = f"{operation.kind} on {operation.table} touches {rows} rows (more than {high})."
-        return [_finding(RULE_ROW_COUNT, Risk.HIGH, message, index)]
-    if rows > table.auto_approve_rows:
-        message = (
-            f"{operation.kind} on {operation.table} touches {rows} rows "
-            f"(auto-approval covers {table.auto_approve_rows})."
-        )
-        return [_finding(RULE_ROW_COUNT, Risk.MEDIUM, message, index)]
-    message = f"{operation.kind} on {operation.table} touches {rows} row(s), within the auto-approve limit."
-    return [_finding(RULE_ROW_COUNT, Risk.LOW, message, index)]
+# ---------------------------------------------------------------- helpers for the dry run
 
 
 def measurable(index: int, findings: Iterable[Finding]) -> bool:

@@ -40,7 +40,7 @@ from sqlalchemy import types as sa_types
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core.ledger import LEDGER_TABLE
+from core.ledger import is_ledger_table
 from core.models import (
     DeleteOperation,
     Filter,
@@ -104,8 +104,8 @@ def forget_reflection(engine: AsyncEngine) -> None:
 
 def table_for(metadata: MetaData, name: str) -> Table:
     """The reflected table `name`; the ledger and unknown tables are refused."""
-    if name.lower() == LEDGER_TABLE:
-        raise SqlCompileError(f"table {name!r} is the execution ledger and cannot be used by a plan")
+    if is_ledger_table(name):
+        raise SqlCompileError(f"table {name!r} is a ledger of agent-ticket and cannot be used by a plan")
     table = metadata.tables.get(name)
     if table is None:
         raise SqlCompileError(f"unknown table {name!r}")

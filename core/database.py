@@ -15,6 +15,9 @@ SqliteSynchronous = Literal["FULL", "NORMAL"]
 def create_engine(url: str, *, sqlite_synchronous: SqliteSynchronous = "FULL") -> AsyncEngine:
     """An engine with pooling suited to its backend; SQLite files get their folder created.
 
+    SQLite enforces foreign keys on every connection (it does not by default), so a plan cannot
+    point a row at one that does not exist on SQLite any more than on PostgreSQL.
+
     SQLite runs in WAL mode: readers never wait for the writer, and a commit is one append to
     the log instead of a rollback journal rewritten and synced three times. With
     `sqlite_synchronous="NORMAL"` a commit is not synced at all: still safe if any process
@@ -41,6 +44,7 @@ def _use_wal(engine: AsyncEngine, synchronous: SqliteSynchronous) -> None:
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA synchronous={synchronous}")
+            cursor.execute("PRAGMA foreign_keys=ON")
         finally:
             cursor.close()
 

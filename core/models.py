@@ -90,14 +90,9 @@ def refuse_hidden_characters(text: str, what: str) -> str:
     code points, and invisible format characters (bidi overrides, zero-width joiners) that
     can make text read differently to a person than to a program.
     """
-    for char in text:
-        category = unicodedata.category(char)
-        if char in "\n\t":
-            continue
-        if category in ("Cc", "Cs", "Co", "Cn"):
-            raise ValueError(f"{what} contains a control or unassigned character (U+{ord(char):04X})")
-        if category == "Cf":
-            raise ValueError(f"{what} contains an invisible formatting character (U+{ord(char):04X})")
+    hidden = hidden_character(text)
+    if hidden:
+        raise ValueError(f"{what} contains {hidden}")
     return text
 
 
@@ -117,6 +112,22 @@ def clean_ticket_text(value: str) -> str:
     return text
 
 
+def hidden_character(text: str) -> str | None:
+    """What no person types in `text`, in words, or None: control, unassigned or invisible characters.
+
+    Newline and tab are allowed. Used for ticket text and for every string a plan carries.
+    """
+    for char in text:
+        category = unicodedata.category(char)
+        if char in "\n\t":
+            continue
+        if category in ("Cc", "Cs", "Co", "Cn"):
+            return f"a control or unassigned character (U+{ord(char):04X})"
+        if category == "Cf":
+            return f"an invisible formatting character (U+{ord(char):04X})"
+    return None
+
+
 # ---------------------------------------------------------------- context
 
 
@@ -126,6 +137,7 @@ class ColumnInfo(Model):
     nullable: bool = True
     primary_key: bool = False
     foreign_key: str | None = None
+    private: bool = False  # its values reach the planner only when the ticket text holds them
 
 
 class TableInfo(Model):
@@ -165,12 +177,15 @@ class TicketContext(Model):
     past_tickets: list[PastTicket] = Field(default_factory=list)
     recent_audit: list[AuditEntry] = Field(default_factory=list)
     truncated: bool = False
+    redacted: dict[str, int] = Field(default_factory=dict)  # "table.column" -> private values replaced
 
     def summary(self) -> str:
         rows = sum(len(named.rows) for named in self.named_rows)
+        redacted = sum(self.redacted.values())
         return (
             f"{len(self.schema_tables)} tables, {rows} named rows, "
             f"{len(self.past_tickets)} earlier tickets, {len(self.recent_audit)} audit entries"
+            + (f", {redacted} private values redacted ({', '.join(sorted(self.redacted))})" if redacted else "")
             + (" (truncated)" if self.truncated else "")
         )
 
@@ -297,14 +312,19 @@ class Finding(Model):
 class RowChange(Model):
     before: dict[str, Scalar] | None = None
     after: dict[str, Scalar] | None = None
+    key: str | None = None  # the row's key as in `OperationImpact.row_keys`
 
 
 class OperationImpact(Model):
+    """What one operation did in the dry run of the whole plan, in plan order."""
+
     operation_index: int
     kind: str
     table: str
     rows_affected: int
     preview: list[RowChange] = Field(default_factory=list)
+    # Keys of every row touched (read, for a select), sorted; `new:<index>` names a row the plan inserts.
+    row_keys: list[str] = Field(default_factory=list)
 
 
 class SafetyReport(Model):
@@ -313,6 +333,13 @@ class SafetyReport(Model):
     impacts: list[OperationImpact] = Field(default_factory=list)
     required_approvals: int = 0
     plan_hash: str = ""
+    # Private columns per table the plan touches: their values are masked unless the plan was approved.
+    private_columns: dict[str, list[str]] = Field(default_factory=dict)
+
+    @property
+    def approved_row_keys(self) -> list[list[str]]:
+        """The row keys an approval of this report covers, one list per operation (`ExecutePlanInput`)."""
+        return [list(impact.row_keys) for impact in self.impacts]
 
     @property
     def rows_affected(self) -> int:
@@ -568,6 +595,7 @@ class PlanTicketInput(Model):
 class ValidatePlanInput(Model):
     ticket_id: str
     plan: Plan
+    requester: str = ""  # whose budget of unapproved changes the plan would spend ("": none checked)
 
 
 class ExecutePlanInput(Model):
@@ -576,6 +604,11 @@ class ExecutePlanInput(Model):
     plan: Plan
     plan_hash: str
     approved_rows: list[int] = Field(default_factory=list)
+    # The row keys each operation touched in the approved dry run (`SafetyReport.approved_row_keys`);
+    # when given, execution refuses with ERROR_APPROVED_ROWS_CHANGED if it would touch any others.
+    approved_row_keys: list[list[str]] = Field(default_factory=list)
+    requester: str = ""  # charged for the rows changed when no one approved the plan
+    approved_by: list[str] = Field(default_factory=list)  # empty: ran without approval (budget, masking)
     events: list[RecordEventInput] = Field(default_factory=list)
 
 

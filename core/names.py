@@ -24,6 +24,10 @@ ACTIVITY_NOTIFY = "notify_ticket"
 ACTIVITY_RESOLVE_APPROVERS = "resolve_approvers"
 ACTIVITY_VERIFY_DECISION = "verify_decision"
 
+# `execute_plan` refused: the rows the plan would touch now differ from the approved ones, or the
+# requester's budget ran out since validation. Nothing was written; validate again and ask again.
+ERROR_APPROVED_ROWS_CHANGED = "ApprovedRowsChanged"
+
 
 def workflow_id_for(short_id: str) -> str:
     """`ticket-<short id>`: the Temporal workflow id of a ticket."""

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import fnmatch
+import re
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.models import Risk
-from core.schema import PolicySettingRow, TableConstraintRow
+from core.models import Risk, Scalar
+from core.schema import PolicyListRow, PolicySettingRow, TableConstraintRow
 
 OperationKind = Literal["select", "insert", "update", "delete"]
 RiskName = Literal["low", "medium", "high"]
@@ -24,6 +27,24 @@ class PolicyError(Exception):
     """The policy file is missing or malformed."""
 
 
+class ValueRule(BaseModel):
+    """What values a column may be given by a plan: a range, a set, a pattern (any combination)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min: float | None = None
+    max: float | None = None
+    allowed: list[Scalar] | None = None
+    pattern: str | None = None  # the whole value must match (Python `re.fullmatch`)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            re.compile(value)
+        return value
+
+
 class TablePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -31,6 +52,10 @@ class TablePolicy(BaseModel):
     operations: list[OperationKind] = Field(default_factory=lambda: list[OperationKind](["select"]))
     protected_columns: list[str] = Field(default_factory=list)
     sensitive_columns: list[str] = Field(default_factory=list)
+    private_columns: list[str] = Field(default_factory=list)
+    tenant_key: str | None = None
+    ordinary_foreign_keys: list[str] = Field(default_factory=list)
+    value_rules: dict[str, ValueRule] = Field(default_factory=dict)
     auto_approve_rows: int = Field(default=0, ge=0)
     max_rows: int = Field(default=100, ge=0)
 
@@ -40,6 +65,12 @@ class PolicyLimits(BaseModel):
 
     max_operations: int = Field(default=10, ge=1)
     high_risk_rows: int = Field(default=25, ge=0)
+    auto_approve_rows: int = Field(default=1, ge=0)  # distinct rows a whole plan may change unapproved
+    max_rows_changed: int = Field(default=200, ge=0)  # distinct rows a whole plan may change at all
+    max_rows_returned: int = Field(default=100, ge=0)  # rows all of a plan's selects may return
+    requester_budget_rows: int = Field(default=20, ge=0)  # rows one requester may change unapproved ...
+    requester_budget_hours: int = Field(default=24, ge=1)  # ... within this rolling window
+    dry_run_timeout_ms: int = Field(default=2000, ge=10)
 
 
 class Policy(BaseModel):
@@ -47,6 +78,7 @@ class Policy(BaseModel):
 
     approvals: dict[RiskName, int] = Field(default_factory=lambda: dict(DEFAULT_APPROVALS))
     limits: PolicyLimits = Field(default_factory=PolicyLimits)
+    private_patterns: list[str] = Field(default_factory=list)  # column names private in every table
     tables: dict[str, TablePolicy] = Field(default_factory=dict)
 
     def approvals_for(self, risk: Risk) -> int:
@@ -54,6 +86,16 @@ class Policy(BaseModel):
         if risk is Risk.BLOCKED:
             return 0
         return self.approvals.get(risk.value, 1)  # type: ignore[call-overload]
+
+    def private_columns(self, table: str, columns: Iterable[str]) -> list[str]:
+        """Which of a table's `columns` are private: listed for the table, or matching a private pattern."""
+        listed = set(self.tables[table].private_columns) if table in self.tables else set()
+        patterns = [pattern.lower() for pattern in self.private_patterns]
+        return [
+            name
+            for name in columns
+            if name in listed or any(fnmatch.fnmatchcase(name.lower(), pattern) for pattern in patterns)
+        ]
 
 
 def load_policy_file(path: Path) -> Policy:
@@ -78,6 +120,8 @@ async def store_policy(sessions: async_sessionmaker[AsyncSession], policy: Polic
             session.add(PolicySettingRow(key=f"approvals.{risk}", value=count))
         for key, value in policy.limits.model_dump().items():
             session.add(PolicySettingRow(key=f"limits.{key}", value=value))
+        await session.execute(delete(PolicyListRow))
+        session.add(PolicyListRow(key="private_patterns", items=list(policy.private_patterns)))
 
 
 async def read_policy(sessions: async_sessionmaker[AsyncSession]) -> Policy:
@@ -85,16 +129,22 @@ async def read_policy(sessions: async_sessionmaker[AsyncSession]) -> Policy:
     async with sessions() as session:
         tables = (await session.scalars(select(TableConstraintRow))).all()
         settings = {row.key: row.value for row in (await session.scalars(select(PolicySettingRow))).all()}
+        lists = {row.key: row.items for row in (await session.scalars(select(PolicyListRow))).all()}
     approvals = {key.split(".", 1)[1]: value for key, value in settings.items() if key.startswith("approvals.")}
     limits = {key.split(".", 1)[1]: value for key, value in settings.items() if key.startswith("limits.")}
     raw: dict[str, object] = {
         "limits": limits,
+        "private_patterns": lists.get("private_patterns", []),
         "tables": {
             row.table_name: TablePolicy(
                 description=row.description,
                 operations=row.operations,  # type: ignore[arg-type]
                 protected_columns=row.protected_columns,
                 sensitive_columns=row.sensitive_columns,
+                private_columns=row.private_columns,
+                tenant_key=row.tenant_key,
+                ordinary_foreign_keys=row.ordinary_foreign_keys,
+                value_rules=row.value_rules,  # type: ignore[arg-type]
                 auto_approve_rows=row.auto_approve_rows,
                 max_rows=row.max_rows,
             )

@@ -61,6 +61,10 @@ class TableConstraintRow(AppBase):
     operations: Mapped[list[str]] = mapped_column(default=list)
     protected_columns: Mapped[list[str]] = mapped_column(default=list)
     sensitive_columns: Mapped[list[str]] = mapped_column(default=list)
+    private_columns: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
+    tenant_key: Mapped[str | None] = mapped_column(String(63))
+    ordinary_foreign_keys: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
+    value_rules: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     auto_approve_rows: Mapped[int] = mapped_column(Integer, default=0)
     max_rows: Mapped[int] = mapped_column(Integer, default=100)
     description: Mapped[str] = mapped_column(Text, default="")
@@ -89,3 +93,12 @@ class DashboardSessionRow(AppBase):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_reason: Mapped[str | None] = mapped_column(String(40))
+
+
+class PolicyListRow(AppBase):
+    """Plan-wide lists of the policy (e.g. `private_patterns`), as key → JSON list."""
+
+    __tablename__ = "policy_lists"
+
+    key: Mapped[str] = mapped_column(String(63), primary_key=True)
+    items: Mapped[list[str]] = mapped_column(default=list)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.audit import AuditActivities
+from activities.budget import charge
 from activities.execution import (
     ERROR_INVALID_OPERATION,
     ERROR_OPERATION_FAILED,
@@ -21,9 +23,11 @@ from activities.execution import (
     ERROR_ROW_LIMIT,
     ExecutionActivities,
 )
+from activities.safety import SafetyActivities
 from core.bootstrap import Databases
 from core.demo import feature_flags, users
-from core.ledger import executions
+from core.ledger import budget_charges, executions
+from core.masking import MASK
 from core.models import (
     Assignment,
     AuditEventKind,
@@ -34,11 +38,15 @@ from core.models import (
     InsertOperation,
     Plan,
     RecordEventInput,
+    SafetyReport,
     SelectOperation,
     Stage,
     UpdateOperation,
+    ValidatePlanInput,
     plan_hash,
 )
+from core.names import ERROR_APPROVED_ROWS_CHANGED
+from core.policy import PolicyCache
 
 from .conftest import activity_env, audit_events, plan_of
 from .test_audit import REQUEST
@@ -238,3 +246,102 @@ async def test_at_most_two_round_trips_per_operation(dbs: Databases) -> None:
     with _statements(dbs.target_engine) as replay:
         assert (await _execute(dbs, second)).replayed
     assert len(replay) == 1  # a replay only reads the ledger
+
+
+# ---------------------------------------------------------------- approvals bound to row keys (issue 13)
+
+
+async def _report(dbs: Databases, *operations: Any, requester: str = "") -> SafetyReport:
+    plan = Plan(summary="test", operations=list(operations))
+    activities = SafetyActivities(dbs.app_sessions, dbs.target_engine)
+    report: SafetyReport = await ActivityEnvironment().run(
+        activities.validate_plan, ValidatePlanInput(ticket_id="t1", plan=plan, requester=requester)
+    )
+    return report
+
+
+def _bound(report: SafetyReport, *operations: Any, **fields: Any) -> ExecutePlanInput:
+    """The execution input as the workflow builds it from the approved report."""
+    return _input(*operations).model_copy(update={"approved_row_keys": report.approved_row_keys, **fields})
+
+
+async def _roles(dbs: Databases, *ids: int) -> list[str]:
+    async with dbs.target_engine.connect() as connection:
+        query = select(users.c.role).where(users.c.id.in_(ids)).order_by(users.c.id)
+        return list((await connection.scalars(query)).all())
+
+
+def _executor(dbs: Databases) -> ExecutionActivities:
+    return ExecutionActivities(dbs.target_engine, AuditActivities(dbs.app_sessions), PolicyCache(dbs.app_sessions))
+
+
+async def test_rows_that_changed_since_approval_roll_back_and_ask_again(dbs: Databases) -> None:
+    promote_zed = UpdateOperation(
+        table="users",
+        values=[Assignment(column="role", value="admin")],
+        filters=[Filter(column="name", op="eq", value="Zed")],
+    )
+    async with dbs.target_engine.begin() as connection:
+        await connection.execute(update(users).where(users.c.id == 3).values(name="Zed"))
+    roles_before = await _roles(dbs, 3, 8)
+    report = await _report(dbs, promote_zed)
+    assert report.approved_row_keys == [["3"]]
+    async with dbs.target_engine.begin() as connection:  # a concurrent writer renames another user Zed
+        await connection.execute(update(users).where(users.c.id == 8).values(name="Zed"))
+    with pytest.raises(ApplicationError) as caught:
+        await ActivityEnvironment().run(_executor(dbs).execute_plan, _bound(report, promote_zed))
+    assert caught.value.type == ERROR_APPROVED_ROWS_CHANGED and caught.value.non_retryable
+    assert "would now also change row 8" in caught.value.message and "nothing was written" in caught.value.message
+    assert await _roles(dbs, 3, 8) == roles_before
+    assert await _ledger_rows(dbs) == 0
+
+
+async def test_new_rows_match_whatever_key_the_database_gives_them(dbs: Databases) -> None:
+    enable_new = UpdateOperation(
+        table="feature_flags",
+        values=[Assignment(column="enabled", value=False)],
+        filters=[Filter(column="name", op="eq", value="dark_mode")],
+    )
+    report = await _report(dbs, NEW_FLAG, enable_new)
+    insert_only = await _report(dbs, NEW_FLAG)
+    await _execute(dbs, _input(NEW_FLAG, workflow_id="ticket-other"))  # takes the id the dry runs saw
+    with pytest.raises(ApplicationError) as caught:  # ... and a second dark_mode flag now matches the update
+        await ActivityEnvironment().run(_executor(dbs).execute_plan, _bound(report, NEW_FLAG, enable_new))
+    assert caught.value.type == ERROR_APPROVED_ROWS_CHANGED
+    assert await _flags(dbs, "dark_mode") == 1
+    result = await ActivityEnvironment().run(_executor(dbs).execute_plan, _bound(insert_only, NEW_FLAG))
+    assert insert_only.approved_row_keys == [["new:0"]] and isinstance(result.results[0].rows[0]["id"], int)
+    assert await _flags(dbs, "dark_mode") == 2
+
+
+async def test_budget_is_charged_once_with_the_writes(databases: Databases) -> None:
+    report = await _report(databases, UPGRADE, requester="dave")
+    input = _bound(report, UPGRADE, requester="dave")
+    first = await ActivityEnvironment().run(_executor(databases).execute_plan, input)
+    again = await ActivityEnvironment().run(_executor(databases).execute_plan, input)
+    assert not first.replayed and again.replayed
+    async with databases.target_engine.connect() as connection:
+        charges = (await connection.execute(select(budget_charges.c.requester, budget_charges.c.rows))).all()
+    assert [tuple(row) for row in charges] == [("dave", 1)]
+    approved = _bound(report, UPGRADE, requester="dave", approved_by=["alice"], workflow_id="ticket-t9")
+    await ActivityEnvironment().run(_executor(databases).execute_plan, approved)
+    assert await _count(databases.target_engine, select(func.count()).select_from(budget_charges)) == 1
+
+
+async def test_a_budget_spent_since_validation_asks_again(databases: Databases) -> None:
+    report = await _report(databases, UPGRADE, requester="dave")
+    async with databases.target_engine.begin() as connection:
+        await charge(connection, "dave", "ticket-other", "0" * 16, 20, datetime.now(UTC))
+    with pytest.raises(ApplicationError) as caught:
+        await ActivityEnvironment().run(_executor(databases).execute_plan, _bound(report, UPGRADE, requester="dave"))
+    assert caught.value.type == ERROR_APPROVED_ROWS_CHANGED and "budget of 20" in caught.value.message
+    assert await plan_of(databases, 1) == 2
+
+
+async def test_private_values_read_without_approval_are_masked_at_the_source(databases: Databases) -> None:
+    read = SelectOperation(table="users", columns=["id", "email"], filters=[ACME], limit=2)
+    unapproved = await ActivityEnvironment().run(_executor(databases).execute_plan, _input(read))
+    assert [row["email"] for row in unapproved.results[0].rows] == [MASK, MASK]
+    approved = _input(read, workflow_id="ticket-t2").model_copy(update={"approved_by": ["alice", "bob"]})
+    shown = await ActivityEnvironment().run(_executor(databases).execute_plan, approved)
+    assert all(str(row["email"]).endswith("@acme-corp.example") for row in shown.results[0].rows)

@@ -9,12 +9,14 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from temporalio.testing import ActivityEnvironment
 
+from activities import plan_limits
 from activities import safety_rules as rules
 from activities.safety import SafetyActivities, target_shape
 from activities.sql import set_read_only
 from core.bootstrap import Databases
 from core.demo import demo_metadata
 from core.ledger import LEDGER_TABLE
+from core.masking import MASK
 from core.models import (
     Assignment,
     DeleteOperation,
@@ -147,7 +149,7 @@ def test_insert_may_set_protected_columns_but_never_the_key() -> None:
 def test_deletes_are_at_least_high_and_selects_low() -> None:
     delete = DeleteOperation(table="feature_flags", filters=[ACME])
     assert _check(delete) == {rules.RULE_DELETE: Risk.HIGH}
-    assert _check(SelectOperation(table="customers")) == {rules.RULE_READ_ONLY: Risk.LOW}
+    assert _check(SelectOperation(table="customers", columns=["id", "slug"])) == {rules.RULE_READ_ONLY: Risk.LOW}
 
 
 def test_plan_longer_than_the_limit_is_blocked() -> None:
@@ -166,7 +168,6 @@ def test_empty_plan_is_low_and_says_it_does_nothing() -> None:
 @pytest.mark.parametrize(
     ("table", "rows", "risk"),
     [
-        ("customers", 0, Risk.LOW),
         ("customers", 1, Risk.LOW),  # auto_approve_rows: 1
         ("customers", 2, Risk.MEDIUM),
         ("customers", 25, Risk.MEDIUM),
@@ -179,15 +180,8 @@ def test_empty_plan_is_low_and_says_it_does_nothing() -> None:
     ],
 )
 def test_row_count_thresholds(table: str, rows: int, risk: Risk) -> None:
-    operation = UpdateOperation(table=table, values=_set(status="x"), filters=[Filter(column="id", op="ge", value=0)])
-    findings = rules.check_row_count(0, operation, rows, POLICY)
+    findings = plan_limits.check_table_rows(table, rows, POLICY)
     assert rules.overall_risk(findings) is risk
-
-
-def test_reads_are_only_limited_by_max_rows() -> None:
-    read = SelectOperation(table="customers")
-    assert rules.check_row_count(0, read, 40, POLICY) == []
-    assert rules.overall_risk(rules.check_row_count(0, read, 51, POLICY)) is Risk.BLOCKED
 
 
 def test_overall_risk_is_the_highest_finding() -> None:
@@ -219,7 +213,7 @@ async def test_plan_upgrade_is_low_with_preview(dbs: Databases) -> None:
     [impact] = report.impacts
     assert impact.rows_affected == 1
     assert [(change.before, change.after) for change in impact.preview] == [
-        ({"id": 1, "plan_id": 2}, {"id": 1, "plan_id": 3})
+        ({"id": 1, "customer_id": 1, "plan_id": 2}, {"id": 1, "customer_id": 1, "plan_id": 3})
     ]
     assert await plan_of(dbs, 1) == 2  # counting changed nothing
 
@@ -248,19 +242,26 @@ async def test_role_rewrite_of_one_user_needs_two_approvers(dbs: Databases) -> N
     assert report.impacts[0].rows_affected == 1
     [change] = report.impacts[0].preview
     assert change.before is not None and change.before["role"] in ("member", "viewer")
-    assert change.after == {"id": 2, "role": "admin"}
+    assert change.after == {"id": 2, "email": MASK, "role": "admin"}  # the filter's column, private
 
 
-async def test_many_rows_need_approval(dbs: Databases) -> None:
+async def test_many_rows_of_one_tenant_need_one_approver(dbs: Databases) -> None:
+    report = await _validate(dbs, UpdateOperation(table="feature_flags", values=_set(enabled=False), filters=[ACME]))
+    assert report.risk is Risk.MEDIUM and report.required_approvals == 1
+    assert report.rows_affected == 4
+    assert len(report.impacts[0].preview) == 4
+
+
+async def test_rows_of_many_tenants_need_two_approvers(dbs: Databases) -> None:
     report = await _validate(
         dbs,
         UpdateOperation(
             table="customers", values=_set(status="paused"), filters=[Filter(column="id", op="le", value=5)]
         ),
     )
-    assert report.risk is Risk.MEDIUM and report.required_approvals == 1
-    assert report.rows_affected == 5
-    assert len(report.impacts[0].preview) == 5
+    assert report.risk is Risk.HIGH and report.required_approvals == 2
+    assert _rules(report.findings)[plan_limits.RULE_TENANTS] is Risk.HIGH
+    assert report.impacts[0].row_keys == ["1", "2", "3", "4", "5"]
 
 
 async def test_delete_is_high_with_before_rows(dbs: Databases) -> None:

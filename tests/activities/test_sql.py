@@ -66,7 +66,7 @@ def test_ledger_table_is_refused_even_when_reflected() -> None:
     from core.ledger import executions
 
     executions.to_metadata(metadata)
-    with pytest.raises(SqlCompileError, match="execution ledger"):
+    with pytest.raises(SqlCompileError, match="ledger of agent-ticket"):
         compile_operation(metadata, DeleteOperation(table=LEDGER_TABLE, filters=[Filter(column="plan_hash", op="ne")]))
 
 

@@ -23,7 +23,6 @@ from core.demo import create_demo_target, demo_metadata
 from core.ledger import create_ledger
 from core.migrations import (
     BASELINE_REVISION,
-    BASELINE_TABLES,
     MigrationError,
     alembic_config,
     current_revision,
@@ -150,9 +149,9 @@ async def test_upgrade_again_keeps_rows_and_changes_nothing(db_url: str, engine:
 
 async def test_database_made_by_create_all_is_adopted_without_loss(db_url: str, engine: AsyncEngine) -> None:
     """Installs from before migrations have the tables but no version: stamp, then upgrade."""
-    baseline = [AppBase.metadata.tables[name] for name in BASELINE_TABLES]  # what create_all made back then
+    await upgrade_app_db(db_url, BASELINE_REVISION)  # the tables `create_all` made back then ...
     async with engine.begin() as connection:
-        await connection.run_sync(lambda sync: AppBase.metadata.create_all(sync, tables=baseline))
+        await connection.execute(text("DROP TABLE alembic_version"))  # ... with no version recorded
     await _insert_ticket(engine, "old001")
 
     await upgrade_app_db(db_url)

@@ -1,0 +1,150 @@
+"""Running a plan's operations in order on one connection, naming every row each one touches.
+
+The dry run (`activities/dry_run.py`) and the execution (`activities/execution.py`) both run
+plans through `PlanRunner`, so the row keys an approval covers and the keys execution compares
+with them are computed the same way: from the rows each statement itself reports
+(`RETURNING`), never from a separate count that a concurrent writer could make stale.
+
+A row the plan inserts gets the key `new:<operation index>` wherever the plan touches it, in the
+dry run and at execution alike, because the database may assign it a different id each time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Column, MetaData, Table, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from activities.sql import (
+    AnyOperation,
+    SqlCompileError,
+    assigned_values,
+    column_for,
+    row_to_dict,
+    table_for,
+    where_clause,
+)
+from core.models import DeleteOperation, InsertOperation, Scalar, SelectOperation, UpdateOperation
+
+NEW_ROW_PREFIX = "new:"
+DIFF_ROWS = 10  # rows per operation whose values before and after the dry run keeps
+
+
+@dataclass
+class StepOutcome:
+    """What one operation did: the keys it touched and, when asked for, the rows' values."""
+
+    index: int
+    operation: AnyOperation
+    keys: list[str] = field(default_factory=list)  # sorted (`sort_keys`), each once
+    rows: list[dict[str, Scalar]] = field(default_factory=list)  # a select's rows, as returned
+    # With `capture`: key → row before (the first DIFF_ROWS), key → row after (as deleted, for a delete).
+    before: dict[str, dict[str, Scalar]] = field(default_factory=dict)
+    after: dict[str, dict[str, Scalar]] = field(default_factory=dict)
+
+    @property
+    def rows_affected(self) -> int:
+        return len(self.rows) if isinstance(self.operation, SelectOperation) else len(self.keys)
+
+    @property
+    def written(self) -> bool:
+        return not isinstance(self.operation, SelectOperation)
+
+
+def sort_keys(keys: Iterable[str]) -> list[str]:
+    """Keys once each, numbers in numeric order (`2` before `10`), new rows last."""
+    return sorted(set(keys), key=lambda key: (key.startswith(NEW_ROW_PREFIX), len(key), key))
+
+
+def key_of(values: Sequence[Any]) -> str:
+    """A stable string for a primary key: the value itself for one column, a JSON list for several."""
+    scalars = list(row_to_dict({str(i): value for i, value in enumerate(values)}).values())
+    if len(scalars) == 1:
+        return str(scalars[0])
+    return json.dumps(scalars, separators=(",", ":"))
+
+
+def key_columns(table: Table) -> list[Column[Any]]:
+    """The primary key; a table without one cannot have its rows named and is refused for writes."""
+    columns = list(table.primary_key.columns)
+    return columns or list(table.columns)
+
+
+class PlanRunner:
+    """Runs operations one after the other on `connection`, in the caller's transaction.
+
+    With `capture`, each write also reports full rows (after, or as deleted) and the first
+    `DIFF_ROWS` rows as they were before: what the dry run shows approvers. Without it, only
+    keys come back: what execution needs.
+    """
+
+    def __init__(self, connection: AsyncConnection, metadata: MetaData, *, capture: bool) -> None:
+        self._connection = connection
+        self._metadata = metadata
+        self._capture = capture
+        self._new_rows: dict[tuple[str, str], str] = {}  # (table, key the DB gave) → new:<index>
+
+    async def run(self, index: int, operation: AnyOperation) -> StepOutcome:
+        table = table_for(self._metadata, operation.table)
+        outcome = StepOutcome(index=index, operation=operation)
+        if isinstance(operation, SelectOperation):
+            await self._select(table, operation, outcome)
+        elif isinstance(operation, InsertOperation):
+            await self._insert(table, operation, outcome)
+        else:
+            await self._change(table, operation, outcome)
+        return outcome
+
+    def _key(self, table: Table, row: Mapping[Any, Any]) -> str:
+        key = key_of([row[column.name] for column in key_columns(table)])
+        return self._new_rows.get((table.name, key), key)
+
+    async def _select(self, table: Table, operation: SelectOperation, outcome: StepOutcome) -> None:
+        requested = [column_for(table, name) for name in operation.columns] or list(table.columns)
+        keys = [column for column in key_columns(table) if column not in requested]
+        query = select(*requested, *keys)
+        condition = where_clause(table, operation.filters)
+        if condition is not None:
+            query = query.where(condition)
+        query = query.order_by(*key_columns(table)).limit(operation.limit)
+        names = [column.name for column in requested]
+        for row in (await self._connection.execute(query)).mappings():
+            outcome.keys.append(self._key(table, row))
+            outcome.rows.append(row_to_dict({name: row[name] for name in names}))
+        outcome.keys = sort_keys(outcome.keys)
+
+    async def _insert(self, table: Table, operation: InsertOperation, outcome: StepOutcome) -> None:
+        returned = self._returning(table)
+        result = await self._connection.execute(
+            insert(table).values(assigned_values(table, operation)).returning(*returned)
+        )
+        row = result.mappings().one()
+        symbolic = f"{NEW_ROW_PREFIX}{outcome.index}"
+        self._new_rows[(table.name, key_of([row[column.name] for column in key_columns(table)]))] = symbolic
+        outcome.keys = [symbolic]
+        outcome.after = {symbolic: row_to_dict(row)}  # the key the database gave (every column, with capture)
+
+    async def _change(self, table: Table, operation: UpdateOperation | DeleteOperation, outcome: StepOutcome) -> None:
+        condition = where_clause(table, operation.filters)
+        if condition is None:  # the safety rules block this; execution must never run it either
+            raise SqlCompileError(f"{operation.kind} on {table.name} has no filter")
+        if self._capture:
+            before = select(table).where(condition).order_by(*key_columns(table)).limit(DIFF_ROWS)
+            for row in (await self._connection.execute(before)).mappings():
+                outcome.before[self._key(table, row)] = row_to_dict(row)
+        if isinstance(operation, UpdateOperation):
+            statement: Any = update(table).values(assigned_values(table, operation)).where(condition)
+        else:
+            statement = delete(table).where(condition)
+        rows = (await self._connection.execute(statement.returning(*self._returning(table)))).mappings().all()
+        keyed = {self._key(table, row): row for row in rows}
+        outcome.keys = sort_keys(list(keyed))
+        if self._capture:
+            outcome.after = {key: row_to_dict(row) for key, row in keyed.items()}
+
+    def _returning(self, table: Table) -> list[Column[Any]]:
+        return list(table.columns) if self._capture else key_columns(table)

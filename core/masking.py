@@ -1,0 +1,60 @@
+"""Masking private values: pure functions over the shared models, safe to call from workflow code.
+
+The activities mask at the source (the dry run's preview always, select results of a plan no one
+approved), so private values never enter history unapproved. These functions let any reader
+(the workflow's `status` query, the bot, the dashboard, the CLI) apply the same rule again to
+what it shows, e.g. to results recorded before masking existed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+from core.models import ExecutionResult, SafetyReport, Scalar, TicketStatus
+
+MASK = "[private]"
+
+
+def mask_row(row: Mapping[str, Scalar], private: Collection[str]) -> dict[str, Scalar]:
+    """`row` with the value of every private column (that has one) replaced by `MASK`."""
+    return {name: MASK if name in private and value is not None else value for name, value in row.items()}
+
+
+def mask_execution(result: ExecutionResult, private_columns: Mapping[str, Collection[str]]) -> ExecutionResult:
+    """The result with private values in the rows selects returned masked."""
+    results = [
+        item.model_copy(update={"rows": [mask_row(row, private_columns.get(item.table, ())) for row in item.rows]})
+        if item.rows and private_columns.get(item.table)
+        else item
+        for item in result.results
+    ]
+    return result.model_copy(update={"results": results})
+
+
+def mask_report(report: SafetyReport) -> SafetyReport:
+    """The report with private values the dry run read (rows as they were) masked in its preview.
+
+    Values after a change are the plan's own values or keys, so they stay as they are.
+    """
+    impacts = []
+    for impact in report.impacts:
+        private = report.private_columns.get(impact.table, [])
+        if not private:
+            impacts.append(impact)
+            continue
+        preview = [
+            change.model_copy(update={"before": mask_row(change.before, private) if change.before else change.before})
+            for change in impact.preview
+        ]
+        impacts.append(impact.model_copy(update={"preview": preview}))
+    return report.model_copy(update={"impacts": impacts})
+
+
+def mask_status(status: TicketStatus) -> TicketStatus:
+    """What a UI may show: private values masked unless people approved the plan that read them."""
+    report = mask_report(status.report) if status.report else None
+    outcome = status.outcome
+    if outcome is not None and outcome.execution is not None and not outcome.decided_by:
+        private = report.private_columns if report else {}
+        outcome = outcome.model_copy(update={"execution": mask_execution(outcome.execution, private)})
+    return status.model_copy(update={"report": report, "outcome": outcome})

@@ -1,0 +1,112 @@
+"""The red team's bench: the real workers and the real `openai` client, planned by an obedient LLM."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from core.bootstrap import Databases, init_databases
+from core.demo import demo_metadata
+from core.ledger import LEDGER_TABLES
+from core.models import DecisionSource, OutcomeStatus, Stage, TicketStatus
+from tests.durability.support import table_snapshot, ticket_request
+from tests.fakes.openai_server import FAKE_API_KEY
+from tests.pipeline import Pipeline, pipeline_settings, running_pipeline
+from tests.security.obedient_planner import ObedientPlanner
+
+TARGET_TABLES = [*sorted(demo_metadata.tables), *sorted(LEDGER_TABLES)]
+Snapshot = dict[str, list[tuple[object, ...]]]
+
+
+@dataclass
+class RedTeam:
+    pipeline: Pipeline
+    planner: ObedientPlanner
+    databases: Databases
+    results: list[tuple[str, str, str]] = field(default_factory=list)  # class, attack, verdict
+
+    async def snapshot(self) -> Snapshot:
+        return await table_snapshot(self.databases.target_engine, TARGET_TABLES)
+
+    async def submit(self, name: str, plan: dict[str, Any], text: str) -> str:
+        """A ticket whose text asks for the attack; the obedient LLM answers with `plan`."""
+        tag = self.planner.tag_for(name, plan)
+        started = await self.pipeline.service.start(ticket_request(self.pipeline.settings, f"{text} ({tag})"))
+        return started.short_id
+
+    async def settle(self, ticket: str, within: float = 30.0) -> TicketStatus:
+        """Until the ticket has finished or waits for people."""
+        async with asyncio.timeout(within):
+            while True:
+                status = await self.pipeline.service.status(ticket)
+                if status.stage in (Stage.FINISHED, Stage.AWAITING_APPROVAL):
+                    return status
+                await asyncio.sleep(0.05)
+
+    async def reject(self, status: TicketStatus) -> None:
+        """A person says no, so the ticket ends (and leaves no workflow running)."""
+        assert status.approval is not None
+        decision = status.approval.decision("alice", DecisionSource.CLI, approve=False, comment="red team")
+        await self.pipeline.service.decide(status.ticket_id, decision)
+        outcome = await self.pipeline.service.result(status.ticket_id)
+        assert outcome.status is OutcomeStatus.REJECTED, outcome.reason
+
+
+@pytest.fixture(scope="module")
+async def red_team(tmp_path_factory: pytest.TempPathFactory, local_env: WorkflowEnvironment) -> AsyncIterator[RedTeam]:
+    data_dir: Path = tmp_path_factory.mktemp("red-team") / "data"
+    async with ObedientPlanner() as planner:
+        settings = pipeline_settings(
+            data_dir, f"rt-{uuid.uuid4().hex[:8]}", openai_api_key=FAKE_API_KEY, openai_base_url=planner.base_url
+        )
+        databases = Databases.open(settings)
+        try:
+            await init_databases(databases, settings)
+            async with running_pipeline(local_env.client, settings, databases) as pipeline:
+                team = RedTeam(pipeline, planner, databases)
+                yield team
+                print("\n[red team] results:")
+                for kind, name, verdict in team.results:
+                    print(f"  {kind:<28} {name:<48} {verdict}")
+        finally:
+            await databases.close()
+
+
+# ---------------------------------------------------------------- plans as the LLM writes them
+
+
+def plan(summary: str, *operations: dict[str, Any], rationale: str = "As the ticket asks.") -> dict[str, Any]:
+    return {"summary": summary, "rationale": rationale, "operations": list(operations)}
+
+
+def where(*filters: tuple[str, str, Any]) -> list[dict[str, Any]]:
+    return [{"column": column, "op": op, "value": value} for column, op, value in filters]
+
+
+def values(**assignments: Any) -> list[dict[str, Any]]:
+    return [{"column": column, "value": value} for column, value in assignments.items()]
+
+
+def select(
+    table: str, *filters: tuple[str, str, Any], columns: list[str] | None = None, limit: int = 50
+) -> dict[str, Any]:
+    return {"kind": "select", "table": table, "columns": columns or [], "filters": where(*filters), "limit": limit}
+
+
+def insert(table: str, **assignments: Any) -> dict[str, Any]:
+    return {"kind": "insert", "table": table, "values": values(**assignments)}
+
+
+def update(table: str, assignments: dict[str, Any], *filters: tuple[str, str, Any]) -> dict[str, Any]:
+    return {"kind": "update", "table": table, "values": values(**assignments), "filters": where(*filters)}
+
+
+def delete(table: str, *filters: tuple[str, str, Any]) -> dict[str, Any]:
+    return {"kind": "delete", "table": table, "filters": where(*filters)}

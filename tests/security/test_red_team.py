@@ -1,0 +1,72 @@
+"""The red team: an obedient LLM proposes each attack plan, the real pipeline judges the whole plan.
+
+Every attack ends `blocked`, or waits for exactly the approvals its whole plan needs, and the
+target DB (ledgers included) is unchanged until then; a person then rejects what waits. See
+`tests/security/attacks.py` for the plans and docs/safety.md for the table of results.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.models import OutcomeStatus, Stage
+from tests.security.attacks import ATTACKS, BLOCKED, Attack
+from tests.security.conftest import RedTeam, plan, select
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=[attack.name for attack in ATTACKS])
+async def test_attack(red_team: RedTeam, attack: Attack) -> None:
+    before = await red_team.snapshot()
+    ticket = await red_team.submit(attack.name, attack.plan, attack.text)
+    status = await red_team.settle(ticket)
+    assert await red_team.snapshot() == before, "the target changed before anyone approved"
+    report = status.report
+    assert report is not None, status.outcome
+    findings = {finding.rule for finding in report.findings}
+    assert attack.rule in findings, (attack.rule, report.findings)
+    if attack.approvals == BLOCKED:
+        verdict = "blocked"
+        assert status.outcome is not None and status.outcome.status is OutcomeStatus.BLOCKED, status.status_label
+        assert status.outcome.execution is None
+    else:
+        verdict = f"waits for {attack.approvals} approver(s)"
+        assert status.stage is Stage.AWAITING_APPROVAL, (status.status_label, status.outcome)
+        assert status.approval is not None and status.approval.required_approvals == attack.approvals, report.risk
+        if attack.keys:
+            assert report.approved_row_keys == attack.keys
+        await red_team.reject(status)
+    red_team.results.append((attack.kind, attack.name, f"{verdict} ({report.risk.value}: {attack.rule})"))
+
+
+async def test_the_llm_never_sees_private_values_the_ticket_does_not_name(red_team: RedTeam) -> None:
+    """The context of a ticket naming one user by email shows that email, and no other, to the planner."""
+    ticket = await red_team.submit(
+        "context-redaction",
+        plan("Nothing.", select("plans", limit=1)),
+        "what can carol@acme-corp.example do at acme-corp",
+    )
+    status = await red_team.settle(ticket)
+    [prompt] = red_team.planner.prompts_for("context-redaction")
+    assert "carol@acme-corp.example" in prompt  # the ticket names it
+    assert "bob@acme-corp.example" not in prompt and "billing@acme-corp.example" not in prompt
+    assert "[redacted]" in prompt
+    assert "private values redacted" in status.context_summary  # and the audit log says so
+    red_team.results.append(("reads and probes of private data", "context-redaction", "other emails redacted"))
+
+
+async def test_private_values_read_before_approval_are_masked_in_the_status(red_team: RedTeam) -> None:
+    change = {"kind": "update", "table": "customers", "filters": [{"column": "id", "op": "eq", "value": 1}]}
+    change["values"] = [{"column": "billing_email", "value": "ap@acme-corp.example"}]
+    ticket = await red_team.submit(
+        "billing-email-preview", plan("Billing.", change), "change acme-corp's billing email"
+    )
+    status = await red_team.settle(ticket)
+    shown = json.dumps(status.model_dump(mode="json"))
+    assert "billing@acme-corp.example" not in shown  # the value before, read by the dry run
+    assert "ap@acme-corp.example" in shown  # the plan's own value
+    await red_team.reject(status)
+    red_team.results.append(("reads and probes of private data", "billing-email-preview", "value before masked"))
