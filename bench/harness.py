@@ -179,9 +179,15 @@ class BenchResult:
             self.machine_load = asdict(_MONITOR.summary())
         path = directory / f"{self.key}.json"
         path.write_text(json.dumps(asdict(self), indent=2, default=str) + "\n")
-        verdict = {True: "MET", False: "MISSED", None: "NOT MEASURED"}[self.met]
-        log(f"{self.title}: {self.result} [{self.samples}] — target {self.target}: {verdict}")
+        log(f"{self.title}: {self.result} [{self.samples}] — target {self.target}: {self.verdict.strip('*').upper()}")
         return path
+
+    @property
+    def verdict(self) -> str:
+        """met, **missed**, reported (a figure without a target) or not measured."""
+        if self.met is None:
+            return "reported" if self.figures else "not measured"
+        return "met" if self.met else "**missed**"
 
     @property
     def load_brief(self) -> str:

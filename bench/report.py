@@ -33,7 +33,6 @@ ORDER = [
     "validation",
     "revert",
 ]
-VERDICT = {True: "met", False: "**missed**", None: "not measured"}
 DRIVERS = ("sqlalchemy", "asyncpg", "aiosqlite")
 
 
@@ -72,7 +71,7 @@ def table(results: list[BenchResult]) -> str:
     for result in results:
         lines.append(
             f"| {result.title} | {_cell(result.result)} | {_cell(result.samples or 'not stated')} | "
-            f"{_cell(result.load_brief)} | {_cell(result.target)} | {VERDICT[result.met]} |"
+            f"{_cell(result.load_brief)} | {_cell(result.target)} | {result.verdict} |"
         )
     return "\n".join(lines)
 
@@ -93,7 +92,7 @@ def details(result: BenchResult) -> str:
     parts = [f"### {result.title}", ""]
     if result.how:
         parts += [f"**How:** {result.how}", ""]
-    parts += [f"**Result:** {result.result} — target {result.target or 'n/a'}: {VERDICT[result.met]}.", ""]
+    parts += [f"**Result:** {result.result} — target {result.target or 'n/a'}: {result.verdict}.", ""]
     if result.notes:
         parts += [f"**Notes:** {result.notes}", ""]
     quick_note = " (quick mode: fewer samples, indicative only)" if result.quick else ""

@@ -49,6 +49,10 @@ async def first_call(fake: FakeSlack, after: float, matches: Callable[[SlackCall
     raise TimeoutError(f"no matching Slack call within {WAIT_SECONDS:.0f} s; calls: {[c.method for c in fake.calls]}")
 
 
+def top_level_post(call: SlackCall) -> bool:
+    return call.method == "chat.postMessage" and in_channel(call) and not call.args.get("thread_ts")
+
+
 def in_channel(call: SlackCall) -> bool:
     return call.method in MESSAGE_METHODS and call.args.get("channel") == CHANNEL
 
@@ -59,11 +63,7 @@ async def to_first_message(stack: BotStack, fake: FakeSlack, index: int) -> tupl
     if not sent.acknowledged:
         raise RuntimeError(f"the bot did not acknowledge: {sent.answer}")
     label = f"T-{sent.short_id}"
-    call = await first_call(
-        fake,
-        sent.sent_at,
-        lambda c: c.method == "chat.postMessage" and in_channel(c) and not c.args.get("thread_ts") and label in _text(c),
-    )
+    call = await first_call(fake, sent.sent_at, lambda c: top_level_post(c) and label in _text(c))
     await stack.client.get_workflow_handle(sent.workflow_id).result()  # one ticket at a time
     return call.at - sent.sent_at, sent.ack_seconds
 
