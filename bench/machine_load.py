@@ -117,8 +117,10 @@ class LoadMonitor:
     def summary(self) -> LoadSummary:
         self.sample()
         elapsed = max(time.monotonic() - self._began, 1e-6)
-        machine = (machine_busy_seconds() - self._machine_start) / elapsed
-        ours = self._bench_cpu / elapsed
+        cores = os.cpu_count() or 1
+        # Jiffies are 10 ms: over a window of a second or two the ratios are rough, so clamp them.
+        machine = min(float(cores), (machine_busy_seconds() - self._machine_start) / elapsed)
+        ours = min(machine, self._bench_cpu / elapsed)
         return LoadSummary(
             seconds=round(elapsed, 1),
             load1_min=min(self._loads),
@@ -126,7 +128,7 @@ class LoadMonitor:
             machine_cores=round(machine, 2),
             bench_cores=round(ours, 2),
             other_cores=round(max(0.0, machine - ours), 2),
-            cores=os.cpu_count() or 1,
+            cores=cores,
         )
 
     async def stop(self) -> None:
