@@ -1,107 +1,187 @@
-"""Slash-command ack: signed `/agent-ticket` requests against the real bot, 1, 20 and 50 at a time.
+"""Slash-command ack under open-loop load, as people send commands: at a rate, not in lock-step.
 
-Everything runs together on this machine, as the target says: the dev server, `agent-ticket
-worker` and `agent-ticket bot` (uvicorn serving the bot's Starlette app) as separate processes,
-both talking to the fake Slack Web API (its own process). Each request is a new ticket,
-signed with Slack's v0 scheme (HMAC-SHA256 of `v0:{timestamp}:{body}`) under the signing
-secret the bot is configured with, and the time measured is until the bot's HTTP answer
-(the ack) arrives; the ticket's workflow is started after the ack and runs meanwhile.
+Everything runs together on this machine: the dev server, `agent-ticket worker`, `agent-ticket bot`
+and the fake Slack Web API (a process of its own). Every command is a signed `/agent-ticket` for a
+new auto-approved ticket, which the worker runs meanwhile, posting to the fake Slack. Phases, in
+one run:
+
+1. **Sustainable throughput.** Lanes that each send a command and wait for its ticket to finish:
+   tickets finished per second is the rate this machine sustains through the bot (R).
+2. **Open loop at 0.8 R.** Commands arrive with Poisson spacing (exponential gaps) at 80 % of R,
+   whatever the acks do; the target is ack p99 < 100 ms. Afterwards every ticket must finish.
+3. **Burst at 2 R for 30 s.** Every ack must stay under Slack's 3 s, no acknowledged ticket may be
+   lost, and the backlog must drain; the drain time is from the burst's end to the last ticket done.
+4. **Saturation (closed loop).** 1, 20 and 50 senders, each sending as soon as its last ack came
+   back, and Temporal alone accepting starts from 50 senders: what the old target measured. Kept
+   as a measurement of capacity, saved as its own result (`ack_saturation`) without a target.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
+import functools
 import os
+import random
 import time
-import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from urllib.parse import urlencode
+from dataclasses import dataclass, field
 
-import aiohttp
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 
-from bench.fake_slack_server import READY as FAKE_SLACK_READY
 from bench.harness import (
-    BIN_DIR,
-    BOT_READY,
-    REPO_ROOT,
-    WORKER_READY,
     BenchResult,
-    ChildProcess,
     Stats,
     auto_approved_text,
-    bench_settings,
-    bot_process,
-    dev_server,
-    free_port,
+    gather_limited,
     log,
-    prepare_databases,
     process_cpu_seconds,
     profile_dir,
     run_benchmark,
     scaled,
     summarize,
     workdir,
-    worker_process,
 )
-from core.models import TicketRequest
+from bench.slack_stack import REQUESTER, BotStack, Sent, bot_stack
+from core.models import TicketOutcome, TicketRequest
 from core.settings import Settings
 from core.tickets import TicketService
-from tests.fakes.slack_server import BOT_TOKEN, TEAM_ID
 
 TARGET_P99_MS = 100.0
-SIGNING_SECRET = uuid.uuid4().hex  # configured on the bot for this run only
-CHANNEL = "C0TICKETS"  # a channel the fake Slack knows, with the bot in it
-REQUESTER = "UDAVE0001"
+SLACK_LIMIT_MS = 3000.0
+OPEN_LOOP_FRACTION = 0.8
+BURST_FACTOR = 2.0
+SUSTAIN_LANES = 20
 LEVELS = (1, 20, 50)
+DRAIN_LIMIT_SECONDS = 600.0
 
 
-def sign(body: str, timestamp: int) -> str:
-    """Slack's request signature: `v0=` + hex HMAC-SHA256 of `v0:{timestamp}:{body}`."""
-    digest = hmac.new(SIGNING_SECRET.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
-    return f"v0={digest}"
+# ---------------------------------------------------------------- phases
 
 
-def command_body(text: str, response_url: str) -> str:
-    """The form Slack posts for `/agent-ticket <text>`; a fresh trigger id makes it a new ticket."""
-    trigger = f"trigger-{uuid.uuid4().hex}"
-    return urlencode(
-        {
-            "token": "deprecated-verification-token",
-            "team_id": TEAM_ID,
-            "team_domain": "bench",
-            "channel_id": CHANNEL,
-            "channel_name": "tickets",
-            "user_id": REQUESTER,
-            "user_name": "dave",
-            "command": "/agent-ticket",
-            "text": text,
-            "api_app_id": "A0BENCH",
-            "response_url": f"{response_url}/{trigger}",
-            "trigger_id": trigger,
-        }
+@dataclass
+class Sustained:
+    per_second: float
+    tickets: int
+    seconds: float
+    cpu_ms_per_ticket: dict[str, float]
+    acks: Stats
+
+
+async def sustainable_rate(stack: BotStack, seconds: float) -> Sustained:
+    """Lanes of command → ticket finished → next command; tickets finished per second in the window."""
+    finished = 0
+    acks: list[float] = []
+    deadline = time.monotonic() + seconds
+    counter = iter(range(10**9))
+    processes = cpu_processes(stack)
+    cpu_before = {name: process_cpu_seconds(pid) for name, pid in processes.items()}
+
+    async def lane() -> None:
+        nonlocal finished
+        while time.monotonic() < deadline:
+            sent = await stack.user.command(auto_approved_text(next(counter)))
+            if not sent.acknowledged:
+                raise RuntimeError(f"the bot did not acknowledge: {sent.answer}")
+            acks.append(sent.ack_seconds)
+            await stack.client.get_workflow_handle(sent.workflow_id).result()
+            if time.monotonic() <= deadline:
+                finished += 1
+
+    await asyncio.gather(*(lane() for _ in range(SUSTAIN_LANES)))
+    cpu = {name: process_cpu_seconds(pid) - cpu_before[name] for name, pid in processes.items()}
+    return Sustained(
+        per_second=finished / seconds,
+        tickets=finished,
+        seconds=seconds,
+        cpu_ms_per_ticket={name: round(1000 * value / max(finished, 1), 1) for name, value in cpu.items()},
+        acks=summarize(acks),
     )
 
 
-async def send(http: aiohttp.ClientSession, text: str, response_url: str) -> float:
-    """One signed slash command; seconds until the ack. Fails unless the bot acknowledged the ticket."""
-    body = command_body(text, response_url)
-    timestamp = int(time.time())
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": str(timestamp),
-        "X-Slack-Signature": sign(body, timestamp),
-    }
-    began = time.perf_counter()
-    async with http.post("/slack/events", data=body, headers=headers) as response:
-        answer = await response.text()
-    elapsed = time.perf_counter() - began
-    if response.status != 200 or "received" not in answer:
-        raise RuntimeError(f"the bot answered {response.status}: {answer[:200]}")
-    return elapsed
+def cpu_processes(stack: BotStack) -> dict[str, int]:
+    found = {"worker": stack.worker.pid, "server": stack.server.child.pid, "bot": stack.bot.pid}
+    if stack.fake_process is not None:
+        found["fake Slack"] = stack.fake_process.pid
+    found["load generator"] = os.getpid()
+    return found
+
+
+@dataclass
+class OpenLoop:
+    rate: float
+    seconds: float
+    sent: list[Sent] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)  # how late the generator sent each command
+    ended_at: float = 0.0  # monotonic, when the last command was acked
+
+    @property
+    def acks(self) -> Stats:
+        return summarize([sent.ack_seconds for sent in self.sent])
+
+    @property
+    def unacknowledged(self) -> int:
+        return sum(1 for sent in self.sent if not sent.acknowledged)
+
+
+async def open_loop(stack: BotStack, rate: float, seconds: float, rng: random.Random, first_index: int) -> OpenLoop:
+    """Commands at Poisson-spaced instants at `rate` per second for `seconds`, each sent whatever the others do."""
+    run = OpenLoop(rate=rate, seconds=seconds)
+    tasks: list[asyncio.Task[Sent]] = []
+    began = time.monotonic()
+    offset = 0.0
+    index = first_index
+    while True:
+        offset += rng.expovariate(rate)
+        if offset >= seconds:
+            break
+        delay = began + offset - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        run.lags.append(max(0.0, time.monotonic() - (began + offset)))
+        tasks.append(asyncio.create_task(stack.user.command(auto_approved_text(index))))
+        index += 1
+    run.sent = list(await asyncio.gather(*tasks))
+    run.ended_at = time.monotonic()
+    return run
+
+
+async def running_tickets(client: Client) -> int:
+    return (await client.count_workflows('ExecutionStatus="Running"')).count
+
+
+async def drain_seconds(client: Client, since: float) -> float:
+    """Seconds from `since` (monotonic) until no ticket is running, polled every 0.25 s."""
+    deadline = time.monotonic() + DRAIN_LIMIT_SECONDS
+    while await running_tickets(client) > 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"tickets still running {DRAIN_LIMIT_SECONDS:.0f} s later")
+        await asyncio.sleep(0.25)
+    return time.monotonic() - since
+
+
+async def outcomes(client: Client, sent: list[Sent]) -> Counter[str]:
+    """How each acknowledged ticket ended: "done", another status, or "lost" (no such workflow, or not closed)."""
+    found: Counter[str] = Counter()
+
+    async def one(item: Sent) -> None:
+        handle = client.get_workflow_handle(item.workflow_id, result_type=TicketOutcome)
+        try:
+            description = await handle.describe()
+        except Exception:
+            found["lost"] += 1
+            return
+        if description.status != WorkflowExecutionStatus.COMPLETED:
+            found[f"workflow {description.status.name if description.status else 'unknown'}"] += 1
+            return
+        outcome = await handle.result()
+        found[outcome.status.value] += 1
+
+    await gather_limited(20, [functools.partial(one, item) for item in sent if item.acknowledged])
+    return found
+
+
+# ---------------------------------------------------------------- saturation (closed loop)
 
 
 async def closed_loop(concurrency: int, total: int, job: Callable[[int], Awaitable[float]]) -> list[float]:
@@ -117,26 +197,45 @@ async def closed_loop(concurrency: int, total: int, job: Callable[[int], Awaitab
     return samples
 
 
-async def load(http: aiohttp.ClientSession, concurrency: int, total: int, response_url: str) -> list[float]:
-    """`concurrency` senders, each sending its next command as soon as the previous one is acked."""
-    return await closed_loop(concurrency, total, lambda index: send(http, auto_approved_text(index), response_url))
+async def acked(stack: BotStack, index: int) -> float:
+    sent = await stack.user.command(auto_approved_text(index))
+    if not sent.acknowledged:
+        raise RuntimeError(f"the bot did not acknowledge: {sent.answer}")
+    return sent.ack_seconds
 
 
-@dataclass(frozen=True)
-class StartCapacity:
-    """Temporal alone: workflow starts from a client, with no bot in front and no worker behind."""
+@dataclass
+class Saturation:
+    levels: dict[int, Stats]
+    rates: dict[int, float]
+    bot_cpu_ms: float
+    alone: Stats
+    alone_per_second: float
+    alone_server_cpu_ms: float
 
-    stats: Stats
-    per_second: float
-    server_cpu_ms: float
+
+async def saturation(stack: BotStack, totals: dict[int, int]) -> Saturation:
+    levels: dict[int, Stats] = {}
+    rates: dict[int, float] = {}
+    bot_cpu = process_cpu_seconds(stack.bot.pid)
+    for level in LEVELS:
+        log(f"saturation: {totals[level]} slash commands, {level} at a time (closed loop)")
+        began = time.perf_counter()
+        levels[level] = summarize(await closed_loop(level, totals[level], functools.partial(acked, stack)))
+        rates[level] = totals[level] / (time.perf_counter() - began)
+    bot_cpu_ms = 1000 * (process_cpu_seconds(stack.bot.pid) - bot_cpu) / sum(totals.values())
+    await drain_seconds(stack.client, time.monotonic())
+    log(f"saturation: Temporal alone, {totals[max(LEVELS)]} starts, {max(LEVELS)} at a time")
+    alone, per_second, server_cpu = await temporal_start_capacity(
+        stack.client, stack.settings, stack.server.child.pid, totals[max(LEVELS)]
+    )
+    return Saturation(levels, rates, bot_cpu_ms, alone, per_second, server_cpu)
 
 
-async def temporal_start_capacity(client: Client, settings: Settings, server_pid: int, total: int) -> StartCapacity:
-    """As many senders as the ack's top level, each starting a ticket as the last one is accepted.
-
-    The queue is one no worker polls, so the server does nothing but accept starts: the bound on
-    an ack that waits for the start, whatever the bot does.
-    """
+async def temporal_start_capacity(
+    client: Client, settings: Settings, server_pid: int, total: int
+) -> tuple[Stats, float, float]:
+    """Starts from a plain client, 50 at a time, on a queue no worker polls: the server only accepts starts."""
     service = TicketService(client, task_queue=f"{settings.temporal_task_queue}-unpolled")
     request = TicketRequest(text=auto_approved_text(0), requester=REQUESTER, approval=settings.approval_settings())
 
@@ -149,116 +248,152 @@ async def temporal_start_capacity(client: Client, settings: Settings, server_pid
     began = time.perf_counter()
     samples = await closed_loop(max(LEVELS), total, start)
     elapsed = time.perf_counter() - began
-    return StartCapacity(summarize(samples), total / elapsed, 1000 * (process_cpu_seconds(server_pid) - cpu) / total)
+    return summarize(samples), total / elapsed, 1000 * (process_cpu_seconds(server_pid) - cpu) / total
+
+
+# ---------------------------------------------------------------- the run
 
 
 async def main() -> None:
+    sustain_s, open_s, burst_s = float(scaled(60, 15)), float(scaled(60, 15)), float(scaled(30, 10))
     totals = {1: scaled(100, 20), 20: scaled(400, 60), 50: scaled(1000, 150)}
-    results: dict[int, Stats] = {}
-    rates: dict[int, float] = {}
+    rng = random.Random(17)
     with workdir("ack") as directory:
-        async with dev_server(directory) as (server, client):
-            fake = ChildProcess(
-                "fake Slack",
-                [str(BIN_DIR / "python"), "-m", "bench.fake_slack_server"],
-                directory / "fake-slack.log",
-                env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"},
-                cwd=REPO_ROOT,
-            )
-            await fake.start()
-            try:
-                await fake.wait_for_line(FAKE_SLACK_READY)
-                fake_url = fake.log_file.read_text().split(FAKE_SLACK_READY, 1)[1].split()[0]
-                settings = bench_settings(
-                    directory / "data",
-                    server.address,
-                    f"bench-{uuid.uuid4().hex[:6]}",
-                    slack_bot_token=BOT_TOKEN,
-                    slack_signing_secret=SIGNING_SECRET,
-                    slack_api_url=f"{fake_url}/api/",
-                    bot_port=free_port(),
-                )
-                await prepare_databases(settings)
-                worker = worker_process(settings, directory / "worker.log")
-                bot = bot_process(settings, directory / "bot.log")
-                await worker.start()
-                await bot.start()
-                try:
-                    await worker.wait_for_line(WORKER_READY)
-                    await bot.wait_for_line(BOT_READY)
-                    log(f"Temporal alone: {totals[max(LEVELS)]} starts, {max(LEVELS)} at a time")
-                    capacity = await temporal_start_capacity(client, settings, server.child.pid, totals[max(LEVELS)])
-                    base_url = f"http://{settings.bot_host}:{settings.bot_port}"
-                    connector = aiohttp.TCPConnector(limit=max(LEVELS))
-                    timeout = aiohttp.ClientTimeout(total=30)
-                    async with aiohttp.ClientSession(base_url, connector=connector, timeout=timeout) as http:
-                        await load(http, 5, 20, f"{fake_url}/respond")  # warm-up
-                        bot_cpu = process_cpu_seconds(bot.pid)
-                        own_cpu = process_cpu_seconds(os.getpid())
-                        profiles = profile_dir()
-                        if profiles is not None:
-                            profiles.mkdir(parents=True, exist_ok=True)
-                            await bot.start_profiler(profiles / "ack-bot.txt", 60)
-                        for level in LEVELS:
-                            log(f"{totals[level]} slash commands, {level} at a time")
-                            began = time.perf_counter()
-                            results[level] = summarize(await load(http, level, totals[level], f"{fake_url}/respond"))
-                            rates[level] = totals[level] / (time.perf_counter() - began)
-                        bot_cpu = process_cpu_seconds(bot.pid) - bot_cpu
-                        own_cpu = process_cpu_seconds(os.getpid()) - own_cpu
-                finally:
-                    await bot.stop()
-                    await worker.stop()
-            finally:
-                await fake.stop()
+        async with bot_stack(directory, slack_in_process=False, connections=0) as stack:
+            await closed_loop(5, 20, functools.partial(acked, stack))  # warm-up
+            await drain_seconds(stack.client, time.monotonic())
+            profiles = profile_dir()
+            if profiles is not None:
+                profiles.mkdir(parents=True, exist_ok=True)
+                await stack.bot.start_profiler(profiles / "ack-bot.txt", sustain_s + open_s)
+            log(f"sustainable throughput: {SUSTAIN_LANES} lanes of command → ticket done, {sustain_s:.0f} s")
+            sustained = await sustainable_rate(stack, sustain_s)
+            await drain_seconds(stack.client, time.monotonic())
+            rate = OPEN_LOOP_FRACTION * sustained.per_second
+            log(f"sustained {sustained.per_second:.1f} tickets/s; open loop at {rate:.1f}/s for {open_s:.0f} s")
+            steady = await open_loop(stack, rate, open_s, rng, 10_000)
+            steady_drain = await drain_seconds(stack.client, steady.ended_at)
+            steady_outcomes = await outcomes(stack.client, steady.sent)
+            burst_rate = BURST_FACTOR * sustained.per_second
+            log(f"burst at {burst_rate:.1f}/s for {burst_s:.0f} s")
+            burst = await open_loop(stack, burst_rate, burst_s, rng, 100_000)
+            burst_drain = await drain_seconds(stack.client, burst.ended_at)
+            burst_outcomes = await outcomes(stack.client, burst.sent)
+            saturated = await saturation(stack, totals)
 
-    at_max = results[max(LEVELS)]
-    commands = sum(totals.values())
+    save_open_loop(sustained, steady, steady_drain, steady_outcomes, burst, burst_drain, burst_outcomes)
+    save_saturation(saturated, totals)
+
+
+def save_open_loop(
+    sustained: Sustained,
+    steady: OpenLoop,
+    steady_drain: float,
+    steady_outcomes: Counter[str],
+    burst: OpenLoop,
+    burst_drain: float,
+    burst_outcomes: Counter[str],
+) -> None:
+    steady_acks, burst_acks = steady.acks, burst.acks
+    steady_lost = len(steady.sent) - steady_outcomes["done"]
+    burst_lost = len(burst.sent) - burst_outcomes["done"]
+    steady_met = steady_acks.p99 < TARGET_P99_MS and steady.unacknowledged == 0 and steady_lost == 0
+    burst_met = burst_acks.max < SLACK_LIMIT_MS and burst.unacknowledged == 0 and burst_lost == 0
+    lag = summarize(steady.lags + burst.lags)
     BenchResult(
         key="ack",
-        title="Slash-command ack",
+        title="Slash-command ack (open loop)",
         how=(
-            "Signed `/agent-ticket show invoices for <customer>` commands (Slack v0 HMAC-SHA256 signature, fresh "
-            "trigger id each) posted to `agent-ticket bot` (uvicorn), closed loop at 1, 20 and 50 concurrent "
-            f"senders ({', '.join(str(totals[level]) for level in LEVELS)} commands); each starts a real ticket "
-            "that `agent-ticket worker` runs meanwhile, with Slack calls going to the fake Slack. The bot acks once "
-            "Temporal has accepted the ticket's workflow (so an acknowledged ticket exists) or its 2 s budget is "
-            "spent. Time = until the HTTP answer (the ack) is received."
+            "Signed `/agent-ticket show invoices for <customer>` commands to `agent-ticket bot`, each a new "
+            "auto-approved ticket that `agent-ticket worker` runs meanwhile (Slack calls to the fake Slack, "
+            f"its own process). Sustainable throughput R: {SUSTAIN_LANES} lanes of command → ticket done for "
+            f"{sustained.seconds:.0f} s. Then commands at Poisson-spaced instants at {OPEN_LOOP_FRACTION:.0%} of R "
+            f"for {steady.seconds:.0f} s, and at {BURST_FACTOR:g}x R for {burst.seconds:.0f} s; after each, every "
+            "acknowledged ticket's workflow is checked to have completed `done`. Ack = until the bot's HTTP answer; "
+            "drain = from the last ack until no ticket runs (visibility count, polled every 0.25 s)."
         ),
-        result="; ".join(f"{level} concurrent: p50 {s.p50:.0f} ms, p99 {s.p99:.0f} ms" for level, s in results.items()),
-        target=f"p99 < {TARGET_P99_MS:.0f} ms at 50 concurrent (Slack allows 3 s)",
-        met=at_max.p99 < TARGET_P99_MS,
+        result=(
+            f"R = {sustained.per_second:.1f} tickets/s through the bot; at {steady.rate:.1f}/s: ack p50 "
+            f"{steady_acks.p50:.0f} ms, p99 {steady_acks.p99:.0f} ms, {steady_lost} lost; burst at "
+            f"{burst.rate:.1f}/s for {burst.seconds:.0f} s: ack p99 {burst_acks.p99:.0f} ms, max "
+            f"{burst_acks.max:.0f} ms, {burst_lost} lost, backlog drained {burst_drain:.1f} s after the burst"
+        ),
+        target=(
+            f"ack p99 < {TARGET_P99_MS:.0f} ms at {OPEN_LOOP_FRACTION:.0%} of R; burst at {BURST_FACTOR:g}x R: every "
+            f"ack < {SLACK_LIMIT_MS / 1000:.0f} s, no ticket lost, drain time reported"
+        ),
+        met=steady_met and burst_met,
+        samples=(
+            f"{sustained.tickets} tickets for R, {len(steady.sent)} commands at {OPEN_LOOP_FRACTION:.0%} R, "
+            f"{len(burst.sent)} in the burst"
+        ),
         notes=(
-            f"Commands acknowledged per second: {', '.join(f'{rates[level]:.0f} at {level}' for level in LEVELS)}. "
-            + (
-                ""
-                if at_max.p99 < TARGET_P99_MS
-                else (
-                    f"Why: every ack waits until the Temporal server has accepted the ticket's workflow start. "
-                    f"A closed loop of {max(LEVELS)} senders keeps {max(LEVELS)} starts queued at a server that "
-                    f"accepted {rates[max(LEVELS)]:.0f} per second while it and the worker ran those tickets on the "
-                    f"same two cores, so each command waited about {max(LEVELS)} / {rates[max(LEVELS)]:.0f} s = "
-                    f"{1000 * max(LEVELS) / rates[max(LEVELS)]:.0f} ms; the bot itself used "
-                    f"{1000 * bot_cpu / commands:.1f} ms of CPU per command. "
-                    "The server alone (starts from a client, no bot in front, the worker idle) accepted "
-                    f"{capacity.per_second:.0f} starts per second from {max(LEVELS)} senders, "
-                    f"p99 {capacity.stats.p99:.0f} ms, at "
-                    f"{capacity.server_cpu_ms:.1f} ms of server CPU each: an ack that waits for the start cannot "
-                    f"reach p99 {TARGET_P99_MS:.0f} ms at {max(LEVELS)} concurrent on this machine, "
-                    "whatever the bot does."
-                )
-            )
+            "CPU per ticket while sustaining R: "
+            + ", ".join(f"{name} {value:.1f} ms" for name, value in sustained.cpu_ms_per_ticket.items())
+            + f". Acks in the sustaining lanes: {sustained.acks.brief()}. Open loop at {OPEN_LOOP_FRACTION:.0%} R: "
+            f"{steady_acks.brief()}, backlog gone {steady_drain:.1f} s after the last ack; outcomes "
+            f"{dict(steady_outcomes)}. Burst: {burst_acks.brief()}, outcomes {dict(burst_outcomes)}. The load "
+            f"generator sent commands late by p99 {lag.p99:.1f} ms (max {lag.max:.0f} ms) against their schedule."
         ),
         figures={
-            **{f"concurrency_{level}_ms": vars(stats) for level, stats in results.items()},
-            "commands_per_second": {str(level): round(rate, 1) for level, rate in rates.items()},
-            "bot_cpu_ms_per_command": round(1000 * bot_cpu / commands, 2),
-            "load_generator_cpu_ms_per_command": round(1000 * own_cpu / commands, 2),
+            "sustainable_per_second": round(sustained.per_second, 2),
+            "sustain_tickets": sustained.tickets,
+            "cpu_ms_per_ticket": sustained.cpu_ms_per_ticket,
+            "sustain_acks_ms": sustained.acks.figures(),
+            "open_loop": {
+                "rate_per_second": round(steady.rate, 2),
+                "commands": len(steady.sent),
+                "unacknowledged": steady.unacknowledged,
+                "acks_ms": steady_acks.figures(),
+                "drain_seconds": round(steady_drain, 2),
+                "outcomes": dict(steady_outcomes),
+            },
+            "burst": {
+                "rate_per_second": round(burst.rate, 2),
+                "seconds": burst.seconds,
+                "commands": len(burst.sent),
+                "unacknowledged": burst.unacknowledged,
+                "acks_ms": burst_acks.figures(),
+                "drain_seconds": round(burst_drain, 2),
+                "outcomes": dict(burst_outcomes),
+            },
+            "generator_lag_ms": lag.figures(),
+        },
+    ).save()
+
+
+def save_saturation(saturated: Saturation, totals: dict[int, int]) -> None:
+    top = max(LEVELS)
+    BenchResult(
+        key="ack_saturation",
+        title="Slash-command ack at saturation (closed loop)",
+        how=(
+            f"Closed loop: 1, 20 and {top} senders, each sending its next command as soon as its last was acked "
+            f"({', '.join(str(totals[level]) for level in LEVELS)} commands), tickets running meanwhile; then "
+            f"Temporal alone: {top} plain clients starting tickets on a queue no worker polls."
+        ),
+        result="; ".join(
+            f"{level} senders: p50 {stats.p50:.0f} ms, p99 {stats.p99:.0f} ms, {saturated.rates[level]:.0f}/s"
+            for level, stats in saturated.levels.items()
+        )
+        + f"; Temporal alone {saturated.alone_per_second:.0f} starts/s (p99 {saturated.alone.p99:.0f} ms)",
+        target="a measurement of capacity, not a target",
+        met=None,
+        samples=", ".join(f"{totals[level]} commands at {level}" for level in LEVELS) + f", {totals[top]} plain starts",
+        notes=(
+            f"A closed loop of {top} senders keeps {top} starts queued, so each waits about {top} / rate: "
+            f"{1000 * top / saturated.rates[top]:.0f} ms here. The bot used {saturated.bot_cpu_ms:.1f} ms of CPU "
+            f"per command; the server {saturated.alone_server_cpu_ms:.1f} ms per start when alone."
+        ),
+        figures={
+            **{f"concurrency_{level}_ms": stats.figures() for level, stats in saturated.levels.items()},
+            "commands_per_second": {str(level): round(rate, 1) for level, rate in saturated.rates.items()},
+            "bot_cpu_ms_per_command": round(saturated.bot_cpu_ms, 2),
             "temporal_alone_starts": {
-                "senders": max(LEVELS),
-                "per_second": round(capacity.per_second, 1),
-                "latency_ms": vars(capacity.stats),
-                "server_cpu_ms_per_start": round(capacity.server_cpu_ms, 2),
+                "senders": top,
+                "per_second": round(saturated.alone_per_second, 1),
+                "latency_ms": saturated.alone.figures(),
+                "server_cpu_ms_per_start": round(saturated.alone_server_cpu_ms, 2),
             },
         },
     ).save()

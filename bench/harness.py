@@ -27,6 +27,7 @@ from typing import IO, Any
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from bench.machine_load import LoadMonitor, LoadSummary
 from cli.devserver import SERVER_TUNING, die_with_parent
 from core.bootstrap import Databases, init_databases
 from core.settings import Settings
@@ -34,8 +35,26 @@ from core.temporal import temporal_cli_path
 from tests.pipeline import pipeline_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS_ROOT = Path(__file__).resolve().parent / "results"
 BIN_DIR = Path(sys.executable).parent
+# The load monitor of this benchmark process (started by `run_benchmark`); results carry its summary.
+_MONITOR: LoadMonitor | None = None
+
+
+def results_dir() -> Path:
+    """Where this process saves its results: the run's folder (`BENCH_RESULTS_DIR`, set by run_all and
+    compare), or `bench/results/adhoc` for a benchmark run by hand."""
+    return Path(os.environ.get("BENCH_RESULTS_DIR") or RESULTS_ROOT / "adhoc")
+
+
+def product_root() -> Path:
+    """The checkout whose product code runs: `BENCH_PRODUCT_ROOT` (bench-compare's other side) or this one."""
+    return Path(os.environ.get("BENCH_PRODUCT_ROOT") or REPO_ROOT).resolve()
+
+
+def child_pythonpath() -> str:
+    """PYTHONPATH for Python children: what this process got (bench-compare sets it), else this checkout."""
+    return os.environ.get("PYTHONPATH") or str(REPO_ROOT)
 
 
 def profile_dir() -> Path | None:
@@ -98,6 +117,9 @@ class Stats:
     def brief(self) -> str:
         return f"p50 {self.p50:.1f} ms, p90 {self.p90:.1f} ms, p99 {self.p99:.1f} ms (n={self.n})"
 
+    def figures(self) -> dict[str, float]:
+        return {key: round(value, 2) if isinstance(value, float) else value for key, value in asdict(self).items()}
+
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     """Nearest-rank percentile: with few samples p99 is the maximum, never an interpolated guess."""
@@ -141,23 +163,58 @@ class BenchResult:
     measured_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     # 1, 5 and 15 minute load averages when the result was saved: the machine may be shared.
     load_average: str = field(default_factory=load_average)
+    # How many measurements the result rests on, said in words: "1000 acks", "12 kills".
+    samples: str = ""
+    # The machine while the benchmark ran (`LoadSummary`): load average range, cores used by others.
+    machine_load: dict[str, Any] = field(default_factory=dict)
+    # The product code measured: the checkout's path and commit (bench-compare runs two).
+    product: str = field(default_factory=lambda: describe_checkout(product_root()))
 
     def save(self) -> Path:
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        directory = results_dir()
+        directory.mkdir(parents=True, exist_ok=True)
         if not self.command:
             self.command = f"{'BENCH_QUICK=1 ' if self.quick else ''}.venv/bin/python -m bench.{self.key}"
-        path = RESULTS_DIR / f"{self.key}.json"
+        if not self.machine_load and _MONITOR is not None:
+            self.machine_load = asdict(_MONITOR.summary())
+        path = directory / f"{self.key}.json"
         path.write_text(json.dumps(asdict(self), indent=2, default=str) + "\n")
-        verdict = {True: "MET", False: "MISSED", None: "NOT MEASURED"}[self.met]
-        log(f"{self.title}: {self.result} — target {self.target}: {verdict}")
+        log(f"{self.title}: {self.result} [{self.samples}] — target {self.target}: {self.verdict.strip('*').upper()}")
         return path
 
+    @property
+    def verdict(self) -> str:
+        """met, **missed**, reported (a figure without a target) or not measured."""
+        if self.met is None:
+            return "reported" if self.figures else "not measured"
+        return "met" if self.met else "**missed**"
 
-def load_results() -> list[BenchResult]:
+    @property
+    def load_brief(self) -> str:
+        return LoadSummary(**self.machine_load).brief() if self.machine_load else f"load avg {self.load_average}"
+
+
+def load_results(directory: Path) -> list[BenchResult]:
+    fields = set(BenchResult.__dataclass_fields__)
     results = []
-    for path in sorted(RESULTS_DIR.glob("*.json")):
-        results.append(BenchResult(**json.loads(path.read_text())))
+    for path in sorted(directory.glob("*.json")):
+        found = json.loads(path.read_text())
+        results.append(BenchResult(**{key: value for key, value in found.items() if key in fields}))
     return results
+
+
+def describe_checkout(root: Path) -> str:
+    """`<commit>` of a checkout, `+dirty` when it has uncommitted changes; "unknown" outside git."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False, timeout=30)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "unknown"
+    return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 # ---------------------------------------------------------------- child processes
@@ -356,9 +413,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes `agent-ticket` build exactly `settings` (and nothing inherited)."""
     env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if key in os.environ}
     # `BENCH_PRODUCT_ROOT=<checkout>`: worker and bot run that checkout's code (before/after comparisons).
-    product_root = os.environ.get("BENCH_PRODUCT_ROOT")
-    if product_root:
-        env["PYTHONPATH"] = str(Path(product_root).resolve())
+    if os.environ.get("BENCH_PRODUCT_ROOT"):
+        env["PYTHONPATH"] = str(product_root())
     env.update(
         {
             "TEMPORAL_ADDRESS": settings.temporal_address,
@@ -499,10 +555,21 @@ async def gather_limited(limit: int, jobs: Sequence[Callable[[], Awaitable[Any]]
 
 
 def run_benchmark(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run `main` and leave with its status, past the SDK's exit-time abort (sdk-python #300)."""
+    """Run `main` with the machine's load sampled throughout, and leave with its status, past the SDK's
+    exit-time abort (sdk-python #300)."""
+
+    async def monitored() -> None:
+        global _MONITOR
+        _MONITOR = LoadMonitor()
+        _MONITOR.start()
+        try:
+            await main()
+        finally:
+            await _MONITOR.stop()
+
     status = 0
     try:
-        asyncio.run(main())
+        asyncio.run(monitored())
     except KeyboardInterrupt:
         status = 130
     except BaseException:

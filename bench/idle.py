@@ -127,6 +127,7 @@ async def main() -> None:
             f"CPU < {TARGET_CPU_PERCENT:.0f}%, RSS < {TARGET_RSS_MB:.0f} MB while waiting; all complete when approved"
         ),
         met=met,
+        samples=f"{tickets_wanted} waiting tickets, CPU and RSS sampled once a second while they waited",
         figures={
             "tickets": tickets_wanted,
             "seconds_to_all_waiting": round(settle, 1),

@@ -131,6 +131,7 @@ async def main() -> None:
         ),
         target=f"p50 ≤ {TARGET_MS:.0f} ms",
         met=bot.p50 <= TARGET_MS and dev.p50 <= TARGET_MS,
+        samples=f"{bot.n} starts from each client",
         figures={"bot_client_ms": vars(bot), "worker_client_ms": vars(dev), "eager_start": eager},
     ).save()
 

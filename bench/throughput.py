@@ -1,26 +1,43 @@
-"""Throughput: auto-approved tickets through one worker process, as fast as they finish, for 60 s.
+"""Throughput: auto-approved tickets through one worker process, as fast as they finish, for 60 s,
+against Temporal's own floor on the same server in the same run.
 
 The worker is `agent-ticket worker` (both queues, SQLite, offline planner), as an operator runs
 it. The driver keeps `IN_FLIGHT` tickets running: each finished ticket is replaced at once, so
 the rate measured is what the worker and server sustain, without an ever-growing backlog that
 would only measure queueing. Afterwards every history is checked for WorkflowTaskTimedOut.
 CPU of the worker and of the server is read from /proc, giving CPU-seconds per ticket.
+
+The floor (bench/floor_workflow.py) is a workflow of no-op activities with the ticket's server
+round trips (its activities, queues and order, read from a warm-up ticket's history), run by a
+worker process built like the product's, driven the same way for half the window before the
+tickets and half after, on the same server: the ticket's rate as a ratio to it says how much of
+the machine the ticket's own work takes beyond what Temporal needs to move it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import time
+import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.client import Client
 
+from bench.floor import READY as FLOOR_READY
+from bench.floor_workflow import FLOOR_WORKFLOW
 from bench.harness import (
+    BIN_DIR,
     BenchResult,
+    ChildProcess,
+    DevServer,
     auto_approved_text,
+    child_pythonpath,
     dev_server,
     gather_limited,
     log,
@@ -39,6 +56,7 @@ from core.tickets import TicketService
 from tests.pipeline import REQUESTER
 
 TARGET_PER_SECOND = 15.0
+TARGET_FLOOR_RATIO = 0.8
 # Enough to keep worker and server saturated (Little's law: 15 tickets/s x ~1 s each); more only
 # lengthens queues, and an open loop (start, never wait) would measure a growing backlog instead.
 IN_FLIGHT = 20
@@ -56,6 +74,23 @@ class Run:
 
 async def drive(service: TicketService, settings: Settings, seconds: float, in_flight: int) -> Run:
     """Keep `in_flight` tickets running until `seconds` have passed; count those that finish in time."""
+
+    async def ticket(index: int, run: Run) -> str | None:
+        request = TicketRequest(
+            text=auto_approved_text(index), requester=REQUESTER, approval=settings.approval_settings()
+        )
+        started = await service.start(request)
+        run.workflow_ids.append(started.workflow_id)
+        outcome = await service.result(started.short_id)
+        if outcome.status is not OutcomeStatus.DONE:
+            return f"{started.label}: {outcome.status.value}: {outcome.reason}"
+        return None
+
+    return await keep_in_flight(ticket, seconds, in_flight)
+
+
+async def keep_in_flight(one: Callable[[int, Run], Awaitable[str | None]], seconds: float, in_flight: int) -> Run:
+    """`in_flight` lanes running `one(index, run)` back to back for `seconds`; a returned string is a failure."""
     run = Run()
     deadline = time.monotonic() + seconds
     interval = 10.0
@@ -66,16 +101,11 @@ async def drive(service: TicketService, settings: Settings, seconds: float, in_f
         while time.monotonic() < deadline:
             index = run.started
             run.started += 1
-            request = TicketRequest(
-                text=auto_approved_text(index), requester=REQUESTER, approval=settings.approval_settings()
-            )
             began = time.monotonic()
-            ticket = await service.start(request)
-            run.workflow_ids.append(ticket.workflow_id)
-            outcome = await service.result(ticket.short_id)
+            failure = await one(index, run)
             ended = time.monotonic()
-            if outcome.status is not OutcomeStatus.DONE:
-                run.failed.append(f"{ticket.label}: {outcome.status.value}: {outcome.reason}")
+            if failure is not None:
+                run.failed.append(failure)
             if ended <= deadline:
                 run.finished_in_window += 1
                 run.latencies.append(ended - began)
@@ -114,8 +144,82 @@ async def workflow_task_waits(client: Client, workflow_ids: list[str]) -> TaskWa
     return found
 
 
+async def ticket_shape(client: Client, workflow_id: str, queue: str) -> tuple[list[str], int]:
+    """The task queue of each activity a ticket scheduled, in order ("" = its own), and its workflow tasks."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    queues = [
+        "" if event.activity_task_scheduled_event_attributes.task_queue.name == queue else "llm"
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    tasks = sum(1 for event in history.events if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+    return queues, tasks
+
+
+@dataclass
+class Floor:
+    """Temporal's floor: no-op workflows with the ticket's round trips, on the same server."""
+
+    per_second: float = 0.0
+    finished: int = 0
+    seconds: float = 0.0
+    worker_cpu: float = 0.0
+    server_cpu: float = 0.0
+    workflow_tasks: float = 0.0
+    failed: list[str] = field(default_factory=list)
+
+    def add(self, run: Run, seconds: float, worker_cpu: float, server_cpu: float) -> None:
+        self.finished += run.finished_in_window
+        self.seconds += seconds
+        self.worker_cpu += worker_cpu
+        self.server_cpu += server_cpu
+        self.failed += run.failed
+        self.per_second = self.finished / self.seconds
+
+
+class FloorDriver:
+    def __init__(self, server: DevServer, client: Client, worker: ChildProcess, queue: str, shape: list[str]) -> None:
+        self.server = server
+        self.client = client
+        self.worker = worker
+        self.queue = queue
+        self.queues = [f"{queue}-llm" if entry == "llm" else "" for entry in shape]
+
+    async def one(self, index: int, run: Run) -> str | None:
+        workflow_id = f"floor-{uuid.uuid4().hex[:10]}"
+        handle = await self.client.start_workflow(
+            FLOOR_WORKFLOW, self.queues, id=workflow_id, task_queue=self.queue, request_eager_start=True
+        )
+        run.workflow_ids.append(workflow_id)
+        result = await handle.result()
+        return None if result == len(self.queues) else f"{workflow_id}: returned {result}"
+
+    async def measure(self, floor: Floor, seconds: float) -> None:
+        cpu = process_cpu_seconds(self.worker.pid), process_cpu_seconds(self.server.child.pid)
+        run = await keep_in_flight(self.one, seconds, IN_FLIGHT)
+        floor.add(
+            run,
+            seconds,
+            process_cpu_seconds(self.worker.pid) - cpu[0],
+            process_cpu_seconds(self.server.child.pid) - cpu[1],
+        )
+        if run.workflow_ids:
+            floor.workflow_tasks = (await ticket_shape(self.client, run.workflow_ids[0], self.queue))[1]
+
+
+def floor_worker(server: DevServer, directory: Path, queue: str) -> ChildProcess:
+    return ChildProcess(
+        "floor worker",
+        [str(BIN_DIR / "python"), "-m", "bench.floor", "--address", server.address, "--queue", queue],
+        directory / "floor-worker.log",
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": child_pythonpath(), "PYTHONUNBUFFERED": "1"},
+        cwd=directory,
+    )
+
+
 async def main() -> None:
     seconds = float(scaled(60, 15))
+    floor = Floor()
     with workdir("throughput") as directory:
         async with (
             dev_server(directory) as (server, client),
@@ -123,20 +227,56 @@ async def main() -> None:
         ):
             service = TicketService(client, task_queue=settings.temporal_task_queue)
             log("warming up")
-            await drive(service, settings, 5.0, 5)
-            server_pid = server.child.pid
-            cpu_before = process_cpu_seconds(worker.pid), process_cpu_seconds(server_pid)
-            log(f"driving {IN_FLIGHT} tickets in flight for {seconds:.0f} s")
-            profiles = profile_dir()
-            if profiles is not None:
-                profiles.mkdir(parents=True, exist_ok=True)
-                await worker.start_profiler(profiles / "throughput-worker.txt", seconds)
-            run = await drive(service, settings, seconds, IN_FLIGHT)
-            worker_cpu = process_cpu_seconds(worker.pid) - cpu_before[0]
-            server_cpu = process_cpu_seconds(server_pid) - cpu_before[1]
-            worker_rss = process_rss_bytes(worker.pid) / 2**20
-            tasks = await workflow_task_waits(client, run.workflow_ids)
+            warm_up = await drive(service, settings, 5.0, 5)
+            shape, ticket_tasks = await ticket_shape(client, warm_up.workflow_ids[-1], settings.temporal_task_queue)
+            floor_queue = f"floor-{uuid.uuid4().hex[:6]}"
+            floor_process = floor_worker(server, directory, floor_queue)
+            await floor_process.start()
+            try:
+                await floor_process.wait_for_line(FLOOR_READY)
+                floor_driver = FloorDriver(server, client, floor_process, floor_queue, shape)
+                await keep_in_flight(floor_driver.one, 3.0, 5)  # warm-up
+                log(f"floor: {len(shape)} no-op activities per workflow ({shape}), {seconds / 2:.0f} s")
+                await floor_driver.measure(floor, seconds / 2)
+                ticket_run, cpu = await measured_tickets(service, settings, server, worker, seconds)
+                log(f"floor again, {seconds / 2:.0f} s")
+                await floor_driver.measure(floor, seconds / 2)
+            finally:
+                await floor_process.stop()
+            tasks = await workflow_task_waits(client, ticket_run.workflow_ids)
+    save(ticket_run, cpu, tasks, floor, seconds, shape, ticket_tasks)
 
+
+@dataclass
+class TicketCpu:
+    worker: float
+    server: float
+    worker_rss_mb: float
+
+
+async def measured_tickets(
+    service: TicketService, settings: Settings, server: DevServer, worker: ChildProcess, seconds: float
+) -> tuple[Run, TicketCpu]:
+    """`IN_FLIGHT` tickets for `seconds`, with the worker's and server's CPU over that window."""
+    cpu_before = process_cpu_seconds(worker.pid), process_cpu_seconds(server.child.pid)
+    log(f"driving {IN_FLIGHT} tickets in flight for {seconds:.0f} s")
+    profiles = profile_dir()
+    if profiles is not None:
+        profiles.mkdir(parents=True, exist_ok=True)
+        await worker.start_profiler(profiles / "throughput-worker.txt", seconds)
+    run = await drive(service, settings, seconds, IN_FLIGHT)
+    cpu = TicketCpu(
+        worker=process_cpu_seconds(worker.pid) - cpu_before[0],
+        server=process_cpu_seconds(server.child.pid) - cpu_before[1],
+        worker_rss_mb=process_rss_bytes(worker.pid) / 2**20,
+    )
+    return run, cpu
+
+
+def save(
+    run: Run, cpu: TicketCpu, tasks: TaskWaits, floor: Floor, seconds: float, shape: list[str], ticket_tasks: int
+) -> None:
+    worker_cpu, server_cpu, worker_rss = cpu.worker, cpu.server, cpu.worker_rss_mb
     timeouts = sum(tasks.timeouts.values())
     task_wait = summarize(tasks.waits)
     rate = run.finished_in_window / seconds
@@ -145,21 +285,37 @@ async def main() -> None:
     latency = summarize(run.latencies)
     finished = max(run.finished_in_window, 1)
     met = rate >= TARGET_PER_SECOND and lowest >= TARGET_PER_SECOND * 0.9 and timeouts == 0 and not run.failed
+    ratio = rate / floor.per_second if floor.per_second else float("nan")
+    floor_met = ratio >= TARGET_FLOOR_RATIO and not floor.failed
+    floor_done = max(floor.finished, 1)
     BenchResult(
         key="throughput",
         title="Throughput",
         how=(
             f"`agent-ticket worker` (one process, both queues, SQLite, offline planner) and the dev server; "
             f"the driver keeps {IN_FLIGHT} auto-approved tickets in flight for {seconds:.0f} s, starting a new "
-            "one as each finishes; histories checked for WorkflowTaskTimedOut; CPU from /proc."
+            "one as each finishes; histories checked for WorkflowTaskTimedOut; CPU from /proc. Temporal's floor: "
+            f"a workflow of {len(shape)} no-op activities on the ticket's queues in its order ({shape or 'none'}; "
+            '"llm" = the `-llm` queue), a worker process built like the product\'s, the same server and driver, '
+            f"{seconds / 2:.0f} s before the tickets and {seconds / 2:.0f} s after."
         ),
         result=(
             f"{rate:.1f} tickets/s ({run.finished_in_window} in {seconds:.0f} s; slowest 10 s window "
             f"{lowest:.1f}/s), {timeouts} workflow task time-outs (tasks waited p99 {task_wait.p99:.0f} ms, max "
-            f"{task_wait.max:.0f} ms to be picked up), ticket latency {latency.brief()}"
+            f"{task_wait.max:.0f} ms to be picked up), ticket latency {latency.brief()}; Temporal's floor "
+            f"{floor.per_second:.1f}/s, ratio {ratio:.2f}; CPU per ticket: worker "
+            f"{1000 * worker_cpu / finished:.0f} ms, server {1000 * server_cpu / finished:.0f} ms "
+            "(bot: see the open-loop ack row)"
         ),
-        target=f"≥ {TARGET_PER_SECOND:.0f} tickets/s sustained over 60 s, no workflow task time-outs",
-        met=met,
+        target=(
+            f"≥ {TARGET_PER_SECOND:.0f} tickets/s sustained over 60 s, no workflow task time-outs; ≥ "
+            f"{TARGET_FLOOR_RATIO:g} of Temporal's floor"
+        ),
+        met=met and floor_met,
+        samples=(
+            f"{run.finished_in_window} tickets in {seconds:.0f} s, {floor.finished} floor workflows in "
+            f"{floor.seconds:.0f} s"
+        ),
         notes=" ".join(
             part
             for part in (
@@ -173,6 +329,14 @@ async def main() -> None:
                 )
                 if not met
                 else "",
+                (
+                    f"The floor: {floor.workflow_tasks:.0f} workflow tasks per workflow against the ticket's "
+                    f"{ticket_tasks}; floor worker {1000 * floor.worker_cpu / floor_done:.1f} ms and server "
+                    f"{1000 * floor.server_cpu / floor_done:.1f} ms of CPU per workflow. The ticket's worker CPU "
+                    "beyond the floor's is its own work (activities, sandboxed workflow code, local activities, "
+                    "payloads)."
+                ),
+                f"{len(floor.failed)} floor workflow(s) failed: {floor.failed[:3]}." if floor.failed else "",
             )
             if part
         ),
@@ -180,8 +344,8 @@ async def main() -> None:
             "tickets_per_second": round(rate, 2),
             "per_10s_window": per_interval,
             "workflow_task_timeouts": dict(tasks.timeouts),
-            "workflow_task_wait_ms": vars(task_wait),
-            "latency_ms": vars(latency),
+            "workflow_task_wait_ms": task_wait.figures(),
+            "latency_ms": latency.figures(),
             "worker_cpu_ms_per_ticket": round(1000 * worker_cpu / finished, 1),
             "server_cpu_ms_per_ticket": round(1000 * server_cpu / finished, 1),
             "worker_cpu_percent": round(100 * worker_cpu / seconds, 1),
@@ -189,6 +353,18 @@ async def main() -> None:
             "worker_rss_mb": round(worker_rss, 1),
             "in_flight": IN_FLIGHT,
             "failed": len(run.failed),
+            "floor": {
+                "per_second": round(floor.per_second, 2),
+                "ratio": round(ratio, 3),
+                "workflows": floor.finished,
+                "seconds": floor.seconds,
+                "activities": shape,
+                "workflow_tasks": floor.workflow_tasks,
+                "ticket_workflow_tasks": ticket_tasks,
+                "worker_cpu_ms_per_workflow": round(1000 * floor.worker_cpu / floor_done, 1),
+                "server_cpu_ms_per_workflow": round(1000 * floor.server_cpu / floor_done, 1),
+                "failed": len(floor.failed),
+            },
         },
     ).save()
 
