@@ -2,8 +2,7 @@
 
 The ledger row `(workflow id, plan hash)` commits in the same transaction as the writes, so a
 retry (or a second attempt running at the same time) finds it and returns the stored result
-instead of writing again. Any failure rolls the whole plan back. The audit events the ticket
-queued before this step (`ExecutePlanInput.events`) are written to the app DB before the plan runs.
+instead of writing again. Any failure rolls the whole plan back.
 
 The plan runs in order through the same `PlanRunner` as the dry run, and each operation's row
 keys are compared with the approved ones: if the rows differ (a concurrent writer changed which
@@ -24,7 +23,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import budget
-from activities.audit import AuditWriter
 from activities.heartbeat import heartbeating
 from activities.plan_runner import PlanRunner, StepOutcome, sort_keys
 from activities.sql import (
@@ -78,21 +76,15 @@ class _Step:
 
 
 class ExecutionActivities:
-    """Runs plans against the target DB; receives the target engine, the app DB's audit writer and the policy."""
+    """Runs plans against the target DB; receives the target engine and the policy."""
 
-    def __init__(self, target_engine: AsyncEngine, audit: AuditWriter, policy: PolicyCache | None = None) -> None:
+    def __init__(self, target_engine: AsyncEngine, policy: PolicyCache | None = None) -> None:
         self._target = target_engine
-        self._audit = audit
         self._policy = policy
 
     @activity.defn(name=ACTIVITY_EXECUTE_PLAN)
     async def execute_plan(self, input: ExecutePlanInput) -> ExecutionResult:
         label = ticket_label(input.ticket_id)
-        if input.events:
-            # The steps that led here go on record first (once, however often this is retried): a
-            # failed write is retried like any failure here, and the plan does not run meanwhile.
-            async with heartbeating():  # a slow app DB must not look like a dead worker either
-                await self._audit.append(input.events)
         expected = plan_hash(input.plan)
         if input.plan_hash != expected:
             raise ApplicationError(

@@ -19,7 +19,6 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import ActivityEnvironment
 
-from activities.audit import AuditActivities
 from activities.context import ContextActivities
 from activities.execution import ExecutionActivities
 from activities.safety import SafetyActivities
@@ -138,7 +137,7 @@ async def measure_backend(settings: Settings, runs: int) -> dict[str, Measured]:
     try:
         target = StatementCounter(databases.target_engine)
         app = StatementCounter(databases.app_engine)
-        execution = ExecutionActivities(databases.target_engine, AuditActivities(databases.app_sessions))
+        execution = ExecutionActivities(databases.target_engine)
         safety = SafetyActivities(databases.app_sessions, databases.target_engine)
         context = ContextActivities(databases.app_sessions, databases.target_engine)
         environment = ActivityEnvironment()

@@ -395,6 +395,12 @@ class Decision(Model):
     signed_at: datetime | None = None
     proof: str = Field(default="", max_length=200)
 
+    @field_validator("comment")
+    @classmethod
+    def _screen_comment(cls, value: str) -> str:
+        """Comments and reasons are shown to people and fed to the planner: screened like ticket text."""
+        return refuse_hidden_characters(value, "the comment")
+
 
 # Stands in for a payload that did not parse, so its record still shows in the status and the audit.
 MALFORMED_DECIDER = "(malformed)"
@@ -402,12 +408,6 @@ MALFORMED_DECIDER = "(malformed)"
 
 def malformed_decision(approve: bool) -> Decision:
     return Decision(approve=approve, decider=MALFORMED_DECIDER, source=DecisionSource.API, request_id="", plan_hash="")
-
-    @field_validator("comment")
-    @classmethod
-    def _screen_comment(cls, value: str) -> str:
-        """Comments and reasons are shown to people and fed to the planner: screened like ticket text."""
-        return refuse_hidden_characters(value, "the comment")
 
 
 class DecisionRecord(Model):
@@ -498,6 +498,8 @@ class TicketStatus(Model):
     slack_message: SlackMessageRef | None = None
     feedback: list[str] = Field(default_factory=list)
     review_rounds: int = 0
+    # Why the plan is being judged (and asked for) again: the rows it touches changed since approval.
+    rejudged_because: str = ""
     # Who has approved the current approval request: the one count every client shows.
     approved_by: list[str] = Field(default_factory=list)
     # The Slack message is owed while the state it should show is newer than the one delivered.
@@ -545,6 +547,7 @@ class AuditEventKind(StrEnum):
     DECISION_IGNORED = "decision_ignored"
     REPLAN_REQUESTED = "replan_requested"
     EXECUTED = "executed"
+    ROWS_CHANGED = "rows_changed"
     FAILED = "failed"
     FINISHED = "finished"
     NOTIFIED = "notified"
@@ -609,7 +612,6 @@ class ExecutePlanInput(Model):
     approved_row_keys: list[list[str]] = Field(default_factory=list)
     requester: str = ""  # charged for the rows changed when no one approved the plan
     approved_by: list[str] = Field(default_factory=list)  # empty: ran without approval (budget, masking)
-    events: list[RecordEventInput] = Field(default_factory=list)
 
 
 class NotifyEvent(StrEnum):

@@ -34,7 +34,7 @@ def build_activity_set(settings: Settings, databases: Databases) -> ActivitySet:
     audit = AuditActivities(databases.app_sessions)
     context = ContextActivities(databases.app_sessions, databases.target_engine)
     safety = SafetyActivities(databases.app_sessions, databases.target_engine)
-    execution = ExecutionActivities(databases.target_engine, audit, PolicyCache(databases.app_sessions))
+    execution = ExecutionActivities(databases.target_engine, PolicyCache(databases.app_sessions))
     planning = PlanningActivities(build_planner(settings))
     proofs = DecisionProofActivities(settings.decision_keys, settings.allow_unsigned_decisions)
     return ActivitySet(

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from core import names
     from core import search_attributes as ticket_search
     from core.approval import ApprovalGate, Verdict, parse_decision, unmet_quorum
+    from core.masking import mask_status
     from core.models import (
         ApprovalRequest,
         AuditEventKind,
@@ -50,13 +51,15 @@ with workflow.unsafe.imports_passed_through():
     from workflows.audit_log import AuditLog
     from workflows.delivery import MessageDelivery
     from workflows.search_index import TicketIndex
-    from workflows.steps import Step, describe, run_step
+    from workflows.steps import Step, describe, permanent, run_step
 
 # Review rounds (reject with feedback, plan again) per run before continuing as new.
 ROUNDS_PER_RUN = 20
 MAX_FEEDBACK_KEPT = 10
 # Decisions kept in the status: enough for any real review, bounded against a flood of signals.
 MAX_DECISIONS_KEPT = 100
+# Times the rows a plan touches may change between judgement and execution before the ticket gives up.
+MAX_REJUDGED = 3
 
 GATHER_CONTEXT = Step(names.ACTIVITY_GATHER_CONTEXT, options.READ_DURABLE, TicketContext, local=options.GATHER_CONTEXT)
 VALIDATE_PLAN = Step(names.ACTIVITY_VALIDATE_PLAN, options.READ_DURABLE, SafetyReport, local=options.VALIDATE_PLAN)
@@ -93,6 +96,7 @@ class TicketWorkflow:
         self._audit = AuditLog()
         self._delivery = MessageDelivery(self._status, self._audit.queue)
         self._rounds_this_run = 0
+        self._rows_changed = 0
         self._decisions_received = 0
         self._decisions_judged = 0
         self._approvers: list[str] | None = None
@@ -105,7 +109,7 @@ class TicketWorkflow:
 
     @workflow.query(name=names.QUERY_STATUS)
     def status(self) -> TicketStatus:
-        return self._status
+        return mask_status(self._status)
 
     @workflow.update(name=names.UPDATE_DECIDE)
     async def decide(self, payload: Any) -> DecisionRecord:
@@ -198,33 +202,47 @@ class TicketWorkflow:
             GATHER_CONTEXT, GatherContextInput(ticket_id=self._status.ticket_id, request=request)
         )
         self._status.context_summary = context.summary()
-
-        decided_by: list[str] = []
+        self._record(
+            AuditEventKind.CONTEXT_GATHERED, self._status.context_summary, detail={"redacted": context.redacted}
+        )
+        plan: Plan | None = None
         while True:
-            plan, report = await self._plan_and_validate(request, context)
-            if report.risk is Risk.BLOCKED:
-                reasons = "; ".join(f.message for f in report.findings if f.risk is Risk.BLOCKED)
-                self._record(AuditEventKind.DECIDED, "blocked by safety policy")
-                return self._finish(OutcomeStatus.BLOCKED, f"blocked by safety policy: {reasons}")
-            if report.required_approvals == 0:
-                self._record(AuditEventKind.DECIDED, f"risk {report.risk.value}: runs without approval")
-                break
-            self._record(
-                AuditEventKind.DECIDED, f"risk {report.risk.value} needs {report.required_approvals} approval(s)"
-            )
-            gate = await self._open_approval(request, report)
-            if isinstance(gate, TicketOutcome):
-                return gate
-            await self._wait_for_verdict(gate, request)
-            outcome = self._close_approval(gate)
-            if outcome is not None:
-                return outcome
-            if not gate.replan_requested:
-                decided_by = list(gate.approved_by)
-                break
-            await self._start_new_round(request, gate)
+            if plan is None:
+                plan, report = await self._plan_and_validate(request, context)
+            else:  # its rows changed after approval: judged again, and asked again
+                report = await self._validate(plan)
+            decision = await self._decide(request, report)
+            if isinstance(decision, TicketOutcome):
+                return decision
+            if decision is None:  # a reviewer asked for a new plan
+                plan = None
+                continue
+            executed = await self._execute(plan, report, decided_by=decision)
+            if executed is not None:
+                return executed
 
-        return await self._execute(plan, report, decided_by)
+    async def _decide(self, request: TicketRequest, report: SafetyReport) -> list[str] | TicketOutcome | None:
+        """Who approved the plan ([] when it needs no one), the outcome that ends the ticket, or None to plan again."""
+        if report.risk is Risk.BLOCKED:
+            reasons = "; ".join(f.message for f in report.findings if f.risk is Risk.BLOCKED)
+            self._record(AuditEventKind.DECIDED, "blocked by safety policy")
+            return self._finish(OutcomeStatus.BLOCKED, f"blocked by safety policy: {reasons}")
+        if report.required_approvals == 0:
+            self._record(AuditEventKind.DECIDED, f"risk {report.risk.value}: runs without approval")
+            return []
+        needs = f"risk {report.risk.value} needs {report.required_approvals} approval(s)"
+        self._record(AuditEventKind.DECIDED, needs)
+        gate = await self._open_approval(request, report)
+        if isinstance(gate, TicketOutcome):
+            return gate
+        await self._wait_for_verdict(gate, request)
+        outcome = self._close_approval(gate)
+        if outcome is not None:
+            return outcome
+        if gate.replan_requested:
+            await self._start_new_round(request, gate)
+            return None
+        return list(gate.approved_by)
 
     async def _plan_and_validate(self, request: TicketRequest, context: TicketContext) -> tuple[Plan, SafetyReport]:
         ticket_id = self._status.ticket_id
@@ -240,8 +258,14 @@ class TicketWorkflow:
             detail={"planner": plan.planner, "operations": len(plan.operations)},
         )
 
+        return plan, await self._validate(plan)
+
+    async def _validate(self, plan: Plan) -> SafetyReport:
         self._set_stage(Stage.VALIDATING)
-        report: SafetyReport = await self._step(VALIDATE_PLAN, ValidatePlanInput(ticket_id=ticket_id, plan=plan))
+        report: SafetyReport = await self._step(
+            VALIDATE_PLAN,
+            ValidatePlanInput(ticket_id=self._status.ticket_id, plan=plan, requester=self._status.request.requester),
+        )
         self._status.report = report
         self._status.plan_hash = report.plan_hash
         self._index.update(ticket_search.TICKET_RISK.value_set(report.risk.value))
@@ -253,7 +277,7 @@ class TicketWorkflow:
             risk=report.risk,
             detail={"plan_hash": report.plan_hash, "findings": [f.rule for f in report.findings]},
         )
-        return plan, report
+        return report
 
     # ------------------------------------------------------------ approval
 
@@ -374,34 +398,45 @@ class TicketWorkflow:
 
     # ------------------------------------------------------------ execution and outcome
 
-    async def _execute(self, plan: Plan, report: SafetyReport, decided_by: list[str]) -> TicketOutcome:
+    async def _execute(self, plan: Plan, report: SafetyReport, decided_by: list[str]) -> TicketOutcome | None:
+        """Run the plan once; None when the rows it would touch are not the ones judged (nothing written)."""
         self._set_stage(Stage.EXECUTING)
         if decided_by:
             self._delivery.want()  # the decision is in: the approval buttons come off
         # A plan never runs before the steps that led to it are on record.
         if not await self._leave():
             raise TicketFailed("the audit log refused this ticket's events, so its plan was not run")
-        result: ExecutionResult = await self._step(
-            EXECUTE_PLAN,
-            ExecutePlanInput(
-                ticket_id=self._status.ticket_id,
-                workflow_id=self._status.workflow_id,
-                plan=plan,
-                plan_hash=report.plan_hash,
-                approved_rows=[impact.rows_affected for impact in report.impacts],
-            ),
-        )
+        try:
+            result: ExecutionResult = await run_step(
+                EXECUTE_PLAN,
+                ExecutePlanInput(
+                    ticket_id=self._status.ticket_id,
+                    workflow_id=self._status.workflow_id,
+                    plan=plan,
+                    plan_hash=report.plan_hash,
+                    approved_rows=[impact.rows_affected for impact in report.impacts],
+                    approved_row_keys=report.approved_row_keys,
+                    requester=self._status.request.requester,
+                    approved_by=decided_by,
+                ),
+            )
+        except FailureError as error:
+            cause = permanent(error)
+            if cause is None or cause.type != names.ERROR_APPROVED_ROWS_CHANGED:
+                raise TicketFailed(f"{names.ACTIVITY_EXECUTE_PLAN} failed: {describe(error)}") from error
+            self._rows_changed += 1
+            if self._rows_changed > MAX_REJUDGED:
+                raise TicketFailed(f"the rows kept changing under the plan: {cause.message}") from error
+            self._status.rejudged_because = cause.message
+            self._record(AuditEventKind.ROWS_CHANGED, f"nothing written, judged again: {cause.message}")
+            return None
         self._record(
             AuditEventKind.EXECUTED,
             f"{result.rows_changed} row(s) changed" + (" (already applied)" if result.replayed else ""),
             detail={"plan_hash": result.plan_hash, "replayed": result.replayed},
         )
-        return self._finish(
-            OutcomeStatus.DONE,
-            f"executed: {result.rows_changed} row(s) changed",
-            execution=result,
-            decided_by=decided_by,
-        )
+        summary = f"executed: {result.rows_changed} row(s) changed"
+        return self._finish(OutcomeStatus.DONE, summary, execution=result, decided_by=decided_by)
 
     def _finish(
         self,

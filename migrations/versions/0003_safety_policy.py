@@ -2,8 +2,8 @@
 and plan-wide lists (private column patterns).
 
 Revision ID: 0003_safety_policy
-Revises: 0001_initial
-Create Date: 2026-12-08
+Revises: 0002_dashboard_sessions
+Create Date: 2026-12-06
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.audit import AuditActivities
 from activities.budget import charge
 from activities.execution import (
     ERROR_INVALID_OPERATION,
@@ -74,7 +73,7 @@ def _input(
 
 async def _execute(dbs: Databases, input: ExecutePlanInput) -> ExecutionResult:
     result: ExecutionResult = await ActivityEnvironment().run(
-        ExecutionActivities(dbs.target_engine, AuditActivities(dbs.app_sessions)).execute_plan, input
+        ExecutionActivities(dbs.target_engine).execute_plan, input
     )
     return result
 
@@ -131,7 +130,7 @@ async def test_the_queued_audit_is_on_record_once_before_the_plan_runs(dbs: Data
     submitted = RecordEventInput(ticket_id="t1", kind=AuditEventKind.SUBMITTED, request=REQUEST, stage=Stage.RECEIVED)
     decided = RecordEventInput(ticket_id="t1", kind=AuditEventKind.DECIDED, summary="runs without approval")
     carrying = _input(UPGRADE).model_copy(update={"events": [submitted, decided]})
-    executing = ExecutionActivities(dbs.target_engine, AuditActivities(dbs.app_sessions)).execute_plan
+    executing = ExecutionActivities(dbs.target_engine).execute_plan
     first = await activity_env("9", workflow_id="ticket-t1").run(executing, carrying)
     again = await activity_env("9", attempt=2, workflow_id="ticket-t1").run(executing, carrying)
     assert not first.replayed and again.replayed
@@ -272,7 +271,7 @@ async def _roles(dbs: Databases, *ids: int) -> list[str]:
 
 
 def _executor(dbs: Databases) -> ExecutionActivities:
-    return ExecutionActivities(dbs.target_engine, AuditActivities(dbs.app_sessions), PolicyCache(dbs.app_sessions))
+    return ExecutionActivities(dbs.target_engine, PolicyCache(dbs.app_sessions))
 
 
 async def test_rows_that_changed_since_approval_roll_back_and_ask_again(dbs: Databases) -> None:

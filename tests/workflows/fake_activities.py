@@ -112,8 +112,6 @@ class ScriptedActivities:
 
     @activity.defn(name=names.ACTIVITY_EXECUTE_PLAN)
     async def execute_plan(self, input: ExecutePlanInput) -> ExecutionResult:
-        if input.events:  # as the real activity does, before the plan runs
-            await self.append(input.events)
         self.executions.append(input)
         self.trail.append("execute")
         return ExecutionResult(
