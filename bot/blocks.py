@@ -307,6 +307,25 @@ def decision_lines(records: Sequence[DecisionRecord]) -> list[str]:
     return lines
 
 
+def approval_progress(status: TicketStatus) -> str:
+    """Who has approved the current request and how many more it needs: the workflow's own count."""
+    remaining = status.approvals_needed
+    more = f"{remaining} more approval{'s' if remaining != 1 else ''} needed"
+    if not status.approved_by:
+        return f"_No approvals yet; {more}._"
+    approval = status.approval
+    comments = [
+        f"• {mention(record.decision.decider)}: {escape(record.decision.comment)}"
+        for record in status.decisions
+        if approval is not None
+        and record.accepted
+        and record.decision.approve
+        and record.decision.comment
+        and record.decision.request_id == approval.request_id
+    ]
+    return "\n".join([f":white_check_mark: Approved so far by {mentions(status.approved_by)}; {more}.", *comments])
+
+
 def approval_blocks(status: TicketStatus, public_url: str | None) -> list[Block]:
     """Who must decide by when, and the buttons (only while the request is pending)."""
     approval = status.approval
@@ -315,11 +334,8 @@ def approval_blocks(status: TicketStatus, public_url: str | None) -> list[Block]
     needed = approval.required_approvals
     text = (
         f"*Needs {needed} approval{'s' if needed != 1 else ''}* from {mentions(approval.approvers)} "
-        f"by {slack_date(approval.deadline)}."
+        f"by {slack_date(approval.deadline)}.\n{approval_progress(status)}"
     )
-    so_far = decision_lines([r for r in status.decisions if r.decision.request_id == approval.request_id])
-    if so_far:
-        text += "\n" + "\n".join(so_far)
     value = ButtonValue(
         workflow_id=status.workflow_id, request_id=approval.request_id, plan_hash=approval.plan_hash
     ).encode()

@@ -164,9 +164,15 @@ class EmbeddedTemporal:
                 f"Nothing answers at TEMPORAL_ADDRESS={self._settings.temporal_address}, and an embedded server "
                 "can only listen on this machine (use localhost:<port>, or start your server first)."
             )
+        try:
+            command = self.command()
+        except FileNotFoundError as missing:
+            raise DevServerError(
+                f"Nothing answers at TEMPORAL_ADDRESS={self._settings.temporal_address}, and the embedded server "
+                f"cannot start: {missing} Or start a Temporal server yourself and point TEMPORAL_ADDRESS at it."
+            ) from missing
         self._settings.temporal_db_file.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_file.open("ab")
-        command = self.command()
         logger.info("starting embedded Temporal: %s", " ".join(command))
         self._process = await asyncio.create_subprocess_exec(
             *command,

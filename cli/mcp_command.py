@@ -20,7 +20,8 @@ def serve(ctx: typer.Context) -> None:
     """Serve MCP over stdio as the agent whose token is in MCP_TOKEN (an MCP client starts this)."""
     if ctx.invoked_subcommand is not None:
         return
-    from cli.main import configure_logging, fail, run, settings_or_exit
+    from cli.console import configure_logging, fail
+    from cli.session import run, settings_or_exit
     from mcp_door.stdio import McpConfigError, serve_stdio
 
     settings = settings_or_exit()
@@ -34,7 +35,7 @@ def serve(ctx: typer.Context) -> None:
 @mcp_app.command()
 def token(name: Annotated[str, typer.Argument(help="The agent's name, e.g. deploy-bot.")]) -> None:
     """Make a bearer token for agent NAME; print it once, and the MCP_AGENTS entry (with its hash only)."""
-    from cli.main import console, fail
+    from cli.console import console, fail
     from mcp_door.identity import new_token
 
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
@@ -237,10 +238,11 @@ def approval_panel(status: TicketStatus) -> Panel | None:
     if not status.pending_approval or approval is None:
         return None
     label = ticket_label(status.ticket_id)
-    counted = sum(1 for record in status.decisions if record.accepted and record.decision.approve)
     lines = Text()
     lines.append(f"Needs {approval.required_approvals} approval(s)", "bold")
-    lines.append(f" ({counted} so far) from: {', '.join(approval.approvers) or 'nobody configured'}\n")
+    lines.append(f" ({len(status.approved_by)} so far) from: {', '.join(approval.approvers) or 'nobody configured'}\n")
+    if status.approved_by:
+        lines.append(f"Approved by {', '.join(status.approved_by)}; {status.approvals_needed} more needed\n")
     lines.append(f"Deadline: {when(approval.deadline)}   request {approval.request_id}, plan {approval.plan_hash}\n")
     lines.append("Approve: ", "bold")
     lines.append(f"agent-ticket approve {label} --as <approver>\n", "green")
@@ -292,21 +294,40 @@ def status_view(status: TicketStatus) -> RenderableType:
     return Panel(Group(*parts), title=Text(ticket_label(status.ticket_id)), title_align="left")
 
 
-def tickets_table(rows: Sequence[TicketRow]) -> Table:
-    """`list`: one line per ticket, pending approvals first."""
-    table = Table(title="Tickets", title_justify="left")
-    for column in ("ticket", "status", "risk", "requester", "source", "created", "text"):
-        table.add_column(column, no_wrap=column != "text", overflow="ellipsis")
+# Below this many columns `list` leaves out source and creation time, so the text keeps room to be read.
+COMPACT_LIST_WIDTH = 110
+
+
+def tickets_table(rows: Sequence[TicketRow], width: int | None = None) -> Table:
+    """`list`: one line per ticket, pending approvals first; on a narrow terminal, the text wraps instead."""
+    compact = width is not None and width < COMPACT_LIST_WIDTH
+    table = Table(
+        title="Tickets",
+        title_justify="left",
+        box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
+        pad_edge=not compact,
+        collapse_padding=compact,
+    )
+    columns = (
+        ("ticket", "status", "risk", "requester", "text")
+        if compact
+        else ("ticket", "status", "risk", "requester", "source", "created", "text")
+    )
+    for column in columns:
+        if column == "text":
+            table.add_column(column, ratio=1, min_width=20, overflow="fold")
+        else:
+            table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=24 if column == "requester" else None)
     for row in rows:
         risk = Text(row.risk or "—", RISK_STYLE.get(Risk(row.risk), "") if row.risk in RISK_VALUES else "")
-        add_row(
-            table,
-            ticket_label(row.ticket_id),
-            Text(row.status, status_style(row.status)),
-            risk,
-            row.requester,
-            row.source,
-            when(row.created_at),
-            row.text if len(row.text) <= 80 else row.text[:79] + "…",
-        )
+        cells: dict[str, RenderableType] = {
+            "ticket": ticket_label(row.ticket_id),
+            "status": Text(row.status, status_style(row.status)),
+            "risk": risk,
+            "requester": row.requester,
+            "source": row.source,
+            "created": when(row.created_at),
+            "text": row.text if len(row.text) <= 80 else row.text[:79] + "…",
+        }
+        add_row(table, *(cells[column] for column in columns))
     return table

@@ -18,11 +18,12 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    delete,
     func,
     insert,
     select,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 demo_metadata = MetaData()
 
@@ -216,15 +217,31 @@ def demo_rows() -> dict[str, list[dict[str, object]]]:
 async def create_demo_target(engine: AsyncEngine) -> bool:
     """Create the demo tables and seed them if they are empty; True when it seeded."""
     async with engine.begin() as connection:
-        await connection.run_sync(demo_metadata.create_all)
-        if await connection.scalar(select(func.count()).select_from(customers)):
-            return False
+        return await _create_and_seed(connection)
+
+
+async def _create_and_seed(connection: AsyncConnection) -> bool:
+    await connection.run_sync(demo_metadata.create_all)
+    if await connection.scalar(select(func.count()).select_from(customers)):
+        return False
+    for table in demo_metadata.sorted_tables:
+        await connection.execute(insert(table), demo_rows()[table.name])
+    if connection.dialect.name == "postgresql":
+        # Seeding gives explicit ids, which leaves the SERIAL sequences at 1: move them past the
+        # seeded rows, or the first insert on PostgreSQL collides with row 1.
         for table in demo_metadata.sorted_tables:
-            await connection.execute(insert(table), demo_rows()[table.name])
-        if connection.dialect.name == "postgresql":
-            # Seeding gives explicit ids, which leaves the SERIAL sequences at 1: move them past the
-            # seeded rows, or the first insert on PostgreSQL collides with row 1.
-            for table in demo_metadata.sorted_tables:
-                sequence = func.pg_get_serial_sequence(table.name, "id")
-                await connection.execute(select(func.setval(sequence, select(func.max(table.c.id)).scalar_subquery())))
+            sequence = func.pg_get_serial_sequence(table.name, "id")
+            await connection.execute(select(func.setval(sequence, select(func.max(table.c.id)).scalar_subquery())))
     return True
+
+
+async def reset_demo_target(engine: AsyncEngine) -> None:
+    """Put the demo tables back to their seeded rows, so the README's demo tickets plan the same again.
+
+    Deletes every row of the demo tables (children first) and seeds them afresh in one transaction.
+    """
+    async with engine.begin() as connection:
+        await connection.run_sync(demo_metadata.create_all)
+        for table in reversed(demo_metadata.sorted_tables):
+            await connection.execute(delete(table))
+        await _create_and_seed(connection)

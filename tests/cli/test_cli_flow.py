@@ -66,7 +66,7 @@ async def test_risky_ticket_waits_then_two_approvers_finish_it(running: CliEnv) 
     assert f"agent-ticket approve {ticket}" in submitted.output
 
     own = await running.run("approve", ticket, "--as", "dave")
-    assert own.exit_code == 1 and "someone else must decide" in own.output
+    assert own.exit_code == 1 and "cannot decide on their own ticket" in own.output
     stranger = await running.run("approve", ticket, "--as", "mallory")
     assert stranger.exit_code == 1 and "not an approver" in stranger.output
 
@@ -75,7 +75,7 @@ async def test_risky_ticket_waits_then_two_approvers_finish_it(running: CliEnv) 
     assert "1 of 2 approvals" in first.output
     assert await role_of(running, "carol@acme-corp.example") != "admin"
     again = await running.run("approve", ticket, "--as", "alice")
-    assert again.exit_code == 1 and "already decided" in again.output
+    assert again.exit_code == 1 and "already approved by this person" in again.output
 
     second = await running.run("approve", ticket, "--as", "bob", "--wait")
     assert second.exit_code == 0, second.output

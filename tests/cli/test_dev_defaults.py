@@ -40,3 +40,33 @@ def test_leaves_configured_approvers_alone(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("APPROVERS", "U123")
     assert write_demo_env(tmp_path / ".env") == []
     assert not (tmp_path / ".env").exists()
+
+
+def test_where_dev_runs_is_written_for_the_second_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`BOT_PORT=3001 AGENT_TICKET_DATA_DIR=… make dev`: a CLI in another shell reads the same from `.env`."""
+    env_file = tmp_path / ".env"
+    environ = {
+        "BOT_PORT": "3001",
+        "AGENT_TICKET_DATA_DIR": str(tmp_path / "my data"),
+        "TEMPORAL_ADDRESS": "localhost:7300",
+    }
+
+    notes = write_demo_env(env_file, environ)
+
+    assert "BOT_PORT" in notes[0] and "AGENT_TICKET_DATA_DIR" in notes[0]
+    settings = load_settings(_env_file=env_file)
+    assert settings.bot_port == 3001 and settings.data_dir == tmp_path / "my data"
+    assert settings.temporal_address == "localhost:7300"
+    assert re.search(r"^DASHBOARD_USERS='[^']+'$", env_file.read_text(), re.MULTILINE)  # quoted, as .env.example says
+
+
+def test_an_existing_env_file_gets_the_lines_to_run_instead(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("APPROVERS=alice,bob\nBOT_PORT=3001\n")
+
+    notes = write_demo_env(env_file, {"BOT_PORT": "3001", "TEMPORAL_UI_PORT": "8300"})
+
+    assert env_file.read_text() == "APPROVERS=alice,bob\nBOT_PORT=3001\n"  # never changed
+    [note] = notes
+    assert note.endswith("export TEMPORAL_UI_PORT=8300") and "BOT_PORT" not in note
+    assert write_demo_env(env_file, {"BOT_PORT": "3001"}) == []

@@ -87,6 +87,21 @@ def test_awaiting_approval_has_approve_reject_and_a_dashboard_link() -> None:
     assert all(f"<@{approver}>" in texts(blocks) for approver in APPROVERS)
 
 
+def test_a_partial_approval_shows_who_approved_and_how_many_more_are_needed() -> None:
+    status = awaiting()
+    assert status.approval is not None
+    status.approval.required_approvals = 3
+    before = texts(rendered(ticket_message(status, PUBLIC_URL).blocks))
+    status.decisions.append(decision(status, APPROVERS[0], comment="checked <!channel>"))
+    status.approved_by = [APPROVERS[0]]
+
+    after = rendered(ticket_message(status, PUBLIC_URL).blocks)
+
+    assert "No approvals yet; 3 more approvals needed" in before
+    assert f"Approved so far by <@{APPROVERS[0]}>; 2 more approvals needed" in texts(after)
+    assert "checked &lt;!channel&gt;" in texts(after) and len(buttons(after)) == 3  # still open for the others
+
+
 def test_after_approval_the_buttons_are_gone_and_the_approver_is_named() -> None:
     status = awaiting()
     status.decisions.append(decision(status, APPROVERS[0]))

@@ -243,6 +243,13 @@ async def test_a_plan_needing_two_approvals_tells_the_first_approver_what_is_mis
     [first] = await world.fake.wait_for(lambda: world.ephemeral_for(ALICE), what="the first answer")
     assert "It still needs 1 more approval." in first
     assert (await world.status(sent.ticket_id)).pending_approval
+    # The channel message is delivered again: the second approver sees who approved and what is missing.
+    await world.fake.wait_for(
+        lambda: [
+            m for m in world.messages() if f"Approved so far by <@{ALICE}>; 1 more approval needed" in m.everything
+        ],
+        what="the message showing the first approval",
+    )
 
     await world.slack.click(APPROVE_ACTION_ID, value.encode(), CAROL, message_ts=ts)
     outcome = await world.result(sent.ticket_id)
