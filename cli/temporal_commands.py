@@ -1,10 +1,9 @@
 """Ready-to-paste `temporal` CLI commands that decide a pending ticket (docs/decisions.md).
 
-Any Temporal client can decide: the `decide` update answers with the workflow's verdict,
-the `approve` and `reject` signals are fire-and-forget (the verdict shows in `agent-ticket
-show`). Such a decision carries no proof of who made it, so the worker counts it only with
-ALLOW_UNSIGNED_DECISIONS on (as under `agent-ticket dev`); elsewhere it is recorded as
-ignored ("unsigned").
+Any Temporal client can decide with the `approve` and `reject` signals; the workflow's
+verdict shows in `agent-ticket show` (or the `status` query). Such a decision carries no
+proof of who made it, so the worker counts it only with ALLOW_UNSIGNED_DECISIONS on (as
+under `agent-ticket dev`); elsewhere it is recorded as ignored ("unsigned").
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.models import ApprovalRequest, DecisionSource, TicketStatus
-from core.names import SIGNAL_APPROVE, SIGNAL_REJECT, UPDATE_DECIDE
+from core.names import QUERY_STATUS, SIGNAL_APPROVE, SIGNAL_REJECT
 from core.settings import Settings
 
 REJECT_COMMENT = "why the plan is rejected"
@@ -56,7 +55,7 @@ def temporal_command(settings: Settings, workflow_id: str, verb: list[str], name
 
 
 def decision_commands(settings: Settings, status: TicketStatus, decider: str) -> list[PastableCommand]:
-    """The update and signal commands for the ticket's pending request, as `decider`; none when nothing is pending."""
+    """The signal commands for the ticket's pending request, as `decider`, and the query that shows the verdict."""
     approval = status.approval
     if not status.pending_approval or approval is None:
         return []
@@ -65,11 +64,15 @@ def decision_commands(settings: Settings, status: TicketStatus, decider: str) ->
     workflow_id = status.workflow_id
     return [
         PastableCommand(
-            "approve, and print the workflow's verdict (update)",
-            temporal_command(settings, workflow_id, ["update", "execute"], UPDATE_DECIDE, approve),
-        ),
-        PastableCommand(
             "approve (signal)", temporal_command(settings, workflow_id, ["signal"], SIGNAL_APPROVE, approve)
         ),
         PastableCommand("reject (signal)", temporal_command(settings, workflow_id, ["signal"], SIGNAL_REJECT, reject)),
+        PastableCommand("the workflow's verdicts (query)", status_query_command(settings, workflow_id)),
     ]
+
+
+def status_query_command(settings: Settings, workflow_id: str) -> str:
+    """`temporal workflow query … --name status`: every decision with its verdict is in `decisions`."""
+    words = ["temporal", "workflow", "query", "--address", settings.temporal_address]
+    words += ["--namespace", settings.temporal_namespace, "--workflow-id", workflow_id, "--name", QUERY_STATUS]
+    return shlex.join(words)

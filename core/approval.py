@@ -90,12 +90,9 @@ def unmet_quorum(approvers: list[str], requester: str, required: int) -> str | N
     return None
 
 
-def parse_decision(payload: Any, approve: bool | None) -> tuple[Decision, str | None]:
-    """The decision in `payload`, or a stand-in and why it is malformed.
-
-    `approve` is what the signal's name says (None for the update, where the payload says it).
-    """
-    if isinstance(payload, dict) and approve is not None:
+def parse_decision(payload: Any, approve: bool) -> tuple[Decision, str | None]:
+    """The decision in `payload`, or a stand-in and why it is malformed; `approve` is what the signal's name says."""
+    if isinstance(payload, dict):
         payload = {**payload, "approve": approve}
     try:
         return Decision.model_validate(payload), None
@@ -104,7 +101,7 @@ def parse_decision(payload: Any, approve: bool | None) -> tuple[Decision, str | 
             f"{'.'.join(str(part) for part in problem['loc']) or 'payload'}: {problem['msg']}"
             for problem in error.errors()[:3]
         )
-        return malformed_decision(bool(approve)), f"malformed: {problems}"[:MAX_PROBLEM_TEXT]
+        return malformed_decision(approve), f"malformed: {problems}"[:MAX_PROBLEM_TEXT]
 
 
 def refusal_preview(status: TicketStatus, decision: Decision) -> str | None:

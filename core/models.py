@@ -382,7 +382,7 @@ class ApprovalRequest(Model):
 
 
 class Decision(Model):
-    """The payload of the `decide` update and the `approve` and `reject` signals (docs/decisions.md)."""
+    """The payload of the `approve` and `reject` signals (docs/decisions.md)."""
 
     approve: bool
     decider: str = Field(min_length=1, max_length=200)
@@ -391,6 +391,8 @@ class Decision(Model):
     plan_hash: str = Field(max_length=100)
     comment: str = Field(default="", max_length=2000)
     replan: bool = False  # a reject that asks for a new plan, with `comment` as the feedback
+    # Names this decision, so the client that sent it can find the workflow's verdict in `status`.
+    id: str = Field(default="", max_length=64)
     # Set by the front door that authenticated the decider (core/decision_proof.py).
     signed_at: datetime | None = None
     proof: str = Field(default="", max_length=200)

@@ -12,7 +12,6 @@ TICKET_ID_PREFIX = "T-"
 
 SIGNAL_APPROVE = "approve"
 SIGNAL_REJECT = "reject"
-UPDATE_DECIDE = "decide"
 QUERY_STATUS = "status"
 
 ACTIVITY_RECORD_EVENTS = "record_events"

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -30,7 +30,6 @@ from core.names import (
     QUERY_STATUS,
     SIGNAL_APPROVE,
     SIGNAL_REJECT,
-    UPDATE_DECIDE,
     WORKFLOW_NAME,
     WORKFLOW_TASK_QUEUE,
     short_id_from,
@@ -43,8 +42,9 @@ from core.search_attributes import SearchAttributeCheck, start_attributes
 
 logger = logging.getLogger(__name__)
 
-# How long a decision waits for the workflow's verdict before it is sent as a signal instead.
+# How long a front door waits for the workflow's verdict on a decision it signalled, and how often it looks.
 DECISION_TIMEOUT_SECONDS = 5.0
+VERDICT_POLL_SECONDS = 0.05
 # Long enough for the longest approval wait plus execution; the workflow enforces its own deadline.
 WORKFLOW_EXECUTION_TIMEOUT = timedelta(days=60)
 
@@ -136,37 +136,47 @@ class TicketService:
         return description.status == WorkflowExecutionStatus.RUNNING
 
     async def decide(self, ticket_ref: str, decision: Decision) -> DecisionRecord | None:
-        """Sign the decision and hand it to the workflow, the one judge; its record says whether it counted.
+        """Sign the decision, signal it to the workflow (the one judge) and return its verdict.
 
-        None: no worker answered in time, so the decision went as a signal, which Temporal keeps
-        until a worker judges it (a repeat of one already counted is recorded as ignored).
+        None: no verdict within the decision timeout (no worker is running, or it is slow). The
+        signal is durable: Temporal keeps it, and the workflow judges it when a worker is back.
         """
         verb = "approve" if decision.approve else "reject"
+        decision = decision.model_copy(update={"id": uuid.uuid4().hex[:16]})
         if self._signing_key is not None:
             decision = sign_decision(decision, self._signing_key, datetime.now(UTC))
         handle = self.handle(ticket_ref)
+        label = ticket_label(short_id_from(ticket_ref))
         with ticket_log_context(ticket_ref):
             try:
-                async with asyncio.timeout(self._decision_timeout):
-                    record = await handle.execute_update(UPDATE_DECIDE, decision, result_type=DecisionRecord)
-            except TimeoutError:
                 await handle.signal(SIGNAL_APPROVE if decision.approve else SIGNAL_REJECT, decision)
-                client_metrics.decisions_sent.labels(decision.source.value, verb, "signalled").inc()
-                logger.warning("%s by %s: no worker answered; sent as a signal", verb, decision.decider)
-                return None
             except RPCError as error:
                 if error.status == RPCStatusCode.NOT_FOUND:  # also what Temporal says of a finished ticket
-                    label = ticket_label(short_id_from(ticket_ref))
-                    raise TicketNotFound(
-                        f"{label} is not open for decisions: no such ticket, or it has finished"
-                    ) from error
+                    problem = f"{label} is not open for decisions: no such ticket, or it has finished"
+                    raise TicketNotFound(problem) from error
                 raise
-            verdict = "counted" if record.accepted else "ignored"
+            record = await self._verdict_on(ticket_ref, decision.id)
+            verdict = "pending" if record is None else ("counted" if record.accepted else "ignored")
             client_metrics.decisions_sent.labels(decision.source.value, verb, verdict).inc()
-            logger.info(
-                "%s by %s from %s: %s %s", verb, decision.decider, decision.source.value, verdict, record.reason
-            )
+            reason = "" if record is None else record.reason
+            logger.info("%s by %s from %s: %s %s", verb, decision.decider, decision.source.value, verdict, reason)
         return record
+
+    async def _verdict_on(self, ticket_ref: str, decision_id: str) -> DecisionRecord | None:
+        """The workflow's record of decision `decision_id`, once it has judged it (None past the timeout)."""
+        deadline = time.monotonic() + self._decision_timeout
+        while True:
+            try:
+                status = await self.status(ticket_ref)
+            except (RPCError, WorkflowQueryFailedError):
+                status = None
+            if status is not None:
+                for record in reversed(status.decisions):
+                    if record.decision.id == decision_id:
+                        return record
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(VERDICT_POLL_SECONDS)
 
     async def result(self, ticket_ref: str) -> TicketOutcome:
         return await self.handle(ticket_ref).result()

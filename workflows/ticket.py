@@ -111,11 +111,6 @@ class TicketWorkflow:
     def status(self) -> TicketStatus:
         return mask_status(self._status)
 
-    @workflow.update(name=names.UPDATE_DECIDE)
-    async def decide(self, payload: Any) -> DecisionRecord:
-        """Approve or reject, and learn at once whether it counted: what the front doors use."""
-        return await self._judge(payload, approve=None)
-
     @workflow.signal(name=names.SIGNAL_APPROVE)
     async def approve(self, payload: Any) -> None:
         await self._judge(payload, approve=True)
@@ -124,10 +119,13 @@ class TicketWorkflow:
     async def reject(self, payload: Any) -> None:
         await self._judge(payload, approve=False)
 
-    async def _judge(self, payload: Any, approve: bool | None) -> DecisionRecord:
+    async def _judge(self, payload: Any, approve: bool) -> DecisionRecord:
         """Every decision, from any client, is judged here and recorded: counted, or ignored and why.
 
-        The payload is taken loosely and parsed here, so a malformed one is recorded, not dropped.
+        Decisions come as signals only: a signal is an event in the history, so a replay meets it
+        exactly where the live run did (an update's acceptance, racing an activity's completion,
+        has replayed in another order: sdk-python #673). The payload is taken loosely and parsed
+        here, so a malformed one is recorded, not dropped. Clients read the verdict from `status`.
         """
         received_at = workflow.now()
         turn = self._decisions_received

@@ -19,11 +19,13 @@ REQUEST = TicketRequest(
 
 
 async def _record(dbs: Databases, event: RecordEventInput, activity_id: str, attempt: int = 1) -> None:
-    await activity_env(activity_id, attempt).run(AuditActivities(dbs.app_sessions).record_event, event)
+    await _record_batch(dbs, [event], activity_id, attempt)
 
 
-async def _record_batch(dbs: Databases, events: list[RecordEventInput], activity_id: str, attempt: int = 1) -> None:
-    batch = RecordEventsInput(events=events)
+async def _record_batch(
+    dbs: Databases, events: list[RecordEventInput], activity_id: str, attempt: int = 1, batch_key: str = ""
+) -> None:
+    batch = RecordEventsInput(events=events, batch_key=batch_key)
     await activity_env(activity_id, attempt).run(AuditActivities(dbs.app_sessions).record_events, batch)
 
 
@@ -156,6 +158,17 @@ async def test_a_failed_batch_writes_none_of_its_events(dbs: Databases) -> None:
         await _record_batch(dbs, [orphan, PLANNED.model_copy(update={"ticket_id": "nope"})], "1")
     assert await _ticket(dbs, "nope") is None
     assert await audit_events(dbs, "nope") == []
+
+
+async def test_a_batch_the_workflow_keyed_is_appended_once_by_its_local_try_and_its_durable_retry(
+    dbs: Databases,
+) -> None:
+    # The local try committed but its answer was lost; the durable retry is another activity.
+    await _record_batch(dbs, [SUBMITTED], "local-1", batch_key="run-1/1")
+    await _record_batch(dbs, [SUBMITTED], "durable-9", batch_key="run-1/1")
+    events = await audit_events(dbs)
+    assert [event.kind for event in events] == ["submitted"]
+    assert events[0].detail[ACTIVITY_KEY] == "run-1/1"
 
 
 def test_a_batch_is_one_ticket_and_not_empty() -> None:

@@ -8,7 +8,7 @@ import shlex
 
 from core.approval import parse_decision
 from core.models import Decision
-from core.names import SIGNAL_APPROVE, SIGNAL_REJECT, UPDATE_DECIDE
+from core.names import SIGNAL_APPROVE, SIGNAL_REJECT
 from scripts.decision_schema import DOC, END, START, main, with_schema
 
 TEXT = DOC.read_text()
@@ -44,8 +44,8 @@ def test_every_pasteable_command_carries_a_valid_decision() -> None:
         name = words[words.index("--name") + 1]
         names.add(name)
         payload = json.loads(words[words.index("--input") + 1])
-        approve = {SIGNAL_APPROVE: True, SIGNAL_REJECT: False}.get(name)
+        approve = {SIGNAL_APPROVE: True, SIGNAL_REJECT: False}[name]
         decision, problem = parse_decision(payload, approve)
         assert problem is None, (line, problem)
         assert decision.source.value == "api" and not decision.proof  # what an unsigned raw client sends
-    assert names == {UPDATE_DECIDE, SIGNAL_APPROVE, SIGNAL_REJECT}
+    assert names == {SIGNAL_APPROVE, SIGNAL_REJECT}

@@ -31,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from activities.approvers import ApproverActivities
+from activities.decision_proof import DecisionProofActivities
 from activities.notify import NotifyActivities
 from activities.slack_notify import SlackApproverResolver, SlackNotifier, activity_web_client
 from bot.app import create_app
@@ -56,6 +57,7 @@ from core.models import (
 from core.settings import Settings, load_settings
 from core.tickets import TicketService, new_short_id
 from tests.fakes.slack_server import BOT_TOKEN, TEAM_ID, FakeSlack, Message, SlackCall
+from tests.pipeline import TEST_SIGNING_KEY
 from tests.workflows.fake_activities import ScriptedActivities
 from worker.build import ActivitySet, build_workers
 
@@ -285,13 +287,13 @@ def slack_activity_set(script: ScriptedActivities, settings: Settings, databases
     notifier = SlackNotifier(web, databases.app_sessions, public_url=settings.public_url)
     return ActivitySet(
         workflow_queue=[
-            script.record_event,
             script.record_events,
             script.gather_context,
             script.validate_plan,
             script.execute_plan,
-            NotifyActivities(notifier, script).notify_ticket,
+            NotifyActivities(notifier).notify_ticket,
             ApproverActivities(SlackApproverResolver(web)).resolve_approvers,
+            DecisionProofActivities(settings.decision_keys, settings.allow_unsigned_decisions).verify_decision,
         ],
         llm_queue=[script.plan_ticket],
     )
@@ -318,6 +320,7 @@ def slack_settings(data_dir: Path, fake: FakeSlack) -> Settings:
         slack_api_url=fake.api_url,
         slack_escalation_channel=ESCALATION_CHANNEL,
         approvers=[ALICE, BOB, OPS_GROUP],
+        decision_signing_key=TEST_SIGNING_KEY,
         public_url=PUBLIC_URL,
         _env_file=None,
     )
@@ -436,8 +439,13 @@ async def open_world(
     scripted = SlackScript(**script)
     for worker in build_workers(env.client, slack_activity_set(scripted, settings, databases), task_queue=queue):
         await stack.enter_async_context(worker)
-    real_service = TicketService(env.client, databases.app_sessions, task_queue=queue)
-    bot_service = TicketService(bot_client, databases.app_sessions, task_queue=queue) if bot_client else real_service
+    key = settings.signing_key
+    real_service = TicketService(env.client, databases.app_sessions, task_queue=queue, signing_key=key)
+    bot_service = (
+        TicketService(bot_client, databases.app_sessions, task_queue=queue, signing_key=key)
+        if bot_client
+        else real_service
+    )
     context = BotContext(settings=settings, service=bot_service, databases=databases)
     app = slack_endpoint_app(context, **timing) if timing else create_app(context)
     base_url = await stack.enter_async_context(serve(app))

@@ -7,16 +7,26 @@ Slack's Retry-After; errors that retrying cannot fix returned (and so audited), 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
 from activities.slack_notify import SlackApproverResolver, SlackNotifier
 from core.bootstrap import Databases
-from core.models import NotifyEvent, OutcomeStatus, SlackMessageRef, TicketSource
+from core.models import (
+    NotifyEvent,
+    NotifyPost,
+    NotifyResult,
+    OutcomeStatus,
+    SlackMessageRef,
+    TicketSource,
+    TicketStatus,
+)
 from core.schema import TicketRow
 from tests.fakes.slack_server import BOT_TOKEN, FakeSlack
 from tests.slack.statuses import (
@@ -32,6 +42,15 @@ from tests.slack.statuses import (
 
 def web_client(fake: FakeSlack, token: str = BOT_TOKEN) -> AsyncWebClient:
     return AsyncWebClient(token=token, base_url=fake.api_url, retry_handlers=[])
+
+
+async def publish(notifier: SlackNotifier, event: NotifyEvent, status: TicketStatus, attempt: int = 1) -> NotifyResult:
+    """One delivery: the message brought up to `status`, plus the one-off post `event` names (none for STAGE)."""
+    posts = [] if event is NotifyEvent.STAGE else [NotifyPost(kind=event, key=f"{event.value}-0-0")]
+    delivering = ActivityEnvironment()
+    delivering.info = dataclasses.replace(delivering.info, attempt=attempt)
+    result: NotifyResult = await delivering.run(notifier.publish, status, posts)
+    return result
 
 
 @pytest.fixture
@@ -54,12 +73,12 @@ async def stored_ref(databases: Databases, ticket_id: str) -> tuple[str | None, 
 async def test_stages_edit_one_message_and_the_outcome_goes_in_its_thread(
     notifier: SlackNotifier, fake: FakeSlack, databases: Databases
 ) -> None:
-    first = await notifier.publish(NotifyEvent.STAGE, received())
+    first = await publish(notifier, NotifyEvent.STAGE, received())
     assert first.delivered and first.message is not None
     waiting = with_message(awaiting(), first.message)
-    second = await notifier.publish(NotifyEvent.STAGE, waiting)
+    second = await publish(notifier, NotifyEvent.STAGE, waiting)
     done = finished(waiting, OutcomeStatus.DONE, decided_by=[APPROVERS[0]])
-    third = await notifier.publish(NotifyEvent.OUTCOME, done)
+    third = await publish(notifier, NotifyEvent.OUTCOME, done)
 
     assert second.message == first.message == third.message
     [message] = fake.top_level()
@@ -72,8 +91,8 @@ async def test_stages_edit_one_message_and_the_outcome_goes_in_its_thread(
 async def test_a_retried_attempt_edits_the_message_it_already_posted(notifier: SlackNotifier, fake: FakeSlack) -> None:
     status = received()  # the activity's input: no message known to the workflow yet
 
-    await notifier.publish(NotifyEvent.STAGE, status)
-    retried = await notifier.publish(NotifyEvent.STAGE, status)  # same input, as Temporal retries it
+    await publish(notifier, NotifyEvent.STAGE, status)
+    retried = await publish(notifier, NotifyEvent.STAGE, status)  # same input, as Temporal retries it
 
     assert retried.delivered
     assert len(fake.calls_to("chat.postMessage")) == 1
@@ -89,10 +108,41 @@ async def test_the_row_made_by_the_audit_activity_gets_the_message_ts(
         row.channel, row.text, row.stage, row.status = CHANNEL, status.request.text, "received", "received"
         session.add(row)
 
-    result = await notifier.publish(NotifyEvent.STAGE, status)
+    result = await publish(notifier, NotifyEvent.STAGE, status)
 
     assert result.message is not None
     assert await stored_ref(databases, "aaaaaaaaaa") == (CHANNEL, result.message.ts)
+
+
+async def test_a_reply_slack_took_but_whose_answer_was_lost_is_not_posted_again(
+    notifier: SlackNotifier, fake: FakeSlack
+) -> None:
+    posted = await publish(notifier, NotifyEvent.STAGE, awaiting())
+    assert posted.message is not None
+    done = finished(with_message(awaiting(), posted.message), OutcomeStatus.DONE)
+    fake.fail("chat.postMessage", "service_unavailable", status=503, applied=True)  # taken, answer lost
+
+    with pytest.raises(ApplicationError):
+        await publish(notifier, NotifyEvent.OUTCOME, done)
+    retried = await publish(notifier, NotifyEvent.OUTCOME, done, attempt=2)
+
+    assert retried.delivered and retried.posted == ["outcome-0-0"]
+    [message] = fake.top_level(CHANNEL)
+    assert len(fake.thread(message)) == 1  # the outcome, once
+
+
+async def test_a_message_slack_took_but_whose_answer_was_lost_is_found_not_posted_twice(
+    fake: FakeSlack,
+) -> None:
+    notifier = SlackNotifier(web_client(fake))  # no app DB: only Slack can tell it posted
+    fake.fail("chat.postMessage", "service_unavailable", status=503, applied=True)
+
+    with pytest.raises(ApplicationError):
+        await publish(notifier, NotifyEvent.STAGE, received())
+    retried = await publish(notifier, NotifyEvent.STAGE, received(), attempt=2)
+
+    [message] = fake.top_level(CHANNEL)
+    assert retried.message == SlackMessageRef(channel=CHANNEL, ts=message.ts) and message.edits == 1
 
 
 async def test_a_ticket_filed_outside_slack_without_a_channel_delivers_nothing(
@@ -100,7 +150,7 @@ async def test_a_ticket_filed_outside_slack_without_a_channel_delivers_nothing(
 ) -> None:
     status = received(channel=None, source=TicketSource.CLI, requester="alice")
     for event in (NotifyEvent.STAGE, NotifyEvent.REMINDER, NotifyEvent.OUTCOME):
-        result = await notifier.publish(event, finished(status, OutcomeStatus.DONE))
+        result = await publish(notifier, event, finished(status, OutcomeStatus.DONE))
         assert result.delivered and result.message is None
     assert fake.calls == []
 
@@ -111,7 +161,7 @@ async def test_errors_retrying_cannot_fix_are_returned_not_raised(
 ) -> None:
     fake.fail("chat.postMessage", code)
 
-    result = await notifier.publish(NotifyEvent.STAGE, received())
+    result = await publish(notifier, NotifyEvent.STAGE, received())
 
     assert not result.delivered and result.error is not None and code in result.error
     assert fake.messages == []
@@ -119,7 +169,7 @@ async def test_errors_retrying_cannot_fix_are_returned_not_raised(
 
 async def test_a_bad_token_is_returned_as_invalid_auth(fake: FakeSlack, databases: Databases) -> None:
     notifier = SlackNotifier(web_client(fake, token="xoxb-revoked"), databases.app_sessions)
-    result = await notifier.publish(NotifyEvent.STAGE, received())
+    result = await publish(notifier, NotifyEvent.STAGE, received())
     assert not result.delivered and result.error == "Slack: invalid_auth"
 
 
@@ -129,7 +179,7 @@ async def test_a_rate_limit_is_raised_as_retryable_with_slacks_retry_after(
     fake.fail("chat.postMessage", status=429, retry_after=7)
 
     with pytest.raises(ApplicationError) as raised:
-        await notifier.publish(NotifyEvent.STAGE, received())
+        await publish(notifier, NotifyEvent.STAGE, received())
 
     assert not raised.value.non_retryable
     assert raised.value.next_retry_delay == timedelta(seconds=7)
@@ -142,7 +192,7 @@ async def test_slack_having_trouble_is_raised_for_temporal_to_retry(
 ) -> None:
     fake.fail("chat.postMessage", code, status=status)
     with pytest.raises(ApplicationError) as raised:
-        await notifier.publish(NotifyEvent.STAGE, received())
+        await publish(notifier, NotifyEvent.STAGE, received())
     assert (not raised.value.non_retryable and code in raised.value.message) or str(status) in raised.value.message
 
 
@@ -151,7 +201,7 @@ async def test_a_deleted_message_is_posted_again(
 ) -> None:
     gone = SlackMessageRef(channel=CHANNEL, ts="1.000099")
 
-    result = await notifier.publish(NotifyEvent.STAGE, with_message(awaiting(), gone))
+    result = await publish(notifier, NotifyEvent.STAGE, with_message(awaiting(), gone))
 
     assert result.delivered and result.message is not None and result.message != gone
     assert [message.ts for message in fake.top_level()] == [result.message.ts]
@@ -160,10 +210,10 @@ async def test_a_deleted_message_is_posted_again(
 async def test_a_reminder_in_the_thread_mentions_the_requester_and_approvers(
     notifier: SlackNotifier, fake: FakeSlack
 ) -> None:
-    posted = await notifier.publish(NotifyEvent.STAGE, awaiting())
+    posted = await publish(notifier, NotifyEvent.STAGE, awaiting())
     assert posted.message is not None
 
-    await notifier.publish(NotifyEvent.REMINDER, with_message(awaiting(), posted.message))
+    await publish(notifier, NotifyEvent.REMINDER, with_message(awaiting(), posted.message))
 
     [message] = fake.top_level(CHANNEL)
     [reminder] = fake.thread(message)
@@ -172,7 +222,7 @@ async def test_a_reminder_in_the_thread_mentions_the_requester_and_approvers(
 
 
 async def test_escalation_is_posted_to_the_escalation_channel(notifier: SlackNotifier, fake: FakeSlack) -> None:
-    result = await notifier.publish(NotifyEvent.ESCALATION, awaiting())
+    result = await publish(notifier, NotifyEvent.ESCALATION, awaiting())
 
     assert result.delivered
     [message] = fake.top_level("C0ESCALATE")
@@ -181,7 +231,7 @@ async def test_escalation_is_posted_to_the_escalation_channel(notifier: SlackNot
 
 
 async def test_escalation_to_a_missing_channel_is_reported(notifier: SlackNotifier, fake: FakeSlack) -> None:
-    result = await notifier.publish(NotifyEvent.ESCALATION, awaiting(received(escalation_channel="C0GONE")))
+    result = await publish(notifier, NotifyEvent.ESCALATION, awaiting(received(escalation_channel="C0GONE")))
     assert not result.delivered and result.error == "Slack: channel_not_found"
 
 

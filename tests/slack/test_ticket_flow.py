@@ -83,21 +83,26 @@ async def test_clicks_that_cannot_count_change_nothing_and_are_answered(world: S
     await world.fake.wait_for(lambda: len(world.ephemeral()) >= 4, what="four refusals")
 
     assert "not an approver" in world.ephemeral_for(MALLORY)[0]
-    assert all("someone else must decide" in text for text in world.ephemeral_for(REQUESTER))
-    assert "out of date" in world.ephemeral_for(ALICE)[0]
+    assert all("the requester cannot decide on their own ticket" in text for text in world.ephemeral_for(REQUESTER))
+    assert "plan hash does not match" in world.ephemeral_for(ALICE)[0]
     assert world.views() == []  # the requester's Reject opened no modal
     status = await world.status(sent.ticket_id)
-    assert status.pending_approval and status.decisions == []  # nothing was signalled
+    # Every decision reached the workflow and is on record, ignored with its reason.
+    assert status.pending_approval and [(r.decision.decider, r.accepted) for r in status.decisions] == [
+        (MALLORY, False),
+        (REQUESTER, False),
+        (ALICE, False),
+    ]
 
     await world.slack.click(APPROVE_ACTION_ID, value.encode(), ALICE, message_ts=ts)
     await world.result(sent.ticket_id)
     await world.slack.click(APPROVE_ACTION_ID, value.encode(), BOB, message_ts=ts)  # after the decision
     answers = await world.fake.wait_for(lambda: world.ephemeral_for(BOB), what="the late click's answer")
 
-    assert "not waiting for approval" in answers[0]
+    assert "not open for decisions" in answers[0]
     assert len(world.executions(sent.ticket_id)) == 1
     final = await world.status(sent.ticket_id)
-    assert [record.decision.decider for record in final.decisions] == [ALICE]
+    assert [record.decision.decider for record in final.decisions if record.accepted] == [ALICE]
 
 
 async def test_two_approvers_clicking_at_once_execute_the_plan_once(world: SlackWorld) -> None:
