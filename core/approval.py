@@ -56,9 +56,9 @@ class ApprovalGate:
         if self.verdict is not Verdict.PENDING:
             return f"the request was already {self.verdict.value}"
         if decision.request_id != self.request.request_id:
-            return "stale approval request id"
+            return "out of date: a newer approval request replaced this one"
         if decision.plan_hash != self.request.plan_hash:
-            return "plan hash does not match the plan awaiting approval"
+            return "out of date: the plan has changed since it was shown"
         if decision.decider == self.requester:
             return "the requester cannot decide on their own ticket"
         if decision.decider not in self.request.approvers:

@@ -96,7 +96,7 @@ async def test_the_audit_is_written_before_each_step_that_leaves_and_no_patch_is
     steps = [step for step in fakes.trail if not step.startswith("notify")]
     # Audit writes and steps that leave the worker, in order: the log shows every step before what follows it.
     assert steps == [
-        "audit submitted",
+        "audit submitted context_gathered",
         "plan",
         "audit planned validated decided",
         "execute",
@@ -138,8 +138,8 @@ async def test_ignored_decisions_then_approval_executes_once(time_env: WorkflowE
     assert reasons[:4] == [
         "the requester cannot decide on their own ticket",
         "not an approver",
-        "stale approval request id",
-        "plan hash does not match the plan awaiting approval",
+        "out of date: a newer approval request replaced this one",
+        "out of date: the plan has changed since it was shown",
     ]
     ignored = [event for event in fakes.events if event.kind is AuditEventKind.DECISION_IGNORED]
     assert len(ignored) == len(reasons)
