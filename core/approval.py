@@ -18,6 +18,27 @@ from core.models import ApprovalRequest, Decision, DecisionRecord, TicketStatus,
 
 MAX_PROBLEM_TEXT = 300
 
+# Why a decision is ignored: recorded in the status and the audit log as they are.
+STALE_REQUEST = "out of date: a newer approval request replaced this one"
+STALE_PLAN = "out of date: the plan has changed since it was shown"
+REQUESTER = "the requester cannot decide on their own ticket"
+NOT_AN_APPROVER = "not an approver"
+ALREADY_APPROVED = "already approved by this person"
+NOTHING_PENDING = "no approval is pending"
+# The same, said to the person who decided.
+IN_WORDS = {
+    STALE_REQUEST: "This approval request is out of date: a newer one replaced it. Review the current plan.",
+    STALE_PLAN: "This approval request is out of date: the plan has changed since it was shown.",
+    REQUESTER: "You filed this ticket, so someone else must decide on it.",
+    NOT_AN_APPROVER: "You are not an approver for this ticket.",
+    ALREADY_APPROVED: "You have already approved this ticket.",
+}
+
+
+def in_words(reason: str) -> str:
+    """A refusal reason as a sentence for the person who decided."""
+    return IN_WORDS.get(reason, reason[:1].upper() + reason[1:] + ".")
+
 
 class Verdict(StrEnum):
     PENDING = "pending"
@@ -56,15 +77,15 @@ class ApprovalGate:
         if self.verdict is not Verdict.PENDING:
             return f"the request was already {self.verdict.value}"
         if decision.request_id != self.request.request_id:
-            return "out of date: a newer approval request replaced this one"
+            return STALE_REQUEST
         if decision.plan_hash != self.request.plan_hash:
-            return "out of date: the plan has changed since it was shown"
+            return STALE_PLAN
         if decision.decider == self.requester:
-            return "the requester cannot decide on their own ticket"
+            return REQUESTER
         if decision.decider not in self.request.approvers:
-            return "not an approver"
+            return NOT_AN_APPROVER
         if decision.decider in self.approved_by:
-            return "already approved by this person"
+            return ALREADY_APPROVED
         return None
 
     def apply(self, decision: Decision, received_at: datetime) -> DecisionRecord:

@@ -31,6 +31,11 @@ async def run_workers(
 
     `ready` is set once every worker is polling.
     """
+    if role is not QueueRole.LLM and not settings.decision_keys and not settings.allow_unsigned_decisions:
+        logger.warning(
+            "DECISION_SIGNING_KEY is not set and ALLOW_UNSIGNED_DECISIONS is off: no decision can count, "
+            "so tickets that need approval will expire (set the same key for the bot, workers and CLI)"
+        )
     databases = Databases.open(settings)
     try:
         client = client or await connect(settings)

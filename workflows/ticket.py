@@ -18,7 +18,7 @@ from temporalio.exceptions import FailureError
 with workflow.unsafe.imports_passed_through():
     from core import names
     from core import search_attributes as ticket_search
-    from core.approval import ApprovalGate, Verdict, parse_decision, unmet_quorum
+    from core.approval import NOTHING_PENDING, ApprovalGate, Verdict, parse_decision, unmet_quorum
     from core.masking import mask_status
     from core.models import (
         ApprovalRequest,
@@ -139,9 +139,7 @@ class TicketWorkflow:
         if problem is not None:
             record = DecisionRecord(decision=decision, received_at=received_at, accepted=False, reason=problem)
         elif self._gate is None:
-            record = DecisionRecord(
-                decision=decision, received_at=received_at, accepted=False, reason="no approval is pending"
-            )
+            record = DecisionRecord(decision=decision, received_at=received_at, accepted=False, reason=NOTHING_PENDING)
         else:
             record = self._gate.apply(decision, received_at)
         self._status.decisions = [*self._status.decisions, record][-MAX_DECISIONS_KEPT:]

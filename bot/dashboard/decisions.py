@@ -22,6 +22,7 @@ from bot.dashboard.problems import BadInput, NotFound, Unavailable
 from bot.dashboard.reader import TemporalUnavailable
 from bot.dashboard.sessions import flash
 from bot.dashboard.templating import NO_STORE
+from core.approval import NOT_AN_APPROVER, in_words
 from core.models import Decision, DecisionSource, TicketStatus
 from core.names import ticket_label
 from core.tickets import TicketNotFound
@@ -77,7 +78,12 @@ class Decisions:
         self._d.check_post(request, form)
         short_id = ticket_ref(request)
         label = ticket_label(short_id)
-        await self._current_status(short_id)  # a missing ticket or a Temporal outage answers here, deciding nothing
+        # A missing ticket or a Temporal outage answers here, deciding nothing; so does a finished
+        # ticket, whose closed workflow could not record the decision.
+        current = await self._current_status(short_id)
+        if current.outcome is not None:
+            message = f"{label} is not waiting for approval ({current.status_label})."
+            return await self._pages.render_ticket(request, user, short_id, error=message, status_code=409)
         typed = {name: form_text(form, name) for name in ("comment", "reason", "replan")}
         try:
             decision = decision_from_form(form, user, approve=approve)
@@ -90,8 +96,9 @@ class Decisions:
             raise NotFound(f"There is no ticket {label}.") from error
         if record is not None and not record.accepted:  # the workflow's verdict, recorded in its audit
             logger.info("%s: decision by %s not counted: %s", label, user.username, record.reason)
-            message = f"Your decision was not counted: {record.reason}."
-            return await self._pages.render_ticket(request, user, short_id, error=message, status_code=409, form=typed)
+            code = 403 if record.reason == NOT_AN_APPROVER else 409
+            message = f"Not counted. {in_words(record.reason)}"
+            return await self._pages.render_ticket(request, user, short_id, error=message, status_code=code, form=typed)
 
         kind = "approve" if approve else ("reject and re-plan" if decision.replan else "reject")
         logger.info("%s: %s (%s) sent %s from the dashboard", label, user.username, user.approver, kind)

@@ -14,7 +14,7 @@ from datetime import datetime
 from bot.dashboard import presenters
 from bot.dashboard.auth import DashboardUser
 from bot.dashboard.reader import TicketSnapshot
-from core.approval import refusal_preview
+from core.approval import in_words, refusal_preview
 from core.models import DecisionSource, Stage, TicketStatus
 from core.names import workflow_id_for
 from core.schema import AuditEventRow
@@ -32,7 +32,7 @@ def refusal_for(status: TicketStatus, user: DashboardUser) -> str | None:
     if status.approval is None:
         return f"This ticket is {presenters.words(status.status_label)}; there is nothing to decide."
     refusal = refusal_preview(status, status.approval.decision(user.approver, DecisionSource.DASHBOARD))
-    return None if refusal is None else f"You cannot decide on this ticket: {refusal}."
+    return None if refusal is None else in_words(refusal)
 
 
 def status_version(status: TicketStatus | None) -> str:

@@ -23,6 +23,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities.audit import AuditActivities
+from activities.decision_proof import DecisionProofActivities
 from bot.app import create_app
 from bot.context import BotContext
 from core import names
@@ -140,6 +141,7 @@ class DashboardScript:
     audit: AuditActivities
     base: ScriptedActivities = field(default_factory=lambda: ScriptedActivities(plan=PLAN.model_copy(deep=True)))
     hold_execution: asyncio.Event | None = None
+    signing_keys: list[bytes] = field(default_factory=list)
 
     @activity.defn(name=names.ACTIVITY_GATHER_CONTEXT)
     async def gather_context(self, input: GatherContextInput) -> TicketContext:
@@ -151,8 +153,6 @@ class DashboardScript:
 
     @activity.defn(name=names.ACTIVITY_EXECUTE_PLAN)
     async def execute_plan(self, input: ExecutePlanInput) -> ExecutionResult:
-        if input.events:  # as the real activity does, before the plan runs
-            await self.audit.append(input.events)
         if self.hold_execution is not None:
             await self.hold_execution.wait()
         self.base.executions.append(input)
@@ -165,13 +165,13 @@ class DashboardScript:
     def activity_set(self) -> ActivitySet:
         return ActivitySet(
             workflow_queue=[
-                self.audit.record_event,
                 self.audit.record_events,
                 self.gather_context,
                 self.validate_plan,
                 self.base.resolve_approvers,
                 self.execute_plan,
-                self.base.notify_activity(self.audit),
+                self.base.notify_activity(),
+                DecisionProofActivities(self.signing_keys, allow_unsigned=False).verify_decision,
             ],
             llm_queue=[self.base.plan_ticket],
         )
@@ -224,10 +224,10 @@ async def dashboard_world(client: Client, data_dir: Path, **overrides: object) -
         databases = Databases.open(settings)
         stack.push_async_callback(databases.close)
         await init_databases(databases, settings)
-        script = DashboardScript(audit=AuditActivities(databases.app_sessions))
+        script = DashboardScript(audit=AuditActivities(databases.app_sessions), signing_keys=settings.decision_keys)
         for worker in build_workers(client, script.activity_set(), task_queue=queue):
             await stack.enter_async_context(worker)
-        service = TicketService(client, databases.app_sessions, queue)
+        service = TicketService(client, databases.app_sessions, queue, signing_key=settings.signing_key)
         context = BotContext(settings, service, databases)
         yield DashboardWorld(settings, databases, service, script, context, create_app(context))
 

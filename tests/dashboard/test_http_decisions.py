@@ -80,11 +80,12 @@ async def test_stale_plan_hash_is_refused_with_message(world: DashboardWorld, bo
     form = await _form(bob, world, short_id)
     response = await _post(bob, f"/tickets/{short_id}/approve", {**form, "plan_hash": "0" * 16})
     assert response.status_code == 409
-    assert "This approval request is out of date: the plan has changed." in response.text
+    assert "the plan has changed since it was shown" in response.text
     stale_request = await _post(bob, f"/tickets/{short_id}/approve", {**form, "request_id": "old"})
     assert stale_request.status_code == 409
     status = await world.service.status(short_id)
-    assert status.pending_approval and status.decisions == []
+    # Both reached the workflow, the one judge, and are on record as ignored.
+    assert status.pending_approval and [r.accepted for r in status.decisions] == [False, False]
 
 
 async def test_missing_request_id_or_plan_hash_is_400(world: DashboardWorld, bob: httpx.AsyncClient) -> None:
@@ -130,9 +131,11 @@ async def test_non_approver_post_is_403(world: DashboardWorld, mallory: httpx.As
     short_id = await world.file_ticket()
     form = await _form(mallory, world, short_id)
     response = await _post(mallory, f"/tickets/{short_id}/approve", form)
-    assert response.status_code == 403 and "You (mallory) are not an approver" in response.text
+    assert response.status_code == 403 and "You are not an approver for this ticket." in response.text
     status = await world.service.status(short_id)
-    assert status.pending_approval and status.decisions == []
+    assert status.pending_approval and [(r.decision.decider, r.accepted) for r in status.decisions] == [
+        ("mallory", False)
+    ]
 
 
 async def test_requester_cannot_approve_own_ticket(world: DashboardWorld) -> None:

@@ -162,6 +162,7 @@ def test_approvals_so_far_count_only_the_pending_request() -> None:
         updated_at=now,
         approval=approval,
         decisions=[record("alice", "r1"), record("mallory", "r2", accepted=False), record("bob", "r2")],
+        approved_by=["bob"],  # the workflow's own count for the pending request
     )
     assert approvals_so_far(status) == 1
 

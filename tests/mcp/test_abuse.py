@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 from core.demo import feature_flags, users
 from core.models import DecisionSource, Stage
 from core.names import SIGNAL_APPROVE
-from core.tickets import DecisionRefused
 from tests.mcp.conftest import CALLS_PER_MINUTE, McpWorld
 
 
@@ -56,20 +55,17 @@ async def test_an_agent_has_no_way_to_decide_and_its_decisions_never_count(mcp_w
     assert status.approval is not None and status.plan is not None
     assert status.plan.planner == "agent:sneaky-bot"
     decision = status.approval.decision("agent:sneaky-bot", DecisionSource.API)
-    try:
-        await pipeline.service.decide(ticket, decision)
-    except DecisionRefused as refused:
-        assert "someone else must decide" in str(refused)
-    else:
-        raise AssertionError("the service let the agent decide")
-    await pipeline.service.handle(ticket).signal(SIGNAL_APPROVE, decision)
+    signed = await pipeline.service.decide(ticket, decision)  # even signed by a front door's key
+    assert signed is not None and not signed.accepted
+    assert signed.reason == "the requester cannot decide on their own ticket"
+    await pipeline.service.handle(ticket).signal(SIGNAL_APPROVE, decision)  # unsigned, past every door
     for _ in range(100):
         status = await pipeline.service.status(ticket)
-        if status.decisions:
+        if len(status.decisions) == 2:
             break
         await asyncio.sleep(0.05)
-    [record] = status.decisions
-    assert not record.accepted and status.stage is Stage.AWAITING_APPROVAL
+    assert [(r.accepted, r.reason) for r in status.decisions][1] == (False, "unsigned")
+    assert status.stage is Stage.AWAITING_APPROVAL and status.approved_by == []
 
 
 async def test_an_agent_over_its_rates_is_refused_with_when_to_retry(mcp_world: McpWorld) -> None:
