@@ -183,6 +183,7 @@ class TicketWorkflow:
         delivering = asyncio.create_task(self._delivery.run())
         if request.continued is None:
             self._record(AuditEventKind.SUBMITTED, f"submitted via {request.source.value}", request=request)
+            await self._audit.flush()  # the ticket is listed (app DB) as soon as it is acknowledged
         self._delivery.want()
         try:
             outcome = await self._process(self._status.request)

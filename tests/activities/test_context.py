@@ -25,6 +25,7 @@ from core.models import (
     NamedRows,
     PastTicket,
     RecordEventInput,
+    RecordEventsInput,
     Scalar,
     TicketContext,
     TicketRequest,
@@ -125,7 +126,7 @@ async def test_requesters_earlier_tickets_and_audit(dbs: Databases) -> None:
         event = RecordEventInput(
             ticket_id=ticket_id, kind=AuditEventKind.SUBMITTED, summary="submitted", request=request
         )
-        await ActivityEnvironment().run(audit.record_event, event)
+        await ActivityEnvironment().run(audit.record_events, RecordEventsInput(events=[event]))
     context = await _gather(dbs, "hello", requester="U1", ticket_id="now")
     assert [ticket.ticket_id for ticket in context.past_tickets] == ["old1"]
     assert [(entry.ticket_id, entry.kind) for entry in context.recent_audit] == [("old1", "submitted")]

@@ -29,17 +29,14 @@ from core.ledger import budget_charges, executions
 from core.masking import MASK
 from core.models import (
     Assignment,
-    AuditEventKind,
     DeleteOperation,
     ExecutePlanInput,
     ExecutionResult,
     Filter,
     InsertOperation,
     Plan,
-    RecordEventInput,
     SafetyReport,
     SelectOperation,
-    Stage,
     UpdateOperation,
     ValidatePlanInput,
     plan_hash,
@@ -47,8 +44,7 @@ from core.models import (
 from core.names import ERROR_APPROVED_ROWS_CHANGED
 from core.policy import PolicyCache
 
-from .conftest import activity_env, audit_events, plan_of
-from .test_audit import REQUEST
+from .conftest import plan_of
 
 ACME = Filter(column="customer_id", op="eq", value=1)
 UPGRADE = UpdateOperation(table="subscriptions", values=[Assignment(column="plan_id", value=3)], filters=[ACME])
@@ -124,26 +120,6 @@ async def test_plan_runs_and_is_recorded_in_the_ledger(dbs: Databases) -> None:
     assert await plan_of(dbs, 1) == 3
     assert await _flags(dbs, "dark_mode") == 1
     assert await _ledger_rows(dbs) == 1
-
-
-async def test_the_queued_audit_is_on_record_once_before_the_plan_runs(dbs: Databases) -> None:
-    submitted = RecordEventInput(ticket_id="t1", kind=AuditEventKind.SUBMITTED, request=REQUEST, stage=Stage.RECEIVED)
-    decided = RecordEventInput(ticket_id="t1", kind=AuditEventKind.DECIDED, summary="runs without approval")
-    carrying = _input(UPGRADE).model_copy(update={"events": [submitted, decided]})
-    executing = ExecutionActivities(dbs.target_engine).execute_plan
-    first = await activity_env("9", workflow_id="ticket-t1").run(executing, carrying)
-    again = await activity_env("9", attempt=2, workflow_id="ticket-t1").run(executing, carrying)
-    assert not first.replayed and again.replayed
-    assert [event.kind for event in await audit_events(dbs, "t1")] == ["submitted", "decided"]
-    assert await plan_of(dbs, 1) == 3 and await _ledger_rows(dbs) == 1
-
-
-async def test_a_plan_whose_audit_cannot_be_written_does_not_run(dbs: Databases) -> None:
-    # No ticket row yet and no request to create one from: the audit write is refused.
-    orphan = RecordEventInput(ticket_id="t1", kind=AuditEventKind.DECIDED, summary="runs without approval")
-    with pytest.raises(ApplicationError):
-        await _execute(dbs, _input(UPGRADE).model_copy(update={"events": [orphan]}))
-    assert await plan_of(dbs, 1) == 2 and await _ledger_rows(dbs) == 0
 
 
 async def test_same_plan_twice_writes_once(dbs: Databases) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from mcp import Client
 from sqlalchemy import func, select
 
-from core.demo import feature_flags, users
+from core.demo import customers, users
 from core.models import DecisionSource, Stage
 from core.names import SIGNAL_APPROVE
 from tests.mcp.conftest import CALLS_PER_MINUTE, McpWorld
@@ -69,7 +69,10 @@ async def test_an_agent_has_no_way_to_decide_and_its_decisions_never_count(mcp_w
 
 
 async def test_an_agent_over_its_rates_is_refused_with_when_to_retry(mcp_world: McpWorld) -> None:
-    show = {"summary": "read a customer", "operations": [{"kind": "select", "table": "customers", "limit": 1}]}
+    show = {
+        "summary": "read a customer",
+        "operations": [{"kind": "select", "table": "customers", "columns": ["id", "name"], "limit": 1}],
+    }
     async with mcp_world.agent("busy-bot") as agent:
         filed = [await agent.call_tool("propose_plan", show) for _ in range(3)]
         fourth = await agent.call_tool("propose_plan", show)
@@ -80,7 +83,15 @@ async def test_an_agent_over_its_rates_is_refused_with_when_to_retry(mcp_world: 
     assert fourth.is_error and "at most 3 tickets per hour" in text_of(fourth) and "try again in" in text_of(fourth)
     assert over.is_error and f"at most {CALLS_PER_MINUTE} tool calls per minute" in text_of(over)
     assert calls_left[-1].structured_content is not None
-    assert len(calls_left[-1].structured_content["tickets"]) == 3  # the refused one started nothing
+    assert len(calls_left[-1].structured_content["tickets"]) <= 3
+    for _ in range(100):  # the listing is the app DB's projection: it catches up within moments
+        listed = await mcp_world.pipeline.service.list_tickets(requester="agent:busy-bot")
+        if len(listed) >= 3:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+    listed = await mcp_world.pipeline.service.list_tickets(requester="agent:busy-bot")
+    assert len(listed) == 3  # the refused one started nothing
 
 
 async def test_malformed_plans_are_refused_with_a_clear_error_and_start_nothing(mcp_world: McpWorld) -> None:
@@ -106,18 +117,18 @@ async def test_malformed_plans_are_refused_with_a_clear_error_and_start_nothing(
 
 async def test_sql_in_values_is_bound_as_data_never_run(mcp_world: McpWorld) -> None:
     injected = "x'); DROP TABLE users; --"
-    always_true = {"column": "email", "op": "eq", "value": "' OR '1'='1"}
+    always_true = {"column": "name", "op": "eq", "value": "' OR '1'='1"}
     async with mcp_world.target_connection() as connection:
         users_before = await connection.scalar(select(func.count()).select_from(users))
     async with mcp_world.agent("etl-bot") as agent:
         rename = await agent.call_tool(
             "propose_plan",
             {
-                "summary": "rename flag 1",
+                "summary": "rename customer 1",
                 "operations": [
                     {
                         "kind": "update",
-                        "table": "feature_flags",
+                        "table": "customers",
                         "values": [{"column": "name", "value": injected}],
                         "filters": [{"column": "id", "op": "eq", "value": 1}],
                     }
@@ -127,8 +138,10 @@ async def test_sql_in_values_is_bound_as_data_never_run(mcp_world: McpWorld) -> 
         probe = await agent.call_tool(
             "propose_plan",
             {
-                "summary": "find a user",
-                "operations": [{"kind": "select", "table": "users", "filters": [always_true]}],
+                "summary": "find a customer",
+                "operations": [
+                    {"kind": "select", "table": "customers", "columns": ["id", "name"], "filters": [always_true]}
+                ],
             },
         )
         assert rename.structured_content is not None and probe.structured_content is not None
@@ -141,5 +154,5 @@ async def test_sql_in_values_is_bound_as_data_never_run(mcp_world: McpWorld) -> 
     assert probed.structured_content["status"] == "done"
     assert probed.structured_content["outcome"]["operations"][0]["rows"] == 0  # matched as a string, not SQL
     async with mcp_world.target_connection() as connection:
-        assert await connection.scalar(select(feature_flags.c.name).where(feature_flags.c.id == 1)) == injected
+        assert await connection.scalar(select(customers.c.name).where(customers.c.id == 1)) == injected
         assert await connection.scalar(select(func.count()).select_from(users)) == users_before

@@ -96,7 +96,7 @@ async def test_bot_metrics_count_starts_and_decisions_and_add_the_sdk_metrics(
     started_before = registry_value("agent_ticket_tickets_started_total", source="cli", result="started")
     duplicate_before = registry_value("agent_ticket_tickets_started_total", source="cli", result="duplicate")
     sent_before = registry_value(
-        "agent_ticket_decisions_sent_total", source="dashboard", decision="approve", result="sent"
+        "agent_ticket_decisions_sent_total", source="dashboard", decision="approve", result="counted"
     )
     async with pipeline_factory(local_env, tmp_path)(runtime=runtime, metrics_port=metrics_port) as pipeline:
         request = pipeline.request("make carol@acme-corp.example an admin")
@@ -116,7 +116,7 @@ async def test_bot_metrics_count_starts_and_decisions_and_add_the_sdk_metrics(
     assert sample(text, "agent_ticket_tickets_started_total", source="cli", result="started") == started_before + 1
     assert sample(text, "agent_ticket_tickets_started_total", source="cli", result="duplicate") == duplicate_before + 1
     assert (
-        sample(text, "agent_ticket_decisions_sent_total", source="dashboard", decision="approve", result="sent")
+        sample(text, "agent_ticket_decisions_sent_total", source="dashboard", decision="approve", result="counted")
         == sent_before + 2
     )
     assert sample(text, "agent_ticket_ticket_start_seconds_count", source="cli") is not None

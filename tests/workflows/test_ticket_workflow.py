@@ -96,7 +96,8 @@ async def test_the_audit_is_written_before_each_step_that_leaves_and_no_patch_is
     steps = [step for step in fakes.trail if not step.startswith("notify")]
     # Audit writes and steps that leave the worker, in order: the log shows every step before what follows it.
     assert steps == [
-        "audit submitted context_gathered",
+        "audit submitted",
+        "audit context_gathered",
         "plan",
         "audit planned validated decided",
         "execute",
