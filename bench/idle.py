@@ -74,7 +74,9 @@ async def main() -> None:
         ):
             databases = Databases.open(settings)
             try:
-                service = TicketService(client, databases.app_sessions, settings.temporal_task_queue)
+                service = TicketService(
+                    client, databases.app_sessions, settings.temporal_task_queue, signing_key=settings.signing_key
+                )
                 log(f"starting {tickets_wanted} tickets that need approval")
                 began = time.monotonic()
                 requests = [

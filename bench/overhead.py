@@ -64,7 +64,7 @@ async def temporal_tickets(client: Client, settings: Settings, timer: ActivityTi
         stack.push_async_callback(activities.close)
         for worker in build_workers(client, activities, task_queue=queue):
             await stack.enter_async_context(worker)
-        service = TicketService(client, databases.app_sessions, queue)
+        service = TicketService(client, databases.app_sessions, queue, signing_key=settings.signing_key)
         for index in range(WARM_UP + count):
             request = TicketRequest(
                 text=auto_approved_text(index), requester=REQUESTER, approval=settings.approval_settings()

@@ -186,7 +186,9 @@ async def someone_waits_on_a_lock(connection: asyncpg.Connection, database: str)
 async def one_kill(world: World, aimed_at: str, run: int) -> None:
     """Start a ticket on the live worker, kill that worker in `aimed_at`, start a replacement at once."""
     assert world.worker is not None
-    service = TicketService(world.client, task_queue=world.settings.temporal_task_queue)
+    service = TicketService(
+        world.client, task_queue=world.settings.temporal_task_queue, signing_key=world.settings.signing_key
+    )
     plan: dict[str, Any] = move_subscription(1 + run % 3, 2 + run % 2) if aimed_at == "execution" else READ_INVOICES
     asked = len(world.openai.requests)
     if aimed_at == "planning":

@@ -18,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from bot.dashboard.auth import DashboardUser
 from bot.dashboard.deps import Dashboard, form_text, ticket_ref
 from bot.dashboard.pages import Pages
-from bot.dashboard.problems import BadInput, NotFound, Unavailable
+from bot.dashboard.problems import BadInput, Forbidden, NotFound, Unavailable
 from bot.dashboard.reader import TemporalUnavailable
 from bot.dashboard.sessions import flash
 from bot.dashboard.templating import NO_STORE
@@ -96,9 +96,10 @@ class Decisions:
             raise NotFound(f"There is no ticket {label}.") from error
         if record is not None and not record.accepted:  # the workflow's verdict, recorded in its audit
             logger.info("%s: decision by %s not counted: %s", label, user.username, record.reason)
-            code = 403 if record.reason == NOT_AN_APPROVER else 409
+            if record.reason == NOT_AN_APPROVER:
+                raise Forbidden(f"You ({user.approver}) are not an approver for {label}, so you cannot decide on it.")
             message = f"Not counted. {in_words(record.reason)}"
-            return await self._pages.render_ticket(request, user, short_id, error=message, status_code=code, form=typed)
+            return await self._pages.render_ticket(request, user, short_id, error=message, status_code=409, form=typed)
 
         kind = "approve" if approve else ("reject and re-plan" if decision.replan else "reject")
         logger.info("%s: %s (%s) sent %s from the dashboard", label, user.username, user.approver, kind)

@@ -131,7 +131,7 @@ async def test_non_approver_post_is_403(world: DashboardWorld, mallory: httpx.As
     short_id = await world.file_ticket()
     form = await _form(mallory, world, short_id)
     response = await _post(mallory, f"/tickets/{short_id}/approve", form)
-    assert response.status_code == 403 and "You are not an approver for this ticket." in response.text
+    assert response.status_code == 403 and "You (mallory) are not an approver" in response.text
     status = await world.service.status(short_id)
     assert status.pending_approval and [(r.decision.decider, r.accepted) for r in status.decisions] == [
         ("mallory", False)

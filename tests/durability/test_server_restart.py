@@ -84,7 +84,7 @@ async def test_server_restart_keeps_every_ticket_and_honours_later_approvals(tmp
     try:
         await init_databases(databases, settings)
         client = await start_server(first, address)
-        service = TicketService(client, databases.app_sessions, queue)
+        service = TicketService(client, databases.app_sessions, queue, signing_key=settings.signing_key)
         async with AsyncExitStack() as stack:
             for worker in build_workers(client, build_activity_set(settings, databases), task_queue=queue):
                 await stack.enter_async_context(worker)

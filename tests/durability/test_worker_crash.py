@@ -112,7 +112,7 @@ async def crash_and_recover(crash_point: str, workdir: Path, local_env: Workflow
         async with _init_lock:
             await init_databases(databases, settings)
         await install_write_log(databases.target_engine, "subscriptions")
-        service = TicketService(local_env.client, databases.app_sessions, queue)
+        service = TicketService(local_env.client, databases.app_sessions, queue, signing_key=settings.signing_key)
 
         await asyncio.gather(wait_until_polling(crashing), warm_up(fresh))
         started: list[StartedTicket] = [await service.start(ticket_request(settings, u.text)) for u in UPGRADES]
