@@ -26,6 +26,7 @@ class AuditLog:
     def __init__(self) -> None:
         self._queue: list[RecordEventInput] = []
         self._batches = 0
+        self._refused = 0  # batches the log refused for good: the record of this ticket has a gap
 
     @property
     def has_queued(self) -> bool:
@@ -35,10 +36,13 @@ class AuditLog:
         self._queue.append(event)
 
     async def flush(self) -> bool:
-        """Write every queued event, in order; False if the log refused them for good (logged)."""
+        """Write every queued event, in order; False if the log refused these or earlier ones for good (logged).
+
+        An earlier refusal counts too: the steps that led here are not all on record, whatever this batch did.
+        """
         batch, self._queue = self._queue, []
         if not batch:
-            return True
+            return self._refused == 0
         self._batches += 1
         key = f"{workflow.info().run_id}/{self._batches}"
         try:
@@ -46,5 +50,5 @@ class AuditLog:
         except FailureError as error:
             kinds = [event.kind.value for event in batch]
             workflow.logger.error("audit events %s could not be recorded: %s", kinds, describe(error))
-            return False
-        return True
+            self._refused += 1
+        return self._refused == 0
