@@ -24,6 +24,9 @@ ACTIVITY_NOTIFY = "notify_ticket"
 ACTIVITY_RESOLVE_APPROVERS = "resolve_approvers"
 ACTIVITY_VERIFY_DECISION = "verify_decision"
 
+# In an audit event's detail: the event's own identity, so it is appended once whatever batch carries it.
+AUDIT_EVENT_KEY = "event_key"
+
 
 def workflow_id_for(short_id: str) -> str:
     """`ticket-<short id>`: the Temporal workflow id of a ticket."""

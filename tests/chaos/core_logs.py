@@ -15,12 +15,12 @@ import uuid
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 TASK_DURATION_EXCEEDED = "TMPRL1104"
-# Python-side warnings of the SDK that mean a workflow task misbehaved.
-SDK_TROUBLE = ("Potential deadlock", "TMPRL1101", "nondeterminism", "Failed activation")
+# Other lines of Core that mean a workflow task misbehaved.
+CORE_TROUBLE = ("TMPRL1101", "eadlock", "ondeterminism")
 
 
 class CoreLogs(logging.Handler):
-    """Collects Core's forwarded lines and the SDK's Python warnings."""
+    """Collects the lines Core forwards from the workers on `runtime` (and only those)."""
 
     def __init__(self) -> None:
         super().__init__(level=logging.INFO)
@@ -29,8 +29,6 @@ class CoreLogs(logging.Handler):
         self._core.propagate = False
         self._core.setLevel(logging.INFO)
         self._core.addHandler(self)
-        sdk = logging.getLogger("temporalio")
-        sdk.addHandler(self)
         self.runtime = Runtime(
             telemetry=TelemetryConfig(
                 logging=LoggingConfig(
@@ -62,5 +60,5 @@ class CoreLogs(logging.Handler):
         return [
             line
             for line in self.lines[mark:]
-            if TASK_DURATION_EXCEEDED in line or any(sign in line for sign in SDK_TROUBLE)
+            if TASK_DURATION_EXCEEDED in line or any(sign in line for sign in CORE_TROUBLE)
         ]
