@@ -314,10 +314,7 @@ async def _show(settings: Settings, ref: str, audit: bool) -> None:
     try:
         status = await query_status(session.service, ref)
         if status is None:
-            raise CliError(
-                f"No worker answered the status query for {ticket_label(ref)}; start `agent-ticket dev` "
-                "or `agent-ticket worker` and try again."
-            )
+            raise CliError(await session.service.why_unanswered(ref))
         console.print(status_view(status))
         if audit:
             for event in await session.service.audit_trail(ref):

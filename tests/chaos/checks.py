@@ -83,11 +83,12 @@ async def audit_complete_and_once(world: ChaosWorld, outcomes: dict[str, TicketO
         outcome = outcomes[ticket.ticket_id]
         if outcome.status is OutcomeStatus.DONE:
             path = HIGH_PATH if ticket.role in (Role.AWAITING, Role.APPROVED) else LOW_PATH
-            if kinds != Counter({kind.value: n for kind, n in path.items()}):
-                for row in rows:
-                    if row.ticket_id == ticket.ticket_id:
-                        print("AUDIT", row.id, row.kind, row.actor, row.summary, row.detail.get("activity_key"))
-            assert kinds == Counter({kind.value: n for kind, n in path.items()}), (ticket.role, kinds)
+            trail = [
+                (row.kind, row.summary, row.detail.get("event_key"))
+                for row in rows
+                if row.ticket_id == ticket.ticket_id
+            ]
+            assert kinds == Counter({kind.value: n for kind, n in path.items()}), (ticket.role, trail)
         else:
             assert kinds[AuditEventKind.FAILED.value] == 1 and kinds[AuditEventKind.EXECUTED.value] == 0, kinds
             assert all(n == 1 for kind, n in kinds.items() if kind != AuditEventKind.DECISION_ACCEPTED.value), kinds
