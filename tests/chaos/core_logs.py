@@ -45,7 +45,7 @@ class CoreLogs(logging.Handler):
         """Where the lines of what follows begin."""
         return len(self.lines)
 
-    async def flush(self, within: float = 5.0) -> None:
+    async def caught_up(self, within: float = 5.0) -> None:
         """Wait until every line Core wrote so far has reached Python (they are forwarded in batches)."""
         marker = f"chaos-flush-{uuid.uuid4().hex}"
         self.runtime._core_runtime.write_test_info_log(marker, "")
@@ -56,7 +56,7 @@ class CoreLogs(logging.Handler):
 
     async def trouble_since(self, mark: int) -> list[str]:
         """Lines since `mark` that say a workflow task ran too long or went wrong."""
-        await self.flush()
+        await self.caught_up()
         return [
             line
             for line in self.lines[mark:]

@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -206,7 +207,7 @@ class ChaosWorld:
         placed = self.of(Role.PLANNING, Role.AWAITING, Role.APPROVED, Role.EXECUTING)
         await asyncio.gather(*(self.start(ticket) for ticket in placed))
         for ticket in self.of(Role.AWAITING, Role.APPROVED):
-            status = await eventually(lambda t=ticket: self.status(t), lambda s: s.stage is Stage.AWAITING_APPROVAL)
+            status = await eventually(partial(self.status, ticket), lambda s: s.stage is Stage.AWAITING_APPROVAL)
             ticket.approval = status.approval
         held = {(names.ACTIVITY_PLAN_TICKET, t.ticket_id) for t in self.of(Role.PLANNING)} | {
             (names.ACTIVITY_EXECUTE_PLAN, t.ticket_id) for t in self.of(Role.EXECUTING)
@@ -281,7 +282,8 @@ async def chaos_world(client: Client, clock: Clock, worker_client: Client, data_
     async with AsyncExitStack() as stack:
         slack = await FakeSlack().start()
         stack.push_async_callback(slack.stop)
-        openai = await stack.enter_async_context(PlanningOpenAI())
+        openai = PlanningOpenAI()
+        await stack.enter_async_context(openai)
         settings = chaos_settings(data_dir, slack, openai)
         databases = Databases.open(settings)
         stack.push_async_callback(databases.close)
