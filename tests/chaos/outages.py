@@ -27,7 +27,7 @@ class Outage(Protocol):
 
 
 class ServerDown:
-    """A fake HTTP service (aiohttp) that stops listening, then listens again on the same port."""
+    """A fake HTTP service (aiohttp) that stops listening and drops its connections, then listens again."""
 
     def __init__(self, name: str, runner: Callable[[], web.AppRunner | None], port: Callable[[], int]) -> None:
         self.name = name
@@ -42,8 +42,11 @@ class ServerDown:
     async def begin(self) -> None:
         port = self._port()  # read while it still listens
         self._saved_port = port
-        for site in list(self._the_runner().sites):
+        runner = self._the_runner()
+        for site in list(runner.sites):
             await site.stop()
+        if runner.server is not None:  # and the kept-alive connections (httpx pools them) drop too
+            await runner.server.shutdown(0.1)
 
     async def end(self) -> None:
         await web.TCPSite(self._the_runner(), "127.0.0.1", self._saved_port).start()
