@@ -29,15 +29,21 @@ from tests.chaos.world import RealClock, chaos_world
 from tests.durability.processes import ChildProcess, free_port, temporal_dev_server
 
 LONG = os.environ.get("CHAOS_LONG") == "1"
-REAL_DURATIONS = [
-    pytest.param(label, marks=[] if label == "10s" or LONG else pytest.mark.skip(reason="set CHAOS_LONG=1"))
-    for label in DURATIONS
-]
 
 
 def long_enough(label: str) -> int:
     """A test's time-out: the outage, plus two minutes to set up, catch up and check."""
     return int(DURATIONS[label].total_seconds()) + 120
+
+
+REAL_DURATIONS = [
+    pytest.param(
+        label,
+        marks=[pytest.mark.timeout(long_enough(label))]
+        + ([] if label == "10s" or LONG else [pytest.mark.skip(reason="set CHAOS_LONG=1")]),
+    )
+    for label in DURATIONS
+]
 
 
 @pytest.fixture(scope="session")
@@ -53,14 +59,12 @@ async def local_worker_client(local_env: WorkflowEnvironment, core_logs: CoreLog
 
 @pytest.mark.parametrize("duration", REAL_DURATIONS)
 async def test_the_worker_process_gone_for_a_while(
-    request: pytest.FixtureRequest,
     local_env: WorkflowEnvironment,
     local_worker_client: Client,
     no_task_trouble: None,
     tmp_path: Path,
     duration: str,
 ) -> None:
-    request.node.add_marker(pytest.mark.timeout(long_enough(duration)))
     async with chaos_world(local_env.client, RealClock(), local_worker_client, tmp_path) as world:
         measured = await run_and_check(world, world.workers, "worker", duration)
     assert measured.done == len(world.tickets)
@@ -107,14 +111,12 @@ async def dev_server(tmp_path: Path) -> AsyncIterator[DevServer]:
 
 @pytest.mark.parametrize("duration", REAL_DURATIONS)
 async def test_the_temporal_server_gone_for_a_while(
-    request: pytest.FixtureRequest,
     dev_server: DevServer,
     core_logs: CoreLogs,
     no_task_trouble: None,
     tmp_path: Path,
     duration: str,
 ) -> None:
-    request.node.add_marker(pytest.mark.timeout(long_enough(duration)))
     client = await Client.connect(dev_server.address, data_converter=pydantic_data_converter)
     worker_client = await Client.connect(
         dev_server.address, data_converter=pydantic_data_converter, runtime=core_logs.runtime
