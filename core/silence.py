@@ -73,4 +73,6 @@ async def why_unanswered(client: Client, workflow_id: str, label: str) -> str:
         if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             return f"The Temporal server does not answer ({error.message}), so {label} cannot be read; try again soon."
         return f"No answer for {label}, and the server could not say why: {error.message}"
+    except RuntimeError as error:  # the client could not reach the server at all
+        return f"The Temporal server does not answer ({error}), so {label} cannot be read; try again soon."
     return explain(workers, label)

@@ -37,6 +37,12 @@ def permanent(error: FailureError) -> ApplicationError | None:
     return None
 
 
+# How a step's retries can end without the error itself being final.
+GAVE_UP = (RetryState.TIMEOUT, RetryState.MAXIMUM_ATTEMPTS_REACHED)
+# What a retryable error says of the retry it expects; not true any more once they have run out.
+RETRY_PROMISE = re.compile(r"[;,]\s*(it )?will (be )?retr(y|ied)\s*$")
+
+
 def describe(error: FailureError, bound: timedelta | None = None) -> str:
     """What went wrong, in words for the ticket's outcome: the application's message if there is one.
 
@@ -53,12 +59,6 @@ def describe(error: FailureError, bound: timedelta | None = None) -> str:
         took = f" for {_duration(bound)}" if bound else ""
         return f"gave up after retrying{took}: {message}"
     return message
-
-
-# How a step's retries can end without the error itself being final.
-GAVE_UP = (RetryState.TIMEOUT, RetryState.MAXIMUM_ATTEMPTS_REACHED)
-# What a retryable error says of the retry it expects; not true any more once they have run out.
-RETRY_PROMISE = re.compile(r"[;,]\s*(it )?will (be )?retr(y|ied)\s*$")
 
 
 def _duration(bound: timedelta) -> str:
