@@ -7,10 +7,13 @@ the monitoring network should reach (compose publishes nothing, k8s allows it by
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.body_limit import BodySizeLimit
+from bot.codec_routes import MAX_BODY_BYTES as CODEC_MAX_BODY_BYTES
 from bot.codec_routes import codec_routes
 from bot.context import BotContext
 from bot.dashboard import dashboard_middleware, dashboard_routes
@@ -41,7 +44,11 @@ def create_app(context: BotContext) -> Starlette:
         *codec_routes(context),
         *(mcp.routes if mcp else []),
     ]
-    middleware = [*proxy_middleware(context.settings), *dashboard_middleware(context)]
+    middleware = [
+        Middleware(BodySizeLimit, by_prefix={"/codec": CODEC_MAX_BODY_BYTES}),
+        *proxy_middleware(context.settings),
+        *dashboard_middleware(context),
+    ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=mcp.lifespan if mcp else None)
     app.state.context = context
     return app

@@ -60,6 +60,14 @@ def decide(
 ) -> None:
     ref = ticket_ref(ticket_id)
     settings = settings_or_exit()
+    if as_user is not None and not settings.allow_unsigned_decisions:
+        # The CLI signs what it sends: deciding in someone else's name would sign a lie.
+        fail(
+            "--as decides in someone else's name, which only a machine of your own allows "
+            "(ALLOW_UNSIGNED_DECISIONS, on under `agent-ticket dev`). Decide as your own login, "
+            "or in Slack or the dashboard.",
+            EXIT_BAD_INPUT,
+        )
     try:
         decider = current_user(as_user)
     except UnknownIdentity as error:

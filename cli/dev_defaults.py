@@ -62,6 +62,8 @@ def write_demo_env(path: Path = ENV_FILE, environ: Mapping[str, str] = os.enviro
         env_line("DASHBOARD_USERS", users),
         "# Signs dashboard session cookies, so sign-ins survive a restart of `dev`.",
         env_line("DASHBOARD_SESSION_SECRET", secrets.token_urlsafe(48)),
+        "# A machine of your own: raw `temporal workflow signal` decisions and `approve --as NAME` count too.",
+        env_line("ALLOW_UNSIGNED_DECISIONS", "true"),
         "# Signs every decision, so the worker can tell who made it (docs/decisions.md).",
         env_line("DECISION_SIGNING_KEY", secrets.token_urlsafe(48)),
     ]

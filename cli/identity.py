@@ -12,8 +12,8 @@ class UnknownIdentity(Exception):
 def current_user(as_user: str | None = None) -> str:
     """`--as USER` when given, else the OS login name; the approver rules apply to it either way.
 
-    `--as` is not authentication: the CLI is for operators who can already reach Temporal
-    directly, so the workflow's rules (approver list, four-eyes) are what protect a ticket.
+    The CLI host is a front door that knows people by their OS login, and signs decisions as
+    that login; `--as` is for a machine of your own only (`decide` refuses it elsewhere).
     """
     if as_user is not None:
         if not as_user.strip():

@@ -163,3 +163,12 @@ async def test_init_db_names_what_it_could_not_read(cli_env: CliEnv, tmp_path: P
     assert result.exit_code == 1, result.output
     assert "cannot read policy file" in result.output and "missing-policy.yaml" in result.output
     assert "Traceback" not in result.output
+
+
+async def test_deciding_as_someone_else_is_refused_outside_a_machine_of_ones_own(cli_env: CliEnv) -> None:
+    """Red team: with the signing key on a CLI host, `approve --as alice` then `--as bob` met a
+    two-person rule alone. The CLI signs what it sends, so it refuses `--as` unless unsigned
+    decisions are allowed anyway (ALLOW_UNSIGNED_DECISIONS, as under `agent-ticket dev`)."""
+    cli_env.set("ALLOW_UNSIGNED_DECISIONS", "false")
+    result = await cli_env.run("approve", "T-abc123", "--as", "alice")
+    assert result.exit_code == 2 and "--as decides in someone else's name" in result.output

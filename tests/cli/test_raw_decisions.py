@@ -94,6 +94,7 @@ async def test_unsigned_commands_are_ignored_without_the_setting(
     cli_env: CliEnv, local_env: WorkflowEnvironment
 ) -> None:
     """The same pasted command against a worker that requires signatures: recorded, not counted."""
+    cli_env.set("ALLOW_UNSIGNED_DECISIONS", "false")
     cli_env.set("TEMPORAL_ADDRESS", local_env.client.service_client.config.target_host)
     assert (await cli_env.run("init-db")).exit_code == 0
     stop = asyncio.Event()
