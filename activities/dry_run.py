@@ -134,6 +134,7 @@ def _impact(outcome: StepOutcome, policy: Policy, metadata: MetaData) -> Operati
         table=operation.table,
         rows_affected=outcome.rows_affected,
         row_keys=sort_keys(outcome.keys),
+        rows_version=outcome.version,
     )
     if isinstance(operation, InsertOperation):
         after = {name: to_scalar(value) for name, value in assigned_values(table, operation).items()}

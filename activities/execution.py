@@ -73,6 +73,7 @@ class _Step:
     operation: AnyOperation
     approved_rows: int | None
     approved_keys: list[str] | None
+    approved_version: str = ""  # the rows' version the dry run showed (updates and deletes)
 
 
 class ExecutionActivities:
@@ -183,7 +184,8 @@ def _compile(input: ExecutePlanInput, metadata: MetaData, label: str) -> list[_S
             ) from error
         approved = input.approved_rows[index] if index < len(input.approved_rows) else None
         keys = approved_keys[index] if approved_keys else None
-        steps.append(_Step(index, operation, approved, keys))
+        version = input.approved_versions[index] if index < len(input.approved_versions) else ""
+        steps.append(_Step(index, operation, approved, keys, version))
     return steps
 
 
@@ -197,6 +199,9 @@ async def _run_step(runner: PlanRunner, step: _Step) -> StepOutcome:
         raise
     if step.approved_keys is not None:
         reason = rows_changed_reason(step.index, operation, outcome.keys, step.approved_keys)
+        if reason is None and step.approved_version and outcome.version != step.approved_version:
+            where = f"operation {step.index + 1} ({operation.kind} on {operation.table})"
+            reason = f"the rows changed since approval: {where}: the same rows now hold other values"
         if reason:
             raise _ApprovedRowsChanged(reason)
     elif outcome.written and step.approved_rows is not None and outcome.rows_affected > step.approved_rows:

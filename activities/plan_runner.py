@@ -11,6 +11,7 @@ dry run and at execution alike, because the database may assign it a different i
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,9 @@ class StepOutcome:
     # With `capture`: key → row before (the first DIFF_ROWS), key → row after (as deleted, for a delete).
     before: dict[str, dict[str, Scalar]] = field(default_factory=dict)
     after: dict[str, dict[str, Scalar]] = field(default_factory=dict)
+    # For an update or delete: a digest of the rows as they were, in the columns it does not set.
+    # The same keys with another version mean the rows were changed (or a key reused) meanwhile.
+    version: str = ""
 
     @property
     def rows_affected(self) -> int:
@@ -140,11 +144,19 @@ class PlanRunner:
             statement: Any = update(table).values(assigned_values(table, operation)).where(condition)
         else:
             statement = delete(table).where(condition)
-        rows = (await self._connection.execute(statement.returning(*self._returning(table)))).mappings().all()
+        rows = (await self._connection.execute(statement.returning(*table.columns))).mappings().all()
         keyed = {self._key(table, row): row for row in rows}
         outcome.keys = sort_keys(list(keyed))
+        assigned = {item.column for item in operation.values} if isinstance(operation, UpdateOperation) else set()
+        outcome.version = rows_version(keyed, [c.name for c in table.columns if c.name not in assigned])
         if self._capture:
             outcome.after = {key: row_to_dict(row) for key, row in keyed.items()}
 
     def _returning(self, table: Table) -> list[Column[Any]]:
         return list(table.columns) if self._capture else key_columns(table)
+
+
+def rows_version(keyed: Mapping[str, Mapping[Any, Any]], columns: Sequence[str]) -> str:
+    """A short digest of rows (by key) in `columns`: equal for the same rows holding the same values."""
+    material = [[key, [str(row[name]) for name in columns]] for key, row in sorted(keyed.items())]
+    return hashlib.sha256(json.dumps(material, ensure_ascii=False).encode()).hexdigest()[:16]

@@ -82,7 +82,9 @@ def withhold_lookups(report: SafetyReport, plan: Plan) -> SafetyReport:
     if not hidden:
         return report
     impacts = [
-        impact.model_copy(update={"rows_affected": 0, "row_keys": [], "preview": [], "withheld": True})
+        impact.model_copy(
+            update={"rows_affected": 0, "row_keys": [], "preview": [], "rows_version": "", "withheld": True}
+        )
         if impact.operation_index in hidden
         else impact
         for impact in report.impacts

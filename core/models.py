@@ -325,6 +325,9 @@ class OperationImpact(Model):
     preview: list[RowChange] = Field(default_factory=list)
     # Keys of every row touched (read, for a select), sorted; `new:<index>` names a row the plan inserts.
     row_keys: list[str] = Field(default_factory=list)
+    # For an update or delete: a digest of the rows it touches as they were (activities/plan_runner.py);
+    # execution refuses when the same keys now hold other values (a row changed or a key was reused).
+    rows_version: str = ""
     # Counts, keys and preview withheld from view: the operation finds rows by a private value, and
     # what it matched would tell that value before anyone approved reading it (core/masking.py).
     withheld: bool = False
@@ -615,6 +618,7 @@ class ExecutePlanInput(Model):
     # The row keys each operation touched in the approved dry run (`SafetyReport.approved_row_keys`);
     # when given, execution refuses with ERROR_APPROVED_ROWS_CHANGED if it would touch any others.
     approved_row_keys: list[list[str]] = Field(default_factory=list)
+    approved_versions: list[str] = Field(default_factory=list)  # `OperationImpact.rows_version`, per operation
     requester: str = ""  # charged for the rows changed when no one approved the plan
     approved_by: list[str] = Field(default_factory=list)  # empty: ran without approval (budget, masking)
 

@@ -413,6 +413,7 @@ class TicketWorkflow:
                     plan_hash=report.plan_hash,
                     approved_rows=[impact.rows_affected for impact in report.impacts],
                     approved_row_keys=report.approved_row_keys,
+                    approved_versions=[impact.rows_version for impact in report.impacts],
                     requester=self._status.request.requester,
                     approved_by=decided_by,
                 ),

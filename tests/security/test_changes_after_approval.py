@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import insert as sql_insert
 from sqlalchemy import select
 from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -36,14 +38,20 @@ async def _undo_the_races(red_team: RedTeam) -> AsyncIterator[None]:
     engine = red_team.databases.target_engine
     async with engine.connect() as connection:
         name = await connection.scalar(select(users.c.name).where(users.c.id == 4))
-        flags = dict((await connection.execute(select(feature_flags.c.id, feature_flags.c.enabled))).all())
+        flags = [dict(row) for row in (await connection.execute(select(feature_flags))).mappings()]
     yield
     async with engine.begin() as connection:
         await connection.execute(sql_update(users).where(users.c.id == 4).values(name=name))
-        for flag_id, enabled in flags.items():
-            await connection.execute(
-                sql_update(feature_flags).where(feature_flags.c.id == flag_id).values(enabled=enabled)
-            )
+        await connection.execute(sql_delete(feature_flags))
+        await connection.execute(sql_insert(feature_flags), flags)
+
+
+async def _reuse_flag_7_for_acme(engine: AsyncEngine) -> None:
+    """Found by the red team: delete globex's flag 7 and insert another customer's flag under key 7.
+    The approved keys still match; the row they name is not the one approvers saw."""
+    async with engine.begin() as connection:
+        await connection.execute(sql_delete(feature_flags).where(feature_flags.c.id == 7))
+        await connection.execute(sql_insert(feature_flags).values(id=7, customer_id=1, name="billing_v2", enabled=True))
 
 
 async def _rename_user_4_grace(engine: AsyncEngine) -> None:
@@ -69,6 +77,14 @@ class Race:
 
 
 RACES = [
+    Race(
+        "reused-key",
+        "disable flags 6 and 7",
+        plan("Disable.", update("feature_flags", {"enabled": False}, ("id", "in", [6, 7]))),
+        1,
+        [["6", "7"]],
+        _reuse_flag_7_for_acme,
+    ),
     Race(
         "rename-adds-a-match",
         "make Grace at globex an admin",
@@ -118,6 +134,7 @@ async def test_execution_refuses_rows_that_were_not_approved(red_team: RedTeam, 
         plan_hash=status.report.plan_hash,
         approved_rows=[impact.rows_affected for impact in status.report.impacts],
         approved_row_keys=status.report.approved_row_keys,
+        approved_versions=[impact.rows_version for impact in status.report.impacts],
         approved_by=["alice", "bob"],
     )
     with pytest.raises(ApplicationError) as caught:
