@@ -1,7 +1,9 @@
 """Limits over the whole plan, from its dry run: each distinct row counted once, per table and in all.
 
 Splitting a change into many small operations, or touching the same rows twice, therefore
-counts the same as one operation would. Pure functions, like the other rule modules.
+counts the same as one operation would. `max_rows` counts the rows of a table the plan reads
+or changes, together; the other row limits count the rows it changes. Pure functions, like the
+other rule modules.
 """
 
 from __future__ import annotations
@@ -81,14 +83,26 @@ def check_plan_rows(rows: int, policy: Policy) -> list[Finding]:
     return []
 
 
-def check_reads(tally: Tally, policy: Policy) -> list[Finding]:
-    """Distinct rows read per table within max_rows; rows returned by the whole plan within max_rows_returned."""
+def check_touched(tally: Tally, policy: Policy) -> list[Finding]:
+    """Distinct rows read or changed per table within max_rows; rows all selects return within max_rows_returned.
+
+    A row both read and changed counts once. A table whose changed rows alone pass max_rows is
+    left to `check_table_rows`, which blocks it already.
+    """
     findings = []
-    for table, keys in sorted(tally.read.items()):
+    for table in sorted(tally.read.keys() | tally.written.keys()):
         limits = policy.tables.get(table)
-        if limits is not None and len(keys) > limits.max_rows:
-            message = f"The plan reads {len(keys)} distinct rows of {table}; the table's limit is {limits.max_rows}."
-            findings.append(_finding(RULE_MAX_ROWS, Risk.BLOCKED, message))
+        read, written = tally.read.get(table, set()), tally.written.get(table, set())
+        touched = len(read | written)
+        if limits is None or touched <= limits.max_rows or len(written) > limits.max_rows:
+            continue
+        if written:
+            what = f"reads or changes {touched} distinct rows of {table} ({len(read)} read, {len(written)} changed)"
+        else:
+            what = f"reads {touched} distinct rows of {table}"
+        findings.append(
+            _finding(RULE_MAX_ROWS, Risk.BLOCKED, f"The plan {what}; the table's limit is {limits.max_rows}.")
+        )
     cap = policy.limits.max_rows_returned
     if tally.returned > cap:
         message = f"The plan's selects return {tally.returned} rows in all; the limit is {cap}."
@@ -119,7 +133,7 @@ def limit_findings(impacts: Sequence[OperationImpact], tenants: set[str], policy
     for table, keys in sorted(counted.written.items()):
         findings.extend(check_table_rows(table, len(keys), policy))
     findings.extend(check_plan_rows(counted.rows_changed, policy))
-    findings.extend(check_reads(counted, policy))
+    findings.extend(check_touched(counted, policy))
     findings.extend(check_tenants(tenants))
     return findings
 

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ERROR_PROPOSED_PLAN_FIXED = "ProposedPlanFixed"
+ERROR_PLAN_TOO_LARGE = "PlanTooLarge"
+
+# Far below Temporal's 2 MB payload limit, past which the result would be refused and planning
+# asked for again and again; far above any plan a person could review.
+MAX_PLAN_BYTES = 256 * 1024
 
 __all__ = ["OfflinePlanner", "Planner", "PlanningActivities", "build_openai_client", "build_planner"]
 
@@ -54,7 +59,7 @@ class PlanningActivities:
     async def plan_ticket(self, input: PlanTicketInput) -> Plan:
         label = ticket_label(short_id_from(input.ticket_id))
         if input.request.proposed_plan is not None:
-            return proposed_plan(input)
+            return within_size(label, proposed_plan(input))
         attempt = activity.info().attempt
         logger.info("%s: planning with %s (attempt %d)", label, self.planner.name, attempt)
         async with heartbeating(f"planning with {self.planner.name}", interval=self._heartbeat_interval):
@@ -66,7 +71,21 @@ class PlanningActivities:
             len(plan.operations),
             plan.summary,
         )
-        return plan
+        return within_size(label, plan)
+
+
+def within_size(label: str, plan: Plan) -> Plan:
+    """`plan`, or a non-retryable error when its JSON passes `MAX_PLAN_BYTES`: planning again gives the same."""
+    size = len(plan.model_dump_json().encode())
+    if size > MAX_PLAN_BYTES:
+        logger.warning("%s: plan by %s is %d bytes, over %d", label, plan.planner, size, MAX_PLAN_BYTES)
+        raise ApplicationError(
+            f"the plan is {size // 1024} KB, more than the {MAX_PLAN_BYTES // 1024} KB a plan may be; "
+            "no one could review it",
+            type=ERROR_PLAN_TOO_LARGE,
+            non_retryable=True,
+        )
+    return plan
 
 
 def proposed_plan(input: PlanTicketInput) -> Plan:

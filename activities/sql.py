@@ -369,12 +369,19 @@ def _order(table: Table) -> list[Column[Any]]:
 
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
 _TRANSIENT_SQLSTATES = {"55P03"}  # lock_not_available
+# SQLite's primary result codes a retry can fix: BUSY, LOCKED, NOMEM, INTERRUPT, IOERR, FULL,
+# CANTOPEN, PROTOCOL, SCHEMA. Plain SQLITE_ERROR (a missing table, a LIKE pattern too complex),
+# TOOBIG, CONSTRAINT, MISMATCH, RANGE and the rest fail the same way every time.
+_TRANSIENT_SQLITE_CODES = {5, 6, 7, 9, 10, 13, 14, 15, 17}
+# The same told from the message, for errors that carry no result code.
+_PERMANENT_MESSAGES = ("no such", "syntax", "too complex", "too big", "too large", "too many", "too deep", "overflow")
 
 
 def is_transient_db_error(error: BaseException) -> bool:
     """True for failures a retry can fix (lost connection, deadlock, lock wait, server restart).
 
-    Constraint violations, bad data and missing objects fail the same way every time.
+    Constraint violations, bad data, missing objects and statements the database will never
+    run (a LIKE pattern too complex, a string too big) fail the same way every time.
     """
     if isinstance(error, OSError):  # includes ConnectionError and TimeoutError
         return True
@@ -385,13 +392,16 @@ def is_transient_db_error(error: BaseException) -> bool:
     sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
     if isinstance(sqlstate, str) and sqlstate:
         return sqlstate.startswith(_TRANSIENT_SQLSTATE_CLASSES) or sqlstate in _TRANSIENT_SQLSTATES
+    sqlite_code = getattr(error.orig, "sqlite_errorcode", None)
+    if isinstance(sqlite_code, int):
+        return (sqlite_code & 0xFF) in _TRANSIENT_SQLITE_CODES
     if isinstance(error, sa_exc.IntegrityError | sa_exc.DataError | sa_exc.ProgrammingError):
         return False
     if isinstance(error, sa_exc.InterfaceError):
         return True
     if isinstance(error, sa_exc.OperationalError):
         message = str(error.orig).lower()
-        return "no such" not in message and "syntax" not in message
+        return not any(words in message for words in _PERMANENT_MESSAGES)
     return False
 
 

@@ -25,7 +25,7 @@ RULE_VALUE_RULE = "value_rule"
 
 
 def _texts(plan: Plan) -> Iterator[tuple[int | None, str, str]]:
-    """Every string of the plan: (operation index or None, where, the string)."""
+    """Every string of the plan: (operation index or None, where, the string); values have an index."""
     yield None, "the summary", plan.summary
     yield None, "the rationale", plan.rationale
     for index, operation in enumerate(plan.operations):
@@ -40,19 +40,34 @@ def _texts(plan: Plan) -> Iterator[tuple[int | None, str, str]]:
 
 
 def check_plan_text(plan: Plan) -> list[Finding]:
-    """Control and invisible formatting characters are refused in plan strings, as in ticket text.
+    """Control and invisible characters are refused in plan strings, as in ticket text; line breaks and tabs in values.
 
-    A right-to-left override or a zero-width space would show approvers one value and store another.
+    A right-to-left override or a zero-width space would show approvers one value and store
+    another; a line break in a value ("Bob\n\nApproved by alice") would show them text that
+    looks like part of the message around it.
     """
     findings = []
     for index, where, text in _texts(plan):
         hidden = hidden_character(text)
         if hidden:
-            message = f"{where[0].upper()}{where[1:]} contains {hidden}, which no person types."
-            findings.append(
-                Finding(rule=RULE_HIDDEN_CHARACTER, risk=Risk.BLOCKED, message=message, operation_index=index)
-            )
+            problem = f"{hidden}, which no person types"
+        elif index is not None and (broken := _line_break(text)):
+            problem = f"{broken}, which a single value never holds"
+        else:
+            continue
+        message = f"{where[0].upper()}{where[1:]} contains {problem}."
+        findings.append(Finding(rule=RULE_HIDDEN_CHARACTER, risk=Risk.BLOCKED, message=message, operation_index=index))
     return findings
+
+
+def _line_break(value: str) -> str | None:
+    """A newline or tab in a value or filter value, in words: allowed in prose, never in one value."""
+    for char in value:
+        if char == "\n":
+            return "a line break (U+000A)"
+        if char == "\t":
+            return "a tab (U+0009)"
+    return None
 
 
 def check_values(index: int, operation: object, policy: Policy) -> list[Finding]:
@@ -92,11 +107,14 @@ def value_problem(value: Scalar, rule: ValueRule) -> str | None:
 
 
 def _number(value: Scalar) -> float | None:
+    """`value` as a number to compare with a rule's bounds; integers stay exact, however large."""
     if isinstance(value, bool):
         return None
+    if isinstance(value, int):
+        return value
     try:
         number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return number if math.isfinite(number) else None
 

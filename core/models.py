@@ -87,8 +87,10 @@ def refuse_hidden_characters(text: str, what: str) -> str:
     """`text` unchanged, or a ValueError naming the first character no person types.
 
     Control characters (other than newline and tab), surrogates, private-use and unassigned
-    code points, and invisible format characters (bidi overrides, zero-width joiners) that
-    can make text read differently to a person than to a program.
+    code points, invisible format characters (bidi overrides, zero-width joiners), line and
+    paragraph separators, and characters that show nothing (variation selectors, Hangul
+    fillers, the blank braille pattern) that can make text read differently to a person than
+    to a program.
     """
     hidden = hidden_character(text)
     if hidden:
@@ -112,20 +114,50 @@ def clean_ticket_text(value: str) -> str:
     return text
 
 
+# Characters of letter, mark or symbol categories that show nothing: they can hide text or data
+# (a variation selector per byte after an emoji) as well as any format character can.
+_INVISIBLE = {
+    0x034F: "an invisible combining grapheme joiner",
+    0x115F: "an invisible Hangul filler",
+    0x1160: "an invisible Hangul filler",
+    0x3164: "an invisible Hangul filler",
+    0xFFA0: "an invisible Hangul filler",
+    0x2800: "a blank braille pattern",
+    **{code: "an invisible variation selector" for code in (*range(0x180B, 0x1810), *range(0xFE00, 0xFE10))},
+}
+_SUPPLEMENTARY_SELECTORS = range(0xE0100, 0xE01F0)
+# Emoji presentation (U+FE0F) or text presentation (U+FE0E), once, right after a symbol: what
+# keyboards put in "❤️"; it carries nothing, unlike a run of selectors or one after a letter.
+_PRESENTATION_SELECTORS = "\ufe0e\ufe0f"
+
+
 def hidden_character(text: str) -> str | None:
     """What no person types in `text`, in words, or None: control, unassigned or invisible characters.
 
     Newline and tab are allowed. Used for ticket text and for every string a plan carries.
     """
+    previous = ""
     for char in text:
         category = unicodedata.category(char)
+        code = ord(char)
         if char in "\n\t":
-            continue
-        if category in ("Cc", "Cs", "Co", "Cn"):
-            return f"a control or unassigned character (U+{ord(char):04X})"
-        if category == "Cf":
-            return f"an invisible formatting character (U+{ord(char):04X})"
+            pass
+        elif category in ("Cc", "Cs", "Co", "Cn"):
+            return f"a control or unassigned character (U+{code:04X})"
+        elif category == "Cf":
+            return f"an invisible formatting character (U+{code:04X})"
+        elif category in ("Zl", "Zp"):
+            return f"a line or paragraph separator (U+{code:04X})"
+        elif code in _SUPPLEMENTARY_SELECTORS:
+            return f"an invisible variation selector (U+{code:04X})"
+        elif code in _INVISIBLE and not _presentation(previous, char):
+            return f"{_INVISIBLE[code]} (U+{code:04X})"
+        previous = char
     return None
+
+
+def _presentation(previous: str, char: str) -> bool:
+    return char in _PRESENTATION_SELECTORS and bool(previous) and unicodedata.category(previous) == "So"
 
 
 # ---------------------------------------------------------------- context
@@ -211,6 +243,22 @@ class FilterOperator(StrEnum):
 _FINITE_VALUES = ConfigDict(allow_inf_nan=False)
 
 
+# Bounds on plan values, so what no column or person needs never reaches the database: SQLite
+# refuses LIKE patterns past 50,000 characters, and no driver binds integers past 64 bits.
+MAX_FILTER_TEXT = 1000
+MAX_VALUE_TEXT = 10_000
+MIN_PLAN_INT, MAX_PLAN_INT = -(2**63), 2**63 - 1
+
+
+def bounded_value(value: Scalar, max_text: int) -> Scalar:
+    """`value` unchanged, or a ValueError when it is text longer than `max_text` or an integer past 64 bits."""
+    if isinstance(value, str) and len(value) > max_text:
+        raise ValueError(f"text values are at most {max_text} characters; this one has {len(value)}")
+    if isinstance(value, int) and not isinstance(value, bool) and not MIN_PLAN_INT <= value <= MAX_PLAN_INT:
+        raise ValueError(f"integer values lie between {MIN_PLAN_INT} and {MAX_PLAN_INT}")
+    return value
+
+
 class Filter(Model):
     """`column operator value`; filters of one operation are joined with AND."""
 
@@ -220,6 +268,13 @@ class Filter(Model):
     op: FilterOperator
     value: Scalar | list[Scalar] = None
 
+    @field_validator("value")
+    @classmethod
+    def _bounded(cls, value: Scalar | list[Scalar]) -> Scalar | list[Scalar]:
+        if isinstance(value, list):
+            return [bounded_value(item, MAX_FILTER_TEXT) for item in value]
+        return bounded_value(value, MAX_FILTER_TEXT)
+
 
 class Assignment(Model):
     """`column = value` in an insert or update."""
@@ -228,6 +283,11 @@ class Assignment(Model):
 
     column: Identifier
     value: Scalar
+
+    @field_validator("value")
+    @classmethod
+    def _bounded(cls, value: Scalar) -> Scalar:
+        return bounded_value(value, MAX_VALUE_TEXT)
 
 
 class SelectOperation(Model):

@@ -19,7 +19,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.llm_prompt import LLMDelete, LLMInsert, LLMSelect, LLMUpdate, response_format
 from activities.offline_planner import OfflinePlanner
 from activities.openai_planner import OpenAIPlanner
-from activities.planning import PlanningActivities, build_planner
+from activities.planning import ERROR_PLAN_TOO_LARGE, MAX_PLAN_BYTES, PlanningActivities, build_planner
 from core.models import (
     ColumnInfo,
     DeleteOperation,
@@ -185,6 +185,57 @@ async def test_length_cut_off_is_not_retryable(activities: PlanningActivities, f
     assert error.non_retryable and error.type == "LLMOutputTruncated"
     assert "cut off" in error.message
     assert len(fake_openai.requests) == 1
+
+
+def _huge_answer() -> dict[str, object]:
+    """A plan that parses but is far past what anyone could review (about 500 KB of JSON)."""
+    values = [{"column": f"c{i}", "value": "x" * 500} for i in range(50)]
+    operations = [{"kind": "insert", "table": "subscriptions", "values": values} for _ in range(20)]
+    return {**GOOD_ANSWER, "operations": operations}
+
+
+async def test_a_plan_too_large_to_review_is_not_retryable(
+    activities: PlanningActivities, fake_openai: FakeOpenAIServer
+) -> None:
+    """Past Temporal's 2 MB payload limit it was refused and the LLM asked again and again; now it fails once."""
+    fake_openai.enqueue(json_reply(_huge_answer()))
+
+    error = await run_failing(activities)
+
+    assert error.non_retryable and error.type == ERROR_PLAN_TOO_LARGE
+    assert f"more than the {MAX_PLAN_BYTES // 1024} KB" in error.message
+    assert len(fake_openai.requests) == 1
+
+
+async def test_a_proposed_plan_too_large_to_review_is_not_retryable(activities: PlanningActivities) -> None:
+    proposed = Plan.model_validate(_huge_answer())
+    input = ticket().model_copy(
+        update={"request": TicketRequest(text="t", requester="agent:x", proposed_plan=proposed)}
+    )
+
+    error = await run_failing(activities, input)
+
+    assert error.non_retryable and error.type == ERROR_PLAN_TOO_LARGE
+
+
+async def test_values_no_database_runs_the_same_way_twice_are_reasked(
+    activities: PlanningActivities, fake_openai: FakeOpenAIServer
+) -> None:
+    """A 60,000-character LIKE pattern and 10**400 seats never reach the safety check or the database."""
+    update = {
+        "kind": "update",
+        "table": "subscriptions",
+        "values": [{"column": "seats", "value": 10**400}],
+        "filters": [{"column": "name", "op": "like", "value": "%a" * 30_000}],
+    }
+    wrong = {**GOOD_ANSWER, "operations": [update]}
+    fake_openai.enqueue(json_reply(wrong), json_reply(GOOD_ANSWER))
+
+    plan = await ActivityEnvironment().run(activities.plan_ticket, ticket())
+
+    assert plan.operations == Plan(**GOOD_ANSWER).operations
+    complaint = fake_openai.requests[1].messages[-1]["content"]
+    assert "integer values lie between" in complaint and "at most 1000 characters" in complaint
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
