@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from core.models import ExecutionResult, SafetyReport, Scalar, TicketStatus
+from core.models import ExecutionResult, OutcomeStatus, SafetyReport, Scalar, TicketStatus
 
 MASK = "[private]"
 
@@ -50,11 +50,17 @@ def mask_report(report: SafetyReport) -> SafetyReport:
     return report.model_copy(update={"impacts": impacts})
 
 
+def people_approved(status: TicketStatus) -> bool:
+    """Whether people approved the plan and it ran: only then may its requester see what it read."""
+    outcome = status.outcome
+    return outcome is not None and outcome.status is OutcomeStatus.DONE and bool(outcome.decided_by)
+
+
 def mask_status(status: TicketStatus) -> TicketStatus:
     """What a UI may show: private values masked unless people approved the plan that read them."""
     report = mask_report(status.report) if status.report else None
     outcome = status.outcome
-    if outcome is not None and outcome.execution is not None and not outcome.decided_by:
+    if outcome is not None and outcome.execution is not None and not people_approved(status):
         private = report.private_columns if report else {}
         outcome = outcome.model_copy(update={"execution": mask_execution(outcome.execution, private)})
     return status.model_copy(update={"report": report, "outcome": outcome})
