@@ -55,6 +55,33 @@ PROBING_OPERATORS = frozenset({"like", "lt", "le", "gt", "ge", "ne"})
 
 # Rules after which an operation cannot be compiled or counted against the target.
 UNMEASURABLE_RULES = frozenset({RULE_LEDGER, RULE_TABLE_EXISTS, RULE_TABLE_LISTED, RULE_COLUMN_EXISTS})
+# Rules judged from the plan and the policy alone, never from the dry run's rows: the only rule names
+# a requester's view may carry before people approve (the others, e.g. `no_rows`, tell row counts).
+PLAN_RULES = frozenset(
+    {
+        RULE_EMPTY_PLAN,
+        RULE_PLAN_SIZE,
+        RULE_LEDGER,
+        RULE_TABLE_EXISTS,
+        RULE_TABLE_LISTED,
+        RULE_COLUMN_EXISTS,
+        RULE_OPERATION_KIND,
+        RULE_FILTER_REQUIRED,
+        RULE_PROTECTED_COLUMN,
+        RULE_SENSITIVE_COLUMN,
+        RULE_REQUIRED_COLUMN,
+        RULE_DELETE,
+        RULE_READ_ONLY,
+        RULE_INVALID_VALUE,
+        RULE_NO_PRIMARY_KEY,
+        RULE_FOREIGN_KEY,
+        RULE_TENANT_MOVE,
+        RULE_PRIVATE_READ,
+        RULE_PRIVATE_PROBE,
+        value_rules.RULE_HIDDEN_CHARACTER,
+        value_rules.RULE_VALUE_RULE,
+    }
+)
 
 
 @dataclass(frozen=True)

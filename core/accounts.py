@@ -14,15 +14,27 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 ARGON2_HASH = re.compile(
     r"^\$argon2(id|i|d)\$v=\d+\$m=(?P<m>\d+),t=(?P<t>\d+),p=(?P<p>\d+)\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$"
 )
-# The most one check may cost: argon2-cffi's old default (64 MiB, 3 passes, 4 lanes) still
-# signs in; anything dearer is refused at start-up, since every sign-in post, even for an
-# unknown name, pays it (docs/security.md, "Bounded cost before authentication").
+# The most one check may cost, for dashboard passwords and MCP agents' tokens alike:
+# argon2-cffi's old default (64 MiB, 3 passes, 4 lanes) still signs in; anything dearer is
+# refused at start-up, since every sign-in post or bearer token, even for an unknown name,
+# pays it (docs/security.md, "Bounded cost before authentication").
 MAX_ARGON2_MEMORY_KIB = 64 * 1024
 MAX_ARGON2_TIME_COST = 4
 MAX_ARGON2_PARALLELISM = 4
 # Entries are split at a comma that starts `name:identity:`; commas inside argon2 parameters
 # (`m=65536,t=3,p=4`) are followed by no colon before the next `$`, so they stay put.
 _ENTRY_SEPARATOR = re.compile(r"[,\n]\s*(?=[^\s,:$]+:[^\s,:$]*:)")
+
+
+def argon2_cost_problem(match: re.Match[str]) -> str | None:
+    """What is wrong with the cost of a hash matched by `ARGON2_HASH`, or None when it is within the bounds."""
+    memory, passes, lanes = int(match["m"]), int(match["t"]), int(match["p"])
+    if memory > MAX_ARGON2_MEMORY_KIB or passes > MAX_ARGON2_TIME_COST or lanes > MAX_ARGON2_PARALLELISM:
+        return (
+            f"the argon2 hash costs m={memory},t={passes},p={lanes}; at most m={MAX_ARGON2_MEMORY_KIB},"
+            f"t={MAX_ARGON2_TIME_COST},p={MAX_ARGON2_PARALLELISM} is accepted"
+        )
+    return None
 
 
 class DashboardAccount(BaseModel):
@@ -49,13 +61,8 @@ class DashboardAccount(BaseModel):
                 "the password must be an argon2 hash (make one with `agent-ticket hash-password`), "
                 "never the password itself"
             )
-        memory, passes, lanes = int(match["m"]), int(match["t"]), int(match["p"])
-        if memory > MAX_ARGON2_MEMORY_KIB or passes > MAX_ARGON2_TIME_COST or lanes > MAX_ARGON2_PARALLELISM:
-            raise ValueError(
-                f"the argon2 hash costs m={memory},t={passes},p={lanes}; at most m={MAX_ARGON2_MEMORY_KIB},"
-                f"t={MAX_ARGON2_TIME_COST},p={MAX_ARGON2_PARALLELISM} is accepted (make a new one with "
-                "`agent-ticket hash-password`)"
-            )
+        if (too_dear := argon2_cost_problem(match)) is not None:
+            raise ValueError(f"{too_dear} (make a new one with `agent-ticket hash-password`)")
         return value
 
 

@@ -1,8 +1,10 @@
 """AI agents as configured in `MCP_AGENTS`: who may file tickets through the MCP door.
 
-An agent is a name and the argon2 hash of its bearer token. It files tickets as the requester
-`agent:<name>`, a namespace no person's identity uses, so an agent is never an approver: the
-settings refuse an `APPROVERS` entry in that namespace or an agent named like an approver.
+An agent is a name and the argon2 hash of its bearer token, no costlier to check than a
+dashboard password's (`core.accounts.MAX_ARGON2_*`), since every bearer token, even a wrong
+one, pays it. It files tickets as the requester `agent:<name>`, a namespace no person's
+identity uses, so an agent is never an approver: the settings refuse an `APPROVERS` entry in
+that namespace or an agent named like an approver.
 Kept in core so a bad entry is refused when the settings load, naming the variable.
 """
 
@@ -14,7 +16,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from core.accounts import ARGON2_HASH
+from core.accounts import ARGON2_HASH, argon2_cost_problem
 
 AGENT_PREFIX = "agent:"
 AGENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
@@ -34,10 +36,13 @@ class McpAgent(BaseModel):
     @field_validator("token_hash")
     @classmethod
     def _argon2_only(cls, value: SecretStr) -> SecretStr:
-        if not ARGON2_HASH.match(value.get_secret_value()):
+        match = ARGON2_HASH.match(value.get_secret_value())
+        if match is None:
             raise ValueError(
                 "the token must be an argon2 hash (make one with `agent-ticket mcp token NAME`), never the token itself"
             )
+        if (too_dear := argon2_cost_problem(match)) is not None:
+            raise ValueError(f"{too_dear} (make a new token with `agent-ticket mcp token NAME`)")
         return value
 
     @property

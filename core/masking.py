@@ -99,8 +99,8 @@ def withhold_lookups(report: SafetyReport, plan: Plan) -> SafetyReport:
     return report.model_copy(update={"impacts": impacts, "findings": findings})
 
 
-def approved(status: TicketStatus) -> bool:
-    """People approved the plan that ran (a plan that ran without approval was read by no one)."""
+def people_approved(status: TicketStatus) -> bool:
+    """Whether people approved the plan and it ran: only then may its requester see what it read."""
     outcome = status.outcome
     return outcome is not None and outcome.status is OutcomeStatus.DONE and bool(outcome.decided_by)
 
@@ -111,10 +111,10 @@ def mask_status(status: TicketStatus) -> TicketStatus:
     Until then, what an operation that finds rows by a private value matched is withheld too.
     """
     report = mask_report(status.report) if status.report else None
-    if report is not None and status.plan is not None and not approved(status):
+    if report is not None and status.plan is not None and not people_approved(status):
         report = withhold_lookups(report, status.plan)
     outcome = status.outcome
-    if outcome is not None and outcome.execution is not None and not outcome.decided_by:
+    if outcome is not None and outcome.execution is not None and not people_approved(status):
         private = report.private_columns if report else {}
         outcome = outcome.model_copy(update={"execution": mask_execution(outcome.execution, private)})
     return status.model_copy(update={"report": report, "outcome": outcome})

@@ -8,6 +8,7 @@ safety check applies now, not the file it was seeded from.
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from activities.sql import reflect_target, type_name
@@ -45,20 +46,24 @@ class CatalogReader:
         policy = await self._policy.current()
         metadata = await reflect_target(self._target)
         tables = [
-            TableInfo(
-                name=table.name,
-                columns=[
-                    ColumnInfo(
-                        name=column.name,
-                        type=type_name(column, self._target),
-                        nullable=bool(column.nullable),
-                        primary_key=column.primary_key,
-                        foreign_key=next((key.target_fullname for key in column.foreign_keys), None),
-                    )
-                    for column in table.columns
-                ],
-            )
+            self._table(table, policy)
             for name, table in sorted(metadata.tables.items())
             if name in policy.tables and name.lower() != LEDGER_TABLE
         ]
         return Catalog(tables=tables, policy=policy, plan_schema=Plan.model_json_schema())
+
+    def _table(self, table: Table, policy: Policy) -> TableInfo:
+        """One table's columns, marked private as the safety check and the masking judge them."""
+        private = set(policy.private_columns(table.name, table.columns.keys()))
+        columns = [
+            ColumnInfo(
+                name=column.name,
+                type=type_name(column, self._target),
+                nullable=bool(column.nullable),
+                primary_key=column.primary_key,
+                foreign_key=next((key.target_fullname for key in column.foreign_keys), None),
+                private=column.name in private,
+            )
+            for column in table.columns
+        ]
+        return TableInfo(name=table.name, columns=columns)

@@ -2,9 +2,11 @@
 
 `McpHttpDoor` is what `bot/app.py` mounts: its routes and the lifespan that runs the SDK's
 session manager. Every HTTP request is authenticated before the SDK sees it, and the agent
-it proves is put in the request's state, where the tools read it. Failed tokens are
-throttled per client address, so guessing costs time and no anonymous caller can keep the
-bot hashing; a token that verified before is let through without hashing or throttling.
+it proves is put in the request's state, where the tools read it. Token checks are bounded
+the way the dashboard's sign-ins are (issue 14): each attempt is recorded against its client
+address before its argon2 check, in the same step as the limit check, so parallel guesses
+cannot all slip under the limit; and at most a few checks run at once (`PasswordCheckGate`),
+the rest answered 503 at once. A token that verified before is let through without either.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.context import BotContext
+from bot.dashboard.password_gate import PasswordCheckBusy
+from bot.dashboard.throttle import Limit, LoginThrottle
 from mcp_door.catalog import CatalogReader
 from mcp_door.desk import AgentDesk
-from mcp_door.identity import Agent, AgentDirectory
-from mcp_door.limits import RateLimited, SlidingWindow
+from mcp_door.identity import TOKEN_SEPARATOR, Agent, AgentDirectory
 from mcp_door.server import build_server
 
 logger = logging.getLogger(__name__)
@@ -34,13 +37,18 @@ AGENT_STATE_KEY = "mcp_agent"
 FAILED_TOKENS_PER_MINUTE = 10
 
 
-class BearerAgentAuth:
-    """ASGI middleware: a valid `Authorization: Bearer <token>` of an agent, or 401 (429 after too many misses)."""
+def token_throttle() -> LoginThrottle:
+    """Failed tokens per client address: the one limit, so no agent can be locked out by name."""
+    return LoginThrottle({"client": Limit(FAILED_TOKENS_PER_MINUTE, 60.0)})
 
-    def __init__(self, app: ASGIApp, directory: AgentDirectory, failures: SlidingWindow | None = None) -> None:
+
+class BearerAgentAuth:
+    """ASGI middleware: a valid `Authorization: Bearer <token>` of an agent, or 401 (429, 503 when checks are busy)."""
+
+    def __init__(self, app: ASGIApp, directory: AgentDirectory, throttle: LoginThrottle | None = None) -> None:
         self._app = app
         self._directory = directory
-        self._failures = failures or SlidingWindow("failed tokens", FAILED_TOKENS_PER_MINUTE, 60.0)
+        self._throttle = throttle or token_throttle()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -63,20 +71,29 @@ class BearerAgentAuth:
             return _unauthorized("send the agent's token as `Authorization: Bearer <token>`")
         if (known := self._directory.remembered(token)) is not None:
             return known  # verified before: neither argon2 work nor the failure throttle
+        admission = self._throttle.admit(address, token.rpartition(TOKEN_SEPARATOR)[0])
+        if not admission.allowed:
+            detail = f"too many failed tokens from this address; try again in {admission.retry_after} s"
+            return _refused("too_many_failed_tokens", detail, 429, admission.retry_after)
         try:
-            self._failures.check(address)
-        except RateLimited as limited:
-            return JSONResponse(
-                {"error": "too_many_failed_tokens", "detail": str(limited)},
-                status_code=429,
-                headers={"Retry-After": str(limited.retry_after)},
+            agent = await self._directory.authenticate(token)
+        except PasswordCheckBusy:
+            self._throttle.withdraw(admission)  # never checked: it does not count as a miss
+            logger.warning("MCP: a token from %s turned away: token checks busy", address)
+            return _refused(
+                "busy", "too many token checks at once; try again shortly", 503, PasswordCheckBusy.retry_after_seconds
             )
-        agent = await self._directory.authenticate(token)
         if agent is None:
-            self._failures.add(address)
             logger.info("MCP: a bad agent token from %s", address)
             return _unauthorized("unknown agent token")
+        self._throttle.succeeded(admission)
         return agent
+
+
+def _refused(error: str, detail: str, status_code: int, retry_after: int) -> JSONResponse:
+    return JSONResponse(
+        {"error": error, "detail": detail}, status_code=status_code, headers={"Retry-After": str(retry_after)}
+    )
 
 
 def _unauthorized(detail: str) -> JSONResponse:

@@ -28,7 +28,8 @@ def _window(seconds: float) -> str:
 class SlidingWindow:
     """`take(key)` counts one event for `key`, or raises `RateLimited` when the window is full.
 
-    `check` and `add` split it for events that count only once known to be failures.
+    Checking and counting are one step with no `await` between them, so parallel calls cannot all
+    pass a check that has not seen the others yet (as the dashboard's sign-in throttle, issue 14).
     """
 
     def __init__(
@@ -47,21 +48,13 @@ class SlidingWindow:
         self._events: dict[str, deque[float]] = {}
 
     def take(self, key: str) -> None:
-        self.check(key)
-        self.add(key)
-
-    def check(self, key: str) -> None:
-        """Raise `RateLimited` when `key` has no room left, without counting anything."""
-        now = self._clock()
-        times = self._recent(key, now)
-        if len(times) >= self._limit:
-            raise RateLimited(self._what, self._limit, self._window, times[0] + self._window - now)
-
-    def add(self, key: str) -> None:
         now = self._clock()
         if len(self._events) > self._max_keys:
             self._events = {k: times for k, times in self._events.items() if times and times[-1] > now - self._window}
-        self._recent(key, now).append(now)
+        times = self._recent(key, now)
+        if len(times) >= self._limit:
+            raise RateLimited(self._what, self._limit, self._window, times[0] + self._window - now)
+        times.append(now)
 
     def _recent(self, key: str, now: float) -> deque[float]:
         times = self._events.setdefault(key, deque())

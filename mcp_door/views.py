@@ -1,7 +1,10 @@
 """What the tools return: a ticket as an agent needs to see it, built from the workflow's `status`.
 
-Counts and verdicts, not row values: the before → after preview stays with the people who
-approve, and the agent learns how many rows each operation touched and how the ticket ended.
+Never row values: the before → after preview stays with the people who approve. Until people
+approve the plan, not even the dry run's row counts or the findings' texts: a plan filtered on
+a private column (`email >= 'g'`) would otherwise tell the agent that value one comparison at a
+time. Before approval an agent sees the risk, the approvals needed and the names of the rules
+judged from the plan itself (`PLAN_RULES`); once people approved it, the counts and the outcome.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from core.models import Plan, Stage, TicketStatus
+from activities.safety_rules import PLAN_RULES
+from core.masking import people_approved
+from core.models import OutcomeStatus, Plan, Risk, SafetyReport, Stage, TicketOutcome, TicketStatus
 from core.names import ticket_label
 from core.schema import TicketRow
 
@@ -64,8 +69,16 @@ class TicketView(BaseModel):
     requester: str
     plan: Plan | None = None
     risk: str | None = None
-    findings: list[str] = Field(default_factory=list)
-    rows_affected: list[OperationRows] = Field(default_factory=list, description="from the dry run")
+    withheld: bool = Field(
+        default=True,
+        description="true until people approve the plan: the dry run's row counts and the findings' texts stay "
+        "with the approvers, so a plan cannot probe data it has not been allowed to read",
+    )
+    rules: list[str] = Field(default_factory=list, description="the policy rules that judged the plan")
+    findings: list[str] = Field(default_factory=list, description="the policy's verdicts, once people approved")
+    rows_affected: list[OperationRows] = Field(
+        default_factory=list, description="rows each operation touched in the dry run, once people approved"
+    )
     approvals_required: int = 0
     approvals: list[ApprovalView] = Field(default_factory=list)
     outcome: OutcomeView | None = None
@@ -73,19 +86,23 @@ class TicketView(BaseModel):
 
     @classmethod
     def of(cls, status: TicketStatus, public_url: str) -> TicketView:
-        report, outcome = status.report, status.outcome
+        report = status.report
+        shown = people_approved(status)
+        findings = report.findings if report else []
         return cls(
             ticket_id=ticket_label(status.ticket_id),
             status=status.status_label,
             stage=status.stage.value,
-            finished=outcome is not None,
+            finished=status.outcome is not None,
             requester=status.request.requester,
             plan=status.plan,
             risk=report.risk.value if report else None,
-            findings=[finding.message for finding in report.findings] if report else [],
+            withheld=not shown,
+            rules=list(dict.fromkeys(f.rule for f in findings if shown or f.rule in PLAN_RULES)),
+            findings=[finding.message for finding in findings] if shown else [],
             rows_affected=[
                 OperationRows.of(impact.operation_index, impact.kind, impact.table, impact.rows_affected)
-                for impact in (report.impacts if report else [])
+                for impact in (report.impacts if report and shown else [])
             ],
             approvals_required=report.required_approvals if report else 0,
             approvals=[
@@ -98,19 +115,19 @@ class TicketView(BaseModel):
                 )
                 for record in status.decisions
             ],
-            outcome=_outcome(status),
+            outcome=_outcome(status, shown),
             dashboard_url=f"{public_url.rstrip('/')}/tickets/{status.ticket_id}",
         )
 
 
-def _outcome(status: TicketStatus) -> OutcomeView | None:
+def _outcome(status: TicketStatus, shown: bool) -> OutcomeView | None:
     outcome = status.outcome
     if outcome is None:
         return None
-    execution = outcome.execution
+    execution = outcome.execution if shown else None
     return OutcomeView(
         status=outcome.status.value,
-        reason=outcome.reason,
+        reason=outcome.reason if shown else _withheld_reason(outcome, status.report),
         rows_changed=execution.rows_changed if execution else 0,
         operations=[
             OperationRows.of(result.operation_index, result.kind, result.table, result.rows_affected)
@@ -119,6 +136,24 @@ def _outcome(status: TicketStatus) -> OutcomeView | None:
         decided_by=list(outcome.decided_by),
         finished_at=outcome.finished_at,
     )
+
+
+def _withheld_reason(outcome: TicketOutcome, report: SafetyReport | None) -> str:
+    """The outcome's reason without what the dry run or the run counted, for a plan no person approved.
+
+    A blocked plan's reason quotes its findings ("changes 2 rows of 2 tenants (1, 10)"), and a plan
+    that ran without approval reports its rows; a rejection or an expiry says nothing of the rows.
+    """
+    if outcome.status is OutcomeStatus.DONE:
+        return "executed without needing approval; row counts are shown only for plans people approved"
+    if outcome.status is OutcomeStatus.BLOCKED:
+        findings = report.findings if report else []
+        rules = [f.rule for f in findings if f.risk is Risk.BLOCKED and f.rule in PLAN_RULES]
+        why = f" (rules: {', '.join(dict.fromkeys(rules))})" if rules else ""
+        return f"blocked by safety policy{why}; people see the details on the dashboard"
+    if outcome.status is OutcomeStatus.FAILED and report is not None and report.required_approvals == 0:
+        return outcome.reason.partition(":")[0]  # it ran without approval: the details may count rows
+    return outcome.reason
 
 
 class FiledTicket(BaseModel):

@@ -35,7 +35,7 @@ from tests.pipeline import Pipeline, pipeline_settings, running_pipeline
 from tests.slack.conftest import ALICE, BOB, SIGNING_SECRET, SlackUserAgent, SlackWorld
 
 MCP_CHANNEL = "C0AGENTS"
-AGENTS = ["deploy-bot", "busy-bot", "sneaky-bot", "etl-bot", "shape-bot", "stdio-bot"]
+AGENTS = ["deploy-bot", "busy-bot", "sneaky-bot", "etl-bot", "shape-bot", "stdio-bot", "probe-bot"]
 CALLS_PER_MINUTE = 6
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from core.demo import customers, users
 from core.models import DecisionSource, Stage
-from core.names import SIGNAL_APPROVE
+from core.names import SIGNAL_APPROVE, short_id_from
 from tests.mcp.conftest import CALLS_PER_MINUTE, McpWorld
 
 
@@ -150,9 +150,11 @@ async def test_sql_in_values_is_bound_as_data_never_run(mcp_world: McpWorld) -> 
 
     assert renamed.structured_content is not None and probed.structured_content is not None
     assert renamed.structured_content["status"] == "done", renamed.structured_content
-    assert renamed.structured_content["outcome"]["rows_changed"] == 1
     assert probed.structured_content["status"] == "done"
-    assert probed.structured_content["outcome"]["operations"][0]["rows"] == 0  # matched as a string, not SQL
+    assert probed.structured_content["withheld"]  # no person approved it: the agent is not told the counts
+    probe_status = await mcp_world.pipeline.service.status(short_id_from(probed.structured_content["ticket_id"]))
+    assert probe_status.report is not None
+    assert probe_status.report.impacts[0].rows_affected == 0  # matched as a string, not SQL
     async with mcp_world.target_connection() as connection:
         assert await connection.scalar(select(customers.c.name).where(customers.c.id == 1)) == injected
         assert await connection.scalar(select(func.count()).select_from(users)) == users_before

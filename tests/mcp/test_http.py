@@ -81,6 +81,9 @@ async def test_tools_are_annotated_honestly_and_the_resource_shows_schema_and_po
     document = json.loads(content.text)
     assert {table["name"] for table in document["tables"]} >= {"customers", "invoices", "users"}
     assert document["policy"]["tables"]["users"]["sensitive_columns"] == ["role", "email"]
+    private = {t["name"]: sorted(c["name"] for c in t["columns"] if c["private"]) for t in document["tables"]}
+    assert private["customers"] == ["billing_email"] and private["users"] == ["email"]  # as the policy says
+    assert all(private[name] == sorted(document["policy"]["tables"][name]["private_columns"]) for name in private)
     assert "operations" in document["plan_schema"]["properties"]
 
 

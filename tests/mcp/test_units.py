@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.planning import proposed_plan
 from bot.blocks import requested_by
+from bot.dashboard.throttle import Limit, LoginThrottle
 from core.agents import agent_requester
 from core.models import Plan, PlanTicketInput, SelectOperation, TicketContext, TicketRequest, TicketSource
 from core.settings import ConfigError, Settings, load_settings
@@ -64,8 +65,8 @@ async def test_bad_tokens_are_throttled_per_address_while_a_known_token_still_wo
         return PlainTextResponse(getattr(request.state, AGENT_STATE_KEY).name)
 
     directory = AgentDirectory(load_settings(_env_file=None, mcp_agents=DEPLOY.entry).mcp_agents)
-    failures = SlidingWindow("failed tokens", 2, 60.0)  # the door allows 10; 2 keeps the argon2 work short
-    app = BearerAgentAuth(Starlette(routes=[Route("/", whoami)]), directory, failures)
+    throttle = LoginThrottle({"client": Limit(2, 60.0)})  # the door allows 10; 2 keeps the argon2 work short
+    app = BearerAgentAuth(Starlette(routes=[Route("/", whoami)]), directory, throttle)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://door") as http:
         first = await http.get("/", headers={"Authorization": f"Bearer {DEPLOY.token}"})
         misses = [await http.get("/", headers={"Authorization": "Bearer deploy-bot.guess"}) for _ in range(2)]
