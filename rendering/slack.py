@@ -6,7 +6,9 @@ the LLM is escaped (no `<!channel>` pings, no disguised links) and cut to Slack'
 3000 characters per section, 50 blocks per message, 2000 per button value.
 
 The worker's notifier renders the channel message with these functions and the bot renders
-status replies and the reject modal with them, so both always show the same thing.
+status replies and the reject modal with them, so both always show the same thing. Plans,
+filters, values and decisions are put into words by `rendering.words`; this module marks them
+up as mrkdwn.
 """
 
 from __future__ import annotations
@@ -36,20 +38,6 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.slack.actions import (
-    APPROVE_ACTION_ID,
-    DASHBOARD_ACTION_ID,
-    MAX_REASON,
-    REASON_BLOCK_ID,
-    REASON_INPUT_ACTION_ID,
-    REJECT_ACTION_ID,
-    REJECT_MODAL_CALLBACK_ID,
-    REPLAN_BLOCK_ID,
-    REPLAN_INPUT_ACTION_ID,
-    REPLAN_OPTION,
-    ButtonValue,
-    RejectModalMetadata,
-)
 from core.agents import agent_name_of
 from core.models import (
     DecisionRecord,
@@ -70,6 +58,20 @@ from core.models import (
 )
 from core.names import ticket_label
 from core.schema import TicketRow
+from rendering.slack_ids import (
+    APPROVE_ACTION_ID,
+    DASHBOARD_ACTION_ID,
+    MAX_REASON,
+    REASON_BLOCK_ID,
+    REASON_INPUT_ACTION_ID,
+    REJECT_ACTION_ID,
+    REJECT_MODAL_CALLBACK_ID,
+    REPLAN_BLOCK_ID,
+    REPLAN_INPUT_ACTION_ID,
+    REPLAN_OPTION,
+    ButtonValue,
+    RejectModalMetadata,
+)
 
 SECTION_LIMIT = 3000
 HEADER_LIMIT = 150
