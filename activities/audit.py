@@ -20,12 +20,16 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core.models import RecordEventInput, RecordEventsInput, Stage
-from core.names import ACTIVITY_RECORD_EVENTS, short_id_from, ticket_label, workflow_id_for
+from core.names import ACTIVITY_RECORD_EVENTS, AUDIT_EVENT_KEY, short_id_from, ticket_label, workflow_id_for
 from core.schema import AuditEventRow, TicketRow, utcnow
 
 logger = logging.getLogger(__name__)
 
 ACTIVITY_KEY = "activity_key"
+# Each event's own identity, given by the workflow (workflows/audit_log.py): the same event has the
+# same key whichever batch carries it, so a batch re-formed after a lost workflow task appends only
+# the events that are not on record yet.
+EVENT_KEY = AUDIT_EVENT_KEY
 TICKETS = cast(Table, TicketRow.__table__)
 EVENTS = cast(Table, AuditEventRow.__table__)
 ERROR_UNKNOWN_TICKET = "UnknownTicket"
@@ -90,6 +94,12 @@ class AuditActivities:
             if updated.rowcount == 0:
                 # The ticket row must exist before the events that refer to it.
                 await connection.execute(insert(TICKETS).values(_new_ticket(ticket_id, events[0], changes, now)))
+            elif all(event.detail.get(EVENT_KEY) for event in events):
+                recorded = await _recorded_event_keys(connection, ticket_id)
+                events = [event for event in events if event.detail[EVENT_KEY] not in recorded]
+                if not events:
+                    await session.rollback()
+                    return False
             elif key is not None and await _already_recorded(connection, ticket_id, events[0], key):
                 # The batch commits as a whole, so its first event stands for all of it.
                 await session.rollback()
@@ -150,6 +160,11 @@ def _new_ticket(ticket_id: str, event: RecordEventInput, changes: dict[str, Any]
         "created_at": now,
         "updated_at": now,
     }
+
+
+async def _recorded_event_keys(connection: AsyncConnection, ticket_id: str) -> set[str]:
+    details = await connection.scalars(select(EVENTS.c.detail).where(EVENTS.c.ticket_id == ticket_id))
+    return {str(detail[EVENT_KEY]) for detail in details if isinstance(detail, dict) and detail.get(EVENT_KEY)}
 
 
 async def _already_recorded(connection: AsyncConnection, ticket_id: str, event: RecordEventInput, key: str) -> bool:

@@ -158,10 +158,7 @@ async def _show(settings: Settings, ref: str, audit: bool, decider: str, as_json
     try:
         status = await query_status(session.service, ref)
         if status is None:
-            raise CliError(
-                f"No worker answered the status query for {ticket_label(ref)}; start `agent-ticket dev` "
-                "or `agent-ticket worker` and try again."
-            )
+            raise CliError(await session.service.why_unanswered(ref))
         events = await session.service.audit_trail(ref) if audit else []
     finally:
         await session.close()

@@ -26,6 +26,8 @@ ACTIVITY_VERIFY_DECISION = "verify_decision"
 # `execute_plan` refused: the rows the plan would touch now differ from the approved ones, or the
 # requester's budget ran out since validation. Nothing was written; validate again and ask again.
 ERROR_APPROVED_ROWS_CHANGED = "ApprovedRowsChanged"
+# In an audit event's detail: the event's own identity, so it is appended once whatever batch carries it.
+AUDIT_EVENT_KEY = "event_key"
 
 
 def workflow_id_for(short_id: str) -> str:

@@ -39,6 +39,7 @@ from core.names import (
 from core.observability import client_metrics
 from core.schema import AuditEventRow, TicketRow
 from core.search_attributes import SearchAttributeCheck, start_attributes
+from core.silence import why_unanswered
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,12 @@ class TicketService:
             if error.status == RPCStatusCode.NOT_FOUND:
                 raise TicketNotFound(f"no ticket {ticket_label(short_id_from(ticket_ref))}") from error
             raise
+
+    async def why_unanswered(self, ticket_ref: str) -> str:
+        """Why the status query got no answer: no worker polls the ticket's queue, or it is busy or slow."""
+        return await why_unanswered(
+            self._client, workflow_id_for(short_id_from(ticket_ref)), ticket_label(short_id_from(ticket_ref))
+        )
 
     async def is_running(self, ticket_ref: str) -> bool:
         description = await self.handle(ticket_ref).describe()

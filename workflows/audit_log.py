@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from temporalio import workflow
 from temporalio.exceptions import FailureError
 
@@ -25,20 +27,35 @@ class AuditLog:
 
     def __init__(self) -> None:
         self._queue: list[RecordEventInput] = []
+        self._seen: dict[str, int] = {}
         self._batches = 0
+        self._refused = 0  # batches the log refused for good: the record of this ticket has a gap
 
     @property
     def has_queued(self) -> bool:
         return bool(self._queue)
 
     def queue(self, event: RecordEventInput) -> None:
-        self._queue.append(event)
+        """Queue `event` with a key of its own: the n-th event of this content in this run.
+
+        A workflow task that wrote a batch (a local activity) can be lost before it is recorded;
+        the run then goes on from its history, where signals and results may fall differently, and
+        batches form differently. Content and occurrence do not change, so each event is written once.
+        """
+        content = f"{event.kind.value}|{event.actor}|{event.summary}".encode()
+        signature = f"{event.kind.value}/{hashlib.sha256(content).hexdigest()[:12]}"
+        self._seen[signature] = occurrence = self._seen.get(signature, 0) + 1
+        key = f"{workflow.info().run_id}/{signature}/{occurrence}"
+        self._queue.append(event.model_copy(update={"detail": {**event.detail, names.AUDIT_EVENT_KEY: key}}))
 
     async def flush(self) -> bool:
-        """Write every queued event, in order; False if the log refused them for good (logged)."""
+        """Write every queued event, in order; False if the log refused these or earlier ones for good (logged).
+
+        An earlier refusal counts too: the steps that led here are not all on record, whatever this batch did.
+        """
         batch, self._queue = self._queue, []
         if not batch:
-            return True
+            return self._refused == 0
         self._batches += 1
         key = f"{workflow.info().run_id}/{self._batches}"
         try:
@@ -46,5 +63,5 @@ class AuditLog:
         except FailureError as error:
             kinds = [event.kind.value for event in batch]
             workflow.logger.error("audit events %s could not be recorded: %s", kinds, describe(error))
-            return False
-        return True
+            self._refused += 1
+        return self._refused == 0

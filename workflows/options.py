@@ -24,6 +24,9 @@ class ActivityOptions:
 
 # Every retry waits at most this long, so a dependency that comes back is used within a minute.
 MAX_BACKOFF = timedelta(minutes=1)
+# Steps on a ticket's own path (the databases, the LLM) wait at most this long between tries, so a
+# plan held back by an outage runs within 30 s of its end (tests/chaos). Slack keeps the minute.
+PATH_BACKOFF = timedelta(seconds=20)
 
 
 def _retry(attempts: int = 0, maximum: timedelta = MAX_BACKOFF, first: timedelta = timedelta(seconds=1)) -> RetryPolicy:
@@ -52,13 +55,15 @@ SLACK_BOUND = timedelta(hours=25)
 
 RECORD_EVENTS = QUICK_LOCAL
 RECORD_EVENTS_DURABLE = ActivityOptions(
-    start_to_close=timedelta(seconds=30), retry=_retry(), schedule_to_close=APP_DB_BOUND
+    start_to_close=timedelta(seconds=30), retry=_retry(maximum=PATH_BACKOFF), schedule_to_close=APP_DB_BOUND
 )
 GATHER_CONTEXT = QUICK_LOCAL
 VALIDATE_PLAN = QUICK_LOCAL
-READ_DURABLE = ActivityOptions(start_to_close=timedelta(seconds=30), retry=_retry(), schedule_to_close=TARGET_DB_BOUND)
+READ_DURABLE = ActivityOptions(
+    start_to_close=timedelta(seconds=30), retry=_retry(maximum=PATH_BACKOFF), schedule_to_close=TARGET_DB_BOUND
+)
 VERIFY_DECISION = ActivityOptions(
-    start_to_close=timedelta(seconds=10), retry=_retry(), schedule_to_close=timedelta(hours=1)
+    start_to_close=timedelta(seconds=10), retry=_retry(maximum=PATH_BACKOFF), schedule_to_close=timedelta(hours=1)
 )
 
 # The long steps heartbeat every 0.5 s (activities/heartbeat.py) and the worker passes each beat on
@@ -69,13 +74,13 @@ RETRY_AFTER_DEAD_WORKER = timedelta(milliseconds=250)
 PLAN_TICKET = ActivityOptions(
     start_to_close=timedelta(minutes=3),
     heartbeat=HEARTBEAT_TIMEOUT,
-    retry=_retry(first=RETRY_AFTER_DEAD_WORKER),
+    retry=_retry(first=RETRY_AFTER_DEAD_WORKER, maximum=PATH_BACKOFF),
     schedule_to_close=timedelta(minutes=30),
 )
 EXECUTE_PLAN = ActivityOptions(
     start_to_close=timedelta(minutes=2),
     heartbeat=HEARTBEAT_TIMEOUT,
-    retry=_retry(first=RETRY_AFTER_DEAD_WORKER),
+    retry=_retry(first=RETRY_AFTER_DEAD_WORKER, maximum=PATH_BACKOFF),
     schedule_to_close=TARGET_DB_BOUND,
 )
 NOTIFY = ActivityOptions(start_to_close=timedelta(seconds=30), retry=_retry(), schedule_to_close=SLACK_BOUND)

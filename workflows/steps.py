@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, RetryState
 
 with workflow.unsafe.imports_passed_through():
     from workflows.options import ActivityOptions
@@ -35,14 +37,35 @@ def permanent(error: FailureError) -> ApplicationError | None:
     return None
 
 
-def describe(error: FailureError) -> str:
-    """What went wrong, in words for the ticket's outcome: the application's message if there is one."""
+# How a step's retries can end without the error itself being final.
+GAVE_UP = (RetryState.TIMEOUT, RetryState.MAXIMUM_ATTEMPTS_REACHED)
+# What a retryable error says of the retry it expects; not true any more once they have run out.
+RETRY_PROMISE = re.compile(r"[;,]\s*(it )?will (be )?retr(y|ied)\s*$")
+
+
+def describe(error: FailureError, bound: timedelta | None = None) -> str:
+    """What went wrong, in words for the ticket's outcome: the application's message if there is one.
+
+    One line (a driver's error carries the statement and a link after it); when the retries ran
+    out rather than the error being final, it says so, and for how long they ran (`bound`).
+    """
     cause: BaseException | None = error
     while isinstance(cause, ActivityError) and cause.cause is not None:
         cause = cause.cause
-    if isinstance(cause, ApplicationError):
-        return cause.message
-    return str(cause or error)
+    message = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
+    message = (message.strip().splitlines() or [""])[0]
+    if isinstance(error, ActivityError) and error.retry_state in GAVE_UP:
+        message = RETRY_PROMISE.sub("", message)
+        took = f" for {_duration(bound)}" if bound else ""
+        return f"gave up after retrying{took}: {message}"
+    return message
+
+
+def _duration(bound: timedelta) -> str:
+    minutes = int(bound.total_seconds() // 60)
+    if minutes >= 120:
+        return f"{minutes // 60} h"
+    return f"{minutes} min" if minutes else f"{int(bound.total_seconds())} s"
 
 
 async def run_step(step: Step, argument: Any) -> Any:

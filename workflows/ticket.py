@@ -481,7 +481,7 @@ class TicketWorkflow:
         try:
             return await run_step(step, argument)
         except FailureError as error:
-            raise TicketFailed(f"{step.name} failed: {describe(error)}") from error
+            raise TicketFailed(f"{step.name} failed: {describe(error, step.options.schedule_to_close)}") from error
 
     def _record(
         self,

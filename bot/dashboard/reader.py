@@ -96,10 +96,10 @@ class TicketReader:
             raise
         except TimeoutError as error:
             logger.warning("%s: status query timed out after %.0fs", ticket_label(short_id), self._timeout)
-            raise TemporalUnavailable(f"the status query did not answer within {self._timeout:.0f}s") from error
+            raise TemporalUnavailable(await self._service.why_unanswered(short_id)) from error
         except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as error:
             logger.warning("%s: status query failed: %s", ticket_label(short_id), error)
-            raise TemporalUnavailable(f"the status query failed: {error}") from error
+            raise TemporalUnavailable(await self._service.why_unanswered(short_id)) from error
 
     async def row(self, short_id: str) -> TicketRow | None:
         async with self._sessions() as session:

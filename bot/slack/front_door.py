@@ -161,7 +161,7 @@ class SlackFrontDoor:
             return
         except RPCError as error:
             logger.warning("%s: status query failed: %s", label, error)
-            await self._respond(command, SlackMessage(f":warning: {TEMPORAL_DOWN}; try again in a minute."))
+            await self._respond(command, SlackMessage(f":warning: {await self._service.why_unanswered(reference)}"))
             return
         await self._respond(command, status_reply(status, self._settings.public_url))
 
