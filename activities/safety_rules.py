@@ -239,14 +239,16 @@ def check_private_reads(index: int, operation: AnyOperation, policy: Policy, sha
     if not private:
         return []
     findings = []
-    if isinstance(operation, SelectOperation):
-        returned = set(operation.columns or target.columns) & private
-        filtered = {item.column for item in operation.filters} & private
-        if returned or filtered:
-            what = ", ".join(sorted(returned | filtered))
-            verb = "returns" if returned else "filters on"
-            message = f"Reads private column {what} of {operation.table} ({verb} it): needs approval."
-            findings.append(_finding(RULE_PRIVATE_READ, Risk.MEDIUM, message, index))
+    returned = set(operation.columns or target.columns) & private if isinstance(operation, SelectOperation) else set()
+    filtered = (
+        set() if isinstance(operation, InsertOperation) else {item.column for item in operation.filters} & private
+    )
+    if returned or filtered:
+        # Finding rows by a private value tells which rows hold it, whatever the operation does with them.
+        what = ", ".join(sorted(returned | filtered))
+        verb = "returns" if returned else "filters on"
+        message = f"Reads private column {what} of {operation.table} ({verb} it): needs approval."
+        findings.append(_finding(RULE_PRIVATE_READ, Risk.MEDIUM, message, index))
     if not isinstance(operation, InsertOperation):
         probed = sorted({item.column for item in operation.filters if item.op.value in PROBING_OPERATORS} & private)
         if probed:

@@ -10,9 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from core.models import ExecutionResult, SafetyReport, Scalar, TicketStatus
+from core.models import (
+    ExecutionResult,
+    Filter,
+    OutcomeStatus,
+    Plan,
+    SafetyReport,
+    Scalar,
+    SelectOperation,
+    TicketStatus,
+)
 
 MASK = "[private]"
+WITHHELD = "details withheld until the plan is approved: it finds rows by a private value"
 
 
 def mask_row(row: Mapping[str, Scalar], private: Collection[str]) -> dict[str, Scalar]:
@@ -50,9 +60,57 @@ def mask_report(report: SafetyReport) -> SafetyReport:
     return report.model_copy(update={"impacts": impacts})
 
 
+def private_lookups(plan: Plan, private_columns: Mapping[str, Collection[str]]) -> set[int]:
+    """Indexes of the operations that find rows by a private value, or return one.
+
+    Which rows such an operation matched, or how many, answers a question about the private
+    value (`email like 'a%'`: one row or none), so it is an oracle until people approve it.
+    """
+    found = set()
+    for index, operation in enumerate(plan.operations):
+        private = set(private_columns.get(operation.table, ()))
+        filters: list[Filter] = list(getattr(operation, "filters", []))
+        returned = isinstance(operation, SelectOperation) and bool(set(operation.columns or private) & private)
+        if private and (returned or any(item.column in private for item in filters)):
+            found.add(index)
+    return found
+
+
+def withhold_lookups(report: SafetyReport, plan: Plan) -> SafetyReport:
+    """The report with what private lookups matched withheld: counts, keys, preview and their findings' words."""
+    hidden = private_lookups(plan, report.private_columns)
+    if not hidden:
+        return report
+    impacts = [
+        impact.model_copy(update={"rows_affected": 0, "row_keys": [], "preview": [], "withheld": True})
+        if impact.operation_index in hidden
+        else impact
+        for impact in report.impacts
+    ]
+    findings = [
+        finding
+        if finding.rule.startswith("private_")
+        or (finding.operation_index is not None and finding.operation_index not in hidden)
+        else finding.model_copy(update={"message": f"{finding.rule}: {WITHHELD}"})
+        for finding in report.findings
+    ]
+    return report.model_copy(update={"impacts": impacts, "findings": findings})
+
+
+def approved(status: TicketStatus) -> bool:
+    """People approved the plan that ran (a plan that ran without approval was read by no one)."""
+    outcome = status.outcome
+    return outcome is not None and outcome.status is OutcomeStatus.DONE and bool(outcome.decided_by)
+
+
 def mask_status(status: TicketStatus) -> TicketStatus:
-    """What a UI may show: private values masked unless people approved the plan that read them."""
+    """What a UI may show: private values masked unless people approved the plan that read them.
+
+    Until then, what an operation that finds rows by a private value matched is withheld too.
+    """
     report = mask_report(status.report) if status.report else None
+    if report is not None and status.plan is not None and not approved(status):
+        report = withhold_lookups(report, status.plan)
     outcome = status.outcome
     if outcome is not None and outcome.execution is not None and not outcome.decided_by:
         private = report.private_columns if report else {}

@@ -325,6 +325,9 @@ class OperationImpact(Model):
     preview: list[RowChange] = Field(default_factory=list)
     # Keys of every row touched (read, for a select), sorted; `new:<index>` names a row the plan inserts.
     row_keys: list[str] = Field(default_factory=list)
+    # Counts, keys and preview withheld from view: the operation finds rows by a private value, and
+    # what it matched would tell that value before anyone approved reading it (core/masking.py).
+    withheld: bool = False
 
 
 class SafetyReport(Model):

@@ -420,7 +420,8 @@ class TicketWorkflow:
         except FailureError as error:
             cause = permanent(error)
             if cause is None or cause.type != names.ERROR_APPROVED_ROWS_CHANGED:
-                raise TicketFailed(f"{names.ACTIVITY_EXECUTE_PLAN} failed: {describe(error)}") from error
+                bound = EXECUTE_PLAN.options.schedule_to_close
+                raise TicketFailed(f"{names.ACTIVITY_EXECUTE_PLAN} failed: {describe(error, bound)}") from error
             self._rows_changed += 1
             if self._rows_changed > MAX_REJUDGED:
                 raise TicketFailed(f"the rows kept changing under the plan: {cause.message}") from error

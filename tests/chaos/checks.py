@@ -20,6 +20,7 @@ from tests.chaos.world import CHANNEL, ChaosWorld, Role
 LOW_PATH = Counter(
     [
         AuditEventKind.SUBMITTED,
+        AuditEventKind.CONTEXT_GATHERED,
         AuditEventKind.PLANNED,
         AuditEventKind.VALIDATED,
         AuditEventKind.DECIDED,

@@ -13,7 +13,7 @@ import pytest
 
 from core.models import OutcomeStatus, Stage
 from tests.security.attacks import ATTACKS, BLOCKED, Attack
-from tests.security.conftest import RedTeam, plan, select
+from tests.security.conftest import RedTeam, plan, select, update
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -70,3 +70,38 @@ async def test_private_values_read_before_approval_are_masked_in_the_status(red_
     assert "ap@acme-corp.example" in shown  # the plan's own value
     await red_team.reject(status)
     red_team.results.append(("reads and probes of private data", "billing-email-preview", "value before masked"))
+
+
+def _probe(prefix: str) -> dict[str, object]:
+    """One character of a billing email at a time: does customer 9's start with `prefix`?"""
+    return select("customers", ("id", "eq", 9), ("billing_email", "like", f"{prefix}%"), columns=["id"], limit=1)
+
+
+async def test_what_a_private_lookup_matched_is_withheld_even_when_the_plan_is_blocked(red_team: RedTeam) -> None:
+    """Found by the red team: eleven probes (one over the operation limit, so blocked) still showed
+    each probe's row count, and 49 blocked tickets read a billing email out a character at a time."""
+    probes = plan("Probe.", *(_probe(f"billing@{letter}") for letter in "abcdefghijk"))
+    ticket = await red_team.submit("blocked-email-oracle", probes, "look at customer 9")
+    status = await red_team.settle(ticket)
+    assert status.outcome is not None and status.outcome.status is OutcomeStatus.BLOCKED
+    report = status.report
+    assert report is not None and report.impacts
+    assert all(impact.withheld and impact.rows_affected == 0 and not impact.row_keys for impact in report.impacts)
+    shown = json.dumps(status.model_dump(mode="json"))
+    assert "billing@" not in shown.replace('"value": "billing@', "")  # only the plan's own patterns remain
+    red_team.results.append(("reads and probes of private data", "blocked-email-oracle", "counts withheld"))
+
+
+async def test_which_rows_hold_a_private_value_is_withheld_until_approved(red_team: RedTeam) -> None:
+    """Found by the red team: a pending plan's row keys showed which customers match an email pattern,
+    and an update found by `email in [...]` ran unapproved and named the user holding the address."""
+    lookup = update("users", {"name": "Dave"}, ("email", "in", ["dave@globex.example", "x@y.example"]))
+    ticket = await red_team.submit("update-by-email", plan("Rename.", lookup), "rename dave at globex")
+    status = await red_team.settle(ticket)
+    assert status.stage is Stage.AWAITING_APPROVAL, status.status_label  # finding rows by email needs a person
+    report = status.report
+    assert report is not None and "private_read" in {finding.rule for finding in report.findings}
+    [impact] = report.impacts
+    assert impact.withheld and impact.row_keys == [] and impact.preview == []
+    await red_team.reject(status)
+    red_team.results.append(("reads and probes of private data", "update-by-email", "needs approval, rows withheld"))
