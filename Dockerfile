@@ -27,6 +27,7 @@ RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['p
     && pip install -r /tmp/requirements.txt
 
 COPY core ./core
+COPY rendering ./rendering
 COPY workflows ./workflows
 COPY activities ./activities
 COPY worker ./worker

@@ -30,11 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from bot.blocks import escalation_message, outcome_reply, reminder_message, ticket_message
 from core.models import NotifyEvent, NotifyPost, NotifyResult, SlackMessageRef, TicketStatus
 from core.names import ticket_label
 from core.schema import TicketRow, utcnow
 from core.settings import Settings
+from rendering.slack import escalation_message, outcome_reply, reminder_message, ticket_message
 
 logger = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ from tests.fakes.slack_server import BOT_TOKEN, TEAM_ID, FakeSlack
 CHANNEL = "C0TICKETS"  # a channel the fake Slack knows, with the bot in it
 REQUESTER = "UDAVE0001"
 APPROVER = "UALICE001"
-APPROVE_ACTION_ID = "ticket_approve"  # bot/slack/actions.py; spelled here so a renamed constant fails loudly
+APPROVE_ACTION_ID = "ticket_approve"  # rendering/slack_ids.py; spelled here so a renamed constant fails loudly
 
 
 @dataclass(frozen=True)

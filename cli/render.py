@@ -17,22 +17,17 @@ from rich.text import Text
 from sqlalchemy.engine import make_url
 
 from core.models import (
-    DeleteOperation,
-    Filter,
-    InsertOperation,
-    Operation,
     OutcomeStatus,
     Risk,
     RowChange,
     Scalar,
-    SelectOperation,
     Stage,
     TicketOutcome,
     TicketStatus,
-    UpdateOperation,
 )
 from core.names import ticket_label
 from core.schema import TicketRow
+from rendering import words
 
 RISK_STYLE = {Risk.LOW: "green", Risk.MEDIUM: "yellow", Risk.HIGH: "red", Risk.BLOCKED: "bold red"}
 OUTCOME_STYLE = {
@@ -77,44 +72,6 @@ def status_style(label: str) -> str:
         return "bold cyan" if label == Stage.AWAITING_APPROVAL.value else "cyan"
 
 
-def _value(value: Scalar | list[Scalar]) -> str:
-    if isinstance(value, list):
-        return "(" + ", ".join(_value(item) for item in value) + ")"
-    if isinstance(value, str):
-        return repr(value)
-    return "NULL" if value is None else str(value)
-
-
-def describe_filters(filters: Sequence[Filter]) -> str:
-    if not filters:
-        return "every row"
-    symbols = {"eq": "=", "ne": "≠", "lt": "<", "le": "≤", "gt": ">", "ge": "≥", "in": "in", "like": "like"}
-    parts = []
-    for item in filters:
-        if item.op.value == "is_null":
-            parts.append(f"{item.column} is null")
-        elif item.op.value == "not_null":
-            parts.append(f"{item.column} is not null")
-        else:
-            parts.append(f"{item.column} {symbols[item.op.value]} {_value(item.value)}")
-    return " and ".join(parts)
-
-
-def describe_operation(operation: Operation) -> tuple[str, str]:
-    """(what it changes, which rows) in words a reviewer can check."""
-    if isinstance(operation, SelectOperation):
-        columns = ", ".join(operation.columns) or "all columns"
-        return f"read {columns}", describe_filters(operation.filters)
-    if isinstance(operation, InsertOperation):
-        return "add " + ", ".join(f"{a.column}={_value(a.value)}" for a in operation.values), "new row"
-    if isinstance(operation, UpdateOperation):
-        changes = ", ".join(f"{a.column}={_value(a.value)}" for a in operation.values)
-        return f"set {changes}", describe_filters(operation.filters)
-    if isinstance(operation, DeleteOperation):
-        return "delete", describe_filters(operation.filters)
-    raise TypeError(f"unknown operation {operation!r}")
-
-
 def _header(status: TicketStatus) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
@@ -150,7 +107,7 @@ def _operations(status: TicketStatus) -> Table | None:
     for column in ("#", "kind", "table", "change", "rows matched by", "rows"):
         table.add_column(column, justify="right" if column in ("#", "rows") else "left")
     for index, operation in enumerate(status.plan.operations):
-        change, where = describe_operation(operation)
+        change, where = words.change_text(operation), words.rows_text(operation)
         impact = impacts.get(index)
         kind = Text(operation.kind, RISK_STYLE.get(worst.get(index, Risk.LOW), ""))
         rows = str(impact.rows_affected) if impact else "—"
@@ -175,9 +132,7 @@ def _findings(status: TicketStatus) -> Table | None:
 
 
 def _row_text(row: dict[str, Scalar] | None, keys: Iterable[str]) -> str:
-    if row is None:
-        return "—"
-    return ", ".join(f"{key}={_value(row.get(key))}" for key in keys)
+    return "—" if row is None else words.row_text(row, keys)
 
 
 def _preview(status: TicketStatus) -> Table | None:
@@ -217,17 +172,14 @@ def _decisions(status: TicketStatus) -> Table | None:
     if not status.decisions:
         return None
     table = Table(title="Decisions", title_justify="left")
-    for column in ("when", "who", "decision", "from", "counted", "comment"):
+    for column in ("when", "who", "decision", "from", "verdict", "comment"):
         table.add_column(column)
     for record in status.decisions:
         decision = record.decision
-        if decision.approve:
-            verb = Text("approve", "green")
-        else:
-            verb = Text("reject, re-plan" if decision.replan else "reject", "red")
-        counted = Text("yes", "green") if record.accepted else Text(f"ignored: {record.reason}", "yellow")
+        verb = Text(words.decision_verb(decision), "green" if decision.approve else "red")
+        verdict = Text(words.verdict_text(record), "green" if record.accepted else "yellow")
         add_row(
-            table, when(record.received_at), decision.decider, verb, decision.source.value, counted, decision.comment
+            table, when(record.received_at), decision.decider, verb, decision.source.value, verdict, decision.comment
         )
     return table
 

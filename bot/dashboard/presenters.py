@@ -1,7 +1,8 @@
 """Plans, safety findings and row previews as plain rows for the templates.
 
-Pure functions over the shared models, so templates hold no logic beyond loops and the
-formatting of what an operation does lives in one place.
+Pure functions over the shared models, so templates hold no logic beyond loops. The words
+(values, filters, what an operation does, decisions) come from `rendering.words`, as in
+Slack and the CLI; Jinja escapes them.
 """
 
 from __future__ import annotations
@@ -11,32 +12,14 @@ from datetime import datetime
 
 from core.models import (
     DecisionRecord,
-    Filter,
-    FilterOperator,
-    InsertOperation,
     OperationImpact,
     Plan,
     SafetyReport,
-    Scalar,
-    SelectOperation,
     Stage,
-    UpdateOperation,
 )
+from rendering.words import cell_text, changes, conditions, decision_verb, verdict_text
 
 PREVIEW_ROWS = 20
-
-OPERATOR_SYMBOLS = {
-    FilterOperator.EQ: "=",
-    FilterOperator.NE: "≠",
-    FilterOperator.LT: "<",
-    FilterOperator.LE: "≤",
-    FilterOperator.GT: ">",
-    FilterOperator.GE: "≥",
-    FilterOperator.IN: "in",
-    FilterOperator.LIKE: "like",
-    FilterOperator.IS_NULL: "is null",
-    FilterOperator.NOT_NULL: "is not null",
-}
 
 # The stages a ticket walks through, in order, for the progress strip on the ticket page.
 STAGE_STEPS = [
@@ -55,32 +38,6 @@ def words(value: str | None) -> str:
     return (value or "").replace("_", " ")
 
 
-def scalar_text(value: Scalar | list[Scalar]) -> str:
-    """A value as a person reads it in a table: NULL, true/false, numbers and text as they are."""
-    if isinstance(value, list):
-        return "(" + ", ".join(scalar_text(item) for item in value) + ")"
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _literal(value: Scalar | list[Scalar]) -> str:
-    if isinstance(value, str):
-        return f"'{value}'"
-    if isinstance(value, list):
-        return "(" + ", ".join(_literal(item) for item in value) + ")"
-    return scalar_text(value)
-
-
-def filter_text(item: Filter) -> str:
-    symbol = OPERATOR_SYMBOLS[item.op]
-    if item.op in (FilterOperator.IS_NULL, FilterOperator.NOT_NULL):
-        return f"{item.column} {symbol}"
-    return f"{item.column} {symbol} {_literal(item.value)}"
-
-
 @dataclass(frozen=True)
 class OperationRow:
     number: int
@@ -97,23 +54,14 @@ def operation_rows(plan: Plan, report: SafetyReport | None) -> list[OperationRow
     impacts = {impact.operation_index: impact for impact in report.impacts} if report else {}
     rows = []
     for index, operation in enumerate(plan.operations):
-        changes: list[str] = []
-        conditions: list[str] = []
-        if isinstance(operation, InsertOperation | UpdateOperation):
-            changes = [f"{item.column} = {_literal(item.value)}" for item in operation.values]
-        if isinstance(operation, SelectOperation):
-            rows_word = "row" if operation.limit == 1 else "rows"
-            changes = [", ".join(operation.columns) or "all columns", f"at most {operation.limit} {rows_word}"]
-        if not isinstance(operation, InsertOperation):
-            conditions = [filter_text(item) for item in operation.filters]
         impact = impacts.get(index)
         rows.append(
             OperationRow(
                 number=index + 1,
                 kind=operation.kind,
                 table=operation.table,
-                changes=changes,
-                conditions=conditions,
+                changes=changes(operation),
+                conditions=conditions(operation),
                 rows_affected=impact.rows_affected if impact else None,
                 risk=_worst_risk(report, index),
             )
@@ -197,8 +145,8 @@ def _preview(impact: OperationImpact) -> Preview:
     rows = [
         [
             PreviewCell(
-                before=scalar_text(change.before.get(column)) if change.before is not None else None,
-                after=scalar_text(change.after.get(column)) if change.after is not None else None,
+                before=cell_text(change.before.get(column)) if change.before is not None else None,
+                after=cell_text(change.after.get(column)) if change.after is not None else None,
             )
             for column in columns
         ]
@@ -214,7 +162,7 @@ class DecisionRow:
     source: str
     received_at: datetime
     accepted: bool
-    reason: str
+    verdict: str
     comment: str
 
 
@@ -222,11 +170,11 @@ def decision_rows(records: list[DecisionRecord]) -> list[DecisionRow]:
     return [
         DecisionRow(
             decider=record.decision.decider,
-            verb="approved" if record.decision.approve else "rejected",
+            verb=decision_verb(record.decision),
             source=record.decision.source.value,
             received_at=record.received_at,
             accepted=record.accepted,
-            reason=record.reason,
+            verdict=verdict_text(record),
             comment=record.decision.comment,
         )
         for record in records

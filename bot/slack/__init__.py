@@ -1,7 +1,7 @@
-"""Slack: the Bolt app behind `/slack/events`, its listeners and the ids its messages use.
+"""Slack: the Bolt app behind `/slack/events` and its listeners.
 
-Bolt is imported only when the routes are built, so the worker's notifier can import
-`bot.slack.actions` (action ids, button values) without loading the web stack.
+Bolt is imported only when the routes are built, so a bot with Slack off never loads it.
+The messages and the ids they carry live in `rendering`, which the worker imports too.
 """
 
 from __future__ import annotations

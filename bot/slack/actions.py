@@ -1,70 +1,27 @@
-"""The ids that tie Slack messages to listeners, and the payloads Slack sends back, as models.
+"""The payloads Slack sends back to the listeners, as models.
 
-Block Kit rendering (`bot/blocks.py`) and the listeners both import these constants, so an
-id is spelled in one place. The models validate Slack's interaction payloads at the edge:
-a payload that does not fit is unhandled (HTTP 400) and starts nothing.
-
-This module imports only pydantic and `core`: the worker's notifier renders buttons too.
+They validate Slack's interaction payloads at the edge: a payload that does not fit is
+unhandled (HTTP 400) and starts nothing. The ids and button values they carry are in
+`rendering.slack_ids`, shared with the messages that carry them.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-COMMAND = "/agent-ticket"
-
-APPROVE_ACTION_ID = "ticket_approve"
-REJECT_ACTION_ID = "ticket_reject"
-DASHBOARD_ACTION_ID = "ticket_dashboard"
-
-REJECT_MODAL_CALLBACK_ID = "ticket_reject_modal"
-REASON_BLOCK_ID = "reject_reason"
-REASON_INPUT_ACTION_ID = "reject_reason_input"
-REPLAN_BLOCK_ID = "reject_replan"
-REPLAN_INPUT_ACTION_ID = "reject_replan_input"
-REPLAN_OPTION = "replan"
-
-MAX_BUTTON_VALUE = 2000
-MAX_PRIVATE_METADATA = 3000
-MAX_REASON = 2000
-
-
-class SlackPayload(BaseModel):
-    """Slack adds fields over time; we read the ones we need and ignore the rest."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class ButtonValue(SlackPayload):
-    """What an Approve or Reject button carries: which ticket, which approval request, which plan."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    workflow_id: str = Field(min_length=1, max_length=100)
-    request_id: str = Field(min_length=1, max_length=100)
-    plan_hash: str = Field(min_length=1, max_length=100)
-
-    def encode(self) -> str:
-        value = self.model_dump_json()
-        if len(value) > MAX_BUTTON_VALUE:  # pragma: no cover - field limits keep it far below
-            raise ValueError("button value is longer than Slack allows")
-        return value
-
-    @classmethod
-    def decode(cls, value: str) -> ButtonValue:
-        return cls.model_validate_json(value)
-
-
-class RejectModalMetadata(SlackPayload):
-    """Carried in the reject modal's `private_metadata`: the button's value and where to answer."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    value: ButtonValue
-    channel: str | None = Field(default=None, max_length=200)
-
-    def encode(self) -> str:
-        return self.model_dump_json()
+from rendering.slack_ids import (
+    MAX_BUTTON_VALUE,
+    MAX_PRIVATE_METADATA,
+    MAX_REASON,
+    REASON_BLOCK_ID,
+    REASON_INPUT_ACTION_ID,
+    REPLAN_BLOCK_ID,
+    REPLAN_INPUT_ACTION_ID,
+    REPLAN_OPTION,
+    ButtonValue,
+    RejectModalMetadata,
+    SlackPayload,
+)
 
 
 class SlackUser(SlackPayload):

@@ -14,8 +14,8 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from bot.slack.actions import COMMAND, SlackPayload
 from core.models import MAX_TICKET_TEXT, clean_ticket_text
+from rendering.slack_ids import COMMAND, SlackPayload
 
 # `T-0123abcd45`, `ticket-0123abcd45` or the bare short id.
 TICKET_REF = re.compile(r"^(?:[Tt]-|ticket-)?[0-9a-f]{10}$")

@@ -24,14 +24,15 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError
 
-from bot.blocks import SlackMessage, escape, pending_reply, reject_modal, status_reply, truncate
-from bot.slack.actions import ButtonClick, ButtonValue, RejectModalMetadata, RejectSubmission
+from bot.slack.actions import ButtonClick, RejectSubmission
 from bot.slack.commands import CommandKind, ParsedCommand, SlashCommand, invalid_reply
 from core.approval import refusal_preview
 from core.models import Decision, DecisionSource, Stage, TicketRequest, TicketSource
 from core.names import short_id_from, ticket_label
 from core.settings import Settings
 from core.tickets import TicketNotFound, TicketService, new_short_id
+from rendering.slack import SlackMessage, escape, pending_reply, reject_modal, status_reply, truncate
+from rendering.slack_ids import ButtonValue, RejectModalMetadata
 
 logger = logging.getLogger(__name__)
 

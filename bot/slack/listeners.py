@@ -15,18 +15,17 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltRequest
 
-from bot.slack.actions import (
+from bot.slack.actions import ButtonClick, RejectSubmission
+from bot.slack.commands import SlashCommand, parse_command_text
+from bot.slack.front_door import SlackFrontDoor
+from rendering.slack_ids import (
     APPROVE_ACTION_ID,
     COMMAND,
     DASHBOARD_ACTION_ID,
     REASON_BLOCK_ID,
     REJECT_ACTION_ID,
     REJECT_MODAL_CALLBACK_ID,
-    ButtonClick,
-    RejectSubmission,
 )
-from bot.slack.commands import SlashCommand, parse_command_text
-from bot.slack.front_door import SlackFrontDoor
 
 Body = dict[str, Any]
 REDELIVERY_HEADER = "x-slack-retry-num"

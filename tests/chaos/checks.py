@@ -9,11 +9,11 @@ from datetime import datetime
 from sqlalchemy import select
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 
-from bot.blocks import finished_message
 from core import names
 from core.ledger import executions
 from core.models import AuditEventKind, OutcomeStatus, TicketOutcome, TicketStatus
 from core.schema import AuditEventRow
+from rendering.slack import finished_message
 from tests.chaos.world import CHANNEL, ChaosWorld, Role
 
 # Every event a ticket's path records, once each (decisions once per approver).

@@ -84,7 +84,7 @@ async def test_risky_ticket_waits_then_two_approvers_finish_it(running: CliEnv) 
 
     shown = await running.run("show", ticket, "--audit")
     assert shown.exit_code == 0, shown.output
-    for expected in ("make carol@acme-corp.example an admin", "users", "role='admin'", "checked"):
+    for expected in ("make carol@acme-corp.example an admin", "users", "role = 'admin'", "checked"):
         assert expected in shown.output
     assert "decision_accepted" in shown.output
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from bot.dashboard.auth import UserDirectory, hash_password, password_matches
 from bot.dashboard.csrf import same_origin
 from bot.dashboard.password_gate import PasswordCheckBusy, PasswordCheckGate
-from bot.dashboard.presenters import filter_text, finding_rows, operation_rows, previews, stage_steps
+from bot.dashboard.presenters import finding_rows, operation_rows, previews, stage_steps
 from bot.dashboard.responses import safe_next
 from bot.dashboard.throttle import Limit, LoginThrottle
 from bot.dashboard.ticket_view import approvals_so_far
@@ -28,6 +28,7 @@ from core.models import (
     TicketStatus,
 )
 from core.settings import ConfigError, load_settings
+from rendering.words import filter_text
 from tests.dashboard.harness import PLAN, scripted_report
 
 

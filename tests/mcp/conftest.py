@@ -27,9 +27,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from bot.app import create_app
 from bot.context import BotContext
-from bot.slack.actions import APPROVE_ACTION_ID, ButtonValue
 from core.settings import Settings
 from mcp_door.identity import new_token
+from rendering.slack_ids import APPROVE_ACTION_ID, ButtonValue
 from tests.fakes.slack_server import BOT_TOKEN, FakeSlack, Message
 from tests.pipeline import Pipeline, pipeline_settings, running_pipeline
 from tests.slack.conftest import ALICE, BOB, SIGNING_SECRET, SlackUserAgent, SlackWorld

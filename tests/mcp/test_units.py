@@ -11,7 +11,6 @@ from starlette.routing import Route
 from temporalio.exceptions import ApplicationError
 
 from activities.planning import proposed_plan
-from bot.blocks import requested_by
 from bot.dashboard.throttle import Limit, LoginThrottle
 from core.agents import agent_requester
 from core.models import Plan, PlanTicketInput, SelectOperation, TicketContext, TicketRequest, TicketSource
@@ -20,6 +19,7 @@ from mcp_door.http import AGENT_STATE_KEY, BearerAgentAuth
 from mcp_door.identity import AgentDirectory, new_token
 from mcp_door.limits import RateLimited, SlidingWindow
 from mcp_door.stdio import McpConfigError, stdio_agent
+from rendering.slack import requested_by
 
 DEPLOY = new_token("deploy-bot")
 ETL = new_token("etl")

@@ -36,7 +36,6 @@ from activities.notify import NotifyActivities
 from activities.slack_notify import SlackApproverResolver, SlackNotifier, activity_web_client
 from bot.app import create_app
 from bot.context import BotContext
-from bot.slack.actions import APPROVE_ACTION_ID, REJECT_MODAL_CALLBACK_ID, ButtonValue
 from bot.slack.app import bot_web_client, http_routes
 from bot.slack.front_door import SlackFrontDoor
 from core import names
@@ -56,6 +55,7 @@ from core.models import (
 )
 from core.settings import Settings, load_settings
 from core.tickets import TicketService, new_short_id
+from rendering.slack_ids import APPROVE_ACTION_ID, REJECT_MODAL_CALLBACK_ID, ButtonValue
 from tests.fakes.slack_server import BOT_TOKEN, TEAM_ID, FakeSlack, Message, SlackCall
 from tests.pipeline import TEST_SIGNING_KEY
 from tests.workflows.fake_activities import ScriptedActivities

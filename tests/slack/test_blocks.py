@@ -7,18 +7,6 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import (
-    MAX_BLOCKS,
-    SECTION_LIMIT,
-    escalation_message,
-    outcome_reply,
-    pending_reply,
-    reject_modal,
-    reminder_message,
-    status_reply,
-    ticket_message,
-)
-from bot.slack.actions import APPROVE_ACTION_ID, REJECT_ACTION_ID, ButtonValue, RejectModalMetadata
 from core.models import (
     MAX_OPERATIONS,
     Assignment,
@@ -30,6 +18,18 @@ from core.models import (
     UpdateOperation,
 )
 from core.schema import TicketRow
+from rendering.slack import (
+    MAX_BLOCKS,
+    SECTION_LIMIT,
+    escalation_message,
+    outcome_reply,
+    pending_reply,
+    reject_modal,
+    reminder_message,
+    status_reply,
+    ticket_message,
+)
+from rendering.slack_ids import APPROVE_ACTION_ID, REJECT_ACTION_ID, ButtonValue, RejectModalMetadata
 from tests.slack.statuses import APPROVERS, REQUESTER, awaiting, decision, finished, planned, received
 
 PUBLIC_URL = "https://tickets.example.com"

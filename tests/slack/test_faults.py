@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.slack.actions import APPROVE_ACTION_ID
 from core.models import OutcomeStatus, Risk
+from rendering.slack_ids import APPROVE_ACTION_ID
 from tests.slack.conftest import ALICE, BOB, SlackWorld, signed_headers
 
 

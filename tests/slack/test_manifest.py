@@ -9,9 +9,9 @@ from urllib.parse import urlparse
 
 import yaml
 
-from bot.slack.actions import COMMAND
 from bot.slack.app import EVENTS_PATH
 from core.settings import PROJECT_ROOT
+from rendering.slack_ids import COMMAND
 
 MANIFEST = PROJECT_ROOT / "manifests" / "slack-app.yaml"
 SLACK_MODULES = [

@@ -19,11 +19,11 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from bot.slack.actions import APPROVE_ACTION_ID
 from core.models import MAX_TICKET_TEXT, OutcomeStatus, Risk
 from core.names import workflow_id_for
 from core.schema import TicketRow
 from core.tickets import TicketNotFound
+from rendering.slack_ids import APPROVE_ACTION_ID
 from tests.slack.conftest import (
     ALICE,
     CHANNEL,

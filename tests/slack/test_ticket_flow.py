@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.slack.actions import APPROVE_ACTION_ID, REJECT_ACTION_ID, ButtonValue
 from core.models import AuditEventKind, OutcomeStatus, Risk
+from rendering.slack_ids import APPROVE_ACTION_ID, REJECT_ACTION_ID, ButtonValue
 from tests.slack.conftest import (
     ALICE,
     BOB,

@@ -6,12 +6,13 @@ the LLM is escaped (no `<!channel>` pings, no disguised links) and cut to Slack'
 3000 characters per section, 50 blocks per message, 2000 per button value.
 
 The worker's notifier renders the channel message with these functions and the bot renders
-status replies and the reject modal with them, so both always show the same thing.
+status replies and the reject modal with them, so both always show the same thing. Plans,
+filters, values and decisions are put into words by `rendering.words`; this module marks them
+up as mrkdwn.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,21 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.slack.actions import (
+from core.agents import agent_name_of
+from core.models import (
+    DecisionRecord,
+    OutcomeStatus,
+    Risk,
+    SafetyReport,
+    Stage,
+    TicketRequest,
+    TicketSource,
+    TicketStatus,
+)
+from core.names import ticket_label
+from core.schema import TicketRow
+from rendering import words
+from rendering.slack_ids import (
     APPROVE_ACTION_ID,
     DASHBOARD_ACTION_ID,
     MAX_REASON,
@@ -50,26 +65,6 @@ from bot.slack.actions import (
     ButtonValue,
     RejectModalMetadata,
 )
-from core.agents import agent_name_of
-from core.models import (
-    DecisionRecord,
-    DeleteOperation,
-    Filter,
-    InsertOperation,
-    Operation,
-    OutcomeStatus,
-    Risk,
-    RowChange,
-    SafetyReport,
-    SelectOperation,
-    Stage,
-    TicketRequest,
-    TicketSource,
-    TicketStatus,
-    UpdateOperation,
-)
-from core.names import ticket_label
-from core.schema import TicketRow
 
 SECTION_LIMIT = 3000
 HEADER_LIMIT = 150
@@ -101,16 +96,6 @@ OUTCOME_HEADINGS = {
     OutcomeStatus.BLOCKED: ":no_entry: Blocked",
     OutcomeStatus.EXPIRED: ":hourglass: Expired",
     OutcomeStatus.FAILED: ":warning: Failed",
-}
-FILTER_SYMBOLS = {
-    "eq": "=",
-    "ne": "≠",
-    "lt": "&lt;",
-    "le": "≤",
-    "gt": "&gt;",
-    "ge": "≥",
-    "in": "in",
-    "like": "like",
 }
 
 
@@ -154,9 +139,8 @@ def slack_date(moment: datetime) -> str:
     return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{moment:%Y-%m-%d %H:%M} UTC>"
 
 
-def code(value: object) -> str:
-    text = value if isinstance(value, str) else json.dumps(value)
-    return "`" + escape(truncate(str(text), 200)).replace("`", "'") + "`"
+def code(text: str) -> str:
+    return "`" + escape(truncate(text, 200)).replace("`", "'") + "`"
 
 
 def dashboard_url(public_url: str, ticket_id: str) -> str:
@@ -176,50 +160,13 @@ def bulleted(lines: Sequence[str], limit: int = MAX_LIST_ITEMS) -> str:
 
 # ------------------------------------------------------------------ describing a plan
 
-
-def describe_filter(item: Filter) -> str:
-    if item.op.value == "is_null":
-        return f"{code(item.column)} is null"
-    if item.op.value == "not_null":
-        return f"{code(item.column)} is not null"
-    return f"{code(item.column)} {FILTER_SYMBOLS[item.op.value]} {code(item.value)}"
-
-
-def describe_operation(operation: Operation) -> str:
-    """One readable line per operation: kind, table, values and filters, no SQL."""
-    where = " and ".join(describe_filter(item) for item in getattr(operation, "filters", []))
-    where_text = f" where {where}" if where else " *(every row)*"
-    table = code(operation.table)
-    if isinstance(operation, SelectOperation):
-        columns = ", ".join(code(column) for column in operation.columns) or "all columns"
-        return f"*read* {columns} from {table}{where_text if where else ''} (at most {operation.limit})"
-    if isinstance(operation, InsertOperation):
-        values = ", ".join(f"{code(item.column)} = {code(item.value)}" for item in operation.values)
-        return f"*insert* into {table}: {values}"
-    if isinstance(operation, UpdateOperation):
-        values = ", ".join(f"{code(item.column)} = {code(item.value)}" for item in operation.values)
-        return f"*update* {table}: set {values}{where_text}"
-    if isinstance(operation, DeleteOperation):
-        return f"*delete* from {table}{where_text}"
-    return f"*{escape(operation.kind)}* {table}"  # pragma: no cover - the union is exhaustive
-
-
-def describe_change(change: RowChange) -> str:
-    before, after = change.before, change.after
-    if before is None and after is not None:
-        return "new row: " + ", ".join(f"{code(key)} {code(value)}" for key, value in after.items())
-    if after is None and before is not None:
-        return "removed: " + ", ".join(f"{code(key)} {code(value)}" for key, value in before.items())
-    before, after = before or {}, after or {}
-    changed = [key for key in after if before.get(key) != after.get(key)]
-    if not changed:
-        return "unchanged"
-    return ", ".join(f"{code(key)}: {code(before.get(key))} → {code(after.get(key))}" for key in changed)
+# The words are `rendering.words`'; Slack sets names and values in code spans and escapes the rest.
+MRKDWN = words.Marks(name=code, value=code, strong=lambda text: f"*{text}*", person=mention, text=escape)
 
 
 def risk_text(report: SafetyReport) -> str:
-    rows = report.rows_affected
-    lines = [f"*Risk:* {RISK_EMOJI[report.risk]} {report.risk.value} · {rows} row{'s' if rows != 1 else ''} affected"]
+    affected = words.count(report.rows_affected, "row")
+    lines = [f"*Risk:* {RISK_EMOJI[report.risk]} {report.risk.value} · {affected} affected"]
     findings = [
         f"• {RISK_EMOJI[finding.risk]} {escape(finding.message)}"
         + (f" _(operation {finding.operation_index + 1})_" if finding.operation_index is not None else "")
@@ -234,7 +181,7 @@ def preview_text(report: SafetyReport) -> str | None:
         if impact.kind == "select" or not impact.preview:
             continue
         lines.append(f"*{impact.operation_index + 1}. {escape(impact.kind)} {code(impact.table)}*")
-        lines.extend(f"  {describe_change(change)}" for change in impact.preview[:MAX_PREVIEW_ROWS])
+        lines.extend(f"  {words.row_change_text(change, MRKDWN)}" for change in impact.preview[:MAX_PREVIEW_ROWS])
         if impact.rows_affected > MAX_PREVIEW_ROWS:
             lines.append(f"  … {impact.rows_affected - MAX_PREVIEW_ROWS} more row(s)")
     return "*Before → after*\n" + "\n".join(lines) if lines else None
@@ -283,7 +230,7 @@ def plan_blocks(status: TicketStatus) -> list[Block]:
         rounds = f" (review round {status.review_rounds + 1})" if status.review_rounds else ""
         feedback = [f"• {escape(item)}" for item in status.feedback]
         blocks.append(section(f"*Reviewer feedback so far*{rounds}\n" + bulleted(feedback)))
-    operations = [f"{index}. {describe_operation(op)}" for index, op in enumerate(plan.operations, start=1)]
+    operations = words.plan_lines(plan, MRKDWN)
     blocks.append(section("*Operations*\n" + (bulleted(operations) if operations else "_none_")))
     if report is not None:
         blocks.append(section(risk_text(report)))
@@ -294,17 +241,7 @@ def plan_blocks(status: TicketStatus) -> list[Block]:
 
 
 def decision_lines(records: Sequence[DecisionRecord]) -> list[str]:
-    lines = []
-    for record in records:
-        if not record.accepted:
-            continue
-        decision = record.decision
-        verb = "Approved" if decision.approve else "Rejected"
-        line = f"{verb} by {mention(decision.decider)} via {decision.source.value}"
-        if decision.comment:
-            line += f": {escape(decision.comment)}"
-        lines.append(line)
-    return lines
+    return words.decision_lines(records, MRKDWN)
 
 
 def approval_progress(status: TicketStatus) -> str:
@@ -383,8 +320,7 @@ def outcome_reason(status: TicketStatus) -> str:
     outcome = status.outcome
     assert outcome is not None
     if outcome.status is OutcomeStatus.DONE and outcome.execution is not None:
-        rows = outcome.execution.rows_changed
-        return f"executed: {rows} row{'s' if rows != 1 else ''} changed."
+        return f"executed: {words.count(outcome.execution.rows_changed, 'row')} changed."
     if outcome.status is OutcomeStatus.REJECTED:
         rejection = next(
             (r.decision for r in reversed(status.decisions) if r.accepted and not r.decision.approve), None
