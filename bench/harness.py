@@ -432,6 +432,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "OPENAI_API_KEY": settings.openai_api_key,
         "SLACK_BOT_TOKEN": settings.slack_bot_token,
         "SLACK_SIGNING_SECRET": settings.slack_signing_secret,
+        "DECISION_SIGNING_KEY": settings.decision_signing_key,  # the bot signs decisions, the worker checks them
     }
     for name, secret in secrets.items():
         if secret is not None:
