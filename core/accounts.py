@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -66,8 +67,11 @@ class DashboardAccount(BaseModel):
         return value
 
 
-def parse_dashboard_users(value: object) -> object:
-    """`alice:U123:$argon2id$...,bob:U456:$argon2id$...` (or a JSON list) into account dicts."""
+def parse_hash_list(value: object, separator: re.Pattern[str], parse_entry: Callable[[str], dict[str, str]]) -> object:
+    """A setting listing `…:$argon2…` entries, comma or newline separated (or a JSON list), each read by `parse_entry`.
+
+    The separator looks ahead for the next entry's start, because an argon2 hash holds commas itself.
+    """
     if not isinstance(value, str):
         return value
     text = value.strip()
@@ -75,17 +79,21 @@ def parse_dashboard_users(value: object) -> object:
         return []
     if text.startswith("["):
         return json.loads(text)
-    accounts: list[dict[str, str]] = []
-    for entry in _ENTRY_SEPARATOR.split(text):
-        entry = entry.strip().rstrip(",")
-        if not entry:
-            continue
-        parts = entry.split(":", 2)
-        if len(parts) < 2:
-            raise ValueError(f"entry {parts[0]!r} must look like username:approver_identity:argon2_hash")
-        password_hash = parts[2] if len(parts) > 2 else ""
-        accounts.append({"username": parts[0], "approver": parts[1], "password_hash": password_hash})
-    return accounts
+    entries = (entry.strip().rstrip(",") for entry in separator.split(text))
+    return [parse_entry(entry) for entry in entries if entry]
+
+
+def _account_entry(entry: str) -> dict[str, str]:
+    parts = entry.split(":", 2)
+    if len(parts) < 2:
+        raise ValueError(f"entry {parts[0]!r} must look like username:approver_identity:argon2_hash")
+    password_hash = parts[2] if len(parts) > 2 else ""
+    return {"username": parts[0], "approver": parts[1], "password_hash": password_hash}
+
+
+def parse_dashboard_users(value: object) -> object:
+    """`alice:U123:$argon2id$...,bob:U456:$argon2id$...` (or a JSON list) into account dicts."""
+    return parse_hash_list(value, _ENTRY_SEPARATOR, _account_entry)
 
 
 def unique_usernames(accounts: list[DashboardAccount]) -> list[DashboardAccount]:

@@ -10,13 +10,12 @@ Kept in core so a bad entry is refused when the settings load, naming the variab
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from core.accounts import ARGON2_HASH, argon2_cost_problem
+from core.accounts import ARGON2_HASH, argon2_cost_problem, parse_hash_list
 
 AGENT_PREFIX = "agent:"
 AGENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
@@ -60,25 +59,16 @@ def agent_name_of(requester: str) -> str | None:
     return requester[len(AGENT_PREFIX) :] if requester.startswith(AGENT_PREFIX) else None
 
 
+def _agent_entry(entry: str) -> dict[str, str]:
+    name, separator, token_hash = entry.partition(":")
+    if not separator:
+        raise ValueError(f"entry {name!r} must look like name:argon2_hash_of_its_token")
+    return {"name": name, "token_hash": token_hash}
+
+
 def parse_mcp_agents(value: object) -> object:
     """`deploy-bot:$argon2id$...,etl:$argon2id$...` (or a JSON list) into agent dicts."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if not text:
-        return []
-    if text.startswith("["):
-        return json.loads(text)
-    agents: list[dict[str, str]] = []
-    for entry in _ENTRY_SEPARATOR.split(text):
-        entry = entry.strip().rstrip(",")
-        if not entry:
-            continue
-        name, separator, token_hash = entry.partition(":")
-        if not separator:
-            raise ValueError(f"entry {name!r} must look like name:argon2_hash_of_its_token")
-        agents.append({"name": name, "token_hash": token_hash})
-    return agents
+    return parse_hash_list(value, _ENTRY_SEPARATOR, _agent_entry)
 
 
 def unique_agent_names(agents: list[McpAgent]) -> list[McpAgent]:
