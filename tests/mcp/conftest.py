@@ -8,10 +8,9 @@ Slack that the real `slack_sdk` clients talk to. Agents connect with the SDK's o
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
-import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -32,29 +30,16 @@ from mcp_door.identity import new_token
 from rendering.slack_ids import APPROVE_ACTION_ID, ButtonValue
 from tests.fakes.slack_server import BOT_TOKEN, FakeSlack, Message
 from tests.pipeline import Pipeline, pipeline_settings, running_pipeline
-from tests.slack.conftest import ALICE, BOB, SIGNING_SECRET, SlackUserAgent, SlackWorld
+from tests.slack.conftest import ALICE, BOB, SIGNING_SECRET, SlackUserAgent, SlackWorld, serve
 
 MCP_CHANNEL = "C0AGENTS"
 AGENTS = ["deploy-bot", "busy-bot", "sneaky-bot", "etl-bot", "shape-bot", "stdio-bot", "probe-bot"]
 CALLS_PER_MINUTE = 6
 
 
-@asynccontextmanager
-async def serve_with_lifespan(app: Any) -> AsyncIterator[str]:
-    """Serve an ASGI app on a free port of 127.0.0.1 with its lifespan on (the MCP session manager runs there)."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+def serve_with_lifespan(app: Any) -> AbstractAsyncContextManager[str]:
+    """The bot with its lifespan on: the MCP session manager runs there."""
+    return serve(app, lifespan=True)
 
 
 @dataclass

@@ -231,9 +231,9 @@ class SentCommand:
 
 
 @asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Serve an ASGI app with uvicorn on a free port of 127.0.0.1, in this event loop."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+async def serve(app: Any, *, lifespan: bool = False) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on a free port of 127.0.0.1, in this event loop (its lifespan on if asked)."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on" if lifespan else "off")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
