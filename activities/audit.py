@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy import exc as sa_exc
@@ -44,12 +44,6 @@ def activity_key() -> str | None:
     return f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}"
 
 
-class AuditWriter(Protocol):
-    """Appends a ticket's audit events once per activity: what steps that carry the audit are given."""
-
-    async def append(self, events: Sequence[RecordEventInput], *, part: str = "") -> None: ...
-
-
 class AuditActivities:
     """Writes the app DB's audit log; receives the app DB session factory."""
 
@@ -60,13 +54,11 @@ class AuditActivities:
     async def record_events(self, batch: RecordEventsInput) -> None:
         await self.append(batch.events, key=batch.batch_key or None)
 
-    async def append(self, events: Sequence[RecordEventInput], *, part: str = "", key: str | None = None) -> None:
-        """Write one ticket's events once per `key` (by default this activity's, with `part` for each write)."""
+    async def append(self, events: Sequence[RecordEventInput], *, key: str | None = None) -> None:
+        """Write one ticket's events once per `key` (the batch's, else this activity's)."""
         ticket_id = short_id_from(events[0].ticket_id)
         if key is None:
             key = activity_key()
-            if key is not None and part:
-                key = f"{key}#{part}"
         try:
             written = await self._record(ticket_id, events, key)
         except sa_exc.IntegrityError:

@@ -80,7 +80,7 @@ class ScriptedActivities:
     async def record_events(self, batch: RecordEventsInput) -> None:
         await self.append(batch.events)
 
-    async def append(self, events: Sequence[RecordEventInput], *, part: str = "", key: str | None = None) -> None:
+    async def append(self, events: Sequence[RecordEventInput], *, key: str | None = None) -> None:
         """Records the events as the real audit writer would append them."""
         self.events.extend(events)
         self.trail.append("audit " + " ".join(event.kind.value for event in events))
