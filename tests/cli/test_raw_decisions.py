@@ -27,12 +27,15 @@ async def unsigned_allowed(cli_env: CliEnv, local_env: WorkflowEnvironment) -> A
     """`init-db`, then the real workers on this test's queue, counting unsigned decisions."""
     cli_env.set("TEMPORAL_ADDRESS", local_env.client.service_client.config.target_host)
     assert (await cli_env.run("init-db")).exit_code == 0
-    settings = cli_env.settings().model_copy(update={"allow_unsigned_decisions": True})
+    # A short shutdown grace: the test is over, nothing in flight needs its 30 s to finish.
+    settings = cli_env.settings().model_copy(
+        update={"allow_unsigned_decisions": True, "worker_shutdown_grace_seconds": 1.0}
+    )
     stop = asyncio.Event()
     workers = asyncio.create_task(run_workers(settings, stop=stop, client=local_env.client))
     yield cli_env
     stop.set()
-    await asyncio.wait_for(workers, 30)
+    await asyncio.wait_for(workers, 60)
 
 
 def pasted(output: str, purpose: str) -> list[str]:
@@ -98,7 +101,13 @@ async def test_unsigned_commands_are_ignored_without_the_setting(
     cli_env.set("TEMPORAL_ADDRESS", local_env.client.service_client.config.target_host)
     assert (await cli_env.run("init-db")).exit_code == 0
     stop = asyncio.Event()
-    workers = asyncio.create_task(run_workers(cli_env.settings(), stop=stop, client=local_env.client))
+    workers = asyncio.create_task(
+        run_workers(
+            cli_env.settings().model_copy(update={"worker_shutdown_grace_seconds": 1.0}),
+            stop=stop,
+            client=local_env.client,
+        )
+    )
     try:
         submitted = await cli_env.run("submit", HIGH_RISK, "--wait", "--as", "dave", "--json")
         ticket = TicketStatus.model_validate_json(submitted.stdout).ticket_id
@@ -115,6 +124,6 @@ async def test_unsigned_commands_are_ignored_without_the_setting(
             await asyncio.sleep(0.1)
     finally:
         stop.set()
-        await asyncio.wait_for(workers, 30)
+        await asyncio.wait_for(workers, 60)
     assert status.approved_by == [] and status.pending_approval
     assert [(r.decision.decider, r.accepted, r.reason) for r in status.decisions] == [("alice", False, "unsigned")]
