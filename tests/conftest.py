@@ -16,10 +16,10 @@ from temporalio.testing import WorkflowEnvironment
 from cli.devserver import SERVER_DYNAMIC_CONFIG
 from core.bootstrap import Databases, init_databases
 from core.search_attributes import TICKET_KEYS
-from core.settings import Settings, load_settings
+from core.settings import Settings
 from service.temporal import temporal_cli_path, temporal_test_server_path
-from tests.pipeline import TEST_SIGNING_KEY
 from tests.postgres import fresh_postgres_database
+from tests.support import build_settings
 
 # Fixtures of the fake external services, shared by every test package.
 pytest_plugins = ["tests.fakes.openai_fixtures"]
@@ -48,16 +48,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Embedded defaults in a fresh data dir: SQLite app and target DBs, demo data, no LLM, no Slack."""
-    return load_settings(
-        data_dir=tmp_path / "data",
-        openai_api_key=None,
-        slack_bot_token=None,
-        slack_signing_secret=None,
-        slack_app_token=None,
-        approvers=["alice", "bob", "carol"],
-        decision_signing_key=TEST_SIGNING_KEY,
-        _env_file=None,
-    )
+    return build_settings(tmp_path / "data")
 
 
 @pytest.fixture
@@ -78,16 +69,7 @@ async def postgres_url() -> AsyncIterator[str]:
 @pytest.fixture
 async def pg_settings(tmp_path: Path, postgres_url: str) -> Settings:
     """Like `settings`, but the app DB and target DB are two schemas' worth of tables in one PostgreSQL DB."""
-    return load_settings(
-        data_dir=tmp_path / "data",
-        app_database_url=postgres_url,
-        target_database_url=postgres_url,
-        openai_api_key=None,
-        slack_bot_token=None,
-        slack_signing_secret=None,
-        approvers=["alice", "bob", "carol"],
-        _env_file=None,
-    )
+    return build_settings(tmp_path / "data", app_database_url=postgres_url, target_database_url=postgres_url)
 
 
 @pytest.fixture(scope="session")

@@ -7,42 +7,21 @@ need them.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from temporalio.client import Client
 
 from core.bootstrap import Databases, init_databases
 from core.models import DecisionSource, Stage, TicketRequest, TicketStatus
-from core.settings import Settings, load_settings
+from core.settings import Settings
 from service.tickets import TicketService
+from tests.support import wait_for_stage
 from worker.activities import build_activity_set
 from worker.build import build_workers
 
-APPROVERS = ["alice", "bob", "carol"]
-# Front doors and workers of the tests share it, as production's do; decisions are signed and checked.
-TEST_SIGNING_KEY = "test-decision-signing-key-0123456789abcdef"
 REQUESTER = "dave"
-
-
-def pipeline_settings(data_dir: Path, task_queue: str, **overrides: object) -> Settings:
-    """Embedded SQLite databases in `data_dir`, the offline planner, no Slack, three approvers."""
-    values: dict[str, object] = {
-        "data_dir": data_dir,
-        "openai_api_key": None,
-        "slack_bot_token": None,
-        "slack_signing_secret": None,
-        "slack_app_token": None,
-        "approvers": APPROVERS,
-        "temporal_task_queue": task_queue,
-        "decision_signing_key": TEST_SIGNING_KEY,
-        "_env_file": None,
-    }
-    values.update(overrides)
-    return load_settings(**values)
 
 
 @dataclass
@@ -58,13 +37,7 @@ class Pipeline:
         return TicketRequest(text=text, requester=requester, approval=self.settings.approval_settings())
 
     async def wait_for_stage(self, ticket: str, stage: Stage) -> TicketStatus:
-        for _ in range(300):
-            status = await self.service.status(ticket)
-            if status.stage is stage:
-                return status
-            assert status.outcome is None, status.outcome
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"{ticket} never reached {stage}")
+        return await wait_for_stage(self.service, ticket, stage)
 
     async def approve(self, ticket: str, *deciders: str) -> None:
         status = await self.wait_for_stage(ticket, Stage.AWAITING_APPROVAL)

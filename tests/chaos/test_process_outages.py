@@ -26,7 +26,8 @@ from tests.chaos.core_logs import CoreLogs
 from tests.chaos.outages import TemporalServerDown
 from tests.chaos.verdict import DURATIONS, RESUMES_WITHIN, run_and_check
 from tests.chaos.world import RealClock, chaos_world
-from tests.durability.processes import ChildProcess, free_port, temporal_dev_server
+from tests.durability.processes import ChildProcess, temporal_dev_server
+from tests.support import free_port
 
 LONG = os.environ.get("CHAOS_LONG") == "1"
 

@@ -48,7 +48,7 @@ from tests.chaos.outages import WorkerDown
 from tests.chaos.waiting import eventually
 from tests.fakes.openai_server import FAKE_API_KEY, FakeOpenAIServer, json_reply
 from tests.fakes.slack_server import BOT_TOKEN, FakeSlack
-from tests.pipeline import APPROVERS, pipeline_settings
+from tests.support import APPROVERS, build_settings
 from worker.activities import build_activity_set
 from worker.build import build_workers
 
@@ -264,7 +264,7 @@ async def offline_plans(databases: Databases, texts: list[str]) -> dict[str, Pla
 
 
 def chaos_settings(data_dir: Path, slack: FakeSlack, openai: FakeOpenAIServer) -> Settings:
-    return pipeline_settings(
+    return build_settings(
         data_dir,
         f"chaos-{uuid.uuid4().hex[:8]}",
         slack_bot_token=BOT_TOKEN,

@@ -7,7 +7,6 @@ Commands call `asyncio.run`, so they run in a thread of their own; async tests a
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from typer.testing import CliRunner, Result
 
 from cli.main import app
 from core.settings import Settings, load_settings
-from tests.pipeline import TEST_SIGNING_KEY
+from tests.support import TEST_SIGNING_KEY, free_port
 
 CLEARED = (
     "OPENAI_API_KEY",
@@ -31,12 +30,6 @@ CLEARED = (
     "TARGET_DATABASE_URL",
     "TEMPORAL_UI_URL",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.cli.conftest import CliEnv, free_port
+from tests.cli.conftest import CliEnv
+from tests.support import free_port
 
 AGENT_TICKET = str(Path(sys.executable).parent / "agent-ticket")
 READY_MARK = "agent-ticket dev is ready"

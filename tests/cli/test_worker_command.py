@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from cli.running import run_worker_command
 from core.bootstrap import Databases, init_databases
-from tests.pipeline import pipeline_settings
+from tests.support import build_settings
 from worker.build import QueueRole
 
 
@@ -33,7 +33,7 @@ async def test_once_polling_the_worker_freezes_what_start_up_made(
     local_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
 ) -> None:
     address = local_env.client.service_client.config.target_host
-    settings = pipeline_settings(tmp_path, task_queue, temporal_address=address)
+    settings = build_settings(tmp_path, task_queue, temporal_address=address)
     databases = Databases.open(settings)
     await init_databases(databases, settings)
     await databases.close()

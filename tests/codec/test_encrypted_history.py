@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -19,7 +18,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from google.protobuf import json_format
 from starlette.applications import Starlette
 from temporalio.api.common.v1 import Payloads
@@ -32,10 +30,11 @@ from bot.context import BotContext
 from core.bootstrap import Databases
 from core.models import OutcomeStatus, Risk, TicketOutcome, TicketRequest, TicketStatus
 from core.names import QUERY_STATUS
-from core.settings import Settings, load_settings
+from core.settings import Settings
 from service.temporal import connect, temporal_cli_path
 from service.tickets import TicketService
 from tests.codec.keys import K1, TOKEN, keys_setting
+from tests.support import build_settings, serve
 from tests.workflows.fake_activities import UPGRADE_PLAN, ScriptedActivities
 from worker.build import build_workers
 
@@ -46,16 +45,11 @@ PLANNER_SECRET = "account 88-1234-5678 is overdrawn"
 @pytest.fixture
 def settings(tmp_path: Path, local_env: WorkflowEnvironment) -> Settings:
     """Like the suite's settings, on the session's dev server, with payload encryption on."""
-    return load_settings(
-        data_dir=tmp_path / "data",
+    return build_settings(
+        tmp_path / "data",
         temporal_address=local_env.client.service_client.config.target_host,
         payload_codec_keys=keys_setting(K1),
         codec_auth_token=TOKEN,
-        openai_api_key=None,
-        slack_bot_token=None,
-        slack_signing_secret=None,
-        approvers=["alice", "bob", "carol"],
-        _env_file=None,
     )
 
 
@@ -126,32 +120,13 @@ async def test_failure_messages_are_encrypted_too(local_env: WorkflowEnvironment
     assert TICKET_TEXT.encode() not in stored
 
 
-@asynccontextmanager
-async def serving(app: Starlette) -> AsyncIterator[str]:
-    """The app on a real port of 127.0.0.1, for callers that are separate processes."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
 async def test_temporal_cli_reads_the_history_through_the_codec_endpoint(
     local_env: WorkflowEnvironment, encrypted_client: Client, settings: Settings
 ) -> None:
     async with finished_ticket(encrypted_client, ScriptedActivities(risk=Risk.LOW)) as (workflow_id, outcome):
         assert outcome.status is OutcomeStatus.DONE
     address = local_env.client.service_client.config.target_host
-    async with serving(Starlette(routes=build_codec_routes(settings))) as base_url:
+    async with serve(Starlette(routes=build_codec_routes(settings))) as base_url:
         cli = await asyncio.create_subprocess_exec(
             str(temporal_cli_path()),
             *("workflow", "show", "--address", address, "--workflow-id", workflow_id, "--output", "json"),

@@ -53,7 +53,7 @@ from core.models import (
 )
 from core.settings import Settings
 from service.tickets import TicketService
-from tests.pipeline import pipeline_settings
+from tests.support import build_settings, wait_for_status
 from tests.workflows.fake_activities import ScriptedActivities
 from worker.build import ActivitySet, build_workers
 
@@ -183,7 +183,7 @@ def dashboard_settings(data_dir: Path, queue: str, **overrides: object) -> Setti
         "dashboard_session_secret": SESSION_SECRET,
         "public_url": ORIGIN,
     }
-    return pipeline_settings(data_dir, queue, **{**dashboard, **overrides})
+    return build_settings(data_dir, queue, **{**dashboard, **overrides})
 
 
 @dataclass
@@ -207,13 +207,8 @@ class DashboardWorld:
         return sum(1 for run in self.script.base.executions if run.workflow_id == f"ticket-{short_id}")
 
     async def wait_for(self, short_id: str, condition: Callable[[TicketStatus], bool]) -> TicketStatus:
-        """Poll the workflow's status until `condition` holds (15 s at most)."""
-        for _ in range(300):
-            status = await self.service.status(short_id)
-            if condition(status):
-                return status
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"{short_id} never reached the expected state; it is {status.status_label}")
+        """The workflow's status once `condition` holds."""
+        return await wait_for_status(self.service, short_id, condition)
 
 
 @asynccontextmanager

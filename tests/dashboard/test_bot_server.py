@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from bot.server import serve_bot
 from core.bootstrap import Databases, init_databases
 from tests.dashboard.harness import PASSWORD, csrf_from, dashboard_settings
-from tests.durability.processes import free_port
+from tests.support import free_port
 
 HEADER_TIMEOUT = 0.5
 

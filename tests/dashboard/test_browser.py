@@ -20,8 +20,9 @@ from starlette.routing import Route
 from temporalio.testing import WorkflowEnvironment
 
 from core.models import OutcomeStatus, TicketStatus
-from tests.dashboard.browser import CHROMIUM, base_url_of, bound_socket, chromium, serve, signed_in_page
+from tests.dashboard.browser import CHROMIUM, chromium, signed_in_page
 from tests.dashboard.harness import DashboardWorld, dashboard_world
+from tests.support import base_url_of, bound_socket, serve
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Chromium is not installed at /usr/bin/chromium (run `make browser-deps`)"

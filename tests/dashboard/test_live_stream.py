@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from core.models import DecisionSource
-from tests.dashboard.browser import serve
 from tests.dashboard.harness import DashboardWorld, sign_in
+from tests.support import serve
 
 
 @pytest.fixture(scope="module")

@@ -26,9 +26,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from core.bootstrap import Databases, init_databases
 from core.settings import load_settings
-from tests.durability.processes import ChildProcess, clean_environment, free_port
+from tests.durability.processes import ChildProcess, clean_environment
 from tests.fakes.slack_server import BOT_TOKEN, FakeSlack
 from tests.slack.conftest import SIGNING_SECRET, SlackUserAgent, signed_headers
+from tests.support import free_port
 
 MIB = 1024 * 1024
 MEMORY_KIB = 32 * 1024  # each check holds 32 MiB: what argon2 costs is what the flood multiplies

@@ -203,7 +203,8 @@ async def test_password_gate_runs_few_checks_and_turns_the_rest_away() -> None:
             return "busy"
 
     tasks = [asyncio.create_task(check()) for _ in range(6)]
-    await asyncio.sleep(0.3)  # the one waiter gives up after 0.2 s
+    finished = asyncio.as_completed(tasks, timeout=5)  # three are turned away at once, the one waiter after 0.2 s
+    assert [await next(finished) for _ in range(4)] == ["busy"] * 4
     release.set()
     results = await asyncio.gather(*tasks)
     assert peak == 2 and results.count("checked") == 2 and results.count("busy") == 4

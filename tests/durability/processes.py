@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -22,13 +21,6 @@ from tests.durability.worker_process import POLLING_LINE, WAITING_LINE
 # Settings a worker process must not inherit from the developer's shell: they decide its behaviour here.
 _INHERITED_PREFIXES = ("OPENAI_", "SLACK_", "TEMPORAL_", "AGENT_TICKET_", "PAYLOAD_CODEC", "CODEC_", "CRASH_")
 _INHERITED_NAMES = {"APP_DATABASE_URL", "TARGET_DATABASE_URL", "APPROVERS"}
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def clean_environment(overrides: Mapping[str, str]) -> dict[str, str]:

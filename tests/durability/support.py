@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -16,11 +15,11 @@ from temporalio.client import Client, WorkflowHistory
 
 from core.bootstrap import Databases
 from core.ledger import executions
-from core.models import Stage, TicketRequest, TicketStatus
+from core.models import TicketRequest
 from core.settings import Settings
-from service.tickets import TicketService
 from tests.fakes.openai_server import FAKE_API_KEY, FakeOpenAIServer
-from tests.pipeline import REQUESTER, Pipeline, pipeline_settings, running_pipeline
+from tests.pipeline import REQUESTER, Pipeline, running_pipeline
+from tests.support import build_settings
 
 WRITE_LOG = "durability_write_log"
 
@@ -31,9 +30,7 @@ async def openai_pipeline(
 ) -> AsyncIterator[Pipeline]:
     """The real workers with the real `OpenAIPlanner` pointed at `fake`, on a fresh task queue."""
     queue = f"llm-{uuid.uuid4().hex[:8]}"
-    settings = pipeline_settings(
-        data_dir, queue, openai_api_key=FAKE_API_KEY, openai_base_url=fake.base_url, **overrides
-    )
+    settings = build_settings(data_dir, queue, openai_api_key=FAKE_API_KEY, openai_base_url=fake.base_url, **overrides)
     async with running_pipeline(client, settings, databases) as pipeline:
         yield pipeline
 
@@ -102,19 +99,6 @@ async def table_snapshot(engine: AsyncEngine, tables: Iterable[str]) -> dict[str
             rows = (await connection.execute(text(f"SELECT * FROM {table} ORDER BY 1"))).all()
             snapshot[table] = [tuple(row) for row in rows]
     return snapshot
-
-
-async def wait_for_stage(service: TicketService, ticket: str, stage: Stage, within: float = 60.0) -> TicketStatus:
-    """Poll the status query until the ticket reaches `stage` (or fail with where it is)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    status = await service.status(ticket)
-    while status.stage is not stage:
-        if status.outcome is not None or loop.time() > deadline:
-            raise AssertionError(f"{ticket} did not reach {stage.value}: {status.status_label} {status.outcome}")
-        await asyncio.sleep(0.1)
-        status = await service.status(ticket)
-    return status
 
 
 @dataclass(frozen=True)

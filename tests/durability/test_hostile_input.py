@@ -30,7 +30,6 @@ from core.models import (
     TicketRequest,
     TicketStatus,
 )
-from service.tickets import TicketService
 from tests.durability.support import (
     ledger_rows,
     openai_pipeline,
@@ -38,7 +37,7 @@ from tests.durability.support import (
     ticket_request,
 )
 from tests.fakes.openai_server import FakeOpenAIServer, json_reply
-from tests.pipeline import pipeline_settings
+from tests.support import build_settings, wait_for_status
 
 TARGET_TABLES = [*sorted(demo_metadata.tables), LEDGER_TABLE]
 SQL_LOOKING_NAME = "Robert'); DROP TABLE customers; --"
@@ -173,15 +172,6 @@ ATTACKS = [
 ]
 
 
-async def settle(service: TicketService, ticket: str) -> TicketStatus:
-    """Until the ticket has finished or waits for people."""
-    while True:
-        status = await service.status(ticket)
-        if status.stage in (Stage.FINISHED, Stage.AWAITING_APPROVAL):
-            return status
-        await asyncio.sleep(0.1)
-
-
 async def run_attack(attack: Attack, data_dir: Path, databases: Databases, env: WorkflowEnvironment) -> TicketStatus:
     """One hostile ticket, answered by an obedient LLM; escalated tickets are then rejected by a person."""
     fake = FakeOpenAIServer()
@@ -189,7 +179,8 @@ async def run_attack(attack: Attack, data_dir: Path, databases: Databases, env: 
         fake.enqueue(json_reply(attack.answer), json_reply(attack.answer))  # the second answers a re-ask
         service = pipeline.service
         started = await service.start(ticket_request(pipeline.settings, attack.text))
-        status = await asyncio.wait_for(settle(service, started.short_id), timeout=60)
+        settled = (Stage.FINISHED, Stage.AWAITING_APPROVAL)
+        status = await wait_for_status(service, started.short_id, lambda s: s.stage in settled, "a settled stage", 60)
         if status.stage is Stage.AWAITING_APPROVAL and status.approval is not None:
             rejection = status.approval.decision("alice", DecisionSource.CLI, approve=False, comment="prompt injection")
             await service.decide(started.short_id, rejection)
@@ -202,7 +193,7 @@ async def run_attack(attack: Attack, data_dir: Path, databases: Databases, env: 
 @pytest.mark.timeout(120)
 async def test_an_obedient_llm_cannot_run_an_injected_plan(tmp_path: Path, local_env: WorkflowEnvironment) -> None:
     data_dir = tmp_path / "data"
-    settings = pipeline_settings(data_dir, "unused")
+    settings = build_settings(data_dir, "unused")
     databases = Databases.open(settings)
     try:
         await init_databases(databases, settings)
@@ -235,7 +226,7 @@ async def test_an_obedient_llm_cannot_run_an_injected_plan(tmp_path: Path, local
 @pytest.mark.timeout(60)
 async def test_sql_looking_values_are_stored_as_data(tmp_path: Path, local_env: WorkflowEnvironment) -> None:
     data_dir = tmp_path / "data"
-    settings = pipeline_settings(data_dir, "unused")
+    settings = build_settings(data_dir, "unused")
     databases = Databases.open(settings)
     fake = FakeOpenAIServer()
     try:

@@ -38,7 +38,7 @@ from tests.fakes.openai_server import (
     slow_reply,
     unauthorized_reply,
 )
-from tests.pipeline import pipeline_settings
+from tests.support import build_settings
 
 # Planning retries for as long as its schedule-to-close time (30 minutes; an outage that long is in
 # tests/chaos on the time-skipping server); none of these scenarios needs more than a few calls.
@@ -201,9 +201,9 @@ async def test_llm_faults_end_done_or_failed_with_the_cause_within_the_retry_pol
     tmp_path: Path, local_env: WorkflowEnvironment
 ) -> None:
     data_dir = tmp_path / "data"
-    databases = Databases.open(pipeline_settings(data_dir, "unused"))
+    databases = Databases.open(build_settings(data_dir, "unused"))
     try:
-        await init_databases(databases, pipeline_settings(data_dir, "unused"))
+        await init_databases(databases, build_settings(data_dir, "unused"))
         results = await asyncio.wait_for(
             asyncio.gather(*(run_scenario(s, data_dir, databases, local_env) for s in scenarios())), timeout=100
         )

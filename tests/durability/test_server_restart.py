@@ -26,9 +26,9 @@ from core.names import WORKFLOW_NAME
 from core.settings import Settings
 from service.temporal import temporal_cli_path
 from service.tickets import StartedTicket, TicketService
-from tests.durability.processes import ChildProcess, free_port, temporal_dev_server
-from tests.durability.support import ledger_rows, ticket_request, wait_for_stage
-from tests.pipeline import pipeline_settings
+from tests.durability.processes import ChildProcess, temporal_dev_server
+from tests.durability.support import ledger_rows, ticket_request
+from tests.support import build_settings, free_port, wait_for_stage
 from worker.activities import build_activity_set
 from worker.build import build_workers
 
@@ -74,7 +74,7 @@ async def target_value(settings_databases: Databases, column: object, where: obj
 @pytest.mark.timeout(150)
 async def test_server_restart_keeps_every_ticket_and_honours_later_approvals(tmp_path: Path) -> None:
     queue = f"restart-{uuid.uuid4().hex[:8]}"
-    settings: Settings = pipeline_settings(tmp_path / "data", queue)
+    settings: Settings = build_settings(tmp_path / "data", queue)
     db_file = tmp_path / "temporal.db"
     port, ui_port = free_port(), free_port()
     address = f"127.0.0.1:{port}"

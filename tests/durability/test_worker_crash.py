@@ -35,7 +35,7 @@ from tests.durability.support import (
     writes_logged,
 )
 from tests.durability.worker_process import CRASH_AFTER_COMMIT, CRASH_PLANNING
-from tests.pipeline import pipeline_settings
+from tests.support import build_settings
 from workflows import options
 
 RECOVERY_LIMIT_SECONDS = 5.0
@@ -99,7 +99,7 @@ _init_lock = asyncio.Lock()
 async def crash_and_recover(crash_point: str, workdir: Path, local_env: WorkflowEnvironment) -> CrashReport:
     """Three tickets stalled at `crash_point`, SIGKILL, a warm replacement: check every write and time it."""
     queue = f"crash-{crash_point}-{uuid.uuid4().hex[:8]}"
-    settings = pipeline_settings(workdir / "data", queue)
+    settings = build_settings(workdir / "data", queue)
     databases = Databases.open(settings)
     marker_dir = workdir / "markers"
     env = worker_env(settings, local_env.client.service_client.config.target_host)

@@ -15,8 +15,9 @@ from core.demo import subscriptions, users
 from core.ledger import executions
 from core.models import Decision, DecisionSource, OutcomeStatus, Stage
 from core.schema import AuditEventRow, TicketRow
-from tests.pipeline import Pipeline, pipeline_settings, running_pipeline
+from tests.pipeline import Pipeline, running_pipeline
 from tests.postgres import fresh_postgres_database
+from tests.support import build_settings
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -29,7 +30,7 @@ async def pipeline(
         if request.param == "postgresql":
             url = await stack.enter_async_context(fresh_postgres_database())
             urls = {"app_database_url": url, "target_database_url": url}
-        settings = pipeline_settings(tmp_path / "data", queue, **urls)
+        settings = build_settings(tmp_path / "data", queue, **urls)
         yield await stack.enter_async_context(running_pipeline(local_env.client, settings))
 
 

@@ -29,8 +29,9 @@ from core.settings import Settings
 from mcp_door.identity import new_token
 from rendering.slack_ids import APPROVE_ACTION_ID, ButtonValue
 from tests.fakes.slack_server import BOT_TOKEN, FakeSlack, Message
-from tests.pipeline import Pipeline, pipeline_settings, running_pipeline
-from tests.slack.conftest import ALICE, BOB, SIGNING_SECRET, SlackUserAgent, SlackWorld, serve
+from tests.pipeline import Pipeline, running_pipeline
+from tests.slack.conftest import ALICE, BOB, SIGNING_SECRET, SlackUserAgent, SlackWorld
+from tests.support import build_settings, serve
 
 MCP_CHANNEL = "C0AGENTS"
 AGENTS = ["deploy-bot", "busy-bot", "sneaky-bot", "etl-bot", "shape-bot", "stdio-bot", "probe-bot"]
@@ -87,7 +88,7 @@ class McpWorld:
 
 
 def mcp_settings(data_dir: Path, task_queue: str, fake: FakeSlack, agent_entries: str) -> Settings:
-    return pipeline_settings(
+    return build_settings(
         data_dir,
         task_queue,
         slack_bot_token=BOT_TOKEN,

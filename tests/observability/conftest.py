@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -14,13 +13,8 @@ from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
 
 from service.temporal import data_converter
-from tests.pipeline import Pipeline, pipeline_settings, running_pipeline
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.pipeline import Pipeline, running_pipeline
+from tests.support import build_settings
 
 
 def scrape(url: str) -> str:
@@ -39,7 +33,7 @@ def pipeline_factory(env: WorkflowEnvironment, tmp_path: Path) -> PipelineFactor
         *, runtime: Runtime | None = None, interceptors: Sequence[Interceptor] = (), **overrides: object
     ) -> AsyncIterator[Pipeline]:
         queue = f"obs-{uuid.uuid4().hex[:8]}"
-        settings = pipeline_settings(tmp_path / f"data-{queue}", queue, **overrides)
+        settings = build_settings(tmp_path / f"data-{queue}", queue, **overrides)
         client = await Client.connect(
             env.client.service_client.config.target_host,
             namespace=env.client.namespace,

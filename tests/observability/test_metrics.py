@@ -19,7 +19,8 @@ from bot.context import BotContext
 from core.models import OutcomeStatus, TicketSource
 from core.observability.runtime import bind_address, install_metrics_runtime, metrics_runtime, sdk_metrics_url
 from core.settings import load_settings
-from tests.observability.conftest import free_port, pipeline_factory, scrape
+from tests.observability.conftest import pipeline_factory, scrape
+from tests.support import free_port
 
 
 @pytest.fixture(scope="module")

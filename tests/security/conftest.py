@@ -18,8 +18,9 @@ from core.ledger import LEDGER_TABLES
 from core.models import DecisionSource, OutcomeStatus, Stage, TicketStatus
 from tests.durability.support import table_snapshot, ticket_request
 from tests.fakes.openai_server import FAKE_API_KEY
-from tests.pipeline import Pipeline, pipeline_settings, running_pipeline
+from tests.pipeline import Pipeline, running_pipeline
 from tests.security.obedient_planner import ObedientPlanner
+from tests.support import build_settings
 
 TARGET_TABLES = [*sorted(demo_metadata.tables), *sorted(LEDGER_TABLES)]
 Snapshot = dict[str, list[tuple[object, ...]]]
@@ -63,7 +64,7 @@ class RedTeam:
 async def red_team(tmp_path_factory: pytest.TempPathFactory, local_env: WorkflowEnvironment) -> AsyncIterator[RedTeam]:
     data_dir: Path = tmp_path_factory.mktemp("red-team") / "data"
     async with ObedientPlanner() as planner:
-        settings = pipeline_settings(
+        settings = build_settings(
             data_dir, f"rt-{uuid.uuid4().hex[:8]}", openai_api_key=FAKE_API_KEY, openai_base_url=planner.base_url
         )
         databases = Databases.open(settings)

@@ -15,7 +15,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
-from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -38,26 +36,19 @@ from bot.app import create_app
 from bot.context import BotContext
 from bot.slack.app import bot_web_client, http_routes
 from bot.slack.front_door import SlackFrontDoor
-from core import names
 from core.bootstrap import Databases, init_databases
 from core.models import (
     ExecutePlanInput,
-    Finding,
-    OperationImpact,
     RecordEventInput,
     Risk,
-    RowChange,
-    SafetyReport,
     TicketOutcome,
     TicketStatus,
-    ValidatePlanInput,
-    plan_hash,
 )
-from core.settings import Settings, load_settings
+from core.settings import Settings
 from rendering.slack_ids import APPROVE_ACTION_ID, REJECT_MODAL_CALLBACK_ID, ButtonValue
 from service.tickets import TicketService, new_short_id
 from tests.fakes.slack_server import BOT_TOKEN, TEAM_ID, FakeSlack, Message, SlackCall
-from tests.pipeline import TEST_SIGNING_KEY
+from tests.support import build_settings, serve, wait_for_status
 from tests.workflows.fake_activities import ScriptedActivities
 from worker.build import ActivitySet, build_workers
 
@@ -230,24 +221,6 @@ class SentCommand:
 # ------------------------------------------------------------------ the bot on a real server
 
 
-@asynccontextmanager
-async def serve(app: Any, *, lifespan: bool = False) -> AsyncIterator[str]:
-    """Serve an ASGI app with uvicorn on a free port of 127.0.0.1, in this event loop (its lifespan on if asked)."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on" if lifespan else "off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 def slack_endpoint_app(context: BotContext, **timing: float) -> Starlette:
     """Only `/slack/events`, its front door with the time limits a test sets."""
     settings = context.settings
@@ -255,30 +228,7 @@ def slack_endpoint_app(context: BotContext, **timing: float) -> Starlette:
     return Starlette(routes=http_routes(context, front_door))
 
 
-# ------------------------------------------------------------------ scripted activities with a preview
-
-
-@dataclass
-class SlackScript(ScriptedActivities):
-    """Scripted DB and LLM steps whose safety report has a finding and a before → after preview."""
-
-    @activity.defn(name=names.ACTIVITY_VALIDATE_PLAN)
-    async def validate_plan(self, input: ValidatePlanInput) -> SafetyReport:
-        return SafetyReport(
-            risk=self.risk,
-            required_approvals=self.required_approvals,
-            plan_hash=plan_hash(input.plan),
-            findings=[Finding(rule="plan_change", risk=self.risk, message="changes a paid plan", operation_index=0)],
-            impacts=[
-                OperationImpact(
-                    operation_index=0,
-                    kind="update",
-                    table="subscriptions",
-                    rows_affected=1,
-                    preview=[RowChange(before={"plan_id": 1}, after={"plan_id": 3})],
-                )
-            ],
-        )
+# ------------------------------------------------------------------ the workers
 
 
 def slack_activity_set(script: ScriptedActivities, settings: Settings, databases: Databases) -> ActivitySet:
@@ -311,18 +261,14 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
 
 def slack_settings(data_dir: Path, fake: FakeSlack) -> Settings:
     """Slack configured against the fake; approvers are two people and a user group."""
-    return load_settings(
-        data_dir=data_dir,
-        openai_api_key=None,
+    return build_settings(
+        data_dir,
         slack_bot_token=BOT_TOKEN,
         slack_signing_secret=SIGNING_SECRET,
-        slack_app_token=None,
         slack_api_url=fake.api_url,
         slack_escalation_channel=ESCALATION_CHANNEL,
         approvers=[ALICE, BOB, OPS_GROUP],
-        decision_signing_key=TEST_SIGNING_KEY,
         public_url=PUBLIC_URL,
-        _env_file=None,
     )
 
 
@@ -336,7 +282,7 @@ class SlackWorld:
     settings: Settings
     databases: Databases
     fake: FakeSlack
-    script: SlackScript
+    script: ScriptedActivities
     service: TicketService
     slack: SlackUserAgent
     env: WorkflowEnvironment
@@ -386,16 +332,7 @@ class SlackWorld:
     async def wait_for_status(
         self, ticket_id: str, condition: Callable[[TicketStatus], bool], what: str = "status"
     ) -> TicketStatus:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                status = await self.status(ticket_id)
-            except Exception:  # not started yet
-                status = None
-            if status is not None and condition(status):
-                return status
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"T-{ticket_id} never reached {what}")
+        return await wait_for_status(self.service, ticket_id, condition, what)
 
     async def awaiting_approval(self, ticket_id: str) -> TicketStatus:
         return await self.wait_for_status(ticket_id, lambda s: s.pending_approval, "awaiting approval")
@@ -436,7 +373,7 @@ async def open_world(
     served as its Slack endpoint alone.
     """
     queue = f"slack-{uuid.uuid4().hex[:10]}"
-    scripted = SlackScript(**script)
+    scripted = ScriptedActivities(**script)
     for worker in build_workers(env.client, slack_activity_set(scripted, settings, databases), task_queue=queue):
         await stack.enter_async_context(worker)
     key = settings.signing_key

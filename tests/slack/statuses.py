@@ -10,22 +10,18 @@ from core.models import (
     DecisionRecord,
     DecisionSource,
     ExecutionResult,
-    Finding,
-    OperationImpact,
     OperationResult,
     OutcomeStatus,
     Plan,
     Risk,
-    RowChange,
-    SafetyReport,
     SlackMessageRef,
     Stage,
     TicketOutcome,
     TicketRequest,
     TicketSource,
     TicketStatus,
-    plan_hash,
 )
+from tests.support import scripted_report
 from tests.workflows.fake_activities import UPGRADE_PLAN
 
 REQUESTER = "UDAVE0001"
@@ -59,28 +55,10 @@ def received(
     )
 
 
-def report_for(plan: Plan, risk: Risk = Risk.HIGH, approvals: int = 1) -> SafetyReport:
-    return SafetyReport(
-        risk=risk,
-        required_approvals=approvals,
-        plan_hash=plan_hash(plan),
-        findings=[Finding(rule="plan_change", risk=risk, message="changes a paid plan", operation_index=0)],
-        impacts=[
-            OperationImpact(
-                operation_index=0,
-                kind="update",
-                table="subscriptions",
-                rows_affected=1,
-                preview=[RowChange(before={"plan_id": 1}, after={"plan_id": 3})],
-            )
-        ],
-    )
-
-
 def planned(status: TicketStatus | None = None, plan: Plan | None = None, risk: Risk = Risk.HIGH) -> TicketStatus:
     status = (status or received()).model_copy(deep=True)
     status.plan = plan or UPGRADE_PLAN.model_copy(deep=True)
-    status.report = report_for(status.plan, risk)
+    status.report = scripted_report(status.plan, risk, 1)
     status.plan_hash = status.report.plan_hash
     status.stage = Stage.VALIDATING
     return status

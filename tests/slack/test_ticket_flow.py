@@ -195,7 +195,7 @@ async def test_a_repeated_delivery_of_the_same_command_starts_nothing_new(world:
         assert f"T-{sent.ticket_id} received" in ack.json()["text"]
     assert (await world.service.handle(sent.ticket_id).describe()).run_id == first_run
     await world.result(sent.ticket_id)
-    await asyncio.sleep(0.3)
+    await world.wait_for_status(sent.ticket_id, lambda s: not s.message_owed, "its message delivered")
     assert len(world.messages()) == 1
     assert len(world.executions(sent.ticket_id)) == 1
 

@@ -21,7 +21,6 @@ from core.models import (
     NotifyInput,
     NotifyPost,
     NotifyResult,
-    OperationImpact,
     OperationResult,
     Plan,
     PlanTicketInput,
@@ -34,8 +33,8 @@ from core.models import (
     TicketStatus,
     UpdateOperation,
     ValidatePlanInput,
-    plan_hash,
 )
+from tests.support import scripted_report
 from worker.build import ActivitySet
 
 UPGRADE_PLAN = Plan(
@@ -99,12 +98,7 @@ class ScriptedActivities:
 
     @activity.defn(name=names.ACTIVITY_VALIDATE_PLAN)
     async def validate_plan(self, input: ValidatePlanInput) -> SafetyReport:
-        return SafetyReport(
-            risk=self.risk,
-            required_approvals=self.required_approvals,
-            plan_hash=plan_hash(input.plan),
-            impacts=[OperationImpact(operation_index=0, kind="update", table="subscriptions", rows_affected=1)],
-        )
+        return scripted_report(input.plan, self.risk, self.required_approvals)
 
     @activity.defn(name=names.ACTIVITY_RESOLVE_APPROVERS)
     async def resolve_approvers(self, input: ResolveApproversInput) -> list[str]:

@@ -26,6 +26,7 @@ from core.models import (
     TicketStatus,
 )
 from core.names import QUERY_STATUS, SIGNAL_APPROVE, SIGNAL_REJECT, WORKFLOW_NAME
+from tests.support import wait_for_stage, wait_for_status
 from tests.workflows.fake_activities import ScriptedActivities
 from worker.build import build_workers
 
@@ -60,13 +61,7 @@ async def status_of(handle: WorkflowHandle[object, TicketOutcome]) -> TicketStat
 
 
 async def awaiting_approval(handle: WorkflowHandle[object, TicketOutcome]) -> TicketStatus:
-    for _ in range(200):
-        status = await status_of(handle)
-        if status.stage is Stage.AWAITING_APPROVAL:
-            return status
-        assert status.outcome is None, status.outcome
-        await asyncio.sleep(0.05)
-    raise AssertionError("ticket never reached awaiting approval")
+    return await wait_for_stage(handle, handle.id, Stage.AWAITING_APPROVAL, within=10)
 
 
 def decision(status: TicketStatus, decider: str, approve: bool = True, **changes: str) -> Decision:
@@ -170,8 +165,9 @@ async def test_high_risk_needs_two_distinct_approvers(time_env: WorkflowEnvironm
         status = await awaiting_approval(handle)
         await handle.signal(SIGNAL_APPROVE, decision(status, "alice"))
         await handle.signal(SIGNAL_APPROVE, decision(status, "alice"))
-        await asyncio.sleep(0.3)
-        assert (await status_of(handle)).stage is Stage.AWAITING_APPROVAL
+        judged = await wait_for_status(handle, handle.id, lambda s: len(s.decisions) == 2, "both decisions judged")
+        assert [record.accepted for record in judged.decisions] == [True, False]
+        assert judged.stage is Stage.AWAITING_APPROVAL
         assert fakes.executions == []
         await handle.signal(SIGNAL_APPROVE, decision(status, "bob"))
         outcome = await handle.result()
