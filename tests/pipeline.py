@@ -7,10 +7,12 @@ need them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
+from temporalio import activity
 from temporalio.client import Client
 
 from core.bootstrap import Databases, init_databases
@@ -19,7 +21,7 @@ from core.settings import Settings
 from service.tickets import TicketService
 from tests.support import wait_for_stage
 from worker.activities import build_activity_set
-from worker.build import build_workers
+from worker.build import ActivitySet, build_workers
 
 REQUESTER = "dave"
 
@@ -46,11 +48,36 @@ class Pipeline:
             await self.service.decide(ticket, status.approval.decision(decider, DecisionSource.DASHBOARD))
 
 
+def activity_named(activities: ActivitySet, name: str) -> Callable[..., Any]:
+    """The activity of `activities` registered under `name`."""
+    for function in [*activities.workflow_queue, *activities.llm_queue]:
+        if activity._Definition.must_from_callable(function).name == name:
+            return function
+    raise LookupError(f"no activity {name!r}")
+
+
+def with_activities(activities: ActivitySet, *replacements: Callable[..., Any]) -> ActivitySet:
+    """`activities` with each replacement in place of the activity registered under the same name."""
+    by_name = {activity._Definition.must_from_callable(function).name: function for function in replacements}
+
+    def swapped(queue: Sequence[Callable[..., Any]]) -> list[Callable[..., Any]]:
+        return [by_name.get(activity._Definition.must_from_callable(function).name, function) for function in queue]
+
+    return ActivitySet(swapped(activities.workflow_queue), swapped(activities.llm_queue), activities.cleanups)
+
+
 @asynccontextmanager
 async def running_pipeline(
-    client: Client, settings: Settings, databases: Databases | None = None
+    client: Client,
+    settings: Settings,
+    databases: Databases | None = None,
+    *,
+    adjust: Callable[[ActivitySet], ActivitySet] | None = None,
 ) -> AsyncIterator[Pipeline]:
-    """Real workers for `settings` on `client`; the databases are opened and migrated unless given."""
+    """Real workers for `settings` on `client`; the databases are opened and migrated unless given.
+
+    `adjust` may put stand-ins in place of real activities (`with_activities`): a scripted LLM, a gate.
+    """
     queue = settings.temporal_task_queue
     async with AsyncExitStack() as stack:
         if databases is None:
@@ -58,6 +85,8 @@ async def running_pipeline(
             stack.push_async_callback(databases.close)
             await init_databases(databases, settings)
         activities = build_activity_set(settings, databases)
+        if adjust is not None:
+            activities = adjust(activities)
         stack.push_async_callback(activities.close)
         for worker in build_workers(client, activities, task_queue=queue):
             await stack.enter_async_context(worker)

@@ -1,8 +1,9 @@
-"""A dashboard on the real workflow: scripted plan and safety report, real audit log, gated execution.
+"""A dashboard on the real workflow and the real activities on SQLite; only the LLM is scripted.
 
-The plan, findings and before → after preview are scripted so every test (and the screenshot)
-sees the same realistic ticket; audit events go through the real `record_event` activity into
-the app DB, so the list and the timeline read what production would write.
+The planner returns the same plan every time, so every test (and the screenshot) sees the same
+realistic ticket: the real context, safety check (findings, before → after preview), audit log
+and execution run on the seeded demo databases, as production would. Execution can be held at a
+gate to keep a ticket in `executing`.
 """
 
 from __future__ import annotations
@@ -10,52 +11,40 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from argon2 import PasswordHasher
+from sqlalchemy import func, select
 from starlette.applications import Starlette
 from temporalio import activity
 from temporalio.client import Client
 
-from activities.audit import AuditActivities
-from activities.decision_proof import DecisionProofActivities
 from bot.app import create_app
 from bot.context import BotContext
 from core import names
-from core.bootstrap import Databases, init_databases
+from core.bootstrap import Databases
+from core.ledger import executions
 from core.models import (
     ExecutePlanInput,
     ExecutionResult,
     Filter,
-    Finding,
-    GatherContextInput,
-    NamedRows,
-    OperationImpact,
-    OperationResult,
     Plan,
-    Risk,
-    RowChange,
-    SafetyReport,
     SelectOperation,
     Stage,
-    TableInfo,
-    TicketContext,
     TicketRequest,
     TicketStatus,
     UpdateOperation,
-    ValidatePlanInput,
-    plan_hash,
 )
 from core.settings import Settings
 from service.tickets import TicketService
+from tests.pipeline import activity_named, running_pipeline, with_activities
 from tests.support import build_settings, wait_for_status
 from tests.workflows.fake_activities import ScriptedActivities
-from worker.build import ActivitySet, build_workers
+from worker.build import ActivitySet
 
 PASSWORD = {"alice": "alice-pw-1", "bob": "bob-pw-2", "mallory": "mallory-pw-3", "dave": "dave-pw-4"}
 SESSION_SECRET = "test-session-secret-" + "x" * 32
@@ -67,114 +56,44 @@ _HASHES = {name: _HASHER.hash(password) for name, password in PASSWORD.items()}
 # Each dashboard user decides as the approver identity of the same name; only alice and bob are approvers.
 DASHBOARD_USERS = ",".join(f"{name}:{name}:{_HASHES[name]}" for name in PASSWORD)
 
-TICKET_TEXT = "move acme-corp and globex to the pro plan"
+TICKET_TEXT = "turn on sso and audit export for acme-corp"
+# Medium risk, one approval, on the seeded demo data (two rows of one customer's flags), and again
+# after it ran: the same two rows match.
 PLAN = Plan(
-    summary="Move acme-corp and globex to the pro plan",
-    rationale="Both customers asked to upgrade; the pro plan has id 3. The plan list is read first to confirm it.",
+    summary="Turn on SSO and audit export for acme-corp",
+    rationale="Acme Corp bought the security add-on; its flags are read first to confirm which are off.",
     operations=[
         SelectOperation(
-            table="plans",
-            columns=["id", "name", "price_cents"],
-            filters=[Filter(column="name", op="eq", value="pro")],
-            limit=1,
+            table="feature_flags",
+            columns=["id", "name", "enabled"],
+            filters=[Filter(column="customer_id", op="eq", value=1)],
+            limit=10,
         ),
         UpdateOperation(
-            table="subscriptions",
-            values=[{"column": "plan_id", "value": 3}, {"column": "seats", "value": 50}],
-            filters=[Filter(column="customer_id", op="in", value=[1, 2])],
+            table="feature_flags",
+            values=[{"column": "enabled", "value": True}],
+            filters=[
+                Filter(column="customer_id", op="eq", value=1),
+                Filter(column="name", op="in", value=["sso", "audit_export"]),
+            ],
         ),
     ],
     planner="scripted (tests)",
 )
 
 
-CONTEXT = TicketContext(
-    schema_tables=[TableInfo(name=name) for name in ("customers", "plans", "subscriptions")],
-    named_rows=[
-        NamedRows(table="customers", match="acme-corp", rows=[{"id": 1, "slug": "acme-corp", "name": "Acme Corp"}]),
-        NamedRows(table="customers", match="globex", rows=[{"id": 2, "slug": "globex", "name": "Globex"}]),
-    ],
-)
-
-
-def scripted_report(plan: Plan) -> SafetyReport:
-    """Medium risk, one approval: two rows of subscriptions change, more than policy auto-approves."""
-    return SafetyReport(
-        risk=Risk.MEDIUM,
-        required_approvals=1,
-        plan_hash=plan_hash(plan),
-        findings=[
-            Finding(rule="read_only", risk=Risk.LOW, message="Reads plans; changes nothing.", operation_index=0),
-            Finding(
-                rule="row_count",
-                risk=Risk.MEDIUM,
-                message="Changes 2 rows of subscriptions; up to 1 row runs without approval.",
-                operation_index=1,
-            ),
-        ],
-        impacts=[
-            OperationImpact(operation_index=0, kind="select", table="plans", rows_affected=1),
-            OperationImpact(
-                operation_index=1,
-                kind="update",
-                table="subscriptions",
-                rows_affected=2,
-                preview=[
-                    RowChange(
-                        before={"id": 1, "customer_id": 1, "plan_id": 2, "seats": 10, "status": "active"},
-                        after={"id": 1, "customer_id": 1, "plan_id": 3, "seats": 50, "status": "active"},
-                    ),
-                    RowChange(
-                        before={"id": 2, "customer_id": 2, "plan_id": 1, "seats": 3, "status": "trialing"},
-                        after={"id": 2, "customer_id": 2, "plan_id": 3, "seats": 50, "status": "trialing"},
-                    ),
-                ],
-            ),
-        ],
-    )
-
-
 @dataclass
-class DashboardScript:
-    """The activities a dashboard test needs; `hold_execution` keeps a ticket in `executing`."""
+class ExecutionGate:
+    """The real execute activity behind a gate: while `hold` is set and not released, tickets stay in `executing`."""
 
-    audit: AuditActivities
-    base: ScriptedActivities = field(default_factory=lambda: ScriptedActivities(plan=PLAN.model_copy(deep=True)))
-    hold_execution: asyncio.Event | None = None
-    signing_keys: list[bytes] = field(default_factory=list)
-
-    @activity.defn(name=names.ACTIVITY_GATHER_CONTEXT)
-    async def gather_context(self, input: GatherContextInput) -> TicketContext:
-        return CONTEXT
-
-    @activity.defn(name=names.ACTIVITY_VALIDATE_PLAN)
-    async def validate_plan(self, input: ValidatePlanInput) -> SafetyReport:
-        return scripted_report(input.plan)
+    execute: Callable[[ExecutePlanInput], Awaitable[ExecutionResult]]
+    hold: asyncio.Event | None = None
 
     @activity.defn(name=names.ACTIVITY_EXECUTE_PLAN)
     async def execute_plan(self, input: ExecutePlanInput) -> ExecutionResult:
-        if self.hold_execution is not None:
-            await self.hold_execution.wait()
-        self.base.executions.append(input)
-        return ExecutionResult(
-            plan_hash=input.plan_hash,
-            results=[OperationResult(operation_index=1, kind="update", table="subscriptions", rows_affected=2)],
-            executed_at=datetime.now(UTC),
-        )
-
-    def activity_set(self) -> ActivitySet:
-        return ActivitySet(
-            workflow_queue=[
-                self.audit.record_events,
-                self.gather_context,
-                self.validate_plan,
-                self.base.resolve_approvers,
-                self.execute_plan,
-                self.base.notify_activity(),
-                DecisionProofActivities(self.signing_keys, allow_unsigned=False).verify_decision,
-            ],
-            llm_queue=[self.base.plan_ticket],
-        )
+        if self.hold is not None:
+            await self.hold.wait()
+        return await self.execute(input)
 
 
 def dashboard_settings(data_dir: Path, queue: str, **overrides: object) -> Settings:
@@ -191,7 +110,7 @@ class DashboardWorld:
     settings: Settings
     databases: Databases
     service: TicketService
-    script: DashboardScript
+    gate: ExecutionGate
     context: BotContext
     app: Starlette
 
@@ -202,9 +121,11 @@ class DashboardWorld:
         await self.wait_for(started.short_id, lambda status: status.stage is Stage.AWAITING_APPROVAL)
         return started.short_id
 
-    def executions_of(self, short_id: str) -> int:
-        """How many times the plan of this ticket was executed."""
-        return sum(1 for run in self.script.base.executions if run.workflow_id == f"ticket-{short_id}")
+    async def executions_of(self, short_id: str) -> int:
+        """How many times the plan of this ticket ran: its rows in the target DB's execution ledger."""
+        query = select(func.count()).select_from(executions).where(executions.c.workflow_id == f"ticket-{short_id}")
+        async with self.databases.target_sessions() as session:
+            return int(await session.scalar(query) or 0)
 
     async def wait_for(self, short_id: str, condition: Callable[[TicketStatus], bool]) -> TicketStatus:
         """The workflow's status once `condition` holds."""
@@ -213,18 +134,17 @@ class DashboardWorld:
 
 @asynccontextmanager
 async def dashboard_world(client: Client, data_dir: Path, **overrides: object) -> AsyncIterator[DashboardWorld]:
-    queue = f"dash-{uuid.uuid4().hex[:8]}"
-    settings = dashboard_settings(data_dir, queue, **overrides)
-    async with AsyncExitStack() as stack:
-        databases = Databases.open(settings)
-        stack.push_async_callback(databases.close)
-        await init_databases(databases, settings)
-        script = DashboardScript(audit=AuditActivities(databases.app_sessions), signing_keys=settings.decision_keys)
-        for worker in build_workers(client, script.activity_set(), task_queue=queue):
-            await stack.enter_async_context(worker)
-        service = TicketService(client, databases.app_sessions, queue, signing_key=settings.signing_key)
-        context = BotContext(settings, service, databases)
-        yield DashboardWorld(settings, databases, service, script, context, create_app(context))
+    settings = dashboard_settings(data_dir, f"dash-{uuid.uuid4().hex[:8]}", **overrides)
+    planner = ScriptedActivities(plan=PLAN)
+    gates: list[ExecutionGate] = []
+
+    def scripted_llm_and_gate(real: ActivitySet) -> ActivitySet:
+        gates.append(ExecutionGate(activity_named(real, names.ACTIVITY_EXECUTE_PLAN)))
+        return with_activities(real, planner.plan_ticket, gates[0].execute_plan)
+
+    async with running_pipeline(client, settings, adjust=scripted_llm_and_gate) as pipeline:
+        context = BotContext(settings, pipeline.service, pipeline.databases)
+        yield DashboardWorld(settings, pipeline.databases, pipeline.service, gates[0], context, create_app(context))
 
 
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -77,7 +77,7 @@ async def test_approver_reviews_approves_and_watches_it_finish_without_reload(
     world: DashboardWorld, base_url: str, context: BrowserContext
 ) -> None:
     hold = asyncio.Event()
-    world.script.hold_execution = hold
+    world.gate.hold = hold
     try:
         short_id = await world.file_ticket()
         page = await signed_in_page(context, base_url, "bob")
@@ -91,12 +91,12 @@ async def test_approver_reviews_approves_and_watches_it_finish_without_reload(
         await row.locator("a.ticket-link").click()
         await page.wait_for_url(f"{base_url}/tickets/{short_id}")
 
-        await expect(page.locator("#plan")).to_contain_text("Move acme-corp and globex to the pro plan")
-        await expect(page.locator("#plan table.operations")).to_contain_text("plan_id = 3")
-        await expect(page.locator("#plan table.operations")).to_contain_text("customer_id in (1, 2)")
-        await expect(page.locator("#findings")).to_contain_text("Changes 2 rows of subscriptions")
-        await expect(page.locator("#findings")).to_contain_text("Reads plans; changes nothing.")
-        await expect(page.locator("#preview td.changed").first).to_contain_text("2 → 3")
+        await expect(page.locator("#plan")).to_contain_text("Turn on SSO and audit export for acme-corp")
+        await expect(page.locator("#plan table.operations")).to_contain_text("enabled = true")
+        await expect(page.locator("#plan table.operations")).to_contain_text("name in ('sso', 'audit_export')")
+        await expect(page.locator("#findings")).to_contain_text("The plan changes 2 distinct rows of feature_flags")
+        await expect(page.locator("#findings")).to_contain_text("Reads feature_flags; changes nothing.")
+        await expect(page.locator("#preview td.changed").first).to_contain_text("false → true")
         await expect(page.locator("#audit")).to_contain_text("approval requested")
         if SCREENSHOT:
             await page.screenshot(path=SCREENSHOT, full_page=True)
@@ -114,11 +114,11 @@ async def test_approver_reviews_approves_and_watches_it_finish_without_reload(
         await expect(page.locator("#decision-panel")).to_contain_text("Decided by bob")
         assert await page.evaluate("window.__sameDocument === true"), "the page must update without a reload"
     finally:
-        world.script.hold_execution = None
+        world.gate.hold = None
         hold.set()
     final = await world.wait_for(short_id, _finished)
     assert final.outcome is not None and final.outcome.status is OutcomeStatus.DONE
-    assert world.executions_of(short_id) == 1
+    assert await world.executions_of(short_id) == 1
 
 
 async def test_approver_rejects_with_a_reason(world: DashboardWorld, base_url: str, context: BrowserContext) -> None:
@@ -138,7 +138,7 @@ async def test_approver_rejects_with_a_reason(world: DashboardWorld, base_url: s
     )
     final = await world.wait_for(short_id, _finished)
     assert final.outcome is not None and final.outcome.status is OutcomeStatus.REJECTED
-    assert world.executions_of(short_id) == 0
+    assert await world.executions_of(short_id) == 0
 
 
 async def test_non_approver_and_signed_out_visitor_cannot_decide(
@@ -147,7 +147,7 @@ async def test_non_approver_and_signed_out_visitor_cannot_decide(
     short_id = await world.file_ticket()
     page = await signed_in_page(context, base_url, "mallory")
     await page.goto(f"{base_url}/tickets/{short_id}")
-    await expect(page.locator("#findings")).to_contain_text("Changes 2 rows of subscriptions")
+    await expect(page.locator("#findings")).to_contain_text("The plan changes 2 distinct rows of feature_flags")
     await expect(page.locator("#approve-form")).to_have_count(0)
     await expect(page.locator("#reject-form")).to_have_count(0)
     await expect(page.locator("#cannot-decide")).to_have_text("You are not an approver for this ticket.")

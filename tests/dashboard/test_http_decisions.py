@@ -42,7 +42,7 @@ async def test_approve_runs_the_plan_and_is_audited_as_the_dashboard(
 
     final = await world.wait_for(short_id, _finished)
     assert final.outcome is not None and final.outcome.status is OutcomeStatus.DONE
-    assert final.outcome.decided_by == ["bob"] and world.executions_of(short_id) == 1
+    assert final.outcome.decided_by == ["bob"] and await world.executions_of(short_id) == 1
     async with world.databases.app_sessions() as session:
         event = await session.scalar(
             select(AuditEventRow).where(AuditEventRow.ticket_id == short_id, AuditEventRow.kind == "decision_accepted")
@@ -62,7 +62,7 @@ async def test_reject_with_reason_ends_the_ticket(world: DashboardWorld, bob: ht
     assert final.outcome is not None and final.outcome.status is OutcomeStatus.REJECTED
     assert "wrong customer" in final.outcome.reason
     assert "rejected by bob: wrong customer" in (await bob.get(f"/tickets/{short_id}")).text
-    assert world.executions_of(short_id) == 0
+    assert await world.executions_of(short_id) == 0
 
 
 async def test_reject_without_reason_is_400_and_sends_nothing(world: DashboardWorld, bob: httpx.AsyncClient) -> None:

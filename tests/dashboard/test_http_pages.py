@@ -16,7 +16,7 @@ async def test_list_shows_pending_ticket_first_with_status_risk_requester(
     page = response.text
     assert f"T-{pending}" in page
     assert 'data-status="awaiting_approval"' in page and 'data-risk="medium"' in page
-    assert "dave" in page and "move acme-corp and globex to the pro plan" in page
+    assert "dave" in page and "turn on sso and audit export for acme-corp" in page
     assert response.headers["cache-control"] == "no-store"
     assert "default-src 'self'" in response.headers["content-security-policy"]
 
@@ -43,11 +43,13 @@ async def test_ticket_page_shows_plan_findings_preview_audit_and_temporal_link(
     response = await bob.get(f"/tickets/{short_id}")
     assert response.status_code == 200
     page = response.text
-    assert "move acme-corp and globex to the pro plan" in page  # request text
-    assert "Move acme-corp and globex to the pro plan" in page  # plan summary
-    assert "plan_id = 3" in page and "customer_id in (1, 2)" in page  # the operations table
-    assert "Changes 2 rows of subscriptions" in page and "Reads plans; changes nothing." in page  # findings
-    assert "<del>2</del>" in page and "<ins>3</ins>" in page  # before → after
+    assert "turn on sso and audit export for acme-corp" in page  # request text
+    assert "Turn on SSO and audit export for acme-corp" in page  # plan summary
+    assert "enabled = true" in page and "name in (&#39;sso&#39;, &#39;audit_export&#39;)" in page  # the operations
+    # The real safety check's findings and its dry run's before → after, from the seeded demo data.
+    assert "The plan changes 2 distinct rows of feature_flags" in page
+    assert "Reads feature_flags; changes nothing." in page
+    assert "<del>false</del>" in page and "<ins>true</ins>" in page
     assert "approval requested" in page and "submitted" in page  # audit timeline
     assert f"http://localhost:8233/namespaces/default/workflows/ticket-{short_id}" in page
     assert status.approval.request_id in page and status.approval.plan_hash in page
@@ -72,7 +74,7 @@ async def test_unknown_ticket_is_404_everywhere(bob: httpx.AsyncClient) -> None:
 async def test_non_approver_reads_but_is_offered_no_buttons(world: DashboardWorld, mallory: httpx.AsyncClient) -> None:
     short_id = await world.file_ticket()
     page = (await mallory.get(f"/tickets/{short_id}")).text
-    assert "Changes 2 rows of subscriptions" in page
+    assert "The plan changes 2 distinct rows of feature_flags" in page
     assert 'id="approve-form"' not in page and 'id="reject-form"' not in page
     assert "You are not an approver for this ticket." in page
 

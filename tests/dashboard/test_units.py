@@ -23,13 +23,75 @@ from core.models import (
     DecisionRecord,
     DecisionSource,
     Filter,
+    Finding,
+    OperationImpact,
+    Plan,
+    Risk,
+    RowChange,
+    SafetyReport,
+    SelectOperation,
     Stage,
     TicketRequest,
     TicketStatus,
+    UpdateOperation,
+    plan_hash,
 )
 from core.settings import ConfigError, load_settings
 from rendering.words import filter_text
-from tests.dashboard.harness import PLAN, scripted_report
+
+# A plan and its report as the dashboard renders them.
+PLAN = Plan(
+    summary="Move acme-corp and globex to the pro plan",
+    rationale="Both customers asked to upgrade; the pro plan has id 3. The plan list is read first to confirm it.",
+    operations=[
+        SelectOperation(
+            table="plans",
+            columns=["id", "name", "price_cents"],
+            filters=[Filter(column="name", op="eq", value="pro")],
+            limit=1,
+        ),
+        UpdateOperation(
+            table="subscriptions",
+            values=[{"column": "plan_id", "value": 3}, {"column": "seats", "value": 50}],
+            filters=[Filter(column="customer_id", op="in", value=[1, 2])],
+        ),
+    ],
+    planner="scripted (tests)",
+)
+# What the safety check says of it: medium risk, one approval, two rows of subscriptions change.
+REPORT = SafetyReport(
+    risk=Risk.MEDIUM,
+    required_approvals=1,
+    plan_hash=plan_hash(PLAN),
+    findings=[
+        Finding(rule="read_only", risk=Risk.LOW, message="Reads plans; changes nothing.", operation_index=0),
+        Finding(
+            rule="row_count",
+            risk=Risk.MEDIUM,
+            message="Changes 2 rows of subscriptions; up to 1 row runs without approval.",
+            operation_index=1,
+        ),
+    ],
+    impacts=[
+        OperationImpact(operation_index=0, kind="select", table="plans", rows_affected=1),
+        OperationImpact(
+            operation_index=1,
+            kind="update",
+            table="subscriptions",
+            rows_affected=2,
+            preview=[
+                RowChange(
+                    before={"id": 1, "customer_id": 1, "plan_id": 2, "seats": 10, "status": "active"},
+                    after={"id": 1, "customer_id": 1, "plan_id": 3, "seats": 50, "status": "active"},
+                ),
+                RowChange(
+                    before={"id": 2, "customer_id": 2, "plan_id": 1, "seats": 3, "status": "trialing"},
+                    after={"id": 2, "customer_id": 2, "plan_id": 3, "seats": 50, "status": "trialing"},
+                ),
+            ],
+        ),
+    ],
+)
 
 
 def _request(headers: dict[str, str]) -> Request:
@@ -38,7 +100,7 @@ def _request(headers: dict[str, str]) -> Request:
 
 
 def test_operations_read_as_what_they_do() -> None:
-    rows = operation_rows(PLAN, scripted_report(PLAN))
+    rows = operation_rows(PLAN, REPORT)
     assert [(row.number, row.kind, row.table, row.rows_affected, row.risk) for row in rows] == [
         (1, "select", "plans", 1, "low"),
         (2, "update", "subscriptions", 2, "medium"),
@@ -49,12 +111,12 @@ def test_operations_read_as_what_they_do() -> None:
 
 
 def test_findings_most_serious_first() -> None:
-    rows = finding_rows(scripted_report(PLAN))
+    rows = finding_rows(REPORT)
     assert [(row.risk, row.where) for row in rows] == [("medium", "operation 2"), ("low", "operation 1")]
 
 
 def test_preview_puts_id_then_changed_columns_first() -> None:
-    (preview,) = previews(scripted_report(PLAN))
+    (preview,) = previews(REPORT)
     assert preview.columns == ["id", "plan_id", "seats", "customer_id", "status"]
     first = preview.rows[0]
     assert (first[1].before, first[1].after, first[1].changed) == ("2", "3", True)
