@@ -16,7 +16,16 @@ from temporalio import activity
 from temporalio.client import Client
 
 from core.bootstrap import Databases, init_databases
-from core.models import DecisionSource, Stage, TicketRequest, TicketStatus
+from core.models import (
+    DecisionSource,
+    Filter,
+    Plan,
+    SelectOperation,
+    Stage,
+    TicketRequest,
+    TicketStatus,
+    UpdateOperation,
+)
 from core.settings import Settings
 from service.tickets import TicketService
 from tests.support import wait_for_stage
@@ -24,6 +33,44 @@ from worker.activities import build_activity_set
 from worker.build import ActivitySet, build_workers
 
 REQUESTER = "dave"
+
+# Plans a scripted LLM proposes, judged by the real safety check on the seeded demo data; each keeps
+# its risk after it ran (the same rows match), so a module's tickets can share one database.
+# Medium risk, one approval: two of one customer's flags.
+ONE_APPROVAL_PLAN = Plan(
+    summary="Turn on SSO and audit export for acme-corp",
+    rationale="Acme Corp bought the security add-on; its flags are read first to confirm which are off.",
+    operations=[
+        SelectOperation(
+            table="feature_flags",
+            columns=["id", "name", "enabled"],
+            filters=[Filter(column="customer_id", op="eq", value=1)],
+            limit=10,
+        ),
+        UpdateOperation(
+            table="feature_flags",
+            values=[{"column": "enabled", "value": True}],
+            filters=[
+                Filter(column="customer_id", op="eq", value=1),
+                Filter(column="name", op="in", value=["sso", "audit_export"]),
+            ],
+        ),
+    ],
+    planner="scripted (tests)",
+)
+
+# High risk, two approvals: a role is a sensitive column.
+TWO_APPROVALS_PLAN = Plan(
+    summary="Make user 2 of acme-corp an admin",
+    operations=[
+        UpdateOperation(
+            table="users",
+            values=[{"column": "role", "value": "admin"}],
+            filters=[Filter(column="id", op="eq", value=2)],
+        )
+    ],
+    planner="scripted (tests)",
+)
 
 
 @dataclass

@@ -31,17 +31,13 @@ from core.ledger import executions
 from core.models import (
     ExecutePlanInput,
     ExecutionResult,
-    Filter,
-    Plan,
-    SelectOperation,
     Stage,
     TicketRequest,
     TicketStatus,
-    UpdateOperation,
 )
 from core.settings import Settings
 from service.tickets import TicketService
-from tests.pipeline import activity_named, running_pipeline, with_activities
+from tests.pipeline import ONE_APPROVAL_PLAN, activity_named, running_pipeline, with_activities
 from tests.support import build_settings, wait_for_status
 from tests.workflows.fake_activities import ScriptedActivities
 from worker.build import ActivitySet
@@ -57,29 +53,7 @@ _HASHES = {name: _HASHER.hash(password) for name, password in PASSWORD.items()}
 DASHBOARD_USERS = ",".join(f"{name}:{name}:{_HASHES[name]}" for name in PASSWORD)
 
 TICKET_TEXT = "turn on sso and audit export for acme-corp"
-# Medium risk, one approval, on the seeded demo data (two rows of one customer's flags), and again
-# after it ran: the same two rows match.
-PLAN = Plan(
-    summary="Turn on SSO and audit export for acme-corp",
-    rationale="Acme Corp bought the security add-on; its flags are read first to confirm which are off.",
-    operations=[
-        SelectOperation(
-            table="feature_flags",
-            columns=["id", "name", "enabled"],
-            filters=[Filter(column="customer_id", op="eq", value=1)],
-            limit=10,
-        ),
-        UpdateOperation(
-            table="feature_flags",
-            values=[{"column": "enabled", "value": True}],
-            filters=[
-                Filter(column="customer_id", op="eq", value=1),
-                Filter(column="name", op="in", value=["sso", "audit_export"]),
-            ],
-        ),
-    ],
-    planner="scripted (tests)",
-)
+PLAN = ONE_APPROVAL_PLAN
 
 
 @dataclass

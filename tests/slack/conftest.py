@@ -1,9 +1,10 @@
 """The Slack test harness: a fake Slack Web API, the real bot served by uvicorn, signed requests.
 
 `SlackWorld` is one ticket system as a Slack user meets it: the bot's real ASGI app on
-127.0.0.1, the real `TicketWorkflow` on the session's Temporal dev server (scripted DB and
-LLM activities, the real Slack notifier and approver resolver), and a fake Slack that the
-real `slack_sdk` clients talk to. Requests to the bot are signed exactly as Slack signs them.
+127.0.0.1, the real `TicketWorkflow` on the session's Temporal dev server with the real
+activities on SQLite (context, safety check, execution, audit log, the Slack notifier and
+approver resolver; only the LLM is scripted, `script.plan`), and a fake Slack that the real
+`slack_sdk` clients talk to. Requests to the bot are signed exactly as Slack signs them.
 """
 
 from __future__ import annotations
@@ -23,34 +24,32 @@ from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 from starlette.applications import Starlette
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from activities.approvers import ApproverActivities
-from activities.decision_proof import DecisionProofActivities
-from activities.notify import NotifyActivities
-from activities.slack_notify import SlackApproverResolver, SlackNotifier, activity_web_client
 from bot.app import create_app
 from bot.context import BotContext
 from bot.slack.app import bot_web_client, http_routes
 from bot.slack.front_door import SlackFrontDoor
 from core.bootstrap import Databases, init_databases
+from core.ledger import executions
 from core.models import (
-    ExecutePlanInput,
-    RecordEventInput,
-    Risk,
     TicketOutcome,
     TicketStatus,
 )
+from core.schema import AuditEventRow
 from core.settings import Settings
 from rendering.slack_ids import APPROVE_ACTION_ID, REJECT_MODAL_CALLBACK_ID, ButtonValue
 from service.tickets import TicketService, new_short_id
 from tests.fakes.slack_server import BOT_TOKEN, TEAM_ID, FakeSlack, Message, SlackCall
+from tests.pipeline import with_activities
 from tests.support import build_settings, serve, wait_for_status
-from tests.workflows.fake_activities import ScriptedActivities
-from worker.build import ActivitySet, build_workers
+from tests.workflows.fake_activities import UPGRADE_PLAN, ScriptedActivities
+from worker.activities import build_activity_set
+from worker.build import build_workers
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 CHANNEL = "C0TICKETS"
@@ -231,24 +230,6 @@ def slack_endpoint_app(context: BotContext, **timing: float) -> Starlette:
 # ------------------------------------------------------------------ the workers
 
 
-def slack_activity_set(script: ScriptedActivities, settings: Settings, databases: Databases) -> ActivitySet:
-    """Scripted DB/LLM activities; the real Slack notifier and approver resolver."""
-    web = activity_web_client(settings)
-    notifier = SlackNotifier(web, databases.app_sessions, public_url=settings.public_url)
-    return ActivitySet(
-        workflow_queue=[
-            script.record_events,
-            script.gather_context,
-            script.validate_plan,
-            script.execute_plan,
-            NotifyActivities(notifier).notify_ticket,
-            ApproverActivities(SlackApproverResolver(web)).resolve_approvers,
-            DecisionProofActivities(settings.decision_keys, settings.allow_unsigned_decisions).verify_decision,
-        ],
-        llm_queue=[script.plan_ticket],
-    )
-
-
 # ------------------------------------------------------------------ fixtures
 
 
@@ -306,11 +287,17 @@ class SlackWorld:
     def calls(self, method: str) -> list[SlackCall]:
         return [call for call in self.fake.calls_to(method) if call.args.get("channel") == self.channel]
 
-    def executions(self, ticket_id: str) -> list[ExecutePlanInput]:
-        return [execution for execution in self.script.executions if execution.ticket_id == ticket_id]
+    async def executions(self, ticket_id: str) -> int:
+        """How many times the ticket's plan ran: its rows in the target DB's execution ledger."""
+        query = select(func.count()).select_from(executions).where(executions.c.workflow_id == f"ticket-{ticket_id}")
+        async with self.databases.target_sessions() as session:
+            return int(await session.scalar(query) or 0)
 
-    def events(self, ticket_id: str) -> list[RecordEventInput]:
-        return [event for event in self.script.events if event.ticket_id == ticket_id]
+    async def events(self, ticket_id: str) -> list[AuditEventRow]:
+        """The ticket's audit log in the app DB, oldest first."""
+        query = select(AuditEventRow).where(AuditEventRow.ticket_id == ticket_id).order_by(AuditEventRow.id)
+        async with self.databases.app_sessions() as session:
+            return list((await session.scalars(query)).all())
 
     async def result(self, ticket_id: str) -> TicketOutcome:
         """The outcome, once the workflow exists (a start slower than the ack budget lands after the ack)."""
@@ -374,7 +361,9 @@ async def open_world(
     """
     queue = f"slack-{uuid.uuid4().hex[:10]}"
     scripted = ScriptedActivities(**script)
-    for worker in build_workers(env.client, slack_activity_set(scripted, settings, databases), task_queue=queue):
+    activities = with_activities(build_activity_set(settings, databases), scripted.plan_ticket)
+    stack.push_async_callback(activities.close)
+    for worker in build_workers(env.client, activities, task_queue=queue):
         await stack.enter_async_context(worker)
     key = settings.signing_key
     real_service = TicketService(env.client, databases.app_sessions, task_queue=queue, signing_key=key)
@@ -410,7 +399,7 @@ def world(shared_world: SlackWorld) -> SlackWorld:
     """The module's world seen through a channel of this test's own, with the script reset."""
     channel = f"C{uuid.uuid4().hex[:10].upper()}"
     shared_world.fake.channels.add(channel)
-    shared_world.script.risk, shared_world.script.required_approvals = Risk.LOW, 0
+    shared_world.script.plan = UPGRADE_PLAN.model_copy(deep=True)
     return replace(shared_world, channel=channel, slack=replace(shared_world.slack, channel=channel))
 
 

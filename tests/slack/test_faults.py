@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 
-from core.models import OutcomeStatus, Risk
+from core.models import OutcomeStatus
 from rendering.slack_ids import APPROVE_ACTION_ID
+from tests.pipeline import TWO_APPROVALS_PLAN
 from tests.slack.conftest import ALICE, BOB, SlackWorld, signed_headers
 
 
 async def test_a_redelivered_click_counts_once(world: SlackWorld) -> None:
-    world.script.risk, world.script.required_approvals = Risk.HIGH, 2
+    world.script.plan = TWO_APPROVALS_PLAN
     sent = await world.slack.command("upgrade acme-corp to the pro plan")
     value, ts = await world.ticket_message_with_buttons(sent.ticket_id)
 
@@ -32,12 +33,12 @@ async def test_a_redelivered_click_counts_once(world: SlackWorld) -> None:
     counted = [record.decision.decider for record in status.decisions if record.accepted]
     assert counted == [ALICE]
     assert status.pending_approval  # one person's repeated click is not a second approval
-    assert world.executions(sent.ticket_id) == []
+    assert await world.executions(sent.ticket_id) == 0
 
     await world.slack.click(APPROVE_ACTION_ID, value.encode(), BOB, message_ts=ts)
     outcome = await world.result(sent.ticket_id)
     assert outcome.status is OutcomeStatus.DONE and sorted(outcome.decided_by) == sorted([ALICE, BOB])
-    assert len(world.executions(sent.ticket_id)) == 1
+    assert await world.executions(sent.ticket_id) == 1
 
 
 async def test_chat_update_failing_for_a_while_still_ends_with_one_message(world: SlackWorld) -> None:
@@ -51,4 +52,4 @@ async def test_chat_update_failing_for_a_while_still_ends_with_one_message(world
     assert "Done" in message.everything
     assert len(world.calls("chat.update")) >= 4  # three refused, then the edit that landed
     assert len(world.calls("chat.postMessage")) - len(world.fake.thread(message)) == 1
-    assert len(world.executions(sent.ticket_id)) == 1
+    assert await world.executions(sent.ticket_id) == 1

@@ -19,11 +19,12 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from core.models import MAX_TICKET_TEXT, OutcomeStatus, Risk
+from core.models import MAX_TICKET_TEXT, OutcomeStatus
 from core.names import workflow_id_for
 from core.schema import TicketRow
 from rendering.slack_ids import APPROVE_ACTION_ID
 from service.tickets import TicketNotFound
+from tests.pipeline import ONE_APPROVAL_PLAN
 from tests.slack.conftest import (
     ALICE,
     CHANNEL,
@@ -107,7 +108,7 @@ async def test_command_missing_fields_or_for_another_command_is_400(world: Slack
 
 
 async def test_button_with_a_tampered_or_unknown_value_is_400_and_signals_nothing(world: SlackWorld) -> None:
-    world.script.risk, world.script.required_approvals = Risk.HIGH, 1
+    world.script.plan = ONE_APPROVAL_PLAN
     sent = await world.slack.command("upgrade acme-corp to the pro plan")
     value, ts = await world.ticket_message_with_buttons(sent.ticket_id)
     answers = len(world.fake.ephemeral)
@@ -152,7 +153,7 @@ async def test_help_and_unusable_text_are_answered_in_the_ack_and_start_nothing(
 
 
 async def test_status_shows_the_ticket_to_the_asker_only(world: SlackWorld) -> None:
-    world.script.risk, world.script.required_approvals = Risk.HIGH, 1  # it waits, so its status is stable
+    world.script.plan = ONE_APPROVAL_PLAN  # it waits, so its status is stable
     filed = await world.slack.command("upgrade acme-corp to the pro plan")
     await world.ticket_message_with_buttons(filed.ticket_id)
 
@@ -168,7 +169,8 @@ async def test_status_shows_the_ticket_to_the_asker_only(world: SlackWorld) -> N
     assert "There is no ticket T-0123456789" in unknown["text"]
 
 
-async def test_pending_lists_the_tickets_waiting_for_approval(world: SlackWorld) -> None:
+async def test_pending_lists_the_tickets_waiting_for_approval(make_world: MakeWorld) -> None:
+    world = await make_world()  # an app DB of its own: the list is of every pending ticket
     now = datetime.now(UTC)
     async with world.databases.app_sessions() as session, session.begin():
         for ticket_id, status, risk in [("aaaaaaaaaa", "awaiting_approval", "high"), ("bbbbbbbbbb", "done", "low")]:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 
-from core.models import AuditEventKind, OutcomeStatus, Risk
+from core.models import AuditEventKind, OutcomeStatus
 from rendering.slack_ids import APPROVE_ACTION_ID, REJECT_ACTION_ID, ButtonValue
+from tests.pipeline import ONE_APPROVAL_PLAN, TWO_APPROVALS_PLAN
 from tests.slack.conftest import (
     ALICE,
     BOB,
@@ -37,27 +38,28 @@ async def test_low_risk_ticket_ends_done_with_one_message_and_outcome_in_thread(
     assert not message.has_buttons
     [reply] = world.fake.thread(message)
     assert f"<@{REQUESTER}>" in reply.text and "done" in reply.text
-    assert len(world.executions(sent.ticket_id)) == 1
+    assert await world.executions(sent.ticket_id) == 1
     status = await world.status(sent.ticket_id)
     assert status.slack_message is not None and status.slack_message.ts == message.ts
 
 
-async def test_high_risk_ticket_is_approved_by_a_click_and_loses_its_buttons(world: SlackWorld) -> None:
-    world.script.risk, world.script.required_approvals = Risk.HIGH, 1
+async def test_risky_ticket_is_approved_by_a_click_and_loses_its_buttons(world: SlackWorld) -> None:
+    world.script.plan = ONE_APPROVAL_PLAN
     sent = await world.slack.command("upgrade acme-corp to the pro plan")
 
     value, ts = await world.ticket_message_with_buttons(sent.ticket_id)
     message = world.messages()[0]
-    assert "high" in message.everything and "`plan_id`: `1` → `3`" in message.everything
+    # The real safety check's verdict and its dry run's before → after, from the seeded demo data.
+    assert "medium" in message.everything and "`enabled`: `false` → `true`" in message.everything
     assert f"/tickets/{sent.ticket_id}" in message.everything  # "View in dashboard"
-    assert world.executions(sent.ticket_id) == []
+    assert await world.executions(sent.ticket_id) == 0
 
     click = await world.slack.click(APPROVE_ACTION_ID, value.encode(), CAROL, message_ts=ts)  # via the S0OPS group
     assert click.status_code == 200
     outcome = await world.result(sent.ticket_id)
 
     assert outcome.status is OutcomeStatus.DONE and outcome.decided_by == [CAROL]
-    assert len(world.executions(sent.ticket_id)) == 1
+    assert await world.executions(sent.ticket_id) == 1
     [message] = world.messages()
     assert not message.has_buttons
     assert f"Approved by <@{CAROL}>" in message.everything and "Done" in message.everything
@@ -72,7 +74,7 @@ async def test_high_risk_ticket_is_approved_by_a_click_and_loses_its_buttons(wor
 
 
 async def test_clicks_that_cannot_count_change_nothing_and_are_answered(world: SlackWorld) -> None:
-    world.script.risk, world.script.required_approvals = Risk.HIGH, 1
+    world.script.plan = ONE_APPROVAL_PLAN
     sent = await world.slack.command("upgrade acme-corp to the pro plan")
     value, ts = await world.ticket_message_with_buttons(sent.ticket_id)
     stale = ButtonValue(workflow_id=value.workflow_id, request_id=value.request_id, plan_hash="0" * 16)
@@ -101,13 +103,13 @@ async def test_clicks_that_cannot_count_change_nothing_and_are_answered(world: S
     answers = await world.fake.wait_for(lambda: world.ephemeral_for(BOB), what="the late click's answer")
 
     assert "not open for decisions" in answers[0]
-    assert len(world.executions(sent.ticket_id)) == 1
+    assert await world.executions(sent.ticket_id) == 1
     final = await world.status(sent.ticket_id)
     assert [record.decision.decider for record in final.decisions if record.accepted] == [ALICE]
 
 
 async def test_two_approvers_clicking_at_once_execute_the_plan_once(world: SlackWorld) -> None:
-    world.script.risk, world.script.required_approvals = Risk.HIGH, 1
+    world.script.plan = ONE_APPROVAL_PLAN
     sent = await world.slack.command("upgrade acme-corp to the pro plan")
     value, ts = await world.ticket_message_with_buttons(sent.ticket_id)
 
@@ -120,7 +122,7 @@ async def test_two_approvers_clicking_at_once_execute_the_plan_once(world: Slack
     await world.fake.wait_for(lambda: len(world.ephemeral()) >= 2, what="both answers")
 
     assert outcome.status is OutcomeStatus.DONE and len(outcome.decided_by) == 1
-    assert len(world.executions(sent.ticket_id)) == 1
+    assert await world.executions(sent.ticket_id) == 1
     winner = outcome.decided_by[0]
     loser = BOB if winner == ALICE else ALICE
     assert "You approved" in world.ephemeral_for(winner)[0]
@@ -130,7 +132,7 @@ async def test_two_approvers_clicking_at_once_execute_the_plan_once(world: Slack
 
 
 async def test_reject_through_the_modal_ends_rejected_with_the_reason(world: SlackWorld) -> None:
-    world.script.risk, world.script.required_approvals = Risk.HIGH, 1
+    world.script.plan = ONE_APPROVAL_PLAN
     sent = await world.slack.command("upgrade acme-corp to the pro plan")
     value, ts = await world.ticket_message_with_buttons(sent.ticket_id)
 
@@ -147,7 +149,7 @@ async def test_reject_through_the_modal_ends_rejected_with_the_reason(world: Sla
     outcome = await world.result(sent.ticket_id)
 
     assert outcome.status is OutcomeStatus.REJECTED
-    assert world.executions(sent.ticket_id) == []
+    assert await world.executions(sent.ticket_id) == 0
     [message] = world.messages()
     assert not message.has_buttons
     assert f"rejected by <@{BOB}>: not during the &lt;!channel&gt; freeze" in message.everything
@@ -179,7 +181,7 @@ async def test_slack_errors_retrying_cannot_fix_are_audited_and_the_ticket_carri
     assert outcome.status is OutcomeStatus.DONE
     assert world.messages() == []
     assert len(world.calls("chat.postMessage")) == 2  # once per event, not retried
-    failures = [event for event in world.events(sent.ticket_id) if event.kind is AuditEventKind.NOTIFY_FAILED]
+    failures = [event for event in await world.events(sent.ticket_id) if event.kind == AuditEventKind.NOTIFY_FAILED]
     assert len(failures) == 2 and "not_in_channel" in failures[0].summary
 
 
@@ -197,11 +199,11 @@ async def test_a_repeated_delivery_of_the_same_command_starts_nothing_new(world:
     await world.result(sent.ticket_id)
     await world.wait_for_status(sent.ticket_id, lambda s: not s.message_owed, "its message delivered")
     assert len(world.messages()) == 1
-    assert len(world.executions(sent.ticket_id)) == 1
+    assert await world.executions(sent.ticket_id) == 1
 
 
 async def test_reject_asking_for_a_new_plan_brings_new_buttons_on_the_same_message(world: SlackWorld) -> None:
-    world.script.risk, world.script.required_approvals = Risk.HIGH, 1
+    world.script.plan = ONE_APPROVAL_PLAN
     sent = await world.slack.command("upgrade acme-corp to the pro plan")
     first, ts = await world.ticket_message_with_buttons(sent.ticket_id)
     await world.slack.click(REJECT_ACTION_ID, first.encode(), BOB, message_ts=ts)
@@ -237,11 +239,11 @@ async def test_reject_asking_for_a_new_plan_brings_new_buttons_on_the_same_messa
     assert outcome.status is OutcomeStatus.DONE and outcome.decided_by == [ALICE]
     assert "out of date" in world.ephemeral_for(ALICE)[0]
     [message] = world.messages()
-    assert not message.has_buttons and len(world.executions(sent.ticket_id)) == 1
+    assert not message.has_buttons and await world.executions(sent.ticket_id) == 1
 
 
 async def test_a_plan_needing_two_approvals_tells_the_first_approver_what_is_missing(world: SlackWorld) -> None:
-    world.script.risk, world.script.required_approvals = Risk.HIGH, 2
+    world.script.plan = TWO_APPROVALS_PLAN
     sent = await world.slack.command("upgrade acme-corp to the pro plan")
     value, ts = await world.ticket_message_with_buttons(sent.ticket_id)
 
