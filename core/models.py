@@ -62,6 +62,8 @@ class TicketRequest(Model):
     reason: str = Field(default="", max_length=1000)  # why the requester asks, shown to approvers
     # An agent's own plan (the MCP door's `propose_plan`): the planning step returns it instead of asking the LLM.
     proposed_plan: Plan | None = None
+    # Set only by `TicketService.revert`: this ticket undoes an executed one, from its before-images.
+    reverts: RevertOf | None = None
 
     @field_validator("text")
     @classmethod
@@ -72,6 +74,13 @@ class TicketRequest(Model):
     @classmethod
     def _clean_reason(cls, value: str) -> str:
         return clean_ticket_text(value) if value.strip() else ""
+
+
+class RevertOf(Model):
+    """Which executed ticket a revert ticket undoes, and whether it may overwrite later changes."""
+
+    workflow_id: str = Field(min_length=1, max_length=80)
+    include_conflicts: bool = False
 
 
 class ContinuedTicket(Model):
@@ -393,6 +402,26 @@ class OperationImpact(Model):
     withheld: bool = False
 
 
+class RowConflict(Model):
+    """A row a revert would put back that someone changed after the original ran: before, after and now."""
+
+    table: str
+    key: str
+    before: dict[str, Scalar] | None = None  # before the original (None: the original inserted it)
+    after: dict[str, Scalar] | None = None  # right after the original (None: the original deleted it)
+    now: dict[str, Scalar] | None = None  # today (None: the row is gone)
+
+
+class RevertCheck(Model):
+    """What judging a revert plan found beyond the rules every plan meets (activities/revert.py)."""
+
+    reverts: str  # the original ticket's workflow id
+    original_requester: str = ""  # may ask for the revert, never approve it
+    original_approvals: int = 0  # people who approved the original: the revert needs at least as many
+    conflicts: list[RowConflict] = Field(default_factory=list)
+    include_conflicts: bool = False
+
+
 class SafetyReport(Model):
     risk: Risk
     findings: list[Finding] = Field(default_factory=list)
@@ -401,6 +430,7 @@ class SafetyReport(Model):
     plan_hash: str = ""
     # Private columns per table the plan touches: their values are masked unless the plan was approved.
     private_columns: dict[str, list[str]] = Field(default_factory=dict)
+    revert: RevertCheck | None = None  # set when the plan reverts an executed ticket
 
     @property
     def approved_row_keys(self) -> list[list[str]]:
@@ -434,6 +464,8 @@ class ApprovalRequest(Model):
     requested_at: datetime
     deadline: datetime
     reminder_at: datetime | None = None
+    # Who may not decide besides the requester: for a revert, whoever asked for the change it undoes.
+    excluded: list[str] = Field(default_factory=list)
 
     def decision(self, decider: str, source: DecisionSource, *, approve: bool = True, comment: str = "") -> Decision:
         """A decision on this request, naming its id and plan hash so the workflow can tell it is current."""
@@ -620,6 +652,7 @@ class AuditEventKind(StrEnum):
     FINISHED = "finished"
     NOTIFIED = "notified"
     NOTIFY_FAILED = "notify_failed"
+    REVERTED = "reverted"  # on the original ticket's record, when a revert of it is done
 
 
 class RecordEventInput(Model):
@@ -667,6 +700,19 @@ class ValidatePlanInput(Model):
     ticket_id: str
     plan: Plan
     requester: str = ""  # whose budget of unapproved changes the plan would spend ("": none checked)
+    reverts: RevertOf | None = None  # the plan claims to revert this ticket: checked against its before-images
+
+
+class PlanRevertInput(Model):
+    ticket_id: str
+    reverts: RevertOf
+
+
+class RevertPlan(Model):
+    """The inverse of an executed ticket's change, or why it cannot be reverted."""
+
+    plan: Plan | None = None
+    refusal: str = ""
 
 
 class ExecutePlanInput(Model):
@@ -681,6 +727,7 @@ class ExecutePlanInput(Model):
     approved_versions: list[str] = Field(default_factory=list)  # `OperationImpact.rows_version`, per operation
     requester: str = ""  # charged for the rows changed when no one approved the plan
     approved_by: list[str] = Field(default_factory=list)  # empty: ran without approval (budget, masking)
+    reverts: str = ""  # the workflow id of the ticket this plan reverts: claimed in the same transaction
 
 
 class NotifyEvent(StrEnum):
