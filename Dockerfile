@@ -27,6 +27,7 @@ RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['p
     && pip install -r /tmp/requirements.txt
 
 COPY core ./core
+COPY service ./service
 COPY rendering ./rendering
 COPY workflows ./workflows
 COPY activities ./activities
@@ -41,7 +42,7 @@ COPY alembic.ini ./
 # Installed in place (editable, no build isolation): the code finds manifests/policy.yaml and
 # migrations/ beside its packages (core.settings.PROJECT_ROOT), so /app is the installation.
 RUN pip install --no-deps --no-build-isolation --editable . \
-    && python -m compileall -q core workflows activities worker bot cli migrations \
+    && python -m compileall -q core service rendering workflows activities worker bot cli mcp_door migrations \
     && agent-ticket --help > /dev/null
 
 # --- runtime: the same paths, no compilers, a user without privileges -------------------

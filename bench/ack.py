@@ -45,7 +45,7 @@ from bench.harness import (
 from bench.slack_stack import REQUESTER, BotStack, Sent, bot_stack
 from core.models import TicketOutcome, TicketRequest
 from core.settings import Settings
-from core.tickets import TicketService
+from service.tickets import TicketService
 
 TARGET_P99_MS = 100.0
 SLACK_LIMIT_MS = 3000.0

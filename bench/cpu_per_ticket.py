@@ -33,7 +33,7 @@ from bench.harness import (
 )
 from bench.history_timing import history_timing, mean_timing
 from core.models import OutcomeStatus, TicketRequest
-from core.tickets import TicketService
+from service.tickets import TicketService
 from tests.pipeline import REQUESTER
 
 WARM_UP = 5

@@ -31,7 +31,7 @@ from bench.machine_load import LoadMonitor, LoadSummary
 from cli.devserver import SERVER_TUNING, die_with_parent
 from core.bootstrap import Databases, init_databases
 from core.settings import Settings
-from core.temporal import temporal_cli_path
+from service.temporal import temporal_cli_path
 from tests.pipeline import pipeline_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -32,7 +32,7 @@ from bench.harness import (
 from core.bootstrap import Databases
 from core.models import DecisionSource, OutcomeStatus, Stage, TicketRequest
 from core.schema import TicketRow
-from core.tickets import StartedTicket, TicketService
+from service.tickets import StartedTicket, TicketService
 from tests.pipeline import APPROVERS, REQUESTER
 
 TARGET_CPU_PERCENT = 1.0

@@ -35,7 +35,7 @@ from bench.plain_chain import PlainChain
 from core.bootstrap import Databases
 from core.models import OutcomeStatus, TicketRequest
 from core.settings import Settings
-from core.tickets import TicketService, new_short_id
+from service.tickets import TicketService, new_short_id
 from tests.pipeline import REQUESTER
 from worker.activities import build_activity_set
 from worker.build import build_workers

@@ -53,7 +53,7 @@ from bench.harness import (
 )
 from core.models import OutcomeStatus, TicketRequest
 from core.settings import Settings
-from core.tickets import TicketService
+from service.tickets import TicketService
 from tests.fakes.openai_server import FAKE_API_KEY, FakeOpenAIServer, json_reply, slow_reply
 from tests.fakes.slack_server import BOT_TOKEN, FakeSlack
 from tests.pipeline import REQUESTER

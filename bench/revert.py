@@ -30,7 +30,7 @@ from bench.harness import (
 )
 from core.bootstrap import Databases
 from core.models import OutcomeStatus, Stage
-from core.tickets import TicketService
+from service.tickets import TicketService
 from tests.pipeline import REQUESTER, running_pipeline
 
 TITLE = "Revert"

@@ -41,7 +41,7 @@ from bench.harness import (
     worker_process,
 )
 from core.settings import Settings
-from core.tickets import new_short_id
+from service.tickets import new_short_id
 from tests.fakes.slack_server import BOT_TOKEN, TEAM_ID, FakeSlack
 
 CHANNEL = "C0TICKETS"  # a channel the fake Slack knows, with the bot in it

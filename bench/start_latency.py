@@ -35,7 +35,7 @@ from core.bootstrap import Databases
 from core.models import TicketRequest
 from core.names import WORKFLOW_NAME, workflow_id_for
 from core.settings import Settings
-from core.tickets import WORKFLOW_EXECUTION_TIMEOUT, TicketService, new_short_id
+from service.tickets import WORKFLOW_EXECUTION_TIMEOUT, TicketService, new_short_id
 from tests.pipeline import REQUESTER
 from worker.activities import build_activity_set
 from worker.build import build_workers

@@ -52,7 +52,7 @@ from bench.harness import (
 )
 from core.models import OutcomeStatus, TicketRequest
 from core.settings import Settings
-from core.tickets import TicketService
+from service.tickets import TicketService
 from tests.pipeline import REQUESTER
 
 TARGET_PER_SECOND = 15.0

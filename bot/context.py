@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from core.bootstrap import Databases
 from core.settings import Settings
-from core.tickets import TicketService
+from service.tickets import TicketService
 
 
 @dataclass

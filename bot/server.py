@@ -20,8 +20,8 @@ from bot.context import BotContext
 from bot.http_protocol import MAX_HEADER_BYTES, header_timeout_protocol
 from core.bootstrap import Databases
 from core.settings import Settings
-from core.temporal import connect
-from core.tickets import TicketService
+from service.temporal import connect
+from service.tickets import TicketService
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler

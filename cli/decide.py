@@ -22,7 +22,7 @@ from cli.tickets_commands import report_progress
 from core.models import Decision, DecisionSource, TicketStatus
 from core.names import ticket_label
 from core.settings import Settings
-from core.tickets import TicketNotFound
+from service.tickets import TicketNotFound
 
 TicketId = Annotated[str, typer.Argument(metavar="ID", help="T-…, ticket-… or the short id.")]
 AsApprover = Annotated[str | None, typer.Option("--as", help="Approver (default: your OS user).")]

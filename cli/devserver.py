@@ -28,7 +28,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from core.settings import Settings
-from core.temporal import connect, temporal_cli_path
+from service.temporal import connect, temporal_cli_path
 
 logger = logging.getLogger(__name__)
 

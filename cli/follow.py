@@ -18,7 +18,7 @@ from temporalio.service import RPCError
 from cli.render import STAGE_TEXT
 from core.models import Stage, TicketStatus
 from core.names import short_id_from, ticket_label
-from core.tickets import TicketService
+from service.tickets import TicketService
 
 QUERY_SECONDS = 5.0
 POLL_SECONDS = 0.25

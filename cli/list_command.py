@@ -11,10 +11,10 @@ from cli.console import console, fail, print_json
 from cli.errors import EXIT_BAD_INPUT, CliError
 from cli.render import tickets_table
 from cli.session import open_app_databases, run, settings_or_exit
-from core import tickets
 from core.models import OutcomeStatus, Risk, Stage
 from core.schema import TicketRow
 from core.settings import Settings
+from service import tickets
 
 LIST_STATUSES = [stage.value for stage in Stage if stage is not Stage.FINISHED] + [s.value for s in OutcomeStatus]
 LIST_RISKS = [risk.value for risk in Risk]

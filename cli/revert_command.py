@@ -18,7 +18,7 @@ from cli.session import open_session, run, settings_or_exit, ticket_ref
 from cli.tickets_commands import follow_started
 from core.models import TicketSource
 from core.settings import Settings
-from core.tickets import CannotRevert
+from service.tickets import CannotRevert
 
 
 def revert(

@@ -29,7 +29,7 @@ from core.bootstrap import Databases
 from core.names import short_id_from
 from core.observability.setup import start_telemetry
 from core.settings import ConfigError, Settings, load_settings
-from core.tickets import TicketNotFound, TicketService
+from service.tickets import TicketNotFound, TicketService
 
 T = TypeVar("T")
 logger = logging.getLogger("cli")

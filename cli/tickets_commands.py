@@ -25,7 +25,7 @@ from cli.temporal_commands import decision_commands
 from core.models import OutcomeStatus, TicketRequest, TicketSource, TicketStatus, clean_ticket_text
 from core.names import ticket_label
 from core.settings import Settings
-from core.tickets import StartedTicket, TicketService
+from service.tickets import StartedTicket, TicketService
 
 
 def submit(

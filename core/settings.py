@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     # On stop, running activities get this long to finish before they are cancelled (and retried elsewhere).
     worker_shutdown_grace_seconds: float = Field(default=30.0, ge=0, le=600)
     temporal_ui_url: str = "http://localhost:8233"
-    # Temporal Cloud or a TLS-terminated cluster; see core/temporal_tls.py for how they are used.
+    # Temporal Cloud or a TLS-terminated cluster; see service/temporal_tls.py for how they are used.
     temporal_tls: bool = False
     temporal_tls_cert_path: Path | None = None
     temporal_tls_key_path: Path | None = None

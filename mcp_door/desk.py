@@ -19,10 +19,10 @@ from pydantic import ValidationError
 from core.models import Operation, Plan, TicketRequest, TicketSource, TicketStatus
 from core.names import short_id_from, ticket_label
 from core.settings import Settings
-from core.tickets import TicketNotFound, TicketService
 from mcp_door.identity import Agent
 from mcp_door.limits import SlidingWindow
 from mcp_door.views import FiledTicket, TicketList, TicketSummary, TicketView
+from service.tickets import TicketNotFound, TicketService
 
 logger = logging.getLogger(__name__)
 

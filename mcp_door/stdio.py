@@ -11,12 +11,12 @@ import logging
 
 from core.bootstrap import Databases
 from core.settings import Settings
-from core.temporal import connect
-from core.tickets import TicketService
 from mcp_door.catalog import CatalogReader
 from mcp_door.desk import AgentDesk
 from mcp_door.identity import Agent, AgentDirectory
 from mcp_door.server import build_server
+from service.temporal import connect
+from service.tickets import TicketService
 
 logger = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ from core.models import (
 )
 from core.names import QUERY_STATUS, SIGNAL_APPROVE, SIGNAL_REJECT, WORKFLOW_NAME, workflow_id_for
 from core.search_attributes import ensure_registered, start_attributes
-from core.temporal import temporal_cli_path, temporal_test_server_path
+from service.temporal import temporal_cli_path, temporal_test_server_path
 from tests.workflows.fake_activities import ScriptedActivities
 from worker.build import build_workers
 from workflows.ticket import ROUNDS_PER_RUN

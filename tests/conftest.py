@@ -17,7 +17,7 @@ from cli.devserver import SERVER_DYNAMIC_CONFIG
 from core.bootstrap import Databases, init_databases
 from core.search_attributes import TICKET_KEYS
 from core.settings import Settings, load_settings
-from core.temporal import temporal_cli_path, temporal_test_server_path
+from service.temporal import temporal_cli_path, temporal_test_server_path
 from tests.pipeline import TEST_SIGNING_KEY
 from tests.postgres import fresh_postgres_database
 

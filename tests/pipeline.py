@@ -18,7 +18,7 @@ from temporalio.client import Client
 from core.bootstrap import Databases, init_databases
 from core.models import DecisionSource, Stage, TicketRequest, TicketStatus
 from core.settings import Settings, load_settings
-from core.tickets import TicketService
+from service.tickets import TicketService
 from worker.activities import build_activity_set
 from worker.build import build_workers
 

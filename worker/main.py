@@ -12,7 +12,7 @@ from temporalio.client import Client
 from core.bootstrap import Databases
 from core.search_attributes import ensure_registered
 from core.settings import Settings
-from core.temporal import connect
+from service.temporal import connect
 from worker.activities import build_activity_set
 from worker.build import QueueRole, build_workers
 

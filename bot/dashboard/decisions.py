@@ -25,7 +25,7 @@ from bot.dashboard.templating import NO_STORE
 from core.approval import NOT_AN_APPROVER, in_words
 from core.models import Decision, DecisionSource, TicketStatus
 from core.names import ticket_label
-from core.tickets import TicketNotFound
+from service.tickets import TicketNotFound
 
 logger = logging.getLogger(__name__)
 

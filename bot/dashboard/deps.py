@@ -27,7 +27,7 @@ from bot.dashboard.throttle import LoginThrottle
 from core.dashboard_sessions import SessionStore
 from core.names import short_id_from
 from core.settings import Settings
-from core.tickets import TicketService
+from service.tickets import TicketService
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from bot.dashboard.templating import NO_STORE
 from bot.dashboard.ticket_view import status_version
 from core.models import TicketStatus
 from core.names import ticket_label
-from core.tickets import TicketNotFound
+from service.tickets import TicketNotFound
 
 logger = logging.getLogger(__name__)
 

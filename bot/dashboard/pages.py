@@ -14,7 +14,7 @@ from bot.dashboard.reader import TemporalUnavailable
 from bot.dashboard.ticket_view import ticket_page
 from core.models import OutcomeStatus, Risk, Stage
 from core.names import ticket_label
-from core.tickets import TicketNotFound
+from service.tickets import TicketNotFound
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from temporalio.service import RPCError
 from core.models import TicketStatus
 from core.names import ticket_label
 from core.schema import AuditEventRow, TicketRow
-from core.tickets import TicketNotFound, TicketService
+from service.tickets import TicketNotFound, TicketService
 
 logger = logging.getLogger(__name__)
 

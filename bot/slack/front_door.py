@@ -30,9 +30,9 @@ from core.approval import refusal_preview
 from core.models import Decision, DecisionSource, Stage, TicketRequest, TicketSource
 from core.names import short_id_from, ticket_label
 from core.settings import Settings
-from core.tickets import TicketNotFound, TicketService, new_short_id
 from rendering.slack import SlackMessage, escape, pending_reply, reject_modal, status_reply, truncate
 from rendering.slack_ids import ButtonValue, RejectModalMetadata
+from service.tickets import TicketNotFound, TicketService, new_short_id
 
 logger = logging.getLogger(__name__)
 

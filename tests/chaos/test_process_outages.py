@@ -21,7 +21,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from core.temporal import temporal_cli_path
+from service.temporal import temporal_cli_path
 from tests.chaos.core_logs import CoreLogs
 from tests.chaos.outages import TemporalServerDown
 from tests.chaos.verdict import DURATIONS, RESUMES_WITHIN, run_and_check

@@ -14,8 +14,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from core import names
 from core.models import ApprovalSettings, Risk, Stage, TicketRequest
-from core.silence import QueueWorkers, explain
-from core.tickets import TicketService
+from service.silence import QueueWorkers, explain
+from service.tickets import TicketService
 from tests.chaos.waiting import eventually
 from tests.workflows.fake_activities import ScriptedActivities
 from worker.build import build_workers

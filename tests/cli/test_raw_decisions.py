@@ -15,7 +15,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from core.models import OutcomeStatus, TicketStatus
-from core.temporal import temporal_cli_path
+from service.temporal import temporal_cli_path
 from tests.cli.conftest import CliEnv
 from worker.main import run_workers
 

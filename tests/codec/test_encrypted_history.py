@@ -33,8 +33,8 @@ from core.bootstrap import Databases
 from core.models import OutcomeStatus, Risk, TicketOutcome, TicketRequest, TicketStatus
 from core.names import QUERY_STATUS
 from core.settings import Settings, load_settings
-from core.temporal import connect, temporal_cli_path
-from core.tickets import TicketService
+from service.temporal import connect, temporal_cli_path
+from service.tickets import TicketService
 from tests.codec.keys import K1, TOKEN, keys_setting
 from tests.workflows.fake_activities import UPGRADE_PLAN, ScriptedActivities
 from worker.build import build_workers

@@ -19,7 +19,7 @@ from core.codec import (
 from core.codec_keys import CodecKey
 from core.models import TicketRequest
 from core.settings import ConfigError, load_settings
-from core.temporal import data_converter
+from service.temporal import data_converter
 from tests.codec.keys import K1, K2, keys_setting
 
 SECRET = b'{"text":"refund invoice 4471 for jane@example.com"}'

@@ -52,7 +52,7 @@ from core.models import (
     plan_hash,
 )
 from core.settings import Settings
-from core.tickets import TicketService
+from service.tickets import TicketService
 from tests.pipeline import pipeline_settings
 from tests.workflows.fake_activities import ScriptedActivities
 from worker.build import ActivitySet, build_workers

@@ -16,7 +16,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.testing import WorkflowEnvironment
 
 from core.settings import PROJECT_ROOT
-from core.temporal import temporal_cli_path
+from service.temporal import temporal_cli_path
 
 SCRIPT = PROJECT_ROOT / "deploy" / "temporal" / "create-namespace.sh"
 

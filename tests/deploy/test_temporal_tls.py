@@ -22,7 +22,7 @@ from temporalio.service import TLSConfig
 from temporalio.testing import WorkflowEnvironment
 
 from core.settings import ConfigError, Settings, load_settings
-from core.temporal_tls import connect_options, tls_config
+from service.temporal_tls import connect_options, tls_config
 
 TLS_VARIABLES = (
     "TEMPORAL_TLS",

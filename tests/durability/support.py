@@ -18,7 +18,7 @@ from core.bootstrap import Databases
 from core.ledger import executions
 from core.models import Stage, TicketRequest, TicketStatus
 from core.settings import Settings
-from core.tickets import TicketService
+from service.tickets import TicketService
 from tests.fakes.openai_server import FAKE_API_KEY, FakeOpenAIServer
 from tests.pipeline import REQUESTER, Pipeline, pipeline_settings, running_pipeline
 

@@ -30,7 +30,7 @@ from core.models import (
     TicketRequest,
     TicketStatus,
 )
-from core.tickets import TicketService
+from service.tickets import TicketService
 from tests.durability.support import (
     ledger_rows,
     openai_pipeline,

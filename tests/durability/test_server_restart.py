@@ -24,8 +24,8 @@ from core.demo import subscriptions, users
 from core.models import Decision, DecisionSource, OutcomeStatus, Stage, TicketStatus
 from core.names import WORKFLOW_NAME
 from core.settings import Settings
-from core.temporal import temporal_cli_path
-from core.tickets import StartedTicket, TicketService
+from service.temporal import temporal_cli_path
+from service.tickets import StartedTicket, TicketService
 from tests.durability.processes import ChildProcess, free_port, temporal_dev_server
 from tests.durability.support import ledger_rows, ticket_request, wait_for_stage
 from tests.pipeline import pipeline_settings

@@ -24,7 +24,7 @@ from core.bootstrap import Databases, init_databases
 from core.demo import subscriptions
 from core.models import OutcomeStatus, TicketOutcome
 from core.names import ACTIVITY_EXECUTE_PLAN, ACTIVITY_PLAN_TICKET
-from core.tickets import StartedTicket, TicketService
+from service.tickets import StartedTicket, TicketService
 from tests.durability.processes import ChildProcess, go, wait_until_polling, warm_up, worker_process
 from tests.durability.support import (
     activity_runs,

@@ -35,7 +35,7 @@ from core.bootstrap import Databases
 from core.models import ExecutePlanInput, ExecutionResult, Plan, PlanTicketInput
 from core.names import ACTIVITY_EXECUTE_PLAN, ACTIVITY_PLAN_TICKET, workflow_id_for
 from core.settings import Settings, load_settings
-from core.temporal import connect
+from service.temporal import connect
 from worker.activities import build_activity_set
 from worker.build import ActivitySet, build_workers
 from worker.main import run_workers

@@ -13,7 +13,7 @@ from temporalio.client import Client, Interceptor
 from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
 
-from core.temporal import data_converter
+from service.temporal import data_converter
 from tests.pipeline import Pipeline, pipeline_settings, running_pipeline
 
 

@@ -52,11 +52,10 @@ async def test_a_ticket_run_logs_json_with_its_id_on_every_line(
         assert (await pipeline.service.result(started.short_id)).status is OutcomeStatus.DONE
 
     lines = parsed(json_lines)
-    ticket_lines = [
-        line for line in lines if str(line["logger"]).startswith(("activities.", "core.tickets", "temporalio.workflow"))
-    ]
+    ticket_loggers = ("activities.", "service.tickets", "temporalio.workflow")
+    ticket_lines = [line for line in lines if str(line["logger"]).startswith(ticket_loggers)]
     loggers = {str(line["logger"]) for line in ticket_lines}
-    assert {"core.tickets", "activities.planning", "activities.audit"} <= loggers, loggers
+    assert {"service.tickets", "activities.planning", "activities.audit"} <= loggers, loggers
     assert all(line.get("ticket_id") == started.short_id for line in ticket_lines), [
         line for line in ticket_lines if line.get("ticket_id") != started.short_id
     ]

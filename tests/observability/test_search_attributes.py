@@ -20,7 +20,7 @@ from core.search_attributes import (
     missing_attributes,
     visibility_query,
 )
-from core.temporal import data_converter
+from service.temporal import data_converter
 from tests.observability.conftest import pipeline_factory
 from workflows.ticket import TicketWorkflow
 

@@ -54,8 +54,8 @@ from core.models import (
     plan_hash,
 )
 from core.settings import Settings, load_settings
-from core.tickets import TicketService, new_short_id
 from rendering.slack_ids import APPROVE_ACTION_ID, REJECT_MODAL_CALLBACK_ID, ButtonValue
+from service.tickets import TicketService, new_short_id
 from tests.fakes.slack_server import BOT_TOKEN, TEAM_ID, FakeSlack, Message, SlackCall
 from tests.pipeline import TEST_SIGNING_KEY
 from tests.workflows.fake_activities import ScriptedActivities

@@ -14,7 +14,7 @@ from bot.slack.app import build_bolt_app
 from bot.slack.front_door import SlackFrontDoor
 from core.bootstrap import Databases
 from core.settings import Settings
-from core.tickets import TicketService
+from service.tickets import TicketService
 
 
 def test_no_warning_that_the_token_in_the_environment_is_unused(

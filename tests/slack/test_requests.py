@@ -22,8 +22,8 @@ from temporalio.testing import WorkflowEnvironment
 from core.models import MAX_TICKET_TEXT, OutcomeStatus, Risk
 from core.names import workflow_id_for
 from core.schema import TicketRow
-from core.tickets import TicketNotFound
 from rendering.slack_ids import APPROVE_ACTION_ID
+from service.tickets import TicketNotFound
 from tests.slack.conftest import (
     ALICE,
     CHANNEL,

@@ -20,7 +20,7 @@ from temporalio.workflow import NondeterminismError
 
 from core.models import OutcomeStatus, TicketOutcome
 from core.settings import load_settings
-from core.temporal import data_converter
+from service.temporal import data_converter
 from tests.workflows.workflow_variants import TicketWorkflowWithNewStep, TicketWorkflowWithPatchedStep
 from workflows.ticket import TicketWorkflow
 

@@ -14,7 +14,7 @@ from temporalio.converter import DataConverter, DefaultFailureConverterWithEncod
 from core.codec import EncryptionCodec
 from core.observability.tracing import tracing_interceptors
 from core.settings import Settings
-from core.temporal_tls import connect_options
+from service.temporal_tls import connect_options
 
 
 def data_converter(settings: Settings) -> DataConverter:

@@ -1,6 +1,6 @@
 """How a client reaches a Temporal cluster that wants TLS, mTLS or an API key (Temporal Cloud).
 
-Kept apart from `core.temporal.connect` so the choice can be tested without a server, and so
+Kept apart from `service.temporal.connect` so the choice can be tested without a server, and so
 bot, worker and CLI connect the same way whatever the deployment.
 """
 

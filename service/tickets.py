@@ -49,7 +49,7 @@ from core.names import (
 from core.observability import client_metrics
 from core.schema import AuditEventRow, TicketRow
 from core.search_attributes import SearchAttributeCheck, start_attributes
-from core.silence import why_unanswered
+from service.silence import why_unanswered
 
 logger = logging.getLogger(__name__)
 

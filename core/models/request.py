@@ -1,0 +1,70 @@
+"""What someone asked for: the ticket's request, validated at the edge before anything starts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field, field_validator
+
+from core.models.base import Model
+from core.models.plan import Plan
+from core.models.revert import RevertOf
+from core.models.text import MAX_TICKET_TEXT, clean_ticket_text
+
+
+class TicketSource(StrEnum):
+    SLACK = "slack"
+    DASHBOARD = "dashboard"
+    CLI = "cli"
+    API = "api"
+    MCP = "mcp"
+
+
+class ApprovalSettings(Model):
+    """Who may approve and how long to wait: fixed when the ticket starts."""
+
+    approvers: list[str] = Field(default_factory=list)
+    timeout_seconds: int = Field(default=3 * 24 * 3600, ge=60)
+    reminder_before_seconds: int = Field(default=24 * 3600, ge=0)
+    escalation_channel: str | None = None
+
+
+class SlackMessageRef(Model):
+    channel: str
+    ts: str
+
+
+class ContinuedTicket(Model):
+    """What a ticket carries into a fresh run when a long review conversation continues as new."""
+
+    created_at: datetime
+    feedback: list[str] = Field(default_factory=list)
+    rounds: int = 0
+    slack_message: SlackMessageRef | None = None
+
+
+class TicketRequest(Model):
+    """What someone asked for, validated at the edge before anything starts."""
+
+    text: str = Field(min_length=1, max_length=MAX_TICKET_TEXT)
+    requester: str = Field(min_length=1, max_length=200)
+    source: TicketSource = TicketSource.CLI
+    channel: str | None = Field(default=None, max_length=200)
+    approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    continued: ContinuedTicket | None = None  # set only by the workflow when it continues as new
+    reason: str = Field(default="", max_length=1000)  # why the requester asks, shown to approvers
+    # An agent's own plan (the MCP door's `propose_plan`): the planning step returns it instead of asking the LLM.
+    proposed_plan: Plan | None = None
+    # Set only by `TicketService.revert`: this ticket undoes an executed one, from its before-images.
+    reverts: RevertOf | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _clean_text(cls, value: str) -> str:
+        return clean_ticket_text(value)
+
+    @field_validator("reason")
+    @classmethod
+    def _clean_reason(cls, value: str) -> str:
+        return clean_ticket_text(value) if value.strip() else ""

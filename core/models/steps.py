@@ -1,0 +1,50 @@
+"""Inputs of the activities that do a ticket's steps: context, plan, safety check, execution, approvers."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from core.models.base import Model
+from core.models.context import TicketContext
+from core.models.plan import Plan
+from core.models.request import TicketRequest
+from core.models.revert import RevertOf
+
+
+class GatherContextInput(Model):
+    ticket_id: str
+    request: TicketRequest
+
+
+class PlanTicketInput(Model):
+    ticket_id: str
+    request: TicketRequest
+    context: TicketContext
+    feedback: list[str] = Field(default_factory=list)
+
+
+class ValidatePlanInput(Model):
+    ticket_id: str
+    plan: Plan
+    requester: str = ""  # whose budget of unapproved changes the plan would spend ("": none checked)
+    reverts: RevertOf | None = None  # the plan claims to revert this ticket: checked against its before-images
+
+
+class ExecutePlanInput(Model):
+    ticket_id: str
+    workflow_id: str
+    plan: Plan
+    plan_hash: str
+    approved_rows: list[int] = Field(default_factory=list)
+    # The row keys each operation touched in the approved dry run (`SafetyReport.approved_row_keys`);
+    # when given, execution refuses with ERROR_APPROVED_ROWS_CHANGED if it would touch any others.
+    approved_row_keys: list[list[str]] = Field(default_factory=list)
+    approved_versions: list[str] = Field(default_factory=list)  # `OperationImpact.rows_version`, per operation
+    requester: str = ""  # charged for the rows changed when no one approved the plan
+    approved_by: list[str] = Field(default_factory=list)  # empty: ran without approval (budget, masking)
+    reverts: str = ""  # the workflow id of the ticket this plan reverts: claimed in the same transaction
+
+
+class ResolveApproversInput(Model):
+    ticket_id: str
+    approvers: list[str]
