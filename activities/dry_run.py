@@ -47,6 +47,8 @@ from core.policy import Policy
 
 logger = logging.getLogger(__name__)
 
+DIFF_ROWS = 10  # rows per operation whose values before and after approvers are shown
+
 # How the databases word a refused constraint, and what that means for the plan.
 _CONSTRAINT_MEANINGS = (
     ("foreign key", "it refers to a row that does not exist, or removes a row that others still refer to"),
@@ -78,7 +80,7 @@ async def dry_run(engine: AsyncEngine, metadata: MetaData, plan: Plan, policy: P
             if count_only:
                 await set_read_only(connection)
             async with statement_timeout(connection, policy.limits.dry_run_timeout_ms):
-                runner = PlanRunner(connection, metadata, capture=True)
+                runner = PlanRunner(connection, metadata)
                 for index, operation in runnable:
                     try:
                         if count_only:
@@ -149,14 +151,12 @@ def _impact(outcome: StepOutcome, policy: Policy, metadata: MetaData) -> Operati
                 before=_masked(_pick(before, shown), private),
                 after=_masked(_pick(outcome.after.get(key, before), shown), private - set(assigned)),
             )
-            for key, before in outcome.before.items()
-            if key in outcome.keys
+            for key, before in list(outcome.before.items())[:DIFF_ROWS]
         ]
     elif isinstance(operation, DeleteOperation):
         impact.preview = [
             RowChange(key=key, before=_masked(before, private))
-            for key, before in outcome.before.items()
-            if key in outcome.keys
+            for key, before in list(outcome.before.items())[:DIFF_ROWS]
         ]
     return impact
 

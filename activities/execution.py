@@ -8,13 +8,17 @@ The plan runs in order through the same `PlanRunner` as the dry run, and each op
 keys are compared with the approved ones: if the rows differ (a concurrent writer changed which
 rows match), or the requester's budget of unapproved changes ran out since validation, nothing
 is written and `ERROR_APPROVED_ROWS_CHANGED` tells the workflow to validate and ask again.
+
+The same transaction keeps every changed row's before- and after-image (`activities/before_images.py`)
+for undo, and a revert claims the change it undoes there too: a crash never half-reverts, and no
+change is reverted twice.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import MetaData, insert, select
 from sqlalchemy import exc as sa_exc
@@ -22,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import budget
+from activities import before_images, budget, revert
 from activities.heartbeat import heartbeating
 from activities.plan_runner import PlanRunner, StepOutcome, sort_keys
 from activities.sql import (
@@ -39,18 +43,21 @@ from core.models import (
     DeleteOperation,
     ExecutePlanInput,
     ExecutionResult,
+    InsertOperation,
     OperationResult,
+    Plan,
     SelectOperation,
     UpdateOperation,
     plan_hash,
 )
-from core.names import ACTIVITY_EXECUTE_PLAN, ERROR_APPROVED_ROWS_CHANGED, ticket_label
+from core.names import ACTIVITY_EXECUTE_PLAN, ERROR_APPROVED_ROWS_CHANGED, ERROR_REVERT_REFUSED, ticket_label
 from core.policy import Policy, PolicyCache
 
 logger = logging.getLogger(__name__)
 
 MAX_RESULT_ROWS = 100  # rows of a select kept in the result, which lands in workflow history
 MAX_KEYS_NAMED = 5  # row keys named in a message about changed rows
+DEFAULT_REVERT_WINDOW = timedelta(days=7)
 
 ERROR_PLAN_HASH = "PlanHashMismatch"
 ERROR_INVALID_OPERATION = "InvalidOperation"
@@ -79,9 +86,16 @@ class _Step:
 class ExecutionActivities:
     """Runs plans against the target DB; receives the target engine and the policy."""
 
-    def __init__(self, target_engine: AsyncEngine, policy: PolicyCache | None = None) -> None:
+    def __init__(
+        self,
+        target_engine: AsyncEngine,
+        policy: PolicyCache | None = None,
+        *,
+        revert_window: timedelta = DEFAULT_REVERT_WINDOW,
+    ) -> None:
         self._target = target_engine
         self._policy = policy
+        self._revert_window = revert_window
 
     @activity.defn(name=ACTIVITY_EXECUTE_PLAN)
     async def execute_plan(self, input: ExecutePlanInput) -> ExecutionResult:
@@ -94,13 +108,33 @@ class ExecutionActivities:
                 non_retryable=True,
             )
         metadata = await reflect_target(self._target)
-        steps = _compile(input, metadata, label)
+        plan = await self._plan_to_run(input, label)
+        steps = _compile(input, plan, metadata, label)
         policy = await self._policy.current() if self._policy is not None else None
         async with heartbeating():  # a long transaction must not look like a dead worker
             result = await self._run(input, steps, metadata, policy, label)
         verb = "replayed" if result.replayed else "executed"
         logger.info("%s: plan %s %s, %d rows changed", label, expected, verb, result.rows_changed)
         return result
+
+    async def _plan_to_run(self, input: ExecutePlanInput, label: str) -> Plan:
+        """The plan itself; for a revert, with the values its before-images hold where the plan shows them masked."""
+        if not input.reverts:
+            return input.plan
+        async with self._target.connect() as connection:
+            change = await before_images.load_change(connection, input.reverts)
+            done_before = await _stored_result(connection, input) is not None
+        filled = revert.filled_from_images(input.plan, change) if change is not None else None
+        if done_before:  # this revert ran already (its images may be purged since): the ledger answers
+            return input.plan
+        if filled is None:
+            problem = before_images.refusal(change, input.reverts, datetime.now(UTC), self._revert_window)
+            raise ApplicationError(
+                f"{label}: {problem or 'the plan is not the inverse of that ticket change'}; nothing was written",
+                type=ERROR_REVERT_REFUSED,
+                non_retryable=True,
+            )
+        return filled
 
     async def _run(
         self, input: ExecutePlanInput, steps: list[_Step], metadata: MetaData, policy: Policy | None, label: str
@@ -132,18 +166,19 @@ class ExecutionActivities:
             await connection.rollback()
             logger.info("%s: plan %s was executed before; returning the stored result", label, input.plan_hash)
             return stored
-        runner = PlanRunner(connection, metadata, capture=False)
-        private = _private_columns(input, metadata, policy)
-        results = []
-        written: set[tuple[str, str]] = set()
-        for step in steps:
-            outcome = await _run_step(runner, step)
-            results.append(_result(outcome, private))
-            if outcome.written:
-                written |= {(step.operation.table, key) for key in outcome.keys}
         executed_at = datetime.now(UTC)
+        if input.reverts:
+            await before_images.claim_revert(
+                connection, input.reverts, input.workflow_id, executed_at, self._revert_window
+            )
+        runner = PlanRunner(connection, metadata)
+        private = _private_columns(input, metadata, policy)
+        outcomes = [await _run_step(runner, step) for step in steps]
+        results = [_result(outcome, private) for outcome in outcomes]
+        written = {(o.operation.table, key) for o in outcomes if o.written for key in o.keys}
         if input.requester and not input.approved_by and written and policy is not None:
             await _charge_budget(connection, input, len(written), policy, executed_at)
+        await before_images.purge_now_and_then(connection, executed_at - self._revert_window)
         result = ExecutionResult(plan_hash=input.plan_hash, results=results, executed_at=executed_at)
         await connection.execute(
             insert(executions).values(
@@ -151,15 +186,19 @@ class ExecutionActivities:
                 plan_hash=input.plan_hash,
                 result=result.model_dump(mode="json"),
                 executed_at=executed_at,
+                requester=input.requester,
+                approved_by=list(input.approved_by),
+                images=before_images.image_rows(before_images.images_of(outcomes)),
+                reverts=input.reverts or None,
             )
         )
         await connection.commit()
         return result
 
 
-def _compile(input: ExecutePlanInput, metadata: MetaData, label: str) -> list[_Step]:
+def _compile(input: ExecutePlanInput, plan: Plan, metadata: MetaData, label: str) -> list[_Step]:
     """Every statement checked before anything runs; unfiltered writes are refused outright."""
-    operations = input.plan.operations
+    operations = plan.operations
     approved_keys = input.approved_row_keys
     if approved_keys and len(approved_keys) != len(operations):
         raise ApplicationError(
@@ -241,8 +280,8 @@ def _result(outcome: StepOutcome, private: dict[str, list[str]]) -> OperationRes
     if isinstance(operation, SelectOperation):
         hidden = private.get(operation.table, [])
         result.rows = [mask_row(row, hidden) for row in outcome.rows[:MAX_RESULT_ROWS]]
-    elif outcome.after:  # an insert: the new row's key, so the outcome can name what was created
-        result.rows = list(outcome.after.values())
+    elif isinstance(operation, InsertOperation):  # the new row's key, so the outcome can name what was created
+        result.rows = list(outcome.primary_keys.values())
     return result
 
 
@@ -295,6 +334,8 @@ def _as_application_error(error: Exception, label: str) -> ApplicationError:
     """Say what failed; only failures a retry can fix stay retryable."""
     if isinstance(error, ApplicationError):
         return error
+    if isinstance(error, before_images.RevertRefused):
+        return ApplicationError(f"{label}: {error}; nothing was written", type=ERROR_REVERT_REFUSED, non_retryable=True)
     if isinstance(error, _ApprovedRowsChanged):
         return ApplicationError(
             f"{label}: {error}; nothing was written", type=ERROR_APPROVED_ROWS_CHANGED, non_retryable=True

@@ -7,6 +7,10 @@ with them are computed the same way: from the rows each statement itself reports
 
 A row the plan inserts gets the key `new:<operation index>` wherever the plan touches it, in the
 dry run and at execution alike, because the database may assign it a different id each time.
+
+Every write also reports each row's full values before and after it: the dry run shows them to
+approvers, and execution keeps them as the before-images that undo puts back. An update reads
+its rows first (locking them where the database can), so the images are the rows it changed.
 """
 
 from __future__ import annotations
@@ -32,7 +36,6 @@ from activities.sql import (
 from core.models import DeleteOperation, InsertOperation, Scalar, SelectOperation, UpdateOperation
 
 NEW_ROW_PREFIX = "new:"
-DIFF_ROWS = 10  # rows per operation whose values before and after the dry run keeps
 
 
 @dataclass
@@ -43,11 +46,13 @@ class StepOutcome:
     operation: AnyOperation
     keys: list[str] = field(default_factory=list)  # sorted (`sort_keys`), each once
     rows: list[dict[str, Scalar]] = field(default_factory=list)  # a select's rows, as returned
-    # With `capture`: key → row before (the first DIFF_ROWS), key → row after (as deleted, for a delete).
+    # Key → the full row before (updates, deletes) and after (inserts, updates), in key order.
     before: dict[str, dict[str, Scalar]] = field(default_factory=dict)
     after: dict[str, dict[str, Scalar]] = field(default_factory=dict)
-    # For an update or delete: a digest of the rows as they were, in the columns it does not set.
-    # The same keys with another version mean the rows were changed (or a key reused) meanwhile.
+    # Key → the primary key's real values (a new row's key is symbolic: `new:<index>`).
+    primary_keys: dict[str, dict[str, Scalar]] = field(default_factory=dict)
+    # For an update or delete: a digest of the rows as they were, in every column. The same keys
+    # with another version mean the rows were changed (or a key reused) since they were judged.
     version: str = ""
 
     @property
@@ -79,17 +84,11 @@ def key_columns(table: Table) -> list[Column[Any]]:
 
 
 class PlanRunner:
-    """Runs operations one after the other on `connection`, in the caller's transaction.
+    """Runs operations one after the other on `connection`, in the caller's transaction."""
 
-    With `capture`, each write also reports full rows (after, or as deleted) and the first
-    `DIFF_ROWS` rows as they were before: what the dry run shows approvers. Without it, only
-    keys come back: what execution needs.
-    """
-
-    def __init__(self, connection: AsyncConnection, metadata: MetaData, *, capture: bool) -> None:
+    def __init__(self, connection: AsyncConnection, metadata: MetaData) -> None:
         self._connection = connection
         self._metadata = metadata
-        self._capture = capture
         self._new_rows: dict[tuple[str, str], str] = {}  # (table, key the DB gave) → new:<index>
 
     async def run(self, index: int, operation: AnyOperation) -> StepOutcome:
@@ -122,41 +121,44 @@ class PlanRunner:
         outcome.keys = sort_keys(outcome.keys)
 
     async def _insert(self, table: Table, operation: InsertOperation, outcome: StepOutcome) -> None:
-        returned = self._returning(table)
         result = await self._connection.execute(
-            insert(table).values(assigned_values(table, operation)).returning(*returned)
+            insert(table).values(assigned_values(table, operation)).returning(*table.columns)
         )
         row = result.mappings().one()
         symbolic = f"{NEW_ROW_PREFIX}{outcome.index}"
         self._new_rows[(table.name, key_of([row[column.name] for column in key_columns(table)]))] = symbolic
         outcome.keys = [symbolic]
-        outcome.after = {symbolic: row_to_dict(row)}  # the key the database gave (every column, with capture)
+        outcome.after = {symbolic: row_to_dict(row)}
+        outcome.primary_keys = {symbolic: _primary_key(table, row)}
 
     async def _change(self, table: Table, operation: UpdateOperation | DeleteOperation, outcome: StepOutcome) -> None:
         condition = where_clause(table, operation.filters)
         if condition is None:  # the safety rules block this; execution must never run it either
             raise SqlCompileError(f"{operation.kind} on {table.name} has no filter")
-        if self._capture:
-            before = select(table).where(condition).order_by(*key_columns(table)).limit(DIFF_ROWS)
-            for row in (await self._connection.execute(before)).mappings():
-                outcome.before[self._key(table, row)] = row_to_dict(row)
         if isinstance(operation, UpdateOperation):
+            # The rows as they were: locked until the transaction ends, so the update changes exactly these.
+            before = select(table).where(condition).order_by(*key_columns(table)).with_for_update()
+            was = {self._key(table, row): row for row in (await self._connection.execute(before)).mappings()}
             statement: Any = update(table).values(assigned_values(table, operation)).where(condition)
         else:
             statement = delete(table).where(condition)
         rows = (await self._connection.execute(statement.returning(*table.columns))).mappings().all()
         keyed = {self._key(table, row): row for row in rows}
+        if isinstance(operation, DeleteOperation):
+            was = keyed
         outcome.keys = sort_keys(list(keyed))
-        assigned = {item.column for item in operation.values} if isinstance(operation, UpdateOperation) else set()
-        outcome.version = rows_version(keyed, [c.name for c in table.columns if c.name not in assigned])
-        if self._capture:
-            outcome.after = {key: row_to_dict(row) for key, row in keyed.items()}
+        outcome.before = {key: row_to_dict(was[key]) for key in outcome.keys if key in was}
+        if isinstance(operation, UpdateOperation):
+            outcome.after = {key: row_to_dict(keyed[key]) for key in outcome.keys}
+        outcome.primary_keys = {key: _primary_key(table, keyed[key]) for key in outcome.keys}
+        outcome.version = rows_version({key: was.get(key, {}) for key in keyed}, [c.name for c in table.columns])
 
-    def _returning(self, table: Table) -> list[Column[Any]]:
-        return list(table.columns) if self._capture else key_columns(table)
+
+def _primary_key(table: Table, row: Mapping[Any, Any]) -> dict[str, Scalar]:
+    return row_to_dict({column.name: row[column.name] for column in key_columns(table)})
 
 
 def rows_version(keyed: Mapping[str, Mapping[Any, Any]], columns: Sequence[str]) -> str:
     """A short digest of rows (by key) in `columns`: equal for the same rows holding the same values."""
-    material = [[key, [str(row[name]) for name in columns]] for key, row in sorted(keyed.items())]
+    material = [[key, [str(row.get(name)) for name in columns]] for key, row in sorted(keyed.items())]
     return hashlib.sha256(json.dumps(material, ensure_ascii=False).encode()).hexdigest()[:16]

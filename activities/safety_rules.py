@@ -165,12 +165,15 @@ def check_columns(index: int, operation: AnyOperation, shape: TargetShape) -> li
     return [_finding(RULE_COLUMN_EXISTS, Risk.BLOCKED, message, index)]
 
 
-def check_operation_kind(index: int, operation: AnyOperation, policy: Policy) -> list[Finding]:
+def check_operation_kind(index: int, operation: AnyOperation, policy: Policy, *, revert: bool = False) -> list[Finding]:
+    """The table's allowed kinds; a revert may also use the inverse ones where the policy allows undo."""
     table = policy.tables.get(operation.table)
-    if table is None or operation.kind in table.operations:
+    if table is None or operation.kind in table.operations or (revert and table.revert):
         return []
     allowed = ", ".join(table.operations) or "nothing"
     message = f"{operation.kind} is not allowed on {operation.table} (allowed: {allowed})."
+    if revert:
+        message += " Its policy does not allow reverts (revert: false)."
     return [_finding(RULE_OPERATION_KIND, Risk.BLOCKED, message, index)]
 
 
@@ -293,8 +296,14 @@ def check_kind_risk(index: int, operation: AnyOperation) -> list[Finding]:
     return []
 
 
-def operation_findings(index: int, operation: AnyOperation, policy: Policy, shape: TargetShape) -> list[Finding]:
-    """Every static rule on one operation; a missing or forbidden table ends the checks."""
+def operation_findings(
+    index: int, operation: AnyOperation, policy: Policy, shape: TargetShape, *, revert: bool = False
+) -> list[Finding]:
+    """Every static rule on one operation; a missing or forbidden table ends the checks.
+
+    A revert re-inserts deleted rows as they were, key and protected columns included: only a
+    plan proven to be the inverse of an executed one (activities/revert.py) is judged so.
+    """
     findings = check_table(index, operation, policy, shape)
     if findings:
         return findings
@@ -302,10 +311,14 @@ def operation_findings(index: int, operation: AnyOperation, policy: Policy, shap
     if findings:
         return findings
     return [
-        *check_operation_kind(index, operation, policy),
+        *check_operation_kind(index, operation, policy, revert=revert),
         *check_filters(index, operation),
         *check_primary_key(index, operation, shape),
-        *check_protected_columns(index, operation, policy, shape),
+        *(
+            []
+            if revert and isinstance(operation, InsertOperation)
+            else check_protected_columns(index, operation, policy, shape)
+        ),
         *check_sensitive_columns(index, operation, policy),
         *check_references(index, operation, policy, shape),
         *check_private_reads(index, operation, policy, shape),
@@ -315,11 +328,17 @@ def operation_findings(index: int, operation: AnyOperation, policy: Policy, shap
     ]
 
 
-def static_findings(plan: Plan, policy: Policy, shape: TargetShape) -> list[Finding]:
-    """All rules that need no dry run, plan-wide first."""
-    findings = [*check_plan_size(plan, policy), *value_rules.check_plan_text(plan)]
+def static_findings(plan: Plan, policy: Policy, shape: TargetShape, *, revert: bool = False) -> list[Finding]:
+    """All rules that need no dry run, plan-wide first.
+
+    A revert's values come from the rows as they were, not from an LLM, so its text is not
+    screened for characters no person types: it puts back what the database held.
+    """
+    findings = check_plan_size(plan, policy)
+    if not revert:
+        findings.extend(value_rules.check_plan_text(plan))
     for index, operation in enumerate(plan.operations):
-        findings.extend(operation_findings(index, operation, policy, shape))
+        findings.extend(operation_findings(index, operation, policy, shape, revert=revert))
     return findings
 
 

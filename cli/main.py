@@ -9,7 +9,7 @@ and exit 1 instead of a traceback.
 
 from __future__ import annotations
 
-from cli import accounts, decide, list_command, servers, tickets_commands
+from cli import accounts, decide, list_command, revert_command, servers, tickets_commands
 from cli.app import new_app
 from cli.mcp_command import mcp_app
 from cli.sessions import sessions_app
@@ -22,6 +22,7 @@ app.command()(tickets_commands.show)
 app.command(name="list")(list_command.list_tickets)
 app.command()(decide.approve)
 app.command()(decide.reject)
+app.command()(revert_command.revert)
 
 # Running the product
 app.command()(servers.dev)

@@ -25,6 +25,7 @@ from cli.temporal_commands import decision_commands
 from core.models import OutcomeStatus, TicketRequest, TicketSource, TicketStatus, clean_ticket_text
 from core.names import ticket_label
 from core.settings import Settings
+from service.tickets import StartedTicket, TicketService
 
 
 def submit(
@@ -82,6 +83,15 @@ async def _submit(settings: Settings, request: TicketRequest, wait: bool, limit:
         out.print(f"{label} already exists.")
     else:
         out.print(f"Submitted [bold]{label}[/bold] as {escape(request.requester)}.")
+    return await follow_started(session.service, started, wait, limit, as_json)
+
+
+async def follow_started(
+    service: TicketService, started: StartedTicket, wait: bool, limit: float | None, as_json: bool
+) -> int:
+    """After a start: say how to follow it, or (`wait`) follow it until it finishes or waits for a person."""
+    out = errors if as_json else console
+    label = started.label
     if not wait:
         if as_json:
             print_json(
@@ -95,7 +105,7 @@ async def _submit(settings: Settings, request: TicketRequest, wait: bool, limit:
             out.print(f"Follow it with: [bold]agent-ticket show {label}[/bold]")
         return 0
     try:
-        status = await wait_for_ticket(session.service, started.short_id, out, limit_seconds=limit)
+        status = await wait_for_ticket(service, started.short_id, out, limit_seconds=limit)
     except WaitTimedOut as timed_out:
         out.print(f"{escape(str(timed_out))}. It keeps going; follow it with: agent-ticket show {label}")
         if as_json and timed_out.status is not None:

@@ -22,6 +22,7 @@ MAX_PROBLEM_TEXT = 300
 STALE_REQUEST = "out of date: a newer approval request replaced this one"
 STALE_PLAN = "out of date: the plan has changed since it was shown"
 REQUESTER = "the requester cannot decide on their own ticket"
+REVERTED_REQUESTER = "the requester of the change being reverted cannot decide on its revert"
 NOT_AN_APPROVER = "not an approver"
 ALREADY_APPROVED = "already approved by this person"
 NOTHING_PENDING = "no approval is pending"
@@ -30,6 +31,7 @@ IN_WORDS = {
     STALE_REQUEST: "This approval request is out of date: a newer one replaced it. Review the current plan.",
     STALE_PLAN: "This approval request is out of date: the plan has changed since it was shown.",
     REQUESTER: "You filed this ticket, so someone else must decide on it.",
+    REVERTED_REQUESTER: "You asked for the change this ticket reverts, so someone else must decide on it.",
     NOT_AN_APPROVER: "You are not an approver for this ticket.",
     ALREADY_APPROVED: "You have already approved this ticket.",
 }
@@ -82,6 +84,8 @@ class ApprovalGate:
             return STALE_PLAN
         if decision.decider == self.requester:
             return REQUESTER
+        if decision.decider in self.request.excluded:
+            return REVERTED_REQUESTER
         if decision.decider not in self.request.approvers:
             return NOT_AN_APPROVER
         if decision.decider in self.approved_by:
@@ -101,13 +105,15 @@ class ApprovalGate:
         return DecisionRecord(decision=decision, received_at=received_at, accepted=reason is None, reason=reason or "")
 
 
-def unmet_quorum(approvers: list[str], requester: str, required: int) -> str | None:
-    """Why a request can never be approved (too few eligible approvers), or None."""
-    eligible = [person for person in approvers if person != requester]
+def unmet_quorum(approvers: list[str], excluded: list[str], required: int) -> str | None:
+    """Why a request can never be approved (too few eligible approvers), or None.
+
+    `excluded` is who may not decide: the requester, and for a revert the original's requester.
+    """
+    eligible = [person for person in approvers if person not in excluded]
     if len(eligible) < required:
-        return (
-            f"needs {required} approver(s) other than the requester, but {len(eligible)} are configured (set APPROVERS)"
-        )
+        others = "the requester" if len(set(excluded)) <= 1 else "the requesters of the ticket and of the change"
+        return f"needs {required} approver(s) other than {others}, but {len(eligible)} are configured (set APPROVERS)"
     return None
 
 

@@ -1,14 +1,17 @@
-"""The execution ledger and the budget ledger, in the target DB, written in the plan's own transaction.
+"""The ledgers in the target DB, written in the plan's own transaction: executions, budget, before-images.
 
 They live in the target DB so that the records and the writes commit or roll back together:
-finding a row for `(workflow id, plan hash)` proves the writes happened exactly once, and a
-budget charge exists exactly when the unapproved writes it counts were committed. Plans may
-never read or change either table.
+finding a row for `(workflow id, plan hash)` proves the writes happened exactly once, a budget
+charge exists exactly when the unapproved writes it counts were committed, and the before-images
+of a change (what undo puts back) exist exactly when the change does. Private values in those
+images stay where the data lives, never in Temporal's history. Plans may never read or change
+any of these tables.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, String, Table
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, String, Table, inspect, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 LEDGER_TABLE = "agent_ticket_executions"
@@ -24,6 +27,15 @@ executions = Table(
     Column("plan_hash", String(64), primary_key=True),
     Column("result", JSON, nullable=False),
     Column("executed_at", DateTime(timezone=True), nullable=False),
+    # For undo (activities/before_images.py): who asked and approved, every changed row's before-
+    # and after-image (None once the revert window has passed), and the links between a change
+    # and its revert. In this row, so keeping them costs the plan no extra statement.
+    Column("requester", String(200), nullable=True),
+    Column("approved_by", JSON, nullable=True),
+    Column("images", JSON, nullable=True),
+    Column("reverts", String(80), nullable=True),
+    Column("reverted_by", String(80), nullable=True),
+    Index("ix_agent_ticket_executions_executed_at", "executed_at"),
 )
 
 # Rows each requester changed without approval: the per-requester budget over a rolling window.
@@ -48,3 +60,18 @@ def is_ledger_table(name: str) -> bool:
 async def create_ledger(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         await connection.run_sync(ledger_metadata.create_all)
+        await connection.run_sync(_add_missing_columns)
+
+
+def _add_missing_columns(connection: Connection) -> None:
+    """A ledger made by an earlier version gains the (nullable) columns and indexes added since."""
+    inspector = inspect(connection)
+    quote = connection.dialect.identifier_preparer.quote
+    for table in ledger_metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present and column.nullable:
+                kind = column.type.compile(dialect=connection.dialect)
+                connection.execute(text(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"))
+        for index in table.indexes:
+            index.create(connection, checkfirst=True)

@@ -22,10 +22,12 @@ ACTIVITY_EXECUTE_PLAN = "execute_plan"
 ACTIVITY_NOTIFY = "notify_ticket"
 ACTIVITY_RESOLVE_APPROVERS = "resolve_approvers"
 ACTIVITY_VERIFY_DECISION = "verify_decision"
+ACTIVITY_PLAN_REVERT = "plan_revert"
 
 # `execute_plan` refused: the rows the plan would touch now differ from the approved ones, or the
 # requester's budget ran out since validation. Nothing was written; validate again and ask again.
 ERROR_APPROVED_ROWS_CHANGED = "ApprovedRowsChanged"
+ERROR_REVERT_REFUSED = "RevertRefused"  # the change was reverted meanwhile, or its window closed
 # In an audit event's detail: the event's own identity, so it is appended once whatever batch carries it.
 AUDIT_EVENT_KEY = "event_key"
 

@@ -58,6 +58,9 @@ class TablePolicy(BaseModel):
     value_rules: dict[str, ValueRule] = Field(default_factory=dict)
     auto_approve_rows: int = Field(default=0, ge=0)
     max_rows: int = Field(default=100, ge=0)
+    # Whether an executed change may be reverted here, with the inverse operations it needs
+    # (a deleted row inserted again with its old key, an inserted row deleted).
+    revert: bool = False
 
 
 class PolicyLimits(BaseModel):
@@ -147,6 +150,7 @@ async def read_policy(sessions: async_sessionmaker[AsyncSession]) -> Policy:
                 value_rules=row.value_rules,  # type: ignore[arg-type]
                 auto_approve_rows=row.auto_approve_rows,
                 max_rows=row.max_rows,
+                revert=row.revert,
             )
             for row in tables
         },

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -68,6 +68,7 @@ class TableConstraintRow(AppBase):
     auto_approve_rows: Mapped[int] = mapped_column(Integer, default=0)
     max_rows: Mapped[int] = mapped_column(Integer, default=100)
     description: Mapped[str] = mapped_column(Text, default="")
+    revert: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class PolicySettingRow(AppBase):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -86,6 +87,10 @@ class Settings(BaseSettings):
     dashboard_trusted_header_secret: SecretStr | None = None
     # Password checks (argon2, up to 64 MiB each) that may run at once; more wait briefly or get a 503.
     dashboard_login_concurrency: int = Field(default=2, ge=1, le=16)
+
+    # How long an executed change can be undone (docs/undo.md): its before-images are kept, in the
+    # target DB, this long, then purged. ISO 8601 (P7D, PT12H) or words ("7 days").
+    revert_window: timedelta = Field(default=timedelta(days=7), gt=timedelta(0))
 
     # Decisions prove who made them (core/decision_proof.py): the front doors sign with the first key
     # (comma separated, current first, so keys can be rotated), the worker accepts any of them.

@@ -2,8 +2,8 @@
 
 The bot, the dashboard and the CLI all go through `TicketService`. Decisions are judged by
 the workflow alone: the service signs each with the front door's key (the person was
-authenticated there) and sends it as the `decide` update, whose answer is the workflow's
-verdict, counted or ignored and why.
+authenticated there), signals it, and reads the workflow's verdict (counted, or ignored and
+why) from its status. A revert is a ticket too: `revert` starts one for an executed ticket.
 """
 
 from __future__ import annotations
@@ -25,7 +25,17 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core.decision_proof import sign_decision
 from core.logs import ticket_log_context
-from core.models import Decision, DecisionRecord, Stage, TicketOutcome, TicketRequest, TicketStatus
+from core.models import (
+    Decision,
+    DecisionRecord,
+    OutcomeStatus,
+    RevertOf,
+    Stage,
+    TicketOutcome,
+    TicketRequest,
+    TicketSource,
+    TicketStatus,
+)
 from core.names import (
     QUERY_STATUS,
     SIGNAL_APPROVE,
@@ -48,6 +58,10 @@ DECISION_TIMEOUT_SECONDS = 5.0
 VERDICT_POLL_SECONDS = 0.05
 # Long enough for the longest approval wait plus execution; the workflow enforces its own deadline.
 WORKFLOW_EXECUTION_TIMEOUT = timedelta(days=60)
+
+
+class CannotRevert(ValueError):
+    """The ticket asked to be reverted is not one that changed rows; the message says why."""
 
 
 class TicketNotFound(LookupError):
@@ -120,6 +134,39 @@ class TicketService:
             client_metrics.ticket_start_seconds.labels(source).observe(time.perf_counter() - began)
             logger.info("%s started from %s by %s", ticket_label(short_id), source, request.requester)
         return StartedTicket(short_id, workflow_id, already_existed=False)
+
+    async def revert(
+        self,
+        ticket_ref: str,
+        requester: str,
+        *,
+        source: TicketSource = TicketSource.CLI,
+        include_conflicts: bool = False,
+    ) -> StartedTicket:
+        """Start the ticket that undoes `ticket_ref`'s change (docs/undo.md); `CannotRevert` says why not.
+
+        The revert goes to the original's channel and approvers. Whether it may run (already
+        reverted, past the window, rows changed since) is the workflow's to judge, from the
+        before-images in the target DB; here only what the status shows is checked first.
+        """
+        original = await self.status(ticket_ref)
+        label = ticket_label(original.ticket_id)
+        outcome = original.outcome
+        if outcome is None or outcome.status is not OutcomeStatus.DONE:
+            state = outcome.status.value if outcome else original.stage.value
+            raise CannotRevert(f"{label} is {state}: only a ticket that executed can be reverted")
+        if outcome.execution is None or outcome.execution.rows_changed == 0:
+            raise CannotRevert(f"{label} changed no rows: there is nothing to revert")
+        words = f"revert {label}" + (", overwriting changes made since" if include_conflicts else "")
+        request = TicketRequest(
+            text=words,
+            requester=requester,
+            source=source,
+            channel=original.request.channel,
+            approval=original.request.approval,
+            reverts=RevertOf(workflow_id=original.workflow_id, include_conflicts=include_conflicts),
+        )
+        return await self.start(request)
 
     def handle(self, ticket_ref: str) -> WorkflowHandle[object, TicketOutcome]:
         return self._client.get_workflow_handle(workflow_id_for(short_id_from(ticket_ref)), result_type=TicketOutcome)

@@ -9,6 +9,7 @@ from activities.decision_proof import DecisionProofActivities
 from activities.execution import ExecutionActivities
 from activities.notify import LogNotifier, Notifier, NotifyActivities
 from activities.planning import PlanningActivities, build_planner
+from activities.revert import RevertActivities
 from activities.safety import SafetyActivities
 from core.bootstrap import Databases
 from core.policy import PolicyCache
@@ -33,8 +34,10 @@ def build_activity_set(settings: Settings, databases: Databases) -> ActivitySet:
     notifier, resolver = slack_dependencies(settings, databases)
     audit = AuditActivities(databases.app_sessions)
     context = ContextActivities(databases.app_sessions, databases.target_engine)
-    safety = SafetyActivities(databases.app_sessions, databases.target_engine)
-    execution = ExecutionActivities(databases.target_engine, PolicyCache(databases.app_sessions))
+    window = settings.revert_window
+    safety = SafetyActivities(databases.app_sessions, databases.target_engine, revert_window=window)
+    execution = ExecutionActivities(databases.target_engine, PolicyCache(databases.app_sessions), revert_window=window)
+    revert = RevertActivities(databases.target_engine, PolicyCache(databases.app_sessions), revert_window=window)
     planning = PlanningActivities(build_planner(settings))
     proofs = DecisionProofActivities(settings.decision_keys, settings.allow_unsigned_decisions)
     return ActivitySet(
@@ -43,6 +46,7 @@ def build_activity_set(settings: Settings, databases: Databases) -> ActivitySet:
             context.gather_context,
             safety.validate_plan,
             execution.execute_plan,
+            revert.plan_revert,
             NotifyActivities(notifier).notify_ticket,
             ApproverActivities(resolver).resolve_approvers,
             proofs.verify_decision,

@@ -65,3 +65,15 @@ class AuditLog:
             workflow.logger.error("audit events %s could not be recorded: %s", kinds, describe(error))
             self._refused += 1
         return self._refused == 0
+
+    async def note_elsewhere(self, event: RecordEventInput) -> None:
+        """One event on another ticket's record (a revert, on the ticket it undid); a failure is only logged.
+
+        It says something about that other ticket, so it never holds up or counts against this one's record.
+        """
+        key = f"{workflow.info().run_id}/elsewhere/{event.ticket_id}/{event.kind.value}"
+        event = event.model_copy(update={"detail": {**event.detail, names.AUDIT_EVENT_KEY: key}})
+        try:
+            await run_step(WRITE_EVENTS, RecordEventsInput(events=[event], batch_key=key))
+        except FailureError as error:
+            workflow.logger.warning("audit event on %s could not be recorded: %s", event.ticket_id, describe(error))

@@ -33,9 +33,12 @@ with workflow.unsafe.imports_passed_through():
         NotifyEvent,
         OutcomeStatus,
         Plan,
+        PlanRevertInput,
         PlanTicketInput,
         RecordEventInput,
         ResolveApproversInput,
+        RevertOf,
+        RevertPlan,
         Risk,
         SafetyReport,
         Stage,
@@ -61,6 +64,8 @@ MAX_DECISIONS_KEPT = 100
 # Times the rows a plan touches may change between judgement and execution before the ticket gives up.
 MAX_REJUDGED = 3
 
+# A revert's plan comes from the original's before-images in the target DB, never from the LLM.
+PLAN_REVERT = Step(names.ACTIVITY_PLAN_REVERT, options.READ_DURABLE, RevertPlan, local=options.VALIDATE_PLAN)
 GATHER_CONTEXT = Step(names.ACTIVITY_GATHER_CONTEXT, options.READ_DURABLE, TicketContext, local=options.GATHER_CONTEXT)
 VALIDATE_PLAN = Step(names.ACTIVITY_VALIDATE_PLAN, options.READ_DURABLE, SafetyReport, local=options.VALIDATE_PLAN)
 RESOLVE_APPROVERS = Step(names.ACTIVITY_RESOLVE_APPROVERS, options.RESOLVE_APPROVERS, list[str])
@@ -189,11 +194,15 @@ class TicketWorkflow:
             outcome = await self._process(self._status.request)
         except TicketFailed as failure:
             outcome = self._finish(OutcomeStatus.FAILED, str(failure))
+        if request.reverts is not None and outcome.status is OutcomeStatus.DONE:
+            await self._note_on_original(request.reverts)
         await self._close()
         delivering.cancel()
         return outcome
 
     async def _process(self, request: TicketRequest) -> TicketOutcome:
+        if request.reverts is not None:
+            return await self._process_revert(request, request.reverts)
         self._set_stage(Stage.GATHERING_CONTEXT)
         context: TicketContext = await self._step(
             GATHER_CONTEXT, GatherContextInput(ticket_id=self._status.ticket_id, request=request)
@@ -217,6 +226,53 @@ class TicketWorkflow:
             executed = await self._execute(plan, report, decided_by=decision)
             if executed is not None:
                 return executed
+
+    async def _process_revert(self, request: TicketRequest, reverts: RevertOf) -> TicketOutcome:
+        """Undo an executed ticket: the inverse plan from its before-images, then the same judge and approvals.
+
+        A reviewer's "plan again" builds the same plan again: it is a function of the images alone.
+        """
+        original = names.short_id_from(reverts.workflow_id)
+        self._status.context_summary = f"reverts {original}" + (
+            ", overwriting later changes" if reverts.include_conflicts else ""
+        )
+        while True:
+            self._set_stage(Stage.PLANNING)
+            planned: RevertPlan = await self._step(
+                PLAN_REVERT, PlanRevertInput(ticket_id=self._status.ticket_id, reverts=reverts)
+            )
+            if planned.plan is None:
+                self._record(AuditEventKind.DECIDED, f"cannot revert {original}")
+                return self._finish(OutcomeStatus.BLOCKED, planned.refusal)
+            plan = planned.plan
+            self._status.plan = plan
+            self._record(
+                AuditEventKind.PLANNED,
+                f"{len(plan.operations)} operation(s) by {plan.planner}: {plan.summary}",
+                detail={"planner": plan.planner, "operations": len(plan.operations), "reverts": reverts.workflow_id},
+            )
+            while True:
+                report = await self._validate(plan)
+                decision = await self._decide(request, report)
+                if isinstance(decision, TicketOutcome):
+                    return decision
+                if decision is None:
+                    break
+                executed = await self._execute(plan, report, decided_by=decision)
+                if executed is not None:
+                    return executed
+
+    async def _note_on_original(self, reverts: RevertOf) -> None:
+        """The ticket this one undid says so on its own record (`agent-ticket show`, the dashboard)."""
+        label = names.short_id_from(self._status.workflow_id)
+        await self._audit.note_elsewhere(
+            RecordEventInput(
+                ticket_id=names.short_id_from(reverts.workflow_id),
+                kind=AuditEventKind.REVERTED,
+                summary=f"reverted by {label}",
+                detail={"reverted_by": self._status.workflow_id},
+            )
+        )
 
     async def _decide(self, request: TicketRequest, report: SafetyReport) -> list[str] | TicketOutcome | None:
         """Who approved the plan ([] when it needs no one), the outcome that ends the ticket, or None to plan again."""
@@ -261,7 +317,12 @@ class TicketWorkflow:
         self._set_stage(Stage.VALIDATING)
         report: SafetyReport = await self._step(
             VALIDATE_PLAN,
-            ValidatePlanInput(ticket_id=self._status.ticket_id, plan=plan, requester=self._status.request.requester),
+            ValidatePlanInput(
+                ticket_id=self._status.ticket_id,
+                plan=plan,
+                requester=self._status.request.requester,
+                reverts=self._status.request.reverts,
+            ),
         )
         self._status.report = report
         self._status.plan_hash = report.plan_hash
@@ -286,7 +347,9 @@ class TicketWorkflow:
                 ResolveApproversInput(ticket_id=self._status.ticket_id, approvers=request.approval.approvers),
             )
         approvers = self._approvers
-        impossible = unmet_quorum(approvers, request.requester, report.required_approvals)
+        # A revert's approvers exclude whoever asked for the change it undoes.
+        excluded = [request.requester, *([report.revert.original_requester] if report.revert else [])]
+        impossible = unmet_quorum(approvers, excluded, report.required_approvals)
         if impossible:
             return self._finish(OutcomeStatus.BLOCKED, f"cannot be approved: {impossible}")
 
@@ -302,6 +365,7 @@ class TicketWorkflow:
             requested_at=now,
             deadline=deadline,
             reminder_at=reminder_at if now < reminder_at < deadline else None,
+            excluded=[person for person in excluded if person != request.requester],
         )
         self._gate = ApprovalGate(request=approval, requester=request.requester)
         self._status.approval = approval
@@ -416,10 +480,13 @@ class TicketWorkflow:
                     approved_versions=[impact.rows_version for impact in report.impacts],
                     requester=self._status.request.requester,
                     approved_by=decided_by,
+                    reverts=reverts.workflow_id if (reverts := self._status.request.reverts) else "",
                 ),
             )
         except FailureError as error:
             cause = permanent(error)
+            if cause is not None and cause.type == names.ERROR_REVERT_REFUSED:
+                return self._finish(OutcomeStatus.BLOCKED, cause.message, decided_by=decided_by)
             if cause is None or cause.type != names.ERROR_APPROVED_ROWS_CHANGED:
                 bound = EXECUTE_PLAN.options.schedule_to_close
                 raise TicketFailed(f"{names.ACTIVITY_EXECUTE_PLAN} failed: {describe(error, bound)}") from error

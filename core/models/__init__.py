@@ -39,6 +39,7 @@ from core.models.plan import (
     plan_hash,
 )
 from core.models.request import ApprovalSettings, ContinuedTicket, SlackMessageRef, TicketRequest, TicketSource
+from core.models.revert import PlanRevertInput, RevertCheck, RevertOf, RevertPlan, RowConflict
 from core.models.safety import Finding, OperationImpact, Risk, RowChange, SafetyReport
 from core.models.status import ExecutionResult, OperationResult, OutcomeStatus, Stage, TicketOutcome, TicketStatus
 from core.models.steps import (
@@ -91,12 +92,17 @@ __all__ = [
     "OutcomeStatus",
     "PastTicket",
     "Plan",
+    "PlanRevertInput",
     "PlanTicketInput",
     "RecordEventInput",
     "RecordEventsInput",
     "ResolveApproversInput",
+    "RevertCheck",
+    "RevertOf",
+    "RevertPlan",
     "Risk",
     "RowChange",
+    "RowConflict",
     "SafetyReport",
     "Scalar",
     "SelectOperation",

@@ -30,6 +30,7 @@ class AuditEventKind(StrEnum):
     FINISHED = "finished"
     NOTIFIED = "notified"
     NOTIFY_FAILED = "notify_failed"
+    REVERTED = "reverted"  # on the original ticket's record, when a revert of it is done
 
 
 class RecordEventInput(Model):

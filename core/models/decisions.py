@@ -26,6 +26,8 @@ class ApprovalRequest(Model):
     requested_at: datetime
     deadline: datetime
     reminder_at: datetime | None = None
+    # Who may not decide besides the requester: for a revert, whoever asked for the change it undoes.
+    excluded: list[str] = Field(default_factory=list)
 
     def decision(self, decider: str, source: DecisionSource, *, approve: bool = True, comment: str = "") -> Decision:
         """A decision on this request, naming its id and plan hash so the workflow can tell it is current."""

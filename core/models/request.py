@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from core.models.base import Model
 from core.models.plan import Plan
+from core.models.revert import RevertOf
 from core.models.text import MAX_TICKET_TEXT, clean_ticket_text
 
 
@@ -55,6 +56,8 @@ class TicketRequest(Model):
     reason: str = Field(default="", max_length=1000)  # why the requester asks, shown to approvers
     # An agent's own plan (the MCP door's `propose_plan`): the planning step returns it instead of asking the LLM.
     proposed_plan: Plan | None = None
+    # Set only by `TicketService.revert`: this ticket undoes an executed one, from its before-images.
+    reverts: RevertOf | None = None
 
     @field_validator("text")
     @classmethod

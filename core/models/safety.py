@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from core.models.base import Model, Scalar
+from core.models.revert import RevertCheck
 
 
 class Risk(StrEnum):
@@ -61,6 +62,7 @@ class SafetyReport(Model):
     plan_hash: str = ""
     # Private columns per table the plan touches: their values are masked unless the plan was approved.
     private_columns: dict[str, list[str]] = Field(default_factory=dict)
+    revert: RevertCheck | None = None  # set when the plan reverts an executed ticket
 
     @property
     def approved_row_keys(self) -> list[list[str]]:

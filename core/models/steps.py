@@ -8,6 +8,7 @@ from core.models.base import Model
 from core.models.context import TicketContext
 from core.models.plan import Plan
 from core.models.request import TicketRequest
+from core.models.revert import RevertOf
 
 
 class GatherContextInput(Model):
@@ -26,6 +27,7 @@ class ValidatePlanInput(Model):
     ticket_id: str
     plan: Plan
     requester: str = ""  # whose budget of unapproved changes the plan would spend ("": none checked)
+    reverts: RevertOf | None = None  # the plan claims to revert this ticket: checked against its before-images
 
 
 class ExecutePlanInput(Model):
@@ -40,6 +42,7 @@ class ExecutePlanInput(Model):
     approved_versions: list[str] = Field(default_factory=list)  # `OperationImpact.rows_version`, per operation
     requester: str = ""  # charged for the rows changed when no one approved the plan
     approved_by: list[str] = Field(default_factory=list)  # empty: ran without approval (budget, masking)
+    reverts: str = ""  # the workflow id of the ticket this plan reverts: claimed in the same transaction
 
 
 class ResolveApproversInput(Model):

@@ -23,10 +23,13 @@ from core.models import (
     NotifyResult,
     OperationResult,
     Plan,
+    PlanRevertInput,
     PlanTicketInput,
     RecordEventInput,
     RecordEventsInput,
     ResolveApproversInput,
+    RevertCheck,
+    RevertPlan,
     Risk,
     SafetyReport,
     TicketContext,
@@ -74,6 +77,7 @@ class ScriptedActivities:
     signing_keys: list[bytes] = field(default_factory=list)
     allow_unsigned: bool = True
     trail: list[str] = field(default_factory=list)  # audit writes and steps that leave the worker, in order
+    original_requester: str = "erin"  # of the ticket a revert undoes
 
     @activity.defn(name=names.ACTIVITY_RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> None:
@@ -96,9 +100,17 @@ class ScriptedActivities:
             raise ApplicationError(self.plan_error, non_retryable=True)
         return self.plan
 
+    @activity.defn(name=names.ACTIVITY_PLAN_REVERT)
+    async def plan_revert(self, input: PlanRevertInput) -> RevertPlan:
+        self.trail.append("plan revert")
+        return RevertPlan(plan=self.plan.model_copy(update={"planner": "revert"}))
+
     @activity.defn(name=names.ACTIVITY_VALIDATE_PLAN)
     async def validate_plan(self, input: ValidatePlanInput) -> SafetyReport:
-        return scripted_report(input.plan, self.risk, self.required_approvals)
+        report = scripted_report(input.plan, self.risk, self.required_approvals)
+        if input.reverts is not None:  # the original's requester may ask for the revert, not approve it
+            report.revert = RevertCheck(reverts=input.reverts.workflow_id, original_requester=self.original_requester)
+        return report
 
     @activity.defn(name=names.ACTIVITY_RESOLVE_APPROVERS)
     async def resolve_approvers(self, input: ResolveApproversInput) -> list[str]:
@@ -134,6 +146,7 @@ class ScriptedActivities:
                 self.validate_plan,
                 self.resolve_approvers,
                 self.execute_plan,
+                self.plan_revert,
                 self.notify_activity(),
                 DecisionProofActivities(self.signing_keys, self.allow_unsigned).verify_decision,
             ],
