@@ -146,6 +146,34 @@ async def load_change(connection: AsyncConnection, workflow_id: str) -> Change |
     )
 
 
+@dataclass(frozen=True)
+class Lineage:
+    """The changes a revert undoes or puts back: the original and, up the chain of reverts, theirs."""
+
+    requesters: list[str]
+    most_approvals: int
+
+
+MAX_LINEAGE = 50  # reverts of reverts followed back; a longer chain is cut (and has been approved that often)
+
+
+async def lineage(connection: AsyncConnection, change: Change) -> Lineage:
+    """Who asked for each change in `change`'s chain of reverts, and the most approvals any had."""
+    requesters, most = [change.requester], len(change.approved_by)
+    reverted = change.reverts
+    for _ in range(MAX_LINEAGE):
+        if not reverted:
+            break
+        query = select(executions.c.requester, executions.c.approved_by, executions.c.reverts)
+        row = (await connection.execute(query.where(executions.c.workflow_id == reverted))).first()
+        if row is None:
+            break
+        requesters.append(row.requester or "")
+        most = max(most, len(row.approved_by or []))
+        reverted = row.reverts
+    return Lineage([person for person in dict.fromkeys(requesters) if person], most)
+
+
 def refusal(change: Change | None, workflow_id: str, now: datetime, window: timedelta) -> str | None:
     """Why `workflow_id`'s change cannot be reverted now, or None if it can."""
     label = short_id_from(workflow_id)
@@ -188,7 +216,11 @@ def _aware(moment: datetime) -> datetime:
 
 
 def _days(window: timedelta) -> str:
-    days = window.total_seconds() / 86400
-    if days >= 1:
+    """The window in words: "7 days", "12 h", "5 min"."""
+    seconds = window.total_seconds()
+    if seconds >= 86400:
+        days = round(seconds / 86400, 1)
         return f"{days:g} day{'s' if days != 1 else ''}"
-    return f"{window.total_seconds() / 3600:g} h"
+    if seconds >= 3600:
+        return f"{round(seconds / 3600, 1):g} h"
+    return f"{max(1, round(seconds / 60))} min"

@@ -67,7 +67,11 @@ async def _revert(
     session = await open_session(settings)
     try:
         started = await session.service.revert(
-            ref, requester, source=TicketSource.CLI, include_conflicts=include_conflicts
+            ref,
+            requester,
+            approval=settings.approval_settings(),
+            source=TicketSource.CLI,
+            include_conflicts=include_conflicts,
         )
     except CannotRevert as refused:
         out.print(f"[red]Cannot revert:[/red] {escape(str(refused))}")

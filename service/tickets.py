@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from core.decision_proof import sign_decision
 from core.logs import ticket_log_context
 from core.models import (
+    ApprovalSettings,
     Decision,
     DecisionRecord,
     OutcomeStatus,
@@ -140,12 +141,15 @@ class TicketService:
         ticket_ref: str,
         requester: str,
         *,
+        approval: ApprovalSettings,
         source: TicketSource = TicketSource.CLI,
         include_conflicts: bool = False,
     ) -> StartedTicket:
         """Start the ticket that undoes `ticket_ref`'s change (docs/undo.md); `CannotRevert` says why not.
 
-        The revert goes to the original's channel and approvers. Whether it may run (already
+        The revert goes to the original's channel; who may approve it is `approval`, today's
+        settings of the front door (an approver removed since the original must not decide on
+        its revert). Whether it may run (already
         reverted, past the window, rows changed since) is the workflow's to judge, from the
         before-images in the target DB; here only what the status shows is checked first.
         """
@@ -163,7 +167,7 @@ class TicketService:
             requester=requester,
             source=source,
             channel=original.request.channel,
-            approval=original.request.approval,
+            approval=approval,
             reverts=RevertOf(workflow_id=original.workflow_id, include_conflicts=include_conflicts),
         )
         return await self.start(request)

@@ -18,7 +18,7 @@ from temporalio.client import Client
 from core.bootstrap import Databases, init_databases
 from core.models import DecisionSource, Stage, TicketRequest, TicketStatus
 from core.settings import Settings, load_settings
-from service.tickets import TicketService
+from service.tickets import StartedTicket, TicketService
 from worker.activities import build_activity_set
 from worker.build import build_workers
 
@@ -65,6 +65,12 @@ class Pipeline:
             assert status.outcome is None, status.outcome
             await asyncio.sleep(0.05)
         raise AssertionError(f"{ticket} never reached {stage}")
+
+    async def revert(self, ticket: str, requester: str, *, include_conflicts: bool = False) -> StartedTicket:
+        """Ask to revert `ticket`, as a front door does: with today's approvers."""
+        return await self.service.revert(
+            ticket, requester, approval=self.settings.approval_settings(), include_conflicts=include_conflicts
+        )
 
     async def approve(self, ticket: str, *deciders: str) -> None:
         status = await self.wait_for_stage(ticket, Stage.AWAITING_APPROVAL)

@@ -348,7 +348,7 @@ class TicketWorkflow:
             )
         approvers = self._approvers
         # A revert's approvers exclude whoever asked for the change it undoes.
-        excluded = [request.requester, *([report.revert.original_requester] if report.revert else [])]
+        excluded = [request.requester, *(report.revert.excluded if report.revert else [])]
         impossible = unmet_quorum(approvers, excluded, report.required_approvals)
         if impossible:
             return self._finish(OutcomeStatus.BLOCKED, f"cannot be approved: {impossible}")
@@ -365,7 +365,7 @@ class TicketWorkflow:
             requested_at=now,
             deadline=deadline,
             reminder_at=reminder_at if now < reminder_at < deadline else None,
-            excluded=[person for person in excluded if person != request.requester],
+            excluded=[person for person in dict.fromkeys(excluded) if person != request.requester],
         )
         self._gate = ApprovalGate(request=approval, requester=request.requester)
         self._status.approval = approval

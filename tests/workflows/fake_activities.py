@@ -110,7 +110,11 @@ class ScriptedActivities:
     async def validate_plan(self, input: ValidatePlanInput) -> SafetyReport:
         revert = None
         if input.reverts is not None:  # the original's requester may ask for the revert, not approve it
-            revert = RevertCheck(reverts=input.reverts.workflow_id, original_requester=self.original_requester)
+            revert = RevertCheck(
+                reverts=input.reverts.workflow_id,
+                original_requester=self.original_requester,
+                excluded=[self.original_requester],
+            )
         return SafetyReport(
             risk=self.risk,
             required_approvals=self.required_approvals,
