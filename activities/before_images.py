@@ -180,7 +180,9 @@ async def claim_revert(
     change = await load_change(connection, original)
     if change is not None and change.reverted_by == revert_workflow_id:
         return  # this revert's own earlier attempt (its ledger row is checked before this runs)
-    raise RevertRefused(refusal(change, original, now, window) or f"{ticket_label(short_id_from(original))} cannot be reverted")
+    raise RevertRefused(
+        refusal(change, original, now, window) or f"{ticket_label(short_id_from(original))} cannot be reverted"
+    )
 
 
 def _aware(moment: datetime) -> datetime:
