@@ -66,7 +66,7 @@ def inverse_plan(change: Change, private: Mapping[str, Collection[str]] | None =
     single-column key); a plan too long for one ticket raises ValueError saying so. Values of
     `private` columns (per table) are written as `MASK`.
     """
-    label = short_id_from(change.workflow_id)
+    label = ticket_label(short_id_from(change.workflow_id))
     rows = len({(image.table, key_of(list(image.row_key.values()))) for image in change.images})
     try:
         operations: list[Operation] = []
@@ -292,6 +292,6 @@ class RevertActivities:
             inverse_plan(change)  # the plan that runs, with every value: it must be a valid plan too
             plan = inverse_plan(change, private_columns(change, policy, metadata))
         except ValueError as error:
-            return RevertPlan(refusal=f"{short_id_from(change.workflow_id)} cannot be reverted: {error}")
+            return RevertPlan(refusal=f"{ticket_label(short_id_from(change.workflow_id))} cannot be reverted: {error}")
         logger.info("%s: revert plan of %d operation(s) for %s", label, len(plan.operations), change.workflow_id)
         return RevertPlan(plan=plan)

@@ -27,6 +27,7 @@ from core.decision_proof import sign_decision
 from core.logs import ticket_log_context
 from core.models import (
     ApprovalSettings,
+    AuditEventKind,
     Decision,
     DecisionRecord,
     OutcomeStatus,
@@ -250,11 +251,22 @@ class TicketService:
     async def audit_trail(self, ticket_ref: str) -> list[AuditEventRow]:
         if self._app_sessions is None:
             raise RuntimeError("TicketService needs the app DB to read the audit log")
-        query = (
-            select(AuditEventRow).where(AuditEventRow.ticket_id == short_id_from(ticket_ref)).order_by(AuditEventRow.id)
-        )
-        async with self._app_sessions() as session:
-            return list((await session.scalars(query)).all())
+        return await audit_trail(self._app_sessions, ticket_ref)
+
+
+async def audit_trail(app_sessions: async_sessionmaker[AsyncSession], ticket_ref: str) -> list[AuditEventRow]:
+    """A ticket's audit events from the app DB, oldest first."""
+    query = select(AuditEventRow).where(AuditEventRow.ticket_id == short_id_from(ticket_ref)).order_by(AuditEventRow.id)
+    async with app_sessions() as session:
+        return list((await session.scalars(query)).all())
+
+
+def reverted_by(events: list[AuditEventRow]) -> str | None:
+    """The workflow id of the ticket that undid this one's change: the revert notes it on this record."""
+    for event in reversed(events):
+        if event.kind == AuditEventKind.REVERTED.value and (event.detail or {}).get("reverted_by"):
+            return str(event.detail["reverted_by"])
+    return None
 
 
 async def list_tickets(

@@ -232,7 +232,7 @@ class TicketWorkflow:
 
         A reviewer's "plan again" builds the same plan again: it is a function of the images alone.
         """
-        original = names.short_id_from(reverts.workflow_id)
+        original = names.ticket_label(names.short_id_from(reverts.workflow_id))
         self._status.context_summary = f"reverts {original}" + (
             ", overwriting later changes" if reverts.include_conflicts else ""
         )
@@ -264,7 +264,7 @@ class TicketWorkflow:
 
     async def _note_on_original(self, reverts: RevertOf) -> None:
         """The ticket this one undid says so on its own record (`agent-ticket show`, the dashboard)."""
-        label = names.short_id_from(self._status.workflow_id)
+        label = names.ticket_label(self._status.ticket_id)
         await self._audit.note_elsewhere(
             RecordEventInput(
                 ticket_id=names.short_id_from(reverts.workflow_id),
