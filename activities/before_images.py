@@ -180,12 +180,13 @@ def refusal(change: Change | None, workflow_id: str, now: datetime, window: time
     if change is None:
         return (
             f"{label} has no change to revert: it changed no rows, did not execute, or ran more than "
-            f"{_days(window)} ago (its before-images are kept that long)"
+            f"{window_in_words(window)} ago (its before-images are kept that long)"
         )
     if change.reverted_by:
         return f"{label} was already reverted by {ticket_label(short_id_from(change.reverted_by))}"
     if change.executed_at < now - window:
-        return f"{label} ran more than {_days(window)} ago; changes can be reverted for {_days(window)}"
+        window_words = window_in_words(window)
+        return f"{label} ran more than {window_words} ago; changes can be reverted for {window_words}"
     return None
 
 
@@ -217,7 +218,7 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _days(window: timedelta) -> str:
+def window_in_words(window: timedelta) -> str:
     """The window in words: "7 days", "12 h", "5 min"."""
     seconds = window.total_seconds()
     if seconds >= 86400:

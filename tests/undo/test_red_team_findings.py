@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import JSON, Column, Integer, MetaData, Table, update
 from temporalio.testing import WorkflowEnvironment
 
-from activities.before_images import Change, RowImage, _days
+from activities.before_images import Change, RowImage, window_in_words
 from activities.revert import unrevertable
 from core.approval import REVERTED_REQUESTER
 from core.demo import customers
@@ -136,4 +136,4 @@ def test_tables_whose_values_a_plan_cannot_carry_are_not_reverted() -> None:
     ],
 )
 def test_the_window_in_words(window: timedelta, words: str) -> None:
-    assert _days(window) == words
+    assert window_in_words(window) == words
