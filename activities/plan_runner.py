@@ -151,7 +151,10 @@ class PlanRunner:
         if isinstance(operation, UpdateOperation):
             outcome.after = {key: row_to_dict(keyed[key]) for key in outcome.keys}
         outcome.primary_keys = {key: _primary_key(table, keyed[key]) for key in outcome.keys}
-        outcome.version = rows_version({key: was.get(key, {}) for key in keyed}, [c.name for c in table.columns])
+        # A row this plan inserted is its own: the values the DB gave it (a sequence's next id, a
+        # default of now()) differ between the dry run and execution, and no one else can change it.
+        versioned = {key: {} if key.startswith(NEW_ROW_PREFIX) else was.get(key, {}) for key in keyed}
+        outcome.version = rows_version(versioned, [c.name for c in table.columns])
 
 
 def _primary_key(table: Table, row: Mapping[Any, Any]) -> dict[str, Scalar]:
