@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from activities.plan_runner import StepOutcome
 from core.ledger import executions
 from core.models import Scalar, SelectOperation
-from core.names import short_id_from
+from core.names import short_id_from, ticket_label
 
 PURGE_EVERY_SECONDS = 600.0  # so expired images outlive their window by at most this long
 _next_purge: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
@@ -148,14 +148,14 @@ async def load_change(connection: AsyncConnection, workflow_id: str) -> Change |
 
 def refusal(change: Change | None, workflow_id: str, now: datetime, window: timedelta) -> str | None:
     """Why `workflow_id`'s change cannot be reverted now, or None if it can."""
-    label = short_id_from(workflow_id)
+    label = ticket_label(short_id_from(workflow_id))
     if change is None:
         return (
             f"{label} has no change to revert: it changed no rows, did not execute, or ran more than "
             f"{_days(window)} ago (its before-images are kept that long)"
         )
     if change.reverted_by:
-        return f"{label} was already reverted by {short_id_from(change.reverted_by)}"
+        return f"{label} was already reverted by {ticket_label(short_id_from(change.reverted_by))}"
     if change.executed_at < now - window:
         return f"{label} ran more than {_days(window)} ago; changes can be reverted for {_days(window)}"
     return None
@@ -180,7 +180,9 @@ async def claim_revert(
     change = await load_change(connection, original)
     if change is not None and change.reverted_by == revert_workflow_id:
         return  # this revert's own earlier attempt (its ledger row is checked before this runs)
-    raise RevertRefused(refusal(change, original, now, window) or f"{short_id_from(original)} cannot be reverted")
+    raise RevertRefused(
+        refusal(change, original, now, window) or f"{ticket_label(short_id_from(original))} cannot be reverted"
+    )
 
 
 def _aware(moment: datetime) -> datetime:

@@ -57,7 +57,7 @@ def inverse_plan(change: Change) -> Plan:
     operations: list[Operation] = []
     for group in _groups_in_reverse(change.images):
         operations.extend(_inverse(group))
-    label = short_id_from(change.workflow_id)
+    label = ticket_label(short_id_from(change.workflow_id))
     rows = len({(image.table, key_of(list(image.row_key.values()))) for image in change.images})
     try:
         return Plan(
@@ -221,6 +221,6 @@ class RevertActivities:
         try:
             plan = inverse_plan(change)
         except ValueError as error:
-            return RevertPlan(refusal=f"{short_id_from(change.workflow_id)} cannot be reverted: {error}")
+            return RevertPlan(refusal=f"{ticket_label(short_id_from(change.workflow_id))} cannot be reverted: {error}")
         logger.info("%s: revert plan of %d operation(s) for %s", label, len(plan.operations), change.workflow_id)
         return RevertPlan(plan=plan)
