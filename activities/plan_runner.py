@@ -153,7 +153,9 @@ class PlanRunner:
         outcome.primary_keys = {key: _primary_key(table, keyed[key]) for key in outcome.keys}
         # A row this plan inserted is its own: the values the DB gave it (a sequence's next id, a
         # default of now()) differ between the dry run and execution, and no one else can change it.
-        versioned = {key: {} if key.startswith(NEW_ROW_PREFIX) else was.get(key, {}) for key in keyed}
+        versioned: dict[str, Mapping[Any, Any]] = {
+            key: {} if key.startswith(NEW_ROW_PREFIX) else was.get(key, {}) for key in keyed
+        }
         outcome.version = rows_version(versioned, [c.name for c in table.columns])
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import delete, insert, update
@@ -78,8 +79,18 @@ def _plan(*operations: Operation) -> Plan:
     return Plan(summary="change probes", operations=list(operations))
 
 
-async def _probe(pipeline: Pipeline, probe: int) -> dict[str, object] | None:
+async def _probe(pipeline: Pipeline, probe: int) -> dict[str, Any] | None:
     return next((row for row in await rows_of(pipeline.databases.target_engine, probes) if row["id"] == probe), None)
+
+
+async def _row(pipeline: Pipeline, probe: int) -> dict[str, Any]:
+    row = await _probe(pipeline, probe)
+    assert row is not None, f"probe {probe} is gone"
+    return row
+
+
+async def _value(pipeline: Pipeline, probe: int, column: str) -> Any:
+    return (await _row(pipeline, probe))[column]
 
 
 async def _blocked(pipeline: Pipeline, ticket: str) -> TicketStatus:
@@ -96,9 +107,9 @@ async def test_a_row_changed_since_blocks_the_revert_until_its_overwrite_is_appr
 ) -> None:
     engine = pipeline.databases.target_engine
     probe = await add_probe(engine, unique_label("conflict"))
-    before = await _probe(pipeline, probe)
+    before = await _row(pipeline, probe)
     original, _ = await run_done(pipeline, proposed(pipeline, _plan(_update(probe, note="by the ticket"))))
-    after = await _probe(pipeline, probe)
+    after = await _row(pipeline, probe)
     async with engine.begin() as connection:  # someone else, after the ticket ran
         await connection.execute(update(probes).where(probes.c.id == probe).values(note="by someone else", ratio=7.5))
 
@@ -110,12 +121,12 @@ async def test_a_row_changed_since_blocks_the_revert_until_its_overwrite_is_appr
     (conflict,) = status.report.revert.conflicts
     assert isinstance(conflict, RowConflict)
     assert (conflict.table, conflict.key) == (probes.name, str(probe))
-    assert conflict.before is not None and conflict.before["note"] == before["note"]  # type: ignore[index]
+    assert conflict.before is not None and conflict.before["note"] == before["note"]
     assert conflict.after is not None and conflict.after["note"] == "by the ticket"
     assert conflict.now is not None and (conflict.now["note"], conflict.now["ratio"]) == ("by someone else", 7.5)
-    assert conflict.after["ratio"] == after["ratio"]  # type: ignore[index]
+    assert conflict.after["ratio"] == after["ratio"]
     assert any(finding.rule == "revert_conflict" and finding.risk is Risk.BLOCKED for finding in status.report.findings)
-    assert (await _probe(pipeline, probe))["ratio"] == 7.5  # type: ignore[index]
+    assert await _value(pipeline, probe, "ratio") == 7.5
     ledger = await ledger_row(engine, workflow_id_for(original))
     assert ledger is not None and ledger["reverted_by"] is None  # a blocked revert claims nothing
 
@@ -129,20 +140,20 @@ async def test_a_row_changed_since_blocks_the_revert_until_its_overwrite_is_appr
     first = await pipeline.service.decide(overwrite.short_id, status.approval.decision("alice", DecisionSource.CLI))
     assert first is not None and first.accepted
     assert (await pipeline.service.status(overwrite.short_id)).outcome is None  # one of two runs nothing
-    assert (await _probe(pipeline, probe))["ratio"] == 7.5  # type: ignore[index]
+    assert await _value(pipeline, probe, "ratio") == 7.5
     await pipeline.service.decide(overwrite.short_id, status.approval.decision("bob", DecisionSource.CLI))
     outcome = await pipeline.service.result(overwrite.short_id)
     assert outcome.status is OutcomeStatus.DONE, outcome.reason
     # The column the original changed is put back over the later change, as approved; the column
     # only the other writer changed keeps its value (a revert sets only what the original set).
-    assert await _probe(pipeline, probe) == {**before, "ratio": 7.5}  # type: ignore[dict-item]
+    assert await _probe(pipeline, probe) == {**before, "ratio": 7.5}
 
 
 async def test_rows_deleted_or_inserted_again_since_are_conflicts(pipeline: Pipeline) -> None:
     engine = pipeline.databases.target_engine
     updated = await add_probe(engine, unique_label("gone"))
     deleted = await add_probe(engine, unique_label("back"))
-    original_deleted = await _probe(pipeline, deleted)
+    original_deleted = await _row(pipeline, deleted)
     original, _ = await run_done(pipeline, proposed(pipeline, _plan(_update(updated, note="x"), _delete(deleted))))
     async with engine.begin() as connection:  # someone deletes the one and puts a row back under the other's key
         await connection.execute(delete(probes).where(probes.c.id == updated))
@@ -155,7 +166,7 @@ async def test_rows_deleted_or_inserted_again_since_are_conflicts(pipeline: Pipe
     assert set(conflicts) == {str(updated), str(deleted)}
     gone, back = conflicts[str(updated)], conflicts[str(deleted)]
     assert gone.after is not None and gone.after["note"] == "x" and gone.now is None
-    assert back.before is not None and back.before["label"] == original_deleted["label"]  # type: ignore[index]
+    assert back.before is not None and back.before["label"] == original_deleted["label"]
     assert back.after is None and back.now is not None and back.now["note"] == "not mine"
     # Overwriting cannot put a row back under a key someone else's row holds now: the dry run
     # shows the database's refusal, and nothing is written.
@@ -163,7 +174,7 @@ async def test_rows_deleted_or_inserted_again_since_are_conflicts(pipeline: Pipe
     status = await _blocked(pipeline, overwrite.short_id)
     assert status.outcome is not None and "a row with that value already exists" in status.outcome.reason
     assert await _probe(pipeline, updated) is None
-    assert (await _probe(pipeline, deleted))["note"] == "not mine"  # type: ignore[index]
+    assert await _value(pipeline, deleted, "note") == "not mine"
     ledger = await ledger_row(engine, workflow_id_for(original))
     assert ledger is not None and ledger["reverted_by"] is None
 
@@ -174,7 +185,7 @@ async def test_rows_deleted_or_inserted_again_since_are_conflicts(pipeline: Pipe
 async def test_a_second_revert_is_refused_and_two_racing_reverts_run_once(pipeline: Pipeline) -> None:
     engine = pipeline.databases.target_engine
     probe = await add_probe(engine, unique_label("race"))
-    before = await _probe(pipeline, probe)
+    before = await _row(pipeline, probe)
     original, _ = await run_done(pipeline, proposed(pipeline, _plan(_update(probe, amount="-1.5", flag=False))))
 
     racers = [await pipeline.service.revert(original, REQUESTER) for _ in range(2)]
@@ -206,9 +217,9 @@ async def test_a_revert_of_a_revert_restores_the_change(pipeline: Pipeline) -> N
     engine = pipeline.databases.target_engine
     probe = await add_probe(engine, unique_label("redo"))
     original, _ = await run_done(pipeline, proposed(pipeline, _plan(_update(probe, note=None, due_on="2030-12-31"))))
-    changed = await _probe(pipeline, probe)
+    changed = await _row(pipeline, probe)
     first, _ = await revert_done(pipeline, original)
-    assert (await _probe(pipeline, probe))["due_on"] != changed["due_on"]  # type: ignore[index]
+    assert await _value(pipeline, probe, "due_on") != changed["due_on"]
 
     second, _ = await revert_done(pipeline, first)
     assert await _probe(pipeline, probe) == changed
@@ -232,7 +243,7 @@ async def test_a_revert_after_the_window_is_refused(pipeline: Pipeline) -> None:
     late = await pipeline.service.revert(original, REQUESTER)
     status = await _blocked(pipeline, late.short_id)
     assert status.outcome is not None and "ran more than 7 days ago" in status.outcome.reason
-    assert (await _probe(pipeline, probe))["note"] == "kept"
+    assert await _value(pipeline, probe, "note") == "kept"
 
 
 async def test_expired_images_are_purged_and_the_ledger_row_stays(
@@ -262,7 +273,7 @@ async def test_expired_images_are_purged_and_the_ledger_row_stays(
     late = await pipeline.service.revert(original, REQUESTER)
     status = await _blocked(pipeline, late.short_id)
     assert status.outcome is not None and "has no change to revert" in status.outcome.reason
-    assert (await _probe(pipeline, probe))["note"] == "old change"
+    assert await _value(pipeline, probe, "note") == "old change"
 
 
 # ---------------------------------------------------------------- approvals
@@ -271,7 +282,7 @@ async def test_expired_images_are_purged_and_the_ledger_row_stays(
 async def test_the_original_requester_may_ask_for_the_revert_but_not_approve_it(pipeline: Pipeline) -> None:
     engine = pipeline.databases.target_engine
     probe = await add_probe(engine, unique_label("asker"))
-    before = await _probe(pipeline, probe)
+    before = await _row(pipeline, probe)
     original, _ = await run_done(pipeline, proposed(pipeline, _plan(_update(probe, note="alice's")), requester="alice"))
 
     revert = await pipeline.service.revert(original, "carol")
@@ -296,7 +307,7 @@ async def test_the_original_requester_may_ask_for_the_revert_but_not_approve_it(
 async def test_a_revert_needs_as_many_approvals_as_the_original_had(pipeline: Pipeline) -> None:
     engine = pipeline.databases.target_engine
     probe = await add_probe(engine, unique_label("quorum"))
-    before = await _probe(pipeline, probe)
+    before = await _row(pipeline, probe)
     original, done = await run_done(pipeline, proposed(pipeline, _plan(_delete(probe))))
     assert sorted(done.decided_by) == ["alice", "bob"]  # a delete is high risk: two approvals
 
