@@ -160,7 +160,12 @@ class PlanRunner:
         outcome.primary_keys = {key: _primary_key(table, keyed[key]) for key in outcome.keys}
         assigned = set() if self._every_column or isinstance(operation, DeleteOperation) else _set_by(operation)
         columns = [column.name for column in table.columns if column.name not in assigned]
-        outcome.version = rows_version({key: was.get(key, {}) for key in keyed}, columns)
+        # A row this plan inserted is its own: the values the DB gave it (a sequence's next id, a
+        # default of now()) differ between the dry run and execution, and no one else can change it.
+        versioned: dict[str, Mapping[Any, Any]] = {
+            key: {} if key.startswith(NEW_ROW_PREFIX) else was.get(key, {}) for key in keyed
+        }
+        outcome.version = rows_version(versioned, columns)
 
 
 def _set_by(operation: UpdateOperation | DeleteOperation) -> set[str]:
