@@ -142,12 +142,14 @@ class TicketService:
         *,
         source: TicketSource = TicketSource.CLI,
         include_conflicts: bool = False,
+        dedupe_key: str | None = None,
     ) -> StartedTicket:
         """Start the ticket that undoes `ticket_ref`'s change (docs/undo.md); `CannotRevert` says why not.
 
         The revert goes to the original's channel and approvers. Whether it may run (already
         reverted, past the window, rows changed since) is the workflow's to judge, from the
-        before-images in the target DB; here only what the status shows is checked first.
+        before-images in the target DB; here only what the status shows is checked first. The
+        same `dedupe_key` (a front door's one click, sent twice) starts one revert, not two.
         """
         original = await self.status(ticket_ref)
         label = ticket_label(original.ticket_id)
@@ -166,7 +168,7 @@ class TicketService:
             approval=original.request.approval,
             reverts=RevertOf(workflow_id=original.workflow_id, include_conflicts=include_conflicts),
         )
-        return await self.start(request)
+        return await self.start(request, dedupe_key)
 
     def handle(self, ticket_ref: str) -> WorkflowHandle[object, TicketOutcome]:
         return self._client.get_workflow_handle(workflow_id_for(short_id_from(ticket_ref)), result_type=TicketOutcome)
