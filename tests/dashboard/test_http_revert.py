@@ -154,4 +154,4 @@ async def test_a_row_changed_since_is_shown_before_after_now_and_blocks_unless_o
         assert status.stage is Stage.AWAITING_APPROVAL and status.report is not None
         assert status.report.risk is Risk.HIGH
         page = (await bob.get(f"/tickets/{overwriting}")).text
-        assert "overwriting changes made since" in page and "<strong>overwrites</strong>" in page
+        assert "overwriting changes made since" in page and "This revert was asked to go ahead anyway" in page
