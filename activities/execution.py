@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import before_images, budget
+from activities import before_images, budget, revert
 from activities.heartbeat import heartbeating
 from activities.plan_runner import PlanRunner, StepOutcome, sort_keys
 from activities.sql import (
@@ -45,6 +45,7 @@ from core.models import (
     ExecutionResult,
     InsertOperation,
     OperationResult,
+    Plan,
     SelectOperation,
     UpdateOperation,
     plan_hash,
@@ -107,13 +108,33 @@ class ExecutionActivities:
                 non_retryable=True,
             )
         metadata = await reflect_target(self._target)
-        steps = _compile(input, metadata, label)
+        plan = await self._plan_to_run(input, label)
+        steps = _compile(input, plan, metadata, label)
         policy = await self._policy.current() if self._policy is not None else None
         async with heartbeating():  # a long transaction must not look like a dead worker
             result = await self._run(input, steps, metadata, policy, label)
         verb = "replayed" if result.replayed else "executed"
         logger.info("%s: plan %s %s, %d rows changed", label, expected, verb, result.rows_changed)
         return result
+
+    async def _plan_to_run(self, input: ExecutePlanInput, label: str) -> Plan:
+        """The plan itself; for a revert, with the values its before-images hold where the plan shows them masked."""
+        if not input.reverts:
+            return input.plan
+        async with self._target.connect() as connection:
+            change = await before_images.load_change(connection, input.reverts)
+            done_before = await _stored_result(connection, input) is not None
+        filled = revert.filled_from_images(input.plan, change) if change is not None else None
+        if done_before:  # this revert ran already (its images may be purged since): the ledger answers
+            return input.plan
+        if filled is None:
+            problem = before_images.refusal(change, input.reverts, datetime.now(UTC), self._revert_window)
+            raise ApplicationError(
+                f"{label}: {problem or 'the plan is not the inverse of that ticket change'}; nothing was written",
+                type=ERROR_REVERT_REFUSED,
+                non_retryable=True,
+            )
+        return filled
 
     async def _run(
         self, input: ExecutePlanInput, steps: list[_Step], metadata: MetaData, policy: Policy | None, label: str
@@ -175,9 +196,9 @@ class ExecutionActivities:
         return result
 
 
-def _compile(input: ExecutePlanInput, metadata: MetaData, label: str) -> list[_Step]:
+def _compile(input: ExecutePlanInput, plan: Plan, metadata: MetaData, label: str) -> list[_Step]:
     """Every statement checked before anything runs; unfiltered writes are refused outright."""
-    operations = input.plan.operations
+    operations = plan.operations
     approved_keys = input.approved_row_keys
     if approved_keys and len(approved_keys) != len(operations):
         raise ApplicationError(

@@ -2,16 +2,21 @@
 
 The planner "revert" asks no LLM: the plan is a function of the images alone, in reverse order.
 An update is put back to its values before, a deleted row is inserted again with its old primary
-key, and an inserted row is deleted by its key. Judging a revert (`check_revert`, called by the
-safety activity) builds the plan again from the images and refuses any other, then compares each
-row with how the original left it: a row changed since is a conflict, shown before, after and now,
-and blocks the revert unless it was asked to overwrite conflicts.
+key, and an inserted row is deleted by its key. Judging a revert (the safety activity) builds the
+plan again from the images and refuses any other, then compares each row with how the original
+left it: a row changed since is a conflict, shown before, after and now, and blocks the revert
+unless it was asked to overwrite conflicts.
+
+The images keep private values in the target DB, so the plan that goes into the ticket's history
+carries `MASK` where a private column gets its old value back; the dry run and the execution fill
+those in from the images (`filled_from_images`), which never change, so an approval of the plan
+as shown is an approval of exactly what runs.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
@@ -40,7 +45,7 @@ from core.models import (
     UpdateOperation,
 )
 from core.names import ACTIVITY_PLAN_REVERT, short_id_from, ticket_label
-from core.policy import Policy
+from core.policy import Policy, PolicyCache
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +53,16 @@ PLANNER = "revert"
 DEFAULT_WINDOW = timedelta(days=7)
 
 
-def inverse_plan(change: Change) -> Plan:
+def inverse_plan(change: Change, private: Mapping[str, Collection[str]] | None = None) -> Plan:
     """The operations that put every row `change` touched back as it was, last change first.
 
     Rows one operation changed to the same values are put back by one operation (`in` on a
-    single-column key); a plan too long for one ticket raises ValueError saying so.
+    single-column key); a plan too long for one ticket raises ValueError saying so. Values of
+    `private` columns (per table) are written as `MASK`.
     """
     operations: list[Operation] = []
     for group in _groups_in_reverse(change.images):
-        operations.extend(_inverse(group))
+        operations.extend(_inverse(group, set((private or {}).get(group[0].table, ()))))
     label = short_id_from(change.workflow_id)
     rows = len({(image.table, key_of(list(image.row_key.values()))) for image in change.images})
     try:
@@ -98,24 +104,43 @@ def _changed_before(image: RowImage) -> dict[str, Scalar]:
     return {column: value for column, value in before.items() if after.get(column) != value}
 
 
-def _inverse(group: list[RowImage]) -> list[Operation]:
+def _inverse(group: list[RowImage], private: set[str]) -> list[Operation]:
     first = group[0]
     if first.kind == "delete":
-        return [
-            InsertOperation(
-                table=image.table,
-                values=[Assignment(column=column, value=value) for column, value in (image.before or {}).items()],
-            )
-            for image in group
-        ]
+        return [InsertOperation(table=image.table, values=_assignments(image.before or {}, private)) for image in group]
     filters = _key_filters(group)
     if first.kind == "insert":
         return [DeleteOperation(table=first.table, filters=filters)]
     changed = _changed_before(first)
     if not changed:  # the original set the values the rows already held: nothing to put back
         return []
-    values = [Assignment(column=column, value=value) for column, value in changed.items()]
-    return [UpdateOperation(table=first.table, values=values, filters=filters)]
+    return [UpdateOperation(table=first.table, values=_assignments(changed, private), filters=filters)]
+
+
+def _assignments(values: dict[str, Scalar], private: set[str]) -> list[Assignment]:
+    return [
+        Assignment(column=column, value=MASK if column in private and value is not None else value)
+        for column, value in values.items()
+    ]
+
+
+def filled_from_images(plan: Plan, change: Change) -> Plan | None:
+    """`plan` with each `MASK` replaced by the value the images hold, or None if it is not their inverse."""
+    real = inverse_plan(change)
+    if len(real.operations) != len(plan.operations):
+        return None
+    for shown, actual in zip(plan.operations, real.operations, strict=True):
+        if shown.kind != actual.kind or shown.table != actual.table:
+            return None
+        if getattr(shown, "filters", None) != getattr(actual, "filters", None):
+            return None
+        shown_values = getattr(shown, "values", [])
+        actual_values = getattr(actual, "values", [])
+        if [item.column for item in shown_values] != [item.column for item in actual_values]:
+            return None
+        if any(a.value != b.value and a.value != MASK for a, b in zip(shown_values, actual_values, strict=True)):
+            return None
+    return real
 
 
 def _key_filters(group: list[RowImage]) -> list[Filter]:
@@ -174,6 +199,12 @@ def _masked(row: dict[str, Scalar] | None, private: set[str]) -> dict[str, Scala
     return {name: MASK if name in private and value is not None else value for name, value in row.items()}
 
 
+def private_columns(change: Change, policy: Policy, metadata: MetaData) -> dict[str, list[str]]:
+    """The private columns of each table the change touched (tables still in the target DB)."""
+    names = {image.table for image in change.images if image.table in metadata.tables}
+    return {name: policy.private_columns(name, metadata.tables[name].columns.keys()) for name in names}
+
+
 def unrevertable(change: Change, metadata: MetaData) -> str | None:
     """Why the images cannot be put back at all (a table gone, values that cannot be restored), or None."""
     for name in sorted({image.table for image in change.images}):
@@ -202,8 +233,11 @@ def revert_check(change: Change, reverts: RevertOf, conflicts: list[RowConflict]
 class RevertActivities:
     """The revert planner: registered on the workflow queue, beside the target DB it reads."""
 
-    def __init__(self, target_engine: AsyncEngine, *, revert_window: timedelta = DEFAULT_WINDOW) -> None:
+    def __init__(
+        self, target_engine: AsyncEngine, policy: PolicyCache, *, revert_window: timedelta = DEFAULT_WINDOW
+    ) -> None:
         self._target = target_engine
+        self._policy = policy
         self._window = revert_window
 
     @activity.defn(name=ACTIVITY_PLAN_REVERT)
@@ -218,8 +252,9 @@ class RevertActivities:
         if problem is not None or change is None:
             logger.info("%s: cannot revert: %s", label, problem)
             return RevertPlan(refusal=problem or "nothing to revert")
+        policy = await self._policy.current()
         try:
-            plan = inverse_plan(change)
+            plan = inverse_plan(change, private_columns(change, policy, metadata))
         except ValueError as error:
             return RevertPlan(refusal=f"{short_id_from(change.workflow_id)} cannot be reverted: {error}")
         logger.info("%s: revert plan of %d operation(s) for %s", label, len(plan.operations), change.workflow_id)

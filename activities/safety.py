@@ -9,6 +9,7 @@ budget of unapproved changes (`activities/budget.py`).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import MetaData, Table
@@ -23,6 +24,7 @@ from activities.budget import rows_charged
 from activities.dry_run import dry_run
 from activities.sql import reflect_target
 from core.ledger import is_ledger_table
+from core.masking import mask_row
 from core.models import (
     Finding,
     OperationImpact,
@@ -68,6 +70,26 @@ def _table_shape(table: Table) -> rules.TableShape:
     )
 
 
+@dataclass(frozen=True)
+class JudgedRevert:
+    """A revert plan checked against its images: what was found, and the plan with their values to run."""
+
+    check: RevertCheck | None
+    findings: list[Finding]
+    runs: Plan | None = None
+
+
+def _private_after_masked(impact: OperationImpact, private: list[str]) -> OperationImpact:
+    """A revert's preview with old private values masked after the change too: they come from the images."""
+    if not private:
+        return impact
+    preview = [
+        change.model_copy(update={"after": mask_row(change.after, private) if change.after else change.after})
+        for change in impact.preview
+    ]
+    return impact.model_copy(update={"preview": preview})
+
+
 class SafetyActivities:
     """Validates plans; receives the app DB (for the policy) and the target engine."""
 
@@ -108,7 +130,12 @@ class SafetyActivities:
         can pass `report.approved_row_keys` to the execution. A revert is also checked against
         the before-images it claims to put back (`_judge_revert`).
         """
-        check, findings = (None, []) if reverts is None else await self._judge_revert(plan, reverts, policy, metadata)
+        shown = plan
+        judged = None if reverts is None else await self._judge_revert(plan, reverts, policy, metadata)
+        check = judged.check if judged else None
+        findings = list(judged.findings) if judged else []
+        if judged is not None and judged.runs is not None:
+            plan = judged.runs  # the values the images hold where the plan shows MASK
         findings.extend(rules.static_findings(plan, policy, target_shape(metadata), revert=check is not None))
         run = await dry_run(self._target, metadata, plan, policy, findings)
         findings.extend(run.findings)
@@ -124,44 +151,47 @@ class SafetyActivities:
             if (columns := policy.private_columns(name, metadata.tables[name].columns.keys()))
         }
         required = policy.approvals_for(risk)
+        impacts = run.impacts
         if check is not None:  # at least as many people as approved the change it undoes
             required = max(required, check.original_approvals)
+            impacts = [_private_after_masked(impact, private.get(impact.table, [])) for impact in impacts]
         return SafetyReport(
             risk=risk,
             findings=findings,
-            impacts=run.impacts,
+            impacts=impacts,
             required_approvals=required,
-            plan_hash=plan_hash(plan),
+            plan_hash=plan_hash(shown),
             private_columns=private,
             revert=check,
         )
 
-    async def _judge_revert(
-        self, plan: Plan, reverts: RevertOf, policy: Policy, metadata: MetaData
-    ) -> tuple[RevertCheck | None, list[Finding]]:
+    async def _judge_revert(self, plan: Plan, reverts: RevertOf, policy: Policy, metadata: MetaData) -> JudgedRevert:
         """Whether `plan` is the inverse of the change it names, and which rows changed since that change."""
         async with self._target.connect() as connection:
             change = await load_change(connection, reverts.workflow_id)
             problem = refusal(change, reverts.workflow_id, datetime.now(UTC), self._revert_window)
-            if change is None or problem is not None:
-                return None, [Finding(rule=RULE_REVERT, risk=Risk.BLOCKED, message=f"Cannot revert: {problem}.")]
-            problem = undo.unrevertable(change, metadata)
-            if problem is None and plan_hash(plan) != plan_hash(undo.inverse_plan(change)):
-                problem = "the plan is not the inverse of that ticket's change"
-            if problem is not None:
-                return None, [Finding(rule=RULE_REVERT, risk=Risk.BLOCKED, message=f"Cannot revert: {problem}.")]
+            runs = None
+            if change is not None and problem is None:
+                problem = undo.unrevertable(change, metadata)
+                runs = undo.filled_from_images(plan, change) if problem is None else None
+                if problem is None and runs is None:
+                    problem = "the plan is not the inverse of that ticket's change"
+            if change is None or runs is None:
+                return JudgedRevert(
+                    None, [Finding(rule=RULE_REVERT, risk=Risk.BLOCKED, message=f"Cannot revert: {problem}.")]
+                )
             conflicts = await undo.find_conflicts(connection, metadata, change)
         check = undo.revert_check(change, reverts, undo.masked_conflicts(conflicts, policy, metadata))
         if not conflicts:
-            return check, []
+            return JudgedRevert(check, [], runs)
         rows = ", ".join(f"{conflict.table} {conflict.key}" for conflict in conflicts[:5])
         more = f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
         changed = f"{len(conflicts)} row(s) were changed after the original ran: {rows}{more}"
         if reverts.include_conflicts:
             message = f"Overwrites changes made since: {changed}."
-            return check, [Finding(rule=RULE_REVERT_CONFLICT, risk=Risk.HIGH, message=message)]
+            return JudgedRevert(check, [Finding(rule=RULE_REVERT_CONFLICT, risk=Risk.HIGH, message=message)], runs)
         message = f"{changed}. Reverting would overwrite them; ask again with --include-conflicts to approve that."
-        return check, [Finding(rule=RULE_REVERT_CONFLICT, risk=Risk.BLOCKED, message=message)]
+        return JudgedRevert(check, [Finding(rule=RULE_REVERT_CONFLICT, risk=Risk.BLOCKED, message=message)], runs)
 
     async def _budget(self, requester: str, impacts: list[OperationImpact], policy: Policy) -> list[Finding]:
         rows = plan_limits.tally(impacts).rows_changed

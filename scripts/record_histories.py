@@ -37,6 +37,7 @@ from core.models import (
     Decision,
     DecisionSource,
     OutcomeStatus,
+    RevertOf,
     Risk,
     Stage,
     TicketOutcome,
@@ -117,6 +118,7 @@ class Scenario:
     drive: Drive = _no_input
     requester: str = "dave"
     approval: dict[str, object] = field(default_factory=dict)
+    reverts: RevertOf | None = None
     # Waits of days need the time-skipping server; the rest run on the dev server, which also
     # answers a query sent right after a signal (the test server sometimes loses that race).
     skips_time: bool = False
@@ -126,6 +128,7 @@ class Scenario:
             text="upgrade acme-corp to the pro plan",
             requester=self.requester,
             approval=ApprovalSettings(approvers=APPROVERS, **self.approval),  # type: ignore[arg-type]
+            reverts=self.reverts,
         )
 
 
@@ -180,6 +183,13 @@ SCENARIOS = [
         "blocked_too_few_approvers",
         OutcomeStatus.BLOCKED,
         lambda: ScriptedActivities(risk=Risk.HIGH, required_approvals=2, approvers=["alice"]),
+    ),
+    Scenario(
+        "reverted_with_approval",
+        OutcomeStatus.DONE,
+        lambda: ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1, original_requester="alice"),
+        _signals(("alice", True, {}), ("bob", True, {})),  # the original's requester is ignored
+        reverts=RevertOf(workflow_id=workflow_id_for("T-history-original")),
     ),
     Scenario(
         "failed_planner_error",

@@ -37,7 +37,7 @@ def build_activity_set(settings: Settings, databases: Databases) -> ActivitySet:
     window = settings.revert_window
     safety = SafetyActivities(databases.app_sessions, databases.target_engine, revert_window=window)
     execution = ExecutionActivities(databases.target_engine, PolicyCache(databases.app_sessions), revert_window=window)
-    revert = RevertActivities(databases.target_engine, revert_window=window)
+    revert = RevertActivities(databases.target_engine, PolicyCache(databases.app_sessions), revert_window=window)
     planning = PlanningActivities(build_planner(settings))
     proofs = DecisionProofActivities(settings.decision_keys, settings.allow_unsigned_decisions)
     return ActivitySet(

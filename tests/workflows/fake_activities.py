@@ -24,10 +24,13 @@ from core.models import (
     OperationImpact,
     OperationResult,
     Plan,
+    PlanRevertInput,
     PlanTicketInput,
     RecordEventInput,
     RecordEventsInput,
     ResolveApproversInput,
+    RevertCheck,
+    RevertPlan,
     Risk,
     SafetyReport,
     TicketContext,
@@ -75,6 +78,7 @@ class ScriptedActivities:
     signing_keys: list[bytes] = field(default_factory=list)
     allow_unsigned: bool = True
     trail: list[str] = field(default_factory=list)  # audit writes and steps that leave the worker, in order
+    original_requester: str = "erin"  # of the ticket a revert undoes
 
     @activity.defn(name=names.ACTIVITY_RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> None:
@@ -97,13 +101,22 @@ class ScriptedActivities:
             raise ApplicationError(self.plan_error, non_retryable=True)
         return self.plan
 
+    @activity.defn(name=names.ACTIVITY_PLAN_REVERT)
+    async def plan_revert(self, input: PlanRevertInput) -> RevertPlan:
+        self.trail.append("plan revert")
+        return RevertPlan(plan=self.plan.model_copy(update={"planner": "revert"}))
+
     @activity.defn(name=names.ACTIVITY_VALIDATE_PLAN)
     async def validate_plan(self, input: ValidatePlanInput) -> SafetyReport:
+        revert = None
+        if input.reverts is not None:  # the original's requester may ask for the revert, not approve it
+            revert = RevertCheck(reverts=input.reverts.workflow_id, original_requester=self.original_requester)
         return SafetyReport(
             risk=self.risk,
             required_approvals=self.required_approvals,
             plan_hash=plan_hash(input.plan),
             impacts=[OperationImpact(operation_index=0, kind="update", table="subscriptions", rows_affected=1)],
+            revert=revert,
         )
 
     @activity.defn(name=names.ACTIVITY_RESOLVE_APPROVERS)
@@ -140,6 +153,7 @@ class ScriptedActivities:
                 self.validate_plan,
                 self.resolve_approvers,
                 self.execute_plan,
+                self.plan_revert,
                 self.notify_activity(),
                 DecisionProofActivities(self.signing_keys, self.allow_unsigned).verify_decision,
             ],

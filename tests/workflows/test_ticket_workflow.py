@@ -12,6 +12,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from core.approval import REVERTED_REQUESTER
 from core.models import (
     ApprovalSettings,
     AuditEventKind,
@@ -19,6 +20,7 @@ from core.models import (
     DecisionSource,
     NotifyEvent,
     OutcomeStatus,
+    RevertOf,
     Risk,
     Stage,
     TicketOutcome,
@@ -233,3 +235,27 @@ async def test_too_few_approvers_is_blocked_not_left_waiting(time_env: WorkflowE
         outcome = await handle.result()
     assert outcome.status is OutcomeStatus.BLOCKED
     assert "APPROVERS" in outcome.reason
+
+
+async def test_revert_plans_from_images_and_its_original_requester_cannot_approve(
+    time_env: WorkflowEnvironment,
+) -> None:
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1, original_requester="alice")
+    ticket = request().model_copy(update={"reverts": RevertOf(workflow_id="ticket-T-original1")})
+    async with running(time_env, fakes, ticket) as handle:
+        status = await awaiting_approval(handle)
+        assert status.approval is not None and status.approval.excluded == ["alice"]
+        await handle.signal(SIGNAL_APPROVE, decision(status, "alice"))
+        await handle.signal(SIGNAL_APPROVE, decision(status, "bob"))
+        outcome = await handle.result()
+        final = await status_of(handle)
+
+    assert outcome.status is OutcomeStatus.DONE
+    assert "plan revert" in fakes.trail and "plan" not in fakes.trail  # the LLM is never asked
+    assert [(record.decision.decider, record.accepted, record.reason) for record in final.decisions] == [
+        ("alice", False, REVERTED_REQUESTER),
+        ("bob", True, ""),
+    ]
+    assert fakes.executions[0].reverts == "ticket-T-original1"
+    noted = [event for event in fakes.events if event.kind is AuditEventKind.REVERTED]
+    assert [(event.ticket_id, event.summary) for event in noted] == [("T-original1", f"reverted by {final.ticket_id}")]
