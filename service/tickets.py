@@ -145,6 +145,7 @@ class TicketService:
         approval: ApprovalSettings,
         source: TicketSource = TicketSource.CLI,
         include_conflicts: bool = False,
+        dedupe_key: str | None = None,
     ) -> StartedTicket:
         """Start the ticket that undoes `ticket_ref`'s change (docs/undo.md); `CannotRevert` says why not.
 
@@ -152,7 +153,8 @@ class TicketService:
         settings of the front door (an approver removed since the original must not decide on
         its revert). Whether it may run (already
         reverted, past the window, rows changed since) is the workflow's to judge, from the
-        before-images in the target DB; here only what the status shows is checked first.
+        before-images in the target DB; here only what the status shows is checked first. The
+        same `dedupe_key` (a front door's one click, sent twice) starts one revert, not two.
         """
         original = await self.status(ticket_ref)
         label = ticket_label(original.ticket_id)
@@ -171,7 +173,7 @@ class TicketService:
             approval=approval,
             reverts=RevertOf(workflow_id=original.workflow_id, include_conflicts=include_conflicts),
         )
-        return await self.start(request)
+        return await self.start(request, dedupe_key)
 
     def handle(self, ticket_ref: str) -> WorkflowHandle[object, TicketOutcome]:
         return self._client.get_workflow_handle(workflow_id_for(short_id_from(ticket_ref)), result_type=TicketOutcome)
