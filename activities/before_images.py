@@ -23,6 +23,7 @@ from activities.plan_runner import StepOutcome
 from core.ledger import executions
 from core.models import Scalar, SelectOperation
 from core.names import short_id_from, ticket_label
+from rendering.words import window_in_words
 
 PURGE_EVERY_SECONDS = 600.0  # so expired images outlive their window by at most this long
 _next_purge: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
@@ -216,14 +217,3 @@ async def claim_revert(
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def window_in_words(window: timedelta) -> str:
-    """The window in words: "7 days", "12 h", "5 min"."""
-    seconds = window.total_seconds()
-    if seconds >= 86400:
-        days = round(seconds / 86400, 1)
-        return f"{days:g} day{'s' if days != 1 else ''}"
-    if seconds >= 3600:
-        return f"{round(seconds / 3600, 1):g} h"
-    return f"{max(1, round(seconds / 60))} min"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from core.models import (
     Assignment,
@@ -201,6 +202,17 @@ def row_change_text(change: RowChange, marks: Marks = PLAIN) -> str:
 
 
 # ------------------------------------------------------------------ undo: the link both ways, and conflicts
+
+
+def window_in_words(window: timedelta) -> str:
+    """The window in words: "7 days", "12 h", "5 min"."""
+    seconds = window.total_seconds()
+    if seconds >= 86400:
+        days = round(seconds / 86400, 1)
+        return f"{days:g} day{'s' if days != 1 else ''}"
+    if seconds >= 3600:
+        return f"{round(seconds / 3600, 1):g} h"
+    return f"{max(1, round(seconds / 60))} min"
 
 
 def reverts_text(original: str, marks: Marks = PLAIN) -> str:

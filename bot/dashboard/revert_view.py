@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from core.models import AuditEventKind, OutcomeStatus, RowConflict, Scalar, TicketStatus
+from core.models import OutcomeStatus, RowConflict, Scalar, TicketStatus
 from core.names import short_id_from
 from core.schema import AuditEventRow
-from rendering.words import cell_text
+from rendering.words import cell_text, conflict_columns, window_in_words
+from service.tickets import reverted_by
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ class RevertView:
 def revert_view(
     status: TicketStatus | None, audit: list[AuditEventRow], *, window: timedelta, now: datetime
 ) -> RevertView:
-    view = RevertView(reverted_by=reverted_by(audit))
+    undone_by = reverted_by(audit)
+    view = RevertView(reverted_by=short_id_from(undone_by) if undone_by else None)
     if status is None:
         return view
     if status.request.reverts is not None:
@@ -69,37 +71,22 @@ def revert_view(
         return view
     closes = outcome.execution.executed_at + window
     if closes <= now:
-        view.closed = f"It can no longer be reverted: a change can be reverted for {_days(window)} after it ran."
+        view.closed = (
+            f"It can no longer be reverted: changes can be reverted for {window_in_words(window)} after they ran."
+        )
         return view
     view.can_revert = True
     return view
 
 
-def reverted_by(audit: list[AuditEventRow]) -> str | None:
-    """The ticket that undid this one, from the `reverted` event its revert wrote on this record."""
-    for event in reversed(audit):
-        if event.kind == AuditEventKind.REVERTED.value:
-            by = (event.detail or {}).get("reverted_by")
-            if isinstance(by, str) and by:
-                return short_id_from(by)
-    return None
-
-
 def conflict_rows(conflicts: list[RowConflict]) -> list[ConflictRow]:
-    """Each conflicting row with the columns that differ among before, after and now."""
+    """Each conflicting row with the columns that tell before, after and now apart (`rendering.words`)."""
     return [_conflict_row(conflict) for conflict in conflicts]
 
 
 def _conflict_row(conflict: RowConflict) -> ConflictRow:
     images = (conflict.before, conflict.after, conflict.now)
-    columns: list[str] = []
-    for image in images:
-        columns.extend(column for column in image or {} if column not in columns)
-    lines = [
-        ConflictLine(column, *(_cell(image, column) for image in images))
-        for column in columns
-        if len({_cell(image, column) for image in images}) > 1
-    ]
+    lines = [ConflictLine(column, *(_cell(image, column) for image in images)) for column in conflict_columns(conflict)]
     return ConflictRow(conflict.table, conflict.key, _state(conflict), lines)
 
 
@@ -113,10 +100,3 @@ def _state(conflict: RowConflict) -> str:
     if conflict.after is None:
         return "inserted again since"
     return "changed since"
-
-
-def _days(window: timedelta) -> str:
-    days = window / timedelta(days=1)
-    if days >= 1 and days == int(days):
-        return f"{int(days)} day{'s' if days != 1 else ''}"
-    return f"{window.total_seconds() / 3600:g} hours"

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import JSON, Column, Integer, MetaData, Table, update
 from temporalio.testing import WorkflowEnvironment
 
-from activities.before_images import Change, RowImage, window_in_words
+from activities.before_images import Change, RowImage
 from activities.revert import unrevertable
 from core.approval import REVERTED_REQUESTER
 from core.demo import customers
@@ -26,6 +26,7 @@ from core.models import (
     Stage,
     UpdateOperation,
 )
+from rendering.words import window_in_words
 from tests.pipeline import Pipeline, pipeline_settings, running_pipeline
 
 SECRET_EMAIL = "ceo.home.secret@localhost"  # breaks today's billing_email pattern (no dot after the @)
