@@ -14,15 +14,22 @@ HEARTBEAT_INTERVAL_SECONDS = 0.5
 
 
 @contextlib.asynccontextmanager
-async def heartbeating(*details: object, interval: float = HEARTBEAT_INTERVAL_SECONDS) -> AsyncIterator[None]:
-    """Heartbeat (with `details`) now and every `interval` seconds for as long as the block runs."""
+async def heartbeating(
+    *details: object, interval: float = HEARTBEAT_INTERVAL_SECONDS, at_once: bool = True
+) -> AsyncIterator[None]:
+    """Heartbeat (with `details`) now and every `interval` seconds for as long as the block runs.
+
+    `at_once=False` skips the first beat: a block that ends within `interval` then costs the server
+    no heartbeat call at all (the SDK sends the first beat of an activity at once).
+    """
 
     async def beat() -> None:
         while True:
             await asyncio.sleep(interval)
             activity.heartbeat(*details)
 
-    activity.heartbeat(*details)
+    if at_once:
+        activity.heartbeat(*details)
     task = asyncio.create_task(beat())
     try:
         yield
