@@ -14,13 +14,12 @@ HEARTBEAT_INTERVAL_SECONDS = 0.5
 
 
 @contextlib.asynccontextmanager
-async def heartbeating(
-    *details: object, interval: float = HEARTBEAT_INTERVAL_SECONDS, at_once: bool = True
-) -> AsyncIterator[None]:
-    """Heartbeat (with `details`) now and every `interval` seconds for as long as the block runs.
+async def heartbeating(*details: object, interval: float = HEARTBEAT_INTERVAL_SECONDS) -> AsyncIterator[None]:
+    """Heartbeat (with `details`) every `interval` seconds for as long as the block runs.
 
-    `at_once=False` skips the first beat: a block that ends within `interval` then costs the server
-    no heartbeat call at all (the SDK sends the first beat of an activity at once).
+    The first beat comes after one interval, well within the steps' heartbeat time-out: the SDK
+    sends an activity's first beat to the server at once, so a block that ends sooner (a quick
+    plan, execution or post, i.e. every one at full load) costs the server no heartbeat call at all.
     """
 
     async def beat() -> None:
@@ -28,8 +27,6 @@ async def heartbeating(
             await asyncio.sleep(interval)
             activity.heartbeat(*details)
 
-    if at_once:
-        activity.heartbeat(*details)
     task = asyncio.create_task(beat())
     try:
         yield

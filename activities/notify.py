@@ -75,7 +75,7 @@ class NotifyActivities:
     @activity.defn(name=ACTIVITY_NOTIFY)
     async def notify_ticket(self, input: NotifyInput) -> NotifyResult:
         # Beats while Slack is slow, so a worker that dies mid-post is noticed in seconds (workflows/options.py).
-        async with heartbeating(at_once=False):
+        async with heartbeating():
             status = await self._status(input.workflow_id)
             result = await self._notifier.publish(status, input.posts)
         result.version = status.message_version
