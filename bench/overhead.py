@@ -32,10 +32,10 @@ from bench.harness import (
 )
 from bench.history_timing import HistoryTiming, history_timing, mean_timing
 from bench.plain_chain import PlainChain
+from bench.product import TicketService, new_short_id
 from core.bootstrap import Databases
 from core.models import OutcomeStatus, TicketRequest
 from core.settings import Settings
-from service.tickets import TicketService, new_short_id
 from tests.pipeline import REQUESTER
 from worker.activities import build_activity_set, slack_dependencies
 from worker.build import build_workers

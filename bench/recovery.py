@@ -51,9 +51,9 @@ from bench.harness import (
     workdir,
     worker_process,
 )
+from bench.product import TicketService
 from core.models import OutcomeStatus, TicketRequest
 from core.settings import Settings
-from service.tickets import TicketService
 from tests.fakes.openai_server import FAKE_API_KEY, FakeOpenAIServer, json_reply, slow_reply
 from tests.fakes.slack_server import BOT_TOKEN, FakeSlack
 from tests.pipeline import REQUESTER

@@ -50,9 +50,9 @@ from bench.harness import (
     summarize,
     workdir,
 )
+from bench.product import TicketService
 from core.models import OutcomeStatus, TicketRequest
 from core.settings import Settings
-from service.tickets import TicketService
 from tests.pipeline import REQUESTER
 
 TARGET_PER_SECOND = 15.0
