@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from activities.plan_runner import StepOutcome
 from core.ledger import executions
 from core.models import Scalar, SelectOperation
-from core.names import short_id_from
+from core.names import short_id_from, ticket_label
+from rendering.words import window_in_words
 
 PURGE_EVERY_SECONDS = 600.0  # so expired images outlive their window by at most this long
 _next_purge: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
@@ -146,18 +147,47 @@ async def load_change(connection: AsyncConnection, workflow_id: str) -> Change |
     )
 
 
+@dataclass(frozen=True)
+class Lineage:
+    """The changes a revert undoes or puts back: the original and, up the chain of reverts, theirs."""
+
+    requesters: list[str]
+    most_approvals: int
+
+
+MAX_LINEAGE = 50  # reverts of reverts followed back; a longer chain is cut (and has been approved that often)
+
+
+async def lineage(connection: AsyncConnection, change: Change) -> Lineage:
+    """Who asked for each change in `change`'s chain of reverts, and the most approvals any had."""
+    requesters, most = [change.requester], len(change.approved_by)
+    reverted = change.reverts
+    for _ in range(MAX_LINEAGE):
+        if not reverted:
+            break
+        query = select(executions.c.requester, executions.c.approved_by, executions.c.reverts)
+        row = (await connection.execute(query.where(executions.c.workflow_id == reverted))).first()
+        if row is None:
+            break
+        requesters.append(row.requester or "")
+        most = max(most, len(row.approved_by or []))
+        reverted = row.reverts
+    return Lineage([person for person in dict.fromkeys(requesters) if person], most)
+
+
 def refusal(change: Change | None, workflow_id: str, now: datetime, window: timedelta) -> str | None:
     """Why `workflow_id`'s change cannot be reverted now, or None if it can."""
-    label = short_id_from(workflow_id)
+    label = ticket_label(short_id_from(workflow_id))
     if change is None:
         return (
             f"{label} has no change to revert: it changed no rows, did not execute, or ran more than "
-            f"{_days(window)} ago (its before-images are kept that long)"
+            f"{window_in_words(window)} ago (its before-images are kept that long)"
         )
     if change.reverted_by:
-        return f"{label} was already reverted by {short_id_from(change.reverted_by)}"
+        return f"{label} was already reverted by {ticket_label(short_id_from(change.reverted_by))}"
     if change.executed_at < now - window:
-        return f"{label} ran more than {_days(window)} ago; changes can be reverted for {_days(window)}"
+        window_words = window_in_words(window)
+        return f"{label} ran more than {window_words} ago; changes can be reverted for {window_words}"
     return None
 
 
@@ -180,15 +210,10 @@ async def claim_revert(
     change = await load_change(connection, original)
     if change is not None and change.reverted_by == revert_workflow_id:
         return  # this revert's own earlier attempt (its ledger row is checked before this runs)
-    raise RevertRefused(refusal(change, original, now, window) or f"{short_id_from(original)} cannot be reverted")
+    raise RevertRefused(
+        refusal(change, original, now, window) or f"{ticket_label(short_id_from(original))} cannot be reverted"
+    )
 
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _days(window: timedelta) -> str:
-    days = window.total_seconds() / 86400
-    if days >= 1:
-        return f"{days:g} day{'s' if days != 1 else ''}"
-    return f"{window.total_seconds() / 3600:g} h"

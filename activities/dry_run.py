@@ -67,7 +67,9 @@ class DryRun:
     tenants: set[str] = field(default_factory=set)
 
 
-async def dry_run(engine: AsyncEngine, metadata: MetaData, plan: Plan, policy: Policy, static: list[Finding]) -> DryRun:
+async def dry_run(
+    engine: AsyncEngine, metadata: MetaData, plan: Plan, policy: Policy, static: list[Finding], *, revert: bool = False
+) -> DryRun:
     """Run (or, for a plan already blocked, count) every operation whose table and columns exist."""
     result = DryRun()
     runnable = [(index, op) for index, op in enumerate(plan.operations) if rules.measurable(index, static)]
@@ -80,7 +82,7 @@ async def dry_run(engine: AsyncEngine, metadata: MetaData, plan: Plan, policy: P
             if count_only:
                 await set_read_only(connection)
             async with statement_timeout(connection, policy.limits.dry_run_timeout_ms):
-                runner = PlanRunner(connection, metadata)
+                runner = PlanRunner(connection, metadata, every_column=revert)
                 for index, operation in runnable:
                     try:
                         if count_only:

@@ -124,7 +124,10 @@ class ExecutionActivities:
         async with self._target.connect() as connection:
             change = await before_images.load_change(connection, input.reverts)
             done_before = await _stored_result(connection, input) is not None
-        filled = revert.filled_from_images(input.plan, change) if change is not None else None
+        try:
+            filled = revert.filled_from_images(input.plan, change) if change is not None else None
+        except ValueError:  # the images no longer make a valid plan: judged and refused before this
+            filled = None
         if done_before:  # this revert ran already (its images may be purged since): the ledger answers
             return input.plan
         if filled is None:
@@ -171,7 +174,7 @@ class ExecutionActivities:
             await before_images.claim_revert(
                 connection, input.reverts, input.workflow_id, executed_at, self._revert_window
             )
-        runner = PlanRunner(connection, metadata)
+        runner = PlanRunner(connection, metadata, every_column=bool(input.reverts))
         private = _private_columns(input, metadata, policy)
         outcomes = [await _run_step(runner, step) for step in steps]
         results = [_result(outcome, private) for outcome in outcomes]

@@ -15,14 +15,18 @@ HEARTBEAT_INTERVAL_SECONDS = 0.5
 
 @contextlib.asynccontextmanager
 async def heartbeating(*details: object, interval: float = HEARTBEAT_INTERVAL_SECONDS) -> AsyncIterator[None]:
-    """Heartbeat (with `details`) now and every `interval` seconds for as long as the block runs."""
+    """Heartbeat (with `details`) every `interval` seconds for as long as the block runs.
+
+    The first beat comes after one interval, well within the steps' heartbeat time-out: the SDK
+    sends an activity's first beat to the server at once, so a block that ends sooner (a quick
+    plan, execution or post, i.e. every one at full load) costs the server no heartbeat call at all.
+    """
 
     async def beat() -> None:
         while True:
             await asyncio.sleep(interval)
             activity.heartbeat(*details)
 
-    activity.heartbeat(*details)
     task = asyncio.create_task(beat())
     try:
         yield

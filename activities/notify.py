@@ -14,6 +14,7 @@ from typing import Protocol
 from temporalio import activity
 from temporalio.client import Client
 
+from activities.heartbeat import heartbeating
 from core.models import NotifyEvent, NotifyInput, NotifyPost, NotifyResult, TicketStatus
 from core.names import ACTIVITY_NOTIFY, QUERY_STATUS, ticket_label
 
@@ -73,7 +74,9 @@ class NotifyActivities:
 
     @activity.defn(name=ACTIVITY_NOTIFY)
     async def notify_ticket(self, input: NotifyInput) -> NotifyResult:
-        status = await self._status(input.workflow_id)
-        result = await self._notifier.publish(status, input.posts)
+        # Beats while Slack is slow, so a worker that dies mid-post is noticed in seconds (workflows/options.py).
+        async with heartbeating():
+            status = await self._status(input.workflow_id)
+            result = await self._notifier.publish(status, input.posts)
         result.version = status.message_version
         return result

@@ -51,8 +51,9 @@ class StepOutcome:
     after: dict[str, dict[str, Scalar]] = field(default_factory=dict)
     # Key → the primary key's real values (a new row's key is symbolic: `new:<index>`).
     primary_keys: dict[str, dict[str, Scalar]] = field(default_factory=dict)
-    # For an update or delete: a digest of the rows as they were, in every column. The same keys
-    # with another version mean the rows were changed (or a key reused) since they were judged.
+    # For an update or delete: a digest of the rows as they were, in the columns it does not set
+    # (in every column, for a revert). The same keys with another version mean the rows were
+    # changed (or a key reused) since they were judged.
     version: str = ""
 
     @property
@@ -84,11 +85,17 @@ def key_columns(table: Table) -> list[Column[Any]]:
 
 
 class PlanRunner:
-    """Runs operations one after the other on `connection`, in the caller's transaction."""
+    """Runs operations one after the other on `connection`, in the caller's transaction.
 
-    def __init__(self, connection: AsyncConnection, metadata: MetaData) -> None:
+    `every_column`: versions cover the columns an update sets too. A revert needs that: it must
+    not overwrite a value someone wrote after it was approved. Another plan sets its values
+    whatever they were, so a concurrent write of the same column does not undo its approval.
+    """
+
+    def __init__(self, connection: AsyncConnection, metadata: MetaData, *, every_column: bool = False) -> None:
         self._connection = connection
         self._metadata = metadata
+        self._every_column = every_column
         self._new_rows: dict[tuple[str, str], str] = {}  # (table, key the DB gave) → new:<index>
 
     async def run(self, index: int, operation: AnyOperation) -> StepOutcome:
@@ -151,7 +158,18 @@ class PlanRunner:
         if isinstance(operation, UpdateOperation):
             outcome.after = {key: row_to_dict(keyed[key]) for key in outcome.keys}
         outcome.primary_keys = {key: _primary_key(table, keyed[key]) for key in outcome.keys}
-        outcome.version = rows_version({key: was.get(key, {}) for key in keyed}, [c.name for c in table.columns])
+        assigned = set() if self._every_column or isinstance(operation, DeleteOperation) else _set_by(operation)
+        columns = [column.name for column in table.columns if column.name not in assigned]
+        # A row this plan inserted is its own: the values the DB gave it (a sequence's next id, a
+        # default of now()) differ between the dry run and execution, and no one else can change it.
+        versioned: dict[str, Mapping[Any, Any]] = {
+            key: {} if key.startswith(NEW_ROW_PREFIX) else was.get(key, {}) for key in keyed
+        }
+        outcome.version = rows_version(versioned, columns)
+
+
+def _set_by(operation: UpdateOperation | DeleteOperation) -> set[str]:
+    return {item.column for item in operation.values} if isinstance(operation, UpdateOperation) else set()
 
 
 def _primary_key(table: Table, row: Mapping[Any, Any]) -> dict[str, Scalar]:

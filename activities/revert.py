@@ -20,11 +20,11 @@ from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
-from sqlalchemy import LargeBinary, MetaData, Table, and_, select
+from sqlalchemy import ARRAY, JSON, LargeBinary, MetaData, PickleType, Table, and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 
-from activities.before_images import Change, RowImage, load_change, refusal
+from activities.before_images import Change, Lineage, RowImage, load_change, refusal
 from activities.plan_runner import key_of
 from activities.sql import coerce_value, reflect_target, row_to_dict
 from core.masking import MASK
@@ -33,6 +33,7 @@ from core.models import (
     DeleteOperation,
     Filter,
     FilterOperator,
+    Finding,
     InsertOperation,
     Operation,
     Plan,
@@ -49,7 +50,12 @@ from core.policy import Policy, PolicyCache
 
 logger = logging.getLogger(__name__)
 
+# Column types whose values a plan (scalars only) cannot carry exactly: a table with one cannot be reverted.
+_NOT_SCALAR = (LargeBinary, JSON, ARRAY, PickleType)
+
 PLANNER = "revert"
+CHANGED_PRIVATE = f"{MASK} (changed since)"  # a private value someone changed after the original ran
+QUOTED_PREFIX = 8  # a message quoting this much of a hidden value (a shortened quote) is replaced whole
 DEFAULT_WINDOW = timedelta(days=7)
 
 
@@ -60,22 +66,22 @@ def inverse_plan(change: Change, private: Mapping[str, Collection[str]] | None =
     single-column key); a plan too long for one ticket raises ValueError saying so. Values of
     `private` columns (per table) are written as `MASK`.
     """
-    operations: list[Operation] = []
-    for group in _groups_in_reverse(change.images):
-        operations.extend(_inverse(group, set((private or {}).get(group[0].table, ()))))
-    label = short_id_from(change.workflow_id)
+    label = ticket_label(short_id_from(change.workflow_id))
     rows = len({(image.table, key_of(list(image.row_key.values()))) for image in change.images})
     try:
+        operations: list[Operation] = []
+        for group in _groups_in_reverse(change.images):
+            operations.extend(_inverse(group, set((private or {}).get(group[0].table, ()))))
         return Plan(
             summary=f"Revert {label}: put {rows} row(s) back as they were before it ran",
             rationale=f"Built from {label}'s before-images, last change first; no LLM was asked.",
             operations=operations,
             planner=PLANNER,
         )
-    except ValidationError as error:
-        problem = error.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"])
-        raise ValueError(f"its inverse cannot be written as one plan ({where}: {problem['msg']})") from None
+    except ValidationError as error:  # words only: the input may be a private value
+        problem = error.errors(include_input=False, include_context=False)[0]
+        where = ".".join(str(part) for part in problem["loc"] if not isinstance(part, int))
+        raise ValueError(f"its inverse cannot be written as a plan ({where or 'plan'}: {problem['msg']})") from None
 
 
 def _groups_in_reverse(images: list[RowImage]) -> Iterator[list[RowImage]]:
@@ -151,6 +157,29 @@ def _key_filters(group: list[RowImage]) -> list[Filter]:
     return [Filter(column=column, op=FilterOperator.IN, value=keys)]
 
 
+def hidden_values(shown: Plan, runs: Plan) -> list[str]:
+    """The values `runs` puts back where `shown` says MASK, as text: what no finding may quote."""
+    hidden = []
+    for masked, actual in zip(shown.operations, runs.operations, strict=True):
+        for a, b in zip(getattr(masked, "values", []), getattr(actual, "values", []), strict=True):
+            if a.value == MASK and b.value is not None and str(b.value) != MASK:
+                hidden.append(str(b.value))
+    return hidden
+
+
+def without_hidden_values(findings: list[Finding], hidden: list[str]) -> list[Finding]:
+    """Findings whose words quote a hidden value (whole, or the start of a long one) say MASK instead."""
+    cleaned = []
+    for finding in findings:
+        message = finding.message
+        for value in sorted(hidden, key=len, reverse=True):
+            message = message.replace(value, MASK)
+            if len(value) >= QUOTED_PREFIX and value[:QUOTED_PREFIX] in message:
+                message = f"A private value this revert would put back breaks rule {finding.rule}."
+        cleaned.append(finding.model_copy(update={"message": message}))
+    return cleaned
+
+
 # ---------------------------------------------------------------- conflicts
 
 
@@ -185,11 +214,13 @@ def masked_conflicts(conflicts: list[RowConflict], policy: Policy, metadata: Met
     shown = []
     for conflict in conflicts:
         private = set(policy.private_columns(conflict.table, metadata.tables[conflict.table].columns.keys()))
-        shown.append(
-            conflict.model_copy(
-                update={side: _masked(getattr(conflict, side), private) for side in ("before", "after", "now")}
-            )
-        )
+        now = _masked(conflict.now, private)
+        if now is not None and conflict.now is not None and conflict.after is not None:
+            for name in private & conflict.now.keys():
+                if conflict.now[name] != conflict.after.get(name):
+                    now[name] = CHANGED_PRIVATE
+        update = {"before": _masked(conflict.before, private), "after": _masked(conflict.after, private), "now": now}
+        shown.append(conflict.model_copy(update=update))
     return shown
 
 
@@ -211,20 +242,24 @@ def unrevertable(change: Change, metadata: MetaData) -> str | None:
         table = metadata.tables.get(name)
         if table is None:
             return f"table {name} no longer exists in the target DB"
-        binary = [column.name for column in table.columns if isinstance(column.type, LargeBinary)]
-        if binary:
-            return f"table {name} has binary column(s) {', '.join(binary)}, whose values undo does not keep"
+        kept_inexactly = [column.name for column in table.columns if isinstance(column.type, _NOT_SCALAR)]
+        if kept_inexactly:
+            return (
+                f"table {name} has column(s) {', '.join(kept_inexactly)} of a binary, JSON or array type, "
+                "whose values undo cannot put back exactly"
+            )
     return None
 
 
 # ---------------------------------------------------------------- judging a revert plan
 
 
-def revert_check(change: Change, reverts: RevertOf, conflicts: list[RowConflict]) -> RevertCheck:
+def revert_check(change: Change, family: Lineage, reverts: RevertOf, conflicts: list[RowConflict]) -> RevertCheck:
     return RevertCheck(
         reverts=reverts.workflow_id,
         original_requester=change.requester,
-        original_approvals=len(change.approved_by),
+        original_approvals=family.most_approvals,
+        excluded=family.requesters,
         conflicts=conflicts,
         include_conflicts=reverts.include_conflicts,
     )
@@ -254,8 +289,9 @@ class RevertActivities:
             return RevertPlan(refusal=problem or "nothing to revert")
         policy = await self._policy.current()
         try:
+            inverse_plan(change)  # the plan that runs, with every value: it must be a valid plan too
             plan = inverse_plan(change, private_columns(change, policy, metadata))
         except ValueError as error:
-            return RevertPlan(refusal=f"{short_id_from(change.workflow_id)} cannot be reverted: {error}")
+            return RevertPlan(refusal=f"{ticket_label(short_id_from(change.workflow_id))} cannot be reverted: {error}")
         logger.info("%s: revert plan of %d operation(s) for %s", label, len(plan.operations), change.workflow_id)
         return RevertPlan(plan=plan)

@@ -19,7 +19,7 @@ from temporalio import activity
 from activities import plan_limits
 from activities import revert as undo
 from activities import safety_rules as rules
-from activities.before_images import load_change, refusal
+from activities.before_images import lineage, load_change, refusal
 from activities.budget import rows_charged
 from activities.dry_run import dry_run
 from activities.sql import reflect_target
@@ -132,16 +132,20 @@ class SafetyActivities:
         """
         shown = plan
         judged = None if reverts is None else await self._judge_revert(plan, reverts, policy, metadata)
+        if judged is not None and judged.runs is None:  # not a revert that can run: nothing more to judge
+            return SafetyReport(risk=Risk.BLOCKED, findings=judged.findings, plan_hash=plan_hash(shown))
         check = judged.check if judged else None
         findings = list(judged.findings) if judged else []
         if judged is not None and judged.runs is not None:
             plan = judged.runs  # the values the images hold where the plan shows MASK
         findings.extend(rules.static_findings(plan, policy, target_shape(metadata), revert=check is not None))
-        run = await dry_run(self._target, metadata, plan, policy, findings)
+        run = await dry_run(self._target, metadata, plan, policy, findings, revert=check is not None)
         findings.extend(run.findings)
         if rules.overall_risk(findings) is not Risk.BLOCKED:
             findings.extend(plan_limits.limit_findings(run.impacts, run.tenants, policy))
             findings.extend(await self._budget(requester, run.impacts, policy))
+        if judged is not None and judged.runs is not None:  # a rule's words may quote a value put back
+            findings = undo.without_hidden_values(findings, undo.hidden_values(shown, judged.runs))
         findings.sort(key=lambda item: -1 if item.operation_index is None else item.operation_index)
         risk = rules.overall_risk(findings)
         touched = {operation.table for operation in plan.operations if operation.table in metadata.tables}
@@ -173,7 +177,10 @@ class SafetyActivities:
             runs = None
             if change is not None and problem is None:
                 problem = undo.unrevertable(change, metadata)
-                runs = undo.filled_from_images(plan, change) if problem is None else None
+                try:
+                    runs = undo.filled_from_images(plan, change) if problem is None else None
+                except ValueError as error:
+                    problem = f"it cannot be reverted: {error}"
                 if problem is None and runs is None:
                     problem = "the plan is not the inverse of that ticket's change"
             if change is None or runs is None:
@@ -181,7 +188,8 @@ class SafetyActivities:
                     None, [Finding(rule=RULE_REVERT, risk=Risk.BLOCKED, message=f"Cannot revert: {problem}.")]
                 )
             conflicts = await undo.find_conflicts(connection, metadata, change)
-        check = undo.revert_check(change, reverts, undo.masked_conflicts(conflicts, policy, metadata))
+            family = await lineage(connection, change)
+        check = undo.revert_check(change, family, reverts, undo.masked_conflicts(conflicts, policy, metadata))
         if not conflicts:
             return JudgedRevert(check, [], runs)
         rows = ", ".join(f"{conflict.table} {conflict.key}" for conflict in conflicts[:5])

@@ -126,13 +126,17 @@ def is_write(operation: AnyOperation) -> bool:
 # ---------------------------------------------------------------- plan-wide rules
 
 
-def check_plan_size(plan: Plan, policy: Policy) -> list[Finding]:
-    """An empty plan does nothing (low); one longer than the policy allows is blocked."""
+def check_plan_size(plan: Plan, policy: Policy, *, revert: bool = False) -> list[Finding]:
+    """An empty plan does nothing (low); one longer than the policy allows is blocked.
+
+    A revert has one operation per row (or group of rows) its original changed: the row limits,
+    which the original met, bound it instead.
+    """
     count = len(plan.operations)
     if count == 0:
         return [_finding(RULE_EMPTY_PLAN, Risk.LOW, "The plan has no operations: it changes nothing.", None)]
     limit = policy.limits.max_operations
-    if count > limit:
+    if count > limit and not revert:
         return [_finding(RULE_PLAN_SIZE, Risk.BLOCKED, f"The plan has {count} operations; the limit is {limit}.", None)]
     return []
 
@@ -334,7 +338,7 @@ def static_findings(plan: Plan, policy: Policy, shape: TargetShape, *, revert: b
     A revert's values come from the rows as they were, not from an LLM, so its text is not
     screened for characters no person types: it puts back what the database held.
     """
-    findings = check_plan_size(plan, policy)
+    findings = check_plan_size(plan, policy, revert=revert)
     if not revert:
         findings.extend(value_rules.check_plan_text(plan))
     for index, operation in enumerate(plan.operations):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -152,14 +152,21 @@ class SlackNotifier:
         app_sessions: async_sessionmaker[AsyncSession] | None = None,
         *,
         public_url: str | None = None,
+        revert_window: timedelta | None = None,
     ) -> None:
         self._web = web_client
         self._sessions = app_sessions
         self._public_url = public_url
+        self._revert_window = revert_window  # None: no Undo button on done tickets
 
     @classmethod
     def from_settings(cls, settings: Settings, app_sessions: async_sessionmaker[AsyncSession]) -> SlackNotifier:
-        return cls(activity_web_client(settings), app_sessions, public_url=settings.public_url)
+        return cls(
+            activity_web_client(settings),
+            app_sessions,
+            public_url=settings.public_url,
+            revert_window=settings.revert_window,
+        )
 
     async def publish(self, status: TicketStatus, posts: list[NotifyPost]) -> NotifyResult:
         label = ticket_label(status.ticket_id)
@@ -222,7 +229,7 @@ class SlackNotifier:
 
     async def _sync_message(self, status: TicketStatus, delivery: _Delivery) -> SlackMessageRef:
         """Edit the ticket's message to show `status`, posting it first if it doesn't exist yet."""
-        message = ticket_message(status, self._public_url)
+        message = ticket_message(status, self._public_url, revert_window=self._revert_window, now=datetime.now(UTC))
         ref = delivery.message or await self._stored_ref(status.ticket_id)
         if ref is None and _is_retry():
             ref = await self._find_posted_message(status)

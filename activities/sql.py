@@ -235,7 +235,10 @@ def to_scalar(value: Any) -> Scalar:
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        if value == value.to_integral_value():
+            return int(value)
+        # A decimal a float cannot hold exactly stays text: undo puts it back digit for digit.
+        return float(value) if Decimal(repr(float(value))) == value else str(value)
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, bytes):

@@ -42,10 +42,10 @@ from bench.harness import (
     summarize,
     workdir,
 )
+from bench.product import TicketService
 from bench.slack_stack import REQUESTER, BotStack, Sent, bot_stack
 from core.models import TicketOutcome, TicketRequest
 from core.settings import Settings
-from service.tickets import TicketService
 
 TARGET_P99_MS = 100.0
 SLACK_LIMIT_MS = 3000.0

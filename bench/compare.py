@@ -46,6 +46,8 @@ METRICS: dict[str, list[tuple[str, str, bool]]] = {
         ("worker CPU ms/ticket", "worker_cpu_ms_per_ticket", False),
         ("server CPU ms/ticket", "server_cpu_ms_per_ticket", False),
         ("ticket latency p50 ms", "latency_ms.p50", False),
+        ("workflow task wait max ms", "workflow_task_wait_ms.max", False),
+        ("workflow task run max ms", "workflow_task_run_ms.max", False),
     ],
     "overhead": [
         ("overhead p50 ms", "overhead_ms.p50", False),

@@ -32,8 +32,8 @@ from bench.harness import (
     workdir,
 )
 from bench.history_timing import history_timing, mean_timing
+from bench.product import TicketService
 from core.models import OutcomeStatus, TicketRequest
-from service.tickets import TicketService
 from tests.pipeline import REQUESTER
 
 WARM_UP = 5

@@ -28,10 +28,10 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench.machine_load import LoadMonitor, LoadSummary
+from bench.product import temporal_cli_path
 from cli.devserver import SERVER_TUNING, die_with_parent
 from core.bootstrap import Databases, init_databases
 from core.settings import Settings
-from service.temporal import temporal_cli_path
 from tests.pipeline import pipeline_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

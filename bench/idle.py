@@ -29,10 +29,10 @@ from bench.harness import (
     unpaid_invoice_ids,
     workdir,
 )
+from bench.product import StartedTicket, TicketService
 from core.bootstrap import Databases
 from core.models import DecisionSource, OutcomeStatus, Stage, TicketRequest
 from core.schema import TicketRow
-from service.tickets import StartedTicket, TicketService
 from tests.pipeline import APPROVERS, REQUESTER
 
 TARGET_CPU_PERCENT = 1.0

@@ -32,12 +32,12 @@ from bench.harness import (
 )
 from bench.history_timing import HistoryTiming, history_timing, mean_timing
 from bench.plain_chain import PlainChain
+from bench.product import TicketService, new_short_id
 from core.bootstrap import Databases
 from core.models import OutcomeStatus, TicketRequest
 from core.settings import Settings
-from service.tickets import TicketService, new_short_id
 from tests.pipeline import REQUESTER
-from worker.activities import build_activity_set
+from worker.activities import build_activity_set, slack_dependencies
 from worker.build import build_workers
 
 TARGET_MS = 150.0
@@ -92,9 +92,10 @@ async def plain_tickets(settings: Settings, count: int) -> tuple[list[float], di
     per_activity: dict[str, list[float]] = defaultdict(list)
     databases = Databases.open(settings)
     activities = build_activity_set(settings, databases)
+    notifier, _ = slack_dependencies(settings, databases)
     try:
         for index in range(WARM_UP + count):
-            chain = PlainChain(activities, new_short_id())
+            chain = PlainChain(activities, new_short_id(), notifier)
             request = TicketRequest(
                 text=auto_approved_text(index), requester=REQUESTER, approval=settings.approval_settings()
             )

@@ -2,12 +2,15 @@
 
 It calls the real activity methods (built by the product's `build_activity_set`) in the order
 `TicketWorkflow` runs them on the auto-approved path, with the same inputs, inside
-`ActivityEnvironment` so `activity.info()` and heartbeats work. No server, no history, no
+`ActivityEnvironment` so `activity.info()` and heartbeats work. The Slack message is delivered
+beside the ticket as the workflow's `MessageDelivery` does, by the real notify activity, which
+reads the chain's status in memory instead of querying a workflow. No server, no history, no
 durability: whatever the workflow takes beyond this is what Temporal costs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
@@ -16,6 +19,8 @@ from typing import Any, TypeVar
 
 from temporalio.testing import ActivityEnvironment
 
+from activities.notify import Notifier, NotifyActivities
+from core.masking import mask_status
 from core.models import (
     AuditEventKind,
     ExecutePlanInput,
@@ -23,6 +28,7 @@ from core.models import (
     GatherContextInput,
     NotifyEvent,
     NotifyInput,
+    NotifyPost,
     OutcomeStatus,
     Plan,
     PlanTicketInput,
@@ -53,11 +59,14 @@ T = TypeVar("T")
 class PlainChain:
     """One ticket's activities, called one after another; `times` holds (activity, seconds)."""
 
-    def __init__(self, activities: ActivitySet, short_id: str) -> None:
+    def __init__(self, activities: ActivitySet, short_id: str, notifier: Notifier) -> None:
         functions = [*activities.workflow_queue, *activities.llm_queue]
         self._functions: dict[str, Callable[..., Any]] = {
             getattr(function, "__temporal_activity_definition").name: function for function in functions
         }
+        # The real notify activity, reading this chain's status where the workflow's is queried.
+        self._functions[ACTIVITY_NOTIFY] = NotifyActivities(notifier, self._current_status).notify_ticket
+        self._status: TicketStatus | None = None
         self.short_id = short_id
         self.workflow_id = workflow_id_for(short_id)
         self.times: list[tuple[str, float]] = []
@@ -99,14 +108,23 @@ class PlainChain:
             batch, self._unrecorded = self._unrecorded, []
             await self._call(ACTIVITY_RECORD_EVENTS, RecordEventsInput(events=batch))
 
-    async def _notify(self, status: TicketStatus, event: NotifyEvent) -> None:
-        await self._flush()
-        await self._call(ACTIVITY_NOTIFY, NotifyInput(event=event, status=status))
+    async def _current_status(self, workflow_id: str) -> TicketStatus:
+        assert self._status is not None and workflow_id == self.workflow_id
+        return mask_status(self._status)
+
+    async def _notify(self, status: TicketStatus, *posts: NotifyEvent) -> None:
+        """One delivery of the message (and `posts`), as `MessageDelivery.run` schedules it."""
+        status.message_version += 1
+        keyed = [NotifyPost(kind=kind, key=f"{kind.value}-0-0") for kind in posts]
+        await self._call(
+            ACTIVITY_NOTIFY, NotifyInput(ticket_id=self.short_id, workflow_id=self.workflow_id, posts=keyed)
+        )
+        status.message_delivered = status.message_version
 
     async def run(self, request: TicketRequest) -> TicketOutcome:
-        """The auto-approved path of `TicketWorkflow.run`, step for step."""
+        """The auto-approved path of `TicketWorkflow.run`, step for step; the first message beside it."""
         now = datetime.now(UTC)
-        status = TicketStatus(
+        status = self._status = TicketStatus(
             ticket_id=self.short_id,
             workflow_id=self.workflow_id,
             request=request,
@@ -115,12 +133,26 @@ class PlainChain:
             updated_at=now,
         )
         await self._record(status, AuditEventKind.SUBMITTED, "submitted", request=request)
-        await self._notify(status, NotifyEvent.STAGE)
+        await self._flush()
+        delivering = asyncio.create_task(self._notify(status))
+        try:
+            outcome = await self._process(status, request)
+        finally:
+            await delivering
+        await self._notify(status, NotifyEvent.OUTCOME)
+        await self._record(status, AuditEventKind.NOTIFIED, "requester told the outcome")
+        await self._flush()
+        return outcome
+
+    async def _process(self, status: TicketStatus, request: TicketRequest) -> TicketOutcome:
         status.stage = Stage.GATHERING_CONTEXT
         context: TicketContext = await self._call(
             ACTIVITY_GATHER_CONTEXT, GatherContextInput(ticket_id=self.short_id, request=request)
         )
+        status.context_summary = context.summary()
+        await self._record(status, AuditEventKind.CONTEXT_GATHERED, status.context_summary)
         status.stage = Stage.PLANNING
+        await self._flush()
         plan: Plan = await self._call(
             ACTIVITY_PLAN_TICKET, PlanTicketInput(ticket_id=self.short_id, request=request, context=context)
         )
@@ -128,9 +160,10 @@ class PlainChain:
         await self._record(status, AuditEventKind.PLANNED, f"{len(plan.operations)} operation(s)")
         status.stage = Stage.VALIDATING
         report: SafetyReport = await self._call(
-            ACTIVITY_VALIDATE_PLAN, ValidatePlanInput(ticket_id=self.short_id, plan=plan)
+            ACTIVITY_VALIDATE_PLAN, ValidatePlanInput(ticket_id=self.short_id, plan=plan, requester=request.requester)
         )
         status.report = report
+        status.plan_hash = report.plan_hash
         await self._record(status, AuditEventKind.VALIDATED, f"risk {report.risk.value}", risk=report.risk)
         if report.required_approvals != 0:
             raise ValueError(f"{request.text!r} needs approval; the plain chain covers the auto-approved path only")
@@ -145,15 +178,18 @@ class PlainChain:
                 plan=plan,
                 plan_hash=report.plan_hash,
                 approved_rows=[impact.rows_affected for impact in report.impacts],
+                approved_row_keys=report.approved_row_keys,
+                approved_versions=[impact.rows_version for impact in report.impacts],
+                requester=request.requester,
             ),
         )
         await self._record(status, AuditEventKind.EXECUTED, f"{result.rows_changed} row(s) changed")
-        outcome = TicketOutcome(status=OutcomeStatus.DONE, reason="executed", execution=result, finished_at=now)
+        outcome = TicketOutcome(
+            status=OutcomeStatus.DONE, reason="executed", execution=result, finished_at=datetime.now(UTC)
+        )
         status.outcome = outcome
         status.stage = Stage.FINISHED
         await self._record(status, AuditEventKind.FINISHED, "done")
-        await self._notify(status, NotifyEvent.OUTCOME)
-        await self._record(status, AuditEventKind.NOTIFIED, "requester told the outcome")
         await self._flush()
         return outcome
 

@@ -10,8 +10,8 @@ held where the benchmark wants the kill to land:
 - **execution**: the same with an EXCLUSIVE lock on `subscriptions` (reads pass, writes wait), for
   a plan that moves a subscription (runs without approval): the execution waits on the lock (a
   validation that writes in its dry run would wait instead; the step is then read from the history);
-- **notification**: once the LLM has the request, Slack's next message call is held: the ticket's
-  message saying it is done is on its way when the worker dies.
+- **notification**: once the LLM has the request, Slack's message call saying the ticket is done
+  is held: that message is on its way when the worker dies.
 
 The kill comes once the step is seen waiting (a backend waiting on the lock in `pg_stat_activity`,
 or the held Slack call); the lock or the call is released at once and the replacement worker is
@@ -51,9 +51,9 @@ from bench.harness import (
     workdir,
     worker_process,
 )
+from bench.product import TicketService
 from core.models import OutcomeStatus, TicketRequest
 from core.settings import Settings
-from service.tickets import TicketService
 from tests.fakes.openai_server import FAKE_API_KEY, FakeOpenAIServer, json_reply, slow_reply
 from tests.fakes.slack_server import BOT_TOKEN, FakeSlack
 from tests.pipeline import REQUESTER
@@ -95,16 +95,22 @@ def move_subscription(subscription: int, plan: int) -> dict[str, Any]:
 
 
 class GatedSlack(FakeSlack):
-    """The fake Slack, able to hold message calls (post, update) until released."""
+    """The fake Slack, able to hold the message calls (post, update) saying a ticket is done until released.
+
+    Only those: the ticket's first message goes out beside its planning, and holding it would
+    land the kill in planning instead.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.gate: asyncio.Event | None = None
         self.holding = asyncio.Event()
+        self.done_text = ""
 
-    def arm(self) -> None:
+    def arm(self, label: str) -> None:
         self.gate = asyncio.Event()
         self.holding.clear()
+        self.done_text = f"{label} done"
 
     def release(self) -> None:
         if self.gate is not None:
@@ -113,10 +119,17 @@ class GatedSlack(FakeSlack):
 
     async def _api(self, request: web.Request) -> web.Response:
         gate = self.gate
-        if gate is not None and request.match_info["method"] in ("chat.postMessage", "chat.update"):
+        is_message = request.match_info["method"] in ("chat.postMessage", "chat.update")
+        if gate is not None and is_message and self.done_text in await message_text(request):
             self.holding.set()
             await gate.wait()
         return await super()._api(request)
+
+
+async def message_text(request: web.Request) -> str:
+    """A message call's text, whether the client sent JSON or a form (aiohttp keeps the body for the fake)."""
+    body = await request.json() if request.content_type == "application/json" else await request.post()
+    return str(body.get("text") or "")
 
 
 @dataclass
@@ -225,7 +238,7 @@ async def one_kill(world: World, aimed_at: str, run: int) -> None:
                 await service.result(ticket.short_id)
                 return
         else:
-            world.slack.arm()
+            world.slack.arm(ticket.label)
             holds.callback(world.slack.release)
 
             async def held() -> bool:

@@ -1,12 +1,10 @@
-"""Revert: from asking to undo an executed ticket to the revert ticket done (the target: p50 reported).
+"""Revert: from asking to undo an executed 10-operation ticket to the revert ticket done (p50 reported).
 
 A revert is a new ticket with the deterministic inverse plan of an executed one, through the same
-policy and approvals (docs: design, step 7). This benchmark runs once the product has it: it looks
-for `TicketService.revert(ticket, requester)` returning the revert ticket (a `StartedTicket`), and
-otherwise saves the row as "not built yet". Each round executes a ticket that changes one row
-(marking an unpaid invoice paid, one approval), asks for its revert, approves the revert as soon as
-it waits (the approval is sent by the benchmark, so the figure is the machine's time, not a
-person's), and times request → revert done. If the interface differs, the row says how.
+policy and approvals (docs/undo.md). Each round executes the database benchmark's 10-operation plan
+(approved), asks for its revert, approves the revert as soon as it waits (the approvals are sent
+by the benchmark, so the figure is the machine's time, not a person's), and times request →
+revert done.
 """
 
 from __future__ import annotations
@@ -15,35 +13,37 @@ import asyncio
 import time
 import uuid
 
+from bench.database import ten_operation_plan
 from bench.harness import (
     BenchResult,
-    approval_text,
     bench_settings,
     dev_server,
-    log,
     prepare_databases,
     run_benchmark,
     scaled,
     summarize,
-    unpaid_invoice_ids,
     workdir,
 )
 from core.bootstrap import Databases
 from core.models import OutcomeStatus, Stage
-from service.tickets import TicketService
-from tests.pipeline import REQUESTER, running_pipeline
+from tests.pipeline import REQUESTER, Pipeline, running_pipeline
 
-TITLE = "Revert"
+TITLE = "Revert (10 operations)"
 TARGET = "p50 reported"
 
 
-def revert_available() -> bool:
-    return callable(getattr(TicketService, "revert", None))
+async def approve_all_needed(pipeline: Pipeline, ticket: str, approvers: list[str]) -> None:
+    """Approve as soon as it waits, with as many of `approvers` as it needs (none if it ran on its own)."""
+    status = await pipeline.service.status(ticket)
+    while status.outcome is None and status.stage is not Stage.AWAITING_APPROVAL:
+        await asyncio.sleep(0.02)
+        status = await pipeline.service.status(ticket)
+    if status.outcome is None and status.approval is not None:
+        await pipeline.approve(ticket, *approvers[: status.approval.required_approvals])
 
 
 async def measure(runs: int) -> list[float]:
     samples: list[float] = []
-    invoices = unpaid_invoice_ids()
     with workdir("revert") as directory:
         async with dev_server(directory) as (server, client):
             settings = bench_settings(directory / "data", server.address, f"bench-{uuid.uuid4().hex[:6]}")
@@ -52,19 +52,16 @@ async def measure(runs: int) -> list[float]:
             try:
                 async with running_pipeline(client, settings, databases) as pipeline:
                     for index in range(runs + 2):
-                        ticket = await pipeline.service.start(pipeline.request(approval_text(index, invoices)))
-                        await pipeline.approve(ticket.short_id, "alice")
+                        plan = ten_operation_plan(index)
+                        request = pipeline.request(plan.summary).model_copy(update={"proposed_plan": plan})
+                        ticket = await pipeline.service.start(request)
+                        await approve_all_needed(pipeline, ticket.short_id, ["alice", "bob"])
                         outcome = await pipeline.service.result(ticket.short_id)
                         if outcome.status is not OutcomeStatus.DONE:
                             raise RuntimeError(f"{ticket.label} ended {outcome.status.value}: {outcome.reason}")
                         began = time.perf_counter()
-                        revert = await pipeline.service.revert(ticket.short_id, "bob")  # type: ignore[attr-defined]
-                        status = await pipeline.service.status(revert.short_id)
-                        while status.outcome is None and status.stage is not Stage.AWAITING_APPROVAL:
-                            await asyncio.sleep(0.02)
-                            status = await pipeline.service.status(revert.short_id)
-                        if status.outcome is None:
-                            await pipeline.approve(revert.short_id, "carol")
+                        revert = await pipeline.revert(ticket.short_id, "carol")
+                        await approve_all_needed(pipeline, revert.short_id, ["alice", "bob"])
                         ended = await pipeline.service.result(revert.short_id)
                         if ended.status is not OutcomeStatus.DONE:
                             raise RuntimeError(f"revert {revert.label} ended {ended.status.value}: {ended.reason}")
@@ -77,41 +74,17 @@ async def measure(runs: int) -> list[float]:
 
 async def main() -> None:
     runs = scaled(20, 5)
-    if not revert_available():
-        log("no revert in the product yet (TicketService.revert): saved as not built yet")
-        BenchResult(
-            key="revert",
-            title=TITLE,
-            how="Runs once `TicketService.revert` exists (see bench/revert.py).",
-            result="not built yet",
-            target=TARGET,
-            met=None,
-            samples="none",
-        ).save()
-        return
-    try:
-        samples = await measure(runs)
-    except (TypeError, AttributeError) as error:
-        BenchResult(
-            key="revert",
-            title=TITLE,
-            how="",
-            result="not measured",
-            target=TARGET,
-            met=None,
-            samples="none",
-            notes=f"The revert's interface differs from what bench/revert.py expects ({error!r}); adapt it.",
-        ).save()
-        return
+    samples = await measure(runs)
     stats = summarize(samples)
     BenchResult(
         key="revert",
         title=TITLE,
         how=(
-            "An executed ticket (an unpaid invoice marked paid, approved) is reverted with `TicketService.revert` "
-            "by another person; the revert ticket is approved by the benchmark as soon as it waits; time from the "
-            f"request to the revert ticket done, {runs} times after 2 warm-ups, real workers in the benchmark's "
-            "process, SQLite, offline planner."
+            "An executed ticket with the 10-operation plan of the database benchmark (4 tables; updates, an "
+            "insert, a delete, selects; approved) is reverted with `TicketService.revert` by another person; the "
+            "revert ticket is approved by the benchmark as soon as it waits, by as many people as it needs; time "
+            f"from the request to the revert ticket done, {runs} times after 2 warm-ups, real workers in the "
+            "benchmark's process, SQLite."
         ),
         result=f"request → revert done {stats.brief()}",
         target=TARGET,

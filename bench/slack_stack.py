@@ -40,8 +40,8 @@ from bench.harness import (
     prepare_databases,
     worker_process,
 )
+from bench.product import new_short_id
 from core.settings import Settings
-from service.tickets import new_short_id
 from tests.fakes.slack_server import BOT_TOKEN, TEAM_ID, FakeSlack
 
 CHANNEL = "C0TICKETS"  # a channel the fake Slack knows, with the bot in it

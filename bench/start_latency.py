@@ -31,11 +31,11 @@ from bench.harness import (
     workdir,
     worker_process,
 )
+from bench.product import WORKFLOW_EXECUTION_TIMEOUT, TicketService, new_short_id
 from core.bootstrap import Databases
 from core.models import TicketRequest
 from core.names import WORKFLOW_NAME, workflow_id_for
 from core.settings import Settings
-from service.tickets import WORKFLOW_EXECUTION_TIMEOUT, TicketService, new_short_id
 from tests.pipeline import REQUESTER
 from worker.activities import build_activity_set
 from worker.build import build_workers

@@ -25,7 +25,7 @@ from core.models import (
     TicketOutcome,
     TicketStatus,
 )
-from core.names import ticket_label
+from core.names import short_id_from, ticket_label
 from core.schema import TicketRow
 from rendering import words
 
@@ -72,7 +72,7 @@ def status_style(label: str) -> str:
         return "bold cyan" if label == Stage.AWAITING_APPROVAL.value else "cyan"
 
 
-def _header(status: TicketStatus) -> Table:
+def _header(status: TicketStatus, reverted_by: str | None = None) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
@@ -85,6 +85,10 @@ def _header(status: TicketStatus) -> Table:
     add_row(table, "Created", when(status.created_at))
     add_row(table, "Updated", when(status.updated_at))
     add_row(table, "Workflow", status.workflow_id)
+    if status.request.reverts is not None:
+        add_row(table, "Undo", words.reverts_text(ticket_label(short_id_from(status.request.reverts.workflow_id))))
+    if reverted_by:
+        add_row(table, "Undo", Text(words.reverted_by_text(ticket_label(short_id_from(reverted_by))), "bold yellow"))
     if status.context_summary:
         add_row(table, "Context", status.context_summary)
     if status.review_rounds:
@@ -168,6 +172,21 @@ def _changed_keys(change: RowChange) -> list[str]:
     return chosen or keys[:6]
 
 
+def _conflicts(status: TicketStatus) -> Table | None:
+    """A revert's rows changed since the original ran: before it, right after it, and now."""
+    check = status.report.revert if status.report else None
+    if check is None or not check.conflicts:
+        return None
+    heading = words.conflicts_heading(check, ticket_label(short_id_from(check.reverts)))
+    table = Table(title=f"Conflicts: {heading}", title_justify="left")
+    for column in ("table", "row", *words.CONFLICT_SIDES):
+        table.add_column(column)
+    for conflict in check.conflicts:
+        sides = [words.conflict_side_text(conflict, side) for side in words.CONFLICT_SIDES]
+        add_row(table, conflict.table, conflict.key, *sides)
+    return table
+
+
 def _decisions(status: TicketStatus) -> Table | None:
     if not status.decisions:
         return None
@@ -216,10 +235,13 @@ def outcome_panel(outcome: TicketOutcome) -> Panel:
     return Panel(text, title="Outcome", title_align="left", border_style=OUTCOME_STYLE[outcome.status].split()[-1])
 
 
-def status_view(status: TicketStatus) -> RenderableType:
-    """Everything `show` prints: request, stage, plan, findings, blast radius, decisions, outcome."""
+def status_view(status: TicketStatus, reverted_by: str | None = None) -> RenderableType:
+    """Everything `show` prints: request, stage, plan, findings, blast radius, conflicts, decisions, outcome.
+
+    `reverted_by`: the workflow id of the ticket that undid this one's change, from its audit trail.
+    """
     request = Panel(Text(status.request.text), title="Request", title_align="left")
-    parts: list[RenderableType] = [_header(status), request]
+    parts: list[RenderableType] = [_header(status, reverted_by), request]
     if status.plan is not None:
         summary = Text(status.plan.summary, "bold")
         if status.plan.rationale:
@@ -235,7 +257,7 @@ def status_view(status: TicketStatus) -> RenderableType:
         line.append(f"   rows affected: {status.report.rows_affected}")
         line.append(f"   approvals required: {status.report.required_approvals}")
         parts.append(line)
-    for section in (_operations(status), _findings(status), _preview(status), _decisions(status)):
+    for section in (_operations(status), _findings(status), _preview(status), _conflicts(status), _decisions(status)):
         if section is not None:
             parts.append(section)
     pending = approval_panel(status)

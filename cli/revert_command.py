@@ -17,6 +17,7 @@ from cli.identity import UnknownIdentity, current_user
 from cli.session import open_session, run, settings_or_exit, ticket_ref
 from cli.tickets_commands import follow_started
 from core.models import TicketSource
+from core.names import ticket_label
 from core.settings import Settings
 from service.tickets import CannotRevert
 
@@ -67,10 +68,14 @@ async def _revert(
     session = await open_session(settings)
     try:
         started = await session.service.revert(
-            ref, requester, source=TicketSource.CLI, include_conflicts=include_conflicts
+            ref,
+            requester,
+            approval=settings.approval_settings(),
+            source=TicketSource.CLI,
+            include_conflicts=include_conflicts,
         )
     except CannotRevert as refused:
         out.print(f"[red]Cannot revert:[/red] {escape(str(refused))}")
         return EXIT_FAILED
-    out.print(f"Submitted [bold]{started.label}[/bold], which reverts {escape(ref)}, as {escape(requester)}.")
+    out.print(f"Submitted [bold]{started.label}[/bold], which reverts {ticket_label(ref)}, as {escape(requester)}.")
     return await follow_started(session.service, started, wait, limit, as_json)

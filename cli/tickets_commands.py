@@ -14,18 +14,20 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
+from sqlalchemy.exc import SQLAlchemyError
 
 from cli.console import console, errors, fail, print_json, validation_message
 from cli.errors import EXIT_BAD_INPUT, EXIT_FAILED, CliError
 from cli.follow import WaitTimedOut, query_status, wait_for_ticket
 from cli.identity import UnknownIdentity, current_user
 from cli.render import approval_panel, outcome_panel, status_view
-from cli.session import open_session, run, settings_or_exit, ticket_ref
+from cli.session import open_app_databases, open_session, run, settings_or_exit, ticket_ref
 from cli.temporal_commands import decision_commands
 from core.models import OutcomeStatus, TicketRequest, TicketSource, TicketStatus, clean_ticket_text
 from core.names import ticket_label
+from core.schema import AuditEventRow
 from core.settings import Settings
-from service.tickets import StartedTicket, TicketService
+from service.tickets import StartedTicket, TicketService, audit_trail, reverted_by
 
 
 def submit(
@@ -169,7 +171,10 @@ async def _show(settings: Settings, ref: str, audit: bool, decider: str, as_json
         status = await query_status(session.service, ref)
         if status is None:
             raise CliError(await session.service.why_unanswered(ref))
-        events = await session.service.audit_trail(ref) if audit else []
+        if audit:
+            events = await session.service.audit_trail(ref)
+        else:  # only to say whether it was reverted since
+            events = [] if as_json else await _undo_trail(settings, ref, status)
     finally:
         await session.close()
     if as_json:
@@ -182,12 +187,30 @@ async def _show(settings: Settings, ref: str, audit: bool, decider: str, as_json
         else:
             print_json(dumped)
         return
-    console.print(status_view(status))
+    console.print(status_view(status, reverted_by(events)))
     print_decision_commands(settings, status, decider)
-    for event in events:
+    for event in events if audit else []:
         actor = f" {event.actor}" if event.actor else ""
         line = escape(f"{event.kind}{actor}: {event.summary}")
         console.print(f"[dim]{event.created_at:%Y-%m-%d %H:%M:%S}[/dim] {line}")
+
+
+async def _undo_trail(settings: Settings, ref: str, status: TicketStatus) -> list[AuditEventRow]:
+    """The audit trail of a ticket whose change may have been reverted since, if the app DB is at hand."""
+    outcome = status.outcome
+    if outcome is None or outcome.execution is None or outcome.execution.rows_changed == 0:
+        return []
+    try:
+        databases = open_app_databases(settings)
+    except CliError:  # no app DB here: `show` still shows what Temporal knows
+        return []
+    try:
+        return await audit_trail(databases.app_sessions, ref)
+    except SQLAlchemyError as error:
+        errors.print(f"[dim]The audit log is unavailable, so a revert of it is not shown: {escape(str(error))}[/dim]")
+        return []
+    finally:
+        await databases.close()
 
 
 def print_decision_commands(settings: Settings, status: TicketStatus, decider: str) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -41,6 +41,7 @@ from core.agents import agent_name_of
 from core.models import (
     DecisionRecord,
     OutcomeStatus,
+    RevertCheck,
     Risk,
     SafetyReport,
     Stage,
@@ -48,7 +49,7 @@ from core.models import (
     TicketSource,
     TicketStatus,
 )
-from core.names import ticket_label
+from core.names import short_id_from, ticket_label
 from core.schema import TicketRow
 from rendering import words
 from rendering.slack_ids import (
@@ -62,8 +63,10 @@ from rendering.slack_ids import (
     REPLAN_BLOCK_ID,
     REPLAN_INPUT_ACTION_ID,
     REPLAN_OPTION,
+    UNDO_ACTION_ID,
     ButtonValue,
     RejectModalMetadata,
+    UndoValue,
 )
 
 SECTION_LIMIT = 3000
@@ -72,6 +75,7 @@ FALLBACK_LIMIT = 3000
 MAX_BLOCKS = 50
 MAX_CONTEXT_ELEMENTS = 10
 MAX_PREVIEW_ROWS = 5
+MAX_CONFLICT_ROWS = 5
 MAX_LIST_ITEMS = 20
 
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -187,6 +191,21 @@ def preview_text(report: SafetyReport) -> str | None:
     return "*Before → after*\n" + "\n".join(lines) if lines else None
 
 
+def conflicts_text(check: RevertCheck) -> str | None:
+    """A revert's rows changed since the original ran, before / after / now: what blocks it, or what it overwrites."""
+    if not check.conflicts:
+        return None
+    original = ticket_label(short_id_from(check.reverts))
+    lines = [f":warning: *Conflicts:* {words.conflicts_heading(check, original, MRKDWN)}"]
+    for conflict in check.conflicts[:MAX_CONFLICT_ROWS]:
+        title, *sides = words.conflict_lines(conflict, MRKDWN)
+        lines.append(f"• {title}")
+        lines.extend(f"      {side}" for side in sides)
+    if len(check.conflicts) > MAX_CONFLICT_ROWS:
+        lines.append(f"… and {words.count(len(check.conflicts) - MAX_CONFLICT_ROWS, 'more row')}")
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------ message parts
 
 
@@ -208,6 +227,8 @@ def header_blocks(status: TicketStatus) -> list[Block]:
     request = status.request
     quoted = "\n".join(f"&gt; {line}" for line in escape(request.text).splitlines())
     context = [requested_by(request), slack_date(status.created_at)]
+    if request.reverts is not None:
+        context.insert(0, words.reverts_text(ticket_label(short_id_from(request.reverts.workflow_id)), MRKDWN))
     if status.plan is not None:
         context.append(f"planner: {escape(status.plan.planner)}")
     return [
@@ -237,6 +258,9 @@ def plan_blocks(status: TicketStatus) -> list[Block]:
         preview = preview_text(report)
         if preview:
             blocks.append(section(preview))
+        conflicts = conflicts_text(report.revert) if report.revert is not None else None
+        if conflicts:
+            blocks.append(section(conflicts))
     return blocks
 
 
@@ -331,8 +355,45 @@ def outcome_reason(status: TicketStatus) -> str:
     return escape(outcome.reason)
 
 
+def undo_deadline(status: TicketStatus, revert_window: timedelta) -> datetime | None:
+    """Until when the ticket's change can be undone: it is done, changed rows, and its images are still kept."""
+    outcome = status.outcome
+    if outcome is None or outcome.status is not OutcomeStatus.DONE or outcome.execution is None:
+        return None
+    if outcome.execution.rows_changed == 0:
+        return None
+    return outcome.finished_at + revert_window
+
+
+def undo_blocks(status: TicketStatus, revert_window: timedelta | None, now: datetime | None) -> list[Block]:
+    """The Undo button, while the revert window is open; a click starts a revert ticket (docs/undo.md)."""
+    if revert_window is None or now is None:
+        return []
+    deadline = undo_deadline(status, revert_window)
+    if deadline is None or deadline <= now:
+        return []
+    label = ticket_label(status.ticket_id)
+    button = ButtonElement(
+        text=PlainTextObject(text="Undo", emoji=True),
+        action_id=UNDO_ACTION_ID,
+        value=UndoValue(workflow_id=status.workflow_id).encode(),
+        confirm=ConfirmObject(
+            title="Undo this change?",
+            text=truncate(
+                f"This files a ticket that puts the rows {label} changed back as they were. "
+                "It needs the approvals the original needed; rows changed since block it.",
+                300,
+            ),
+            confirm="Undo",
+            deny="Cancel",
+        ),
+    )
+    note = f"Can be undone until {slack_date(deadline)}."
+    return [ActionsBlock(elements=[button]), ContextBlock(elements=[MarkdownTextObject(text=note)])]
+
+
 def footer_blocks(status: TicketStatus, public_url: str | None) -> list[Block]:
-    """A plain link, not a button: finished messages carry no buttons at all."""
+    """A plain link, not a button: a finished message carries no button but Undo."""
     if not public_url or status.pending_approval:
         return []
     link = f"<{dashboard_url(public_url, status.ticket_id)}|View {ticket_label(status.ticket_id)} in the dashboard>"
@@ -388,15 +449,29 @@ def decided_message(status: TicketStatus, public_url: str | None = None) -> Slac
     return SlackMessage(fallback(status, "approved, executing"), limited([*blocks, *footer_blocks(status, public_url)]))
 
 
-def finished_message(status: TicketStatus, public_url: str | None = None) -> SlackMessage:
+def finished_message(
+    status: TicketStatus,
+    public_url: str | None = None,
+    *,
+    revert_window: timedelta | None = None,
+    now: datetime | None = None,
+) -> SlackMessage:
+    """The outcome; a done ticket that changed rows offers Undo while `now` is within its revert window."""
     blocks = [*header_blocks(status), *plan_blocks(status), *outcome_blocks(status)]
-    return SlackMessage(outcome_text(status), limited([*blocks, *footer_blocks(status, public_url)]))
+    tail = [*undo_blocks(status, revert_window, now), *footer_blocks(status, public_url)]
+    return SlackMessage(outcome_text(status), limited([*blocks, *tail]))
 
 
-def ticket_message(status: TicketStatus, public_url: str | None = None) -> SlackMessage:
-    """The one channel message of a ticket, for whatever stage it is in."""
+def ticket_message(
+    status: TicketStatus,
+    public_url: str | None = None,
+    *,
+    revert_window: timedelta | None = None,
+    now: datetime | None = None,
+) -> SlackMessage:
+    """The one channel message of a ticket, for whatever stage it is in (Undo needs the window and the time)."""
     if status.outcome is not None:
-        return finished_message(status, public_url)
+        return finished_message(status, public_url, revert_window=revert_window, now=now)
     if status.pending_approval:
         return awaiting_approval_message(status, public_url)
     if status.stage is Stage.EXECUTING:
@@ -449,6 +524,22 @@ def outcome_text(status: TicketStatus) -> str:
     if status.outcome is None:
         return f"{label} is {status.stage.value.replace('_', ' ')}"
     return truncate(f"{label} {status.outcome.status.value}: {outcome_reason(status)}", FALLBACK_LIMIT)
+
+
+def undo_reply(original: str, revert: str, status: TicketStatus | None) -> str:
+    """What the person who clicked Undo hears once the revert ticket `revert` has a verdict (None: not yet)."""
+    if status is None or (status.outcome is None and not status.pending_approval):
+        return f"{revert} was filed to revert {original}; it is still being checked, and its message follows here."
+    outcome = status.outcome
+    if outcome is None:
+        approval = status.approval
+        needed = words.count(approval.required_approvals if approval else 0, "approval")
+        approvers = f" from {mentions(approval.approvers)}" if approval else ""
+        return f":leftwards_arrow_with_hook: {revert} will revert {original}; it needs {needed}{approvers}."
+    if outcome.status is OutcomeStatus.DONE:
+        rows = words.count(outcome.execution.rows_changed, "row") if outcome.execution else "its rows"
+        return f":leftwards_arrow_with_hook: {revert} reverted {original}: {rows} put back."
+    return f":no_entry_sign: {revert} will not revert {original}: {escape(outcome.reason)}"
 
 
 def fallback(status: TicketStatus, state: str) -> str:

@@ -13,6 +13,7 @@ COMMAND = "/agent-ticket"
 APPROVE_ACTION_ID = "ticket_approve"
 REJECT_ACTION_ID = "ticket_reject"
 DASHBOARD_ACTION_ID = "ticket_dashboard"
+UNDO_ACTION_ID = "ticket_undo"
 
 REJECT_MODAL_CALLBACK_ID = "ticket_reject_modal"
 REASON_BLOCK_ID = "reject_reason"
@@ -49,6 +50,21 @@ class ButtonValue(SlackPayload):
 
     @classmethod
     def decode(cls, value: str) -> ButtonValue:
+        return cls.model_validate_json(value)
+
+
+class UndoValue(SlackPayload):
+    """What a done ticket's Undo button carries: which ticket to revert (the workflow judges the rest)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    workflow_id: str = Field(min_length=1, max_length=100)
+
+    def encode(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def decode(cls, value: str) -> UndoValue:
         return cls.model_validate_json(value)
 
 

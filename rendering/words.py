@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from core.models import (
     Assignment,
@@ -22,7 +23,9 @@ from core.models import (
     InsertOperation,
     Operation,
     Plan,
+    RevertCheck,
     RowChange,
+    RowConflict,
     Scalar,
     SelectOperation,
     UpdateOperation,
@@ -196,6 +199,74 @@ def row_change_text(change: RowChange, marks: Marks = PLAIN) -> str:
         f"{marks.name(key)}: {marks.value(value_text(before.get(key)))} → {marks.value(value_text(after.get(key)))}"
         for key in changed
     )
+
+
+# ------------------------------------------------------------------ undo: the link both ways, and conflicts
+
+
+def window_in_words(window: timedelta) -> str:
+    """The window in words: "7 days", "12 h", "5 min"."""
+    seconds = window.total_seconds()
+    if seconds >= 86400:
+        days = round(seconds / 86400, 1)
+        return f"{days:g} day{'s' if days != 1 else ''}"
+    if seconds >= 3600:
+        return f"{round(seconds / 3600, 1):g} h"
+    return f"{max(1, round(seconds / 60))} min"
+
+
+def reverts_text(original: str, marks: Marks = PLAIN) -> str:
+    """`reverts T-x`: said of a revert ticket (`original` is the label of the ticket it undoes)."""
+    return f"reverts {marks.strong(original)}"
+
+
+def reverted_by_text(revert: str, marks: Marks = PLAIN) -> str:
+    """`reverted by T-y`: said of a ticket whose change a later ticket undid."""
+    return f"reverted by {marks.strong(revert)}"
+
+
+def conflicts_heading(check: RevertCheck, original: str, marks: Marks = PLAIN) -> str:
+    """What the conflicts mean for the revert: it is blocked by them, or it would overwrite them."""
+    rows = count(len(check.conflicts), "row")
+    changed = f"{rows} changed by someone else since {original} ran"
+    if check.include_conflicts:
+        return f"{changed}: this revert {marks.strong('overwrites')} those changes"
+    return f"{changed}: the revert is {marks.strong('blocked')} so as not to overwrite them"
+
+
+CONFLICT_SIDES = ("before", "after", "now")
+MISSING_ROW = {"before": "no row (inserted by the change)", "after": "no row (deleted by the change)", "now": "no row"}
+
+
+def conflict_columns(conflict: RowConflict) -> list[str]:
+    """The columns that tell the three states apart; every column when the row is missing from one."""
+    rows = [getattr(conflict, side) for side in CONFLICT_SIDES]
+    present = [row for row in rows if row is not None]
+    columns = list(dict.fromkeys(column for row in present for column in row))
+    if len(present) < len(rows):
+        return columns
+    return [column for column in columns if len({repr(row.get(column)) for row in present}) > 1]
+
+
+def conflict_side_text(conflict: RowConflict, side: str, marks: Marks = PLAIN) -> str:
+    """One state of a conflicting row, its telling columns only: `status = 'void'`, or `no row`."""
+    row = getattr(conflict, side)
+    if row is None:
+        return MISSING_ROW[side]
+    return row_text(row, conflict_columns(conflict), marks) or "unchanged"
+
+
+def conflict_title(conflict: RowConflict, marks: Marks = PLAIN) -> str:
+    """`invoices` row `3`: which row is in conflict."""
+    return f"{marks.name(conflict.table)} row {marks.value(conflict.key)}"
+
+
+def conflict_lines(conflict: RowConflict, marks: Marks = PLAIN) -> list[str]:
+    """The row, then `before: …`, `after: …`, `now: …`: before the change, right after it, and today."""
+    return [
+        conflict_title(conflict, marks),
+        *(f"{side}: {conflict_side_text(conflict, side, marks)}" for side in CONFLICT_SIDES),
+    ]
 
 
 # ------------------------------------------------------------------ decisions

@@ -26,6 +26,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from core.decision_proof import sign_decision
 from core.logs import ticket_log_context
 from core.models import (
+    ApprovalSettings,
+    AuditEventKind,
     Decision,
     DecisionRecord,
     OutcomeStatus,
@@ -58,6 +60,12 @@ DECISION_TIMEOUT_SECONDS = 5.0
 VERDICT_POLL_SECONDS = 0.05
 # Long enough for the longest approval wait plus execution; the workflow enforces its own deadline.
 WORKFLOW_EXECUTION_TIMEOUT = timedelta(days=60)
+# How long a worker may hold one workflow task before Temporal gives it to another (the SDK's default
+# is 10 s). A worker that dies inside one (a local activity: context, validation, the audit) stalls its
+# ticket this long. The SDK keeps a longer local activity's task alive by heartbeating it at 80 % of
+# this, so only a worker that cannot answer for 2 s loses its task: at full load tasks ran for at most
+# a few hundred ms (bench/throughput.py, bench/notes.md).
+WORKFLOW_TASK_TIMEOUT = timedelta(seconds=2)
 
 
 class CannotRevert(ValueError):
@@ -123,6 +131,7 @@ class TicketService:
                     task_queue=self._task_queue,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     execution_timeout=WORKFLOW_EXECUTION_TIMEOUT,
+                    task_timeout=WORKFLOW_TASK_TIMEOUT,
                     request_eager_start=True,
                     search_attributes=start_attributes(request.requester, Stage.RECEIVED.value) if indexed else None,
                 )
@@ -140,14 +149,19 @@ class TicketService:
         ticket_ref: str,
         requester: str,
         *,
+        approval: ApprovalSettings,
         source: TicketSource = TicketSource.CLI,
         include_conflicts: bool = False,
+        dedupe_key: str | None = None,
     ) -> StartedTicket:
         """Start the ticket that undoes `ticket_ref`'s change (docs/undo.md); `CannotRevert` says why not.
 
-        The revert goes to the original's channel and approvers. Whether it may run (already
+        The revert goes to the original's channel; who may approve it is `approval`, today's
+        settings of the front door (an approver removed since the original must not decide on
+        its revert). Whether it may run (already
         reverted, past the window, rows changed since) is the workflow's to judge, from the
-        before-images in the target DB; here only what the status shows is checked first.
+        before-images in the target DB; here only what the status shows is checked first. The
+        same `dedupe_key` (a front door's one click, sent twice) starts one revert, not two.
         """
         original = await self.status(ticket_ref)
         label = ticket_label(original.ticket_id)
@@ -163,10 +177,10 @@ class TicketService:
             requester=requester,
             source=source,
             channel=original.request.channel,
-            approval=original.request.approval,
+            approval=approval,
             reverts=RevertOf(workflow_id=original.workflow_id, include_conflicts=include_conflicts),
         )
-        return await self.start(request)
+        return await self.start(request, dedupe_key)
 
     def handle(self, ticket_ref: str) -> WorkflowHandle[object, TicketOutcome]:
         return self._client.get_workflow_handle(workflow_id_for(short_id_from(ticket_ref)), result_type=TicketOutcome)
@@ -246,11 +260,22 @@ class TicketService:
     async def audit_trail(self, ticket_ref: str) -> list[AuditEventRow]:
         if self._app_sessions is None:
             raise RuntimeError("TicketService needs the app DB to read the audit log")
-        query = (
-            select(AuditEventRow).where(AuditEventRow.ticket_id == short_id_from(ticket_ref)).order_by(AuditEventRow.id)
-        )
-        async with self._app_sessions() as session:
-            return list((await session.scalars(query)).all())
+        return await audit_trail(self._app_sessions, ticket_ref)
+
+
+async def audit_trail(app_sessions: async_sessionmaker[AsyncSession], ticket_ref: str) -> list[AuditEventRow]:
+    """A ticket's audit events from the app DB, oldest first."""
+    query = select(AuditEventRow).where(AuditEventRow.ticket_id == short_id_from(ticket_ref)).order_by(AuditEventRow.id)
+    async with app_sessions() as session:
+        return list((await session.scalars(query)).all())
+
+
+def reverted_by(events: list[AuditEventRow]) -> str | None:
+    """The workflow id of the ticket that undid this one's change: the revert notes it on this record."""
+    for event in reversed(events):
+        if event.kind == AuditEventKind.REVERTED.value and (event.detail or {}).get("reverted_by"):
+            return str(event.detail["reverted_by"])
+    return None
 
 
 async def list_tickets(

@@ -27,7 +27,7 @@ from core.models import (
     UpdateOperation,
 )
 from core.settings import Settings
-from service.tickets import TicketService
+from service.tickets import StartedTicket, TicketService
 from tests.support import wait_for_stage
 from worker.activities import build_activity_set
 from worker.build import ActivitySet, build_workers
@@ -87,6 +87,12 @@ class Pipeline:
 
     async def wait_for_stage(self, ticket: str, stage: Stage) -> TicketStatus:
         return await wait_for_stage(self.service, ticket, stage)
+
+    async def revert(self, ticket: str, requester: str, *, include_conflicts: bool = False) -> StartedTicket:
+        """Ask to revert `ticket`, as a front door does: with today's approvers."""
+        return await self.service.revert(
+            ticket, requester, approval=self.settings.approval_settings(), include_conflicts=include_conflicts
+        )
 
     async def approve(self, ticket: str, *deciders: str) -> None:
         status = await self.wait_for_stage(ticket, Stage.AWAITING_APPROVAL)

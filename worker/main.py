@@ -15,6 +15,7 @@ from core.settings import Settings
 from service.temporal import connect
 from worker.activities import build_activity_set
 from worker.build import QueueRole, build_workers
+from worker.stickiness import release_sticky_tickets_logged
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +38,12 @@ async def run_workers(
             "so tickets that need approval will expire (set the same key for the bot, workers and CLI)"
         )
     databases = Databases.open(settings)
+    releasing: asyncio.Task[None] | None = None
     try:
         client = client or await connect(settings)
         if role in (QueueRole.WORKFLOWS, QueueRole.ALL):
+            # Tickets a killed worker had cached go on without waiting for it (worker/stickiness.py).
+            releasing = asyncio.create_task(release_sticky_tickets_logged(client, settings.temporal_task_queue))
             # Once per namespace; from then on new tickets carry TicketStatus/TicketRisk/TicketRequester.
             await ensure_registered(client, settings.temporal_namespace)
         activities = build_activity_set(settings, databases)
@@ -60,4 +64,6 @@ async def run_workers(
             await stop.wait()
             logger.info("worker stopping")
     finally:
+        if releasing is not None:
+            releasing.cancel()
         await databases.close()

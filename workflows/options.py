@@ -83,5 +83,12 @@ EXECUTE_PLAN = ActivityOptions(
     retry=_retry(first=RETRY_AFTER_DEAD_WORKER, maximum=PATH_BACKOFF),
     schedule_to_close=TARGET_DB_BOUND,
 )
-NOTIFY = ActivityOptions(start_to_close=timedelta(seconds=30), retry=_retry(), schedule_to_close=SLACK_BOUND)
+# Notifications heartbeat too: without it, a delivery on a worker that died waited out its 30 s
+# start-to-close before the replacement posted the ticket's last message (bench/notes.md).
+NOTIFY = ActivityOptions(
+    start_to_close=timedelta(seconds=30),
+    heartbeat=HEARTBEAT_TIMEOUT,
+    retry=_retry(first=RETRY_AFTER_DEAD_WORKER),
+    schedule_to_close=SLACK_BOUND,
+)
 RESOLVE_APPROVERS = ActivityOptions(start_to_close=timedelta(seconds=30), retry=_retry(), schedule_to_close=SLACK_BOUND)

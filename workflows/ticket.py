@@ -232,7 +232,7 @@ class TicketWorkflow:
 
         A reviewer's "plan again" builds the same plan again: it is a function of the images alone.
         """
-        original = names.short_id_from(reverts.workflow_id)
+        original = names.ticket_label(names.short_id_from(reverts.workflow_id))
         self._status.context_summary = f"reverts {original}" + (
             ", overwriting later changes" if reverts.include_conflicts else ""
         )
@@ -264,7 +264,7 @@ class TicketWorkflow:
 
     async def _note_on_original(self, reverts: RevertOf) -> None:
         """The ticket this one undid says so on its own record (`agent-ticket show`, the dashboard)."""
-        label = names.short_id_from(self._status.workflow_id)
+        label = names.ticket_label(self._status.ticket_id)
         await self._audit.note_elsewhere(
             RecordEventInput(
                 ticket_id=names.short_id_from(reverts.workflow_id),
@@ -348,7 +348,7 @@ class TicketWorkflow:
             )
         approvers = self._approvers
         # A revert's approvers exclude whoever asked for the change it undoes.
-        excluded = [request.requester, *([report.revert.original_requester] if report.revert else [])]
+        excluded = [request.requester, *(report.revert.excluded if report.revert else [])]
         impossible = unmet_quorum(approvers, excluded, report.required_approvals)
         if impossible:
             return self._finish(OutcomeStatus.BLOCKED, f"cannot be approved: {impossible}")
@@ -365,7 +365,7 @@ class TicketWorkflow:
             requested_at=now,
             deadline=deadline,
             reminder_at=reminder_at if now < reminder_at < deadline else None,
-            excluded=[person for person in excluded if person != request.requester],
+            excluded=[person for person in dict.fromkeys(excluded) if person != request.requester],
         )
         self._gate = ApprovalGate(request=approval, requester=request.requester)
         self._status.approval = approval

@@ -18,6 +18,7 @@ from bot.dashboard.live import Live
 from bot.dashboard.login import Login
 from bot.dashboard.pages import Pages
 from bot.dashboard.responses import Handler, html_endpoint, json_endpoint
+from bot.dashboard.reverts import Reverts
 from bot.dashboard.sessions import session_middleware
 from bot.dashboard.templating import STATIC_DIR
 
@@ -26,6 +27,7 @@ def dashboard_routes(context: BotContext) -> list[BaseRoute]:
     dashboard = Dashboard.build(context)
     pages = Pages(dashboard)
     decisions = Decisions(dashboard, pages)
+    reverts = Reverts(dashboard, pages)
     live = Live(dashboard)
     login = Login(dashboard)
 
@@ -40,6 +42,7 @@ def dashboard_routes(context: BotContext) -> list[BaseRoute]:
         Route("/tickets/{short_id}", html(pages.ticket), methods=["GET"], name="dashboard:ticket"),
         Route("/tickets/{short_id}/approve", html(decisions.approve), methods=["POST"]),
         Route("/tickets/{short_id}/reject", html(decisions.reject), methods=["POST"]),
+        Route("/tickets/{short_id}/revert", html(reverts.revert), methods=["POST"]),
         Route("/tickets/{short_id}/status.json", json_endpoint(live.status_json), methods=["GET"]),
         Route("/tickets/{short_id}/events", json_endpoint(live.events), methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

@@ -11,6 +11,7 @@ from bot.dashboard.auth import DashboardUser
 from bot.dashboard.deps import Dashboard, ticket_ref
 from bot.dashboard.problems import BadInput, NotFound, Unavailable
 from bot.dashboard.reader import TemporalUnavailable
+from bot.dashboard.sessions import new_token
 from bot.dashboard.ticket_view import ticket_page
 from core.models import OutcomeStatus, Risk, Stage
 from core.names import ticket_label
@@ -85,11 +86,12 @@ class Pages:
             raise NotFound(f"There is no ticket {ticket_label(short_id)}.") from error_
         except TemporalUnavailable as error_:
             raise Unavailable(f"{ticket_label(short_id)} cannot be shown: {error_}. Try again shortly.") from error_
-        view = ticket_page(snapshot, user)
+        view = ticket_page(snapshot, user, revert_window=self._d.settings.revert_window)
         return self._d.templates.page(
             request,
             "ticket_fragment.html" if fragment else "ticket.html",
-            {"ticket": view, "error": error, "form": form or {}},
+            # revert_key: one per page shown, so the Revert form's double click starts one revert
+            {"ticket": view, "error": error, "form": form or {}, "revert_key": new_token()},
             user=user,
             status_code=status_code,
             show_flash=not fragment,  # the live swap must not eat a message meant for the next page

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from bot.dashboard import presenters
 from bot.dashboard.auth import DashboardUser
 from bot.dashboard.reader import TicketSnapshot
+from bot.dashboard.revert_view import RevertView, revert_view
 from core.approval import in_words, refusal_preview
 from core.models import DecisionSource, Stage, TicketStatus
 from core.names import workflow_id_for
@@ -67,6 +68,7 @@ class TicketPage:
     can_decide: bool = False
     why_not: str | None = None
     approvals_so_far: int = 0
+    undo: RevertView = field(default_factory=RevertView)
 
     @property
     def live(self) -> bool:
@@ -74,9 +76,16 @@ class TicketPage:
         return self.status is not None and not self.finished
 
 
-def ticket_page(snapshot: TicketSnapshot, user: DashboardUser) -> TicketPage:
+def ticket_page(
+    snapshot: TicketSnapshot,
+    user: DashboardUser,
+    *,
+    revert_window: timedelta = timedelta(days=7),
+    now: datetime | None = None,
+) -> TicketPage:
     status, row = snapshot.status, snapshot.row
     version = status_version(status)
+    undo = revert_view(status, snapshot.audit, window=revert_window, now=now or datetime.now(UTC))
     if status is None:
         assert row is not None, "a snapshot has the workflow's status or the app DB's row"
         return TicketPage(
@@ -98,6 +107,7 @@ def ticket_page(snapshot: TicketSnapshot, user: DashboardUser) -> TicketPage:
             audit=snapshot.audit,
             steps=presenters.stage_steps(_stage(row.stage)),
             why_not="The decision buttons need Temporal's current state.",
+            undo=undo,
         )
     report = status.report
     why_not = refusal_for(status, user)
@@ -126,6 +136,7 @@ def ticket_page(snapshot: TicketSnapshot, user: DashboardUser) -> TicketPage:
         can_decide=status.pending_approval and why_not is None,
         why_not=why_not,
         approvals_so_far=approvals_so_far(status),
+        undo=undo,
     )
 
 

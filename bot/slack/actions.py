@@ -21,6 +21,7 @@ from rendering.slack_ids import (
     ButtonValue,
     RejectModalMetadata,
     SlackPayload,
+    UndoValue,
 )
 
 
@@ -46,8 +47,8 @@ class ActionContainer(SlackPayload):
     channel_id: str | None = None
 
 
-class ButtonClick(SlackPayload):
-    """A `block_actions` payload for one of our Approve / Reject buttons."""
+class Click(SlackPayload):
+    """A `block_actions` payload for one of our buttons: who clicked which, where."""
 
     type: str = Field(pattern="^block_actions$")
     user: SlackUser
@@ -62,16 +63,34 @@ class ButtonClick(SlackPayload):
         return self.actions[0]
 
     @property
-    def value(self) -> ButtonValue:
-        return ButtonValue.decode(self.action.value)
-
-    @property
     def channel_id(self) -> str | None:
         return self.channel.id if self.channel else self.container.channel_id
+
+
+class ButtonClick(Click):
+    """A click on one of our Approve / Reject buttons."""
+
+    @property
+    def value(self) -> ButtonValue:
+        return ButtonValue.decode(self.action.value)
 
     @classmethod
     def parse(cls, body: dict[str, object]) -> ButtonClick:
         """Validate the payload including the button value, so a bad value is refused as a whole."""
+        click = cls.model_validate(body)
+        click.value  # noqa: B018 - decoding is the validation
+        return click
+
+
+class UndoClick(Click):
+    """A click on a done ticket's Undo button."""
+
+    @property
+    def value(self) -> UndoValue:
+        return UndoValue.decode(self.action.value)
+
+    @classmethod
+    def parse(cls, body: dict[str, object]) -> UndoClick:
         click = cls.model_validate(body)
         click.value  # noqa: B018 - decoding is the validation
         return click

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -24,15 +25,23 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.service import RPCError
 
-from bot.slack.actions import ButtonClick, RejectSubmission
+from bot.slack.actions import ButtonClick, RejectSubmission, UndoClick
 from bot.slack.commands import CommandKind, ParsedCommand, SlashCommand, invalid_reply
 from core.approval import refusal_preview
-from core.models import Decision, DecisionSource, Stage, TicketRequest, TicketSource
+from core.models import Decision, DecisionSource, Stage, TicketRequest, TicketSource, TicketStatus
 from core.names import short_id_from, ticket_label
 from core.settings import Settings
-from rendering.slack import SlackMessage, escape, pending_reply, reject_modal, status_reply, truncate
+from rendering.slack import (
+    SlackMessage,
+    escape,
+    pending_reply,
+    reject_modal,
+    status_reply,
+    truncate,
+    undo_reply,
+)
 from rendering.slack_ids import ButtonValue, RejectModalMetadata
-from service.tickets import TicketNotFound, TicketService, new_short_id
+from service.tickets import CannotRevert, StartedTicket, TicketNotFound, TicketService, new_short_id
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +51,9 @@ ACK_BUDGET_SECONDS = 2.0
 # Temporal is normally answered in milliseconds; past this the person hears why, not silence.
 START_TIMEOUT_SECONDS = 10.0
 TEMPORAL_DOWN = "Temporal, which runs tickets, is not answering"
+# How long the answer to an Undo click waits for the revert ticket's verdict (approvals needed, or refused).
+UNDO_VERDICT_SECONDS = 20.0
+VERDICT_POLL_SECONDS = 0.1
 
 
 class StartOutcome(Enum):
@@ -67,12 +79,14 @@ class SlackFrontDoor:
         *,
         ack_budget: float = ACK_BUDGET_SECONDS,
         start_timeout: float = START_TIMEOUT_SECONDS,
+        undo_verdict_timeout: float = UNDO_VERDICT_SECONDS,
     ) -> None:
         self._service = service
         self._settings = settings
         self._web = web_client
         self._ack_budget = ack_budget
         self._start_timeout = start_timeout
+        self._undo_verdict_timeout = undo_verdict_timeout
 
     # ------------------------------------------------------------ /agent-ticket
 
@@ -259,6 +273,43 @@ class SlackFrontDoor:
             await self._tell(channel, user, f"You sent {label} back for a new plan: {escape(decision.comment)}")
         else:
             await self._tell(channel, user, f"You rejected {label}: {escape(decision.comment)}")
+
+    # ------------------------------------------------------------ Undo
+
+    async def undo(self, click: UndoClick) -> None:
+        """Start the revert of a done ticket as the clicker, then tell them its verdict or why not.
+
+        Whether the change may still be reverted (already reverted, past the window, rows changed
+        since) is the revert workflow's to judge; the clicker hears what it decided.
+        """
+        original = ticket_label(short_id_from(click.value.workflow_id))
+        user, channel = click.user.id, click.channel_id
+        try:
+            started = await self._service.revert(
+                click.value.workflow_id, user, approval=self._settings.approval_settings(), source=TicketSource.SLACK
+            )
+        except (CannotRevert, TicketNotFound) as refused:
+            await self._tell(channel, user, f":no_entry_sign: Nothing to undo: {escape(str(refused))}.")
+            return
+        except RPCError as error:
+            logger.warning("%s: undo by %s not started: %s", original, user, error)
+            await self._tell(channel, user, f":warning: {TEMPORAL_DOWN}; nothing was undone. Try again.")
+            return
+        logger.info("%s: undo by %s started %s", original, user, started.label)
+        await self._tell(channel, user, undo_reply(original, started.label, await self._verdict(started)))
+
+    async def _verdict(self, started: StartedTicket) -> TicketStatus | None:
+        """The revert ticket's status once it waits for approval or has ended; None if that takes too long."""
+        deadline = time.monotonic() + self._undo_verdict_timeout
+        while time.monotonic() < deadline:
+            try:
+                status = await self._service.status(started.workflow_id)
+            except (RPCError, TicketNotFound):
+                status = None
+            if status is not None and (status.outcome is not None or status.pending_approval):
+                return status
+            await asyncio.sleep(VERDICT_POLL_SECONDS)
+        return None
 
     async def _still_needed(self, value: ButtonValue) -> str:
         """ " It still needs N more approval(s)." while the request stays open after a counted approval."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltRequest
 
-from bot.slack.actions import ButtonClick, RejectSubmission
+from bot.slack.actions import ButtonClick, RejectSubmission, UndoClick
 from bot.slack.commands import SlashCommand, parse_command_text
 from bot.slack.front_door import SlackFrontDoor
 from rendering.slack_ids import (
@@ -25,6 +25,7 @@ from rendering.slack_ids import (
     REASON_BLOCK_ID,
     REJECT_ACTION_ID,
     REJECT_MODAL_CALLBACK_ID,
+    UNDO_ACTION_ID,
 )
 
 Body = dict[str, Any]
@@ -64,6 +65,11 @@ def register_listeners(app: AsyncApp, front_door: SlackFrontDoor) -> None:
     async def on_reject(ack: AsyncAck, body: Body) -> None:
         await ack()  # views.open must follow within 3 s of the click; the trigger id expires
         await front_door.open_reject_modal(ButtonClick.parse(body))
+
+    @app.action(UNDO_ACTION_ID, matchers=[parses_as(UndoClick.parse)])
+    async def on_undo(ack: AsyncAck, body: Body) -> None:
+        await ack()  # starting the revert and hearing its verdict takes longer than Slack waits
+        await front_door.undo(UndoClick.parse(body))
 
     @app.action(DASHBOARD_ACTION_ID)
     async def on_dashboard_link(ack: AsyncAck) -> None:

@@ -11,7 +11,10 @@ from pydantic import ConfigDict, Field, field_validator
 
 from core.models.base import Identifier, Model, Scalar
 
-MAX_OPERATIONS = 20
+MAX_OPERATIONS = 20  # in a plan from an LLM or an agent
+# In any plan: a revert has an operation per row (or per group of rows) the original changed,
+# bounded by the policy's rows per plan, not by what an LLM may propose.
+MAX_PLAN_OPERATIONS = 250
 
 
 class FilterOperator(StrEnum):
@@ -117,7 +120,7 @@ class Plan(Model):
 
     summary: str = Field(max_length=500)
     rationale: str = Field(default="", max_length=2000)
-    operations: list[Operation] = Field(default_factory=list, max_length=MAX_OPERATIONS)
+    operations: list[Operation] = Field(default_factory=list, max_length=MAX_PLAN_OPERATIONS)
     planner: str = "unknown"
 
     def fingerprint(self) -> str:

@@ -31,6 +31,8 @@ class RevertCheck(Model):
     reverts: str  # the original ticket's workflow id
     original_requester: str = ""  # may ask for the revert, never approve it
     original_approvals: int = 0  # people who approved the original: the revert needs at least as many
+    # Who asked for the changes this revert undoes or, reverting a revert, puts back: none may approve it.
+    excluded: list[str] = Field(default_factory=list)
     conflicts: list[RowConflict] = Field(default_factory=list)
     include_conflicts: bool = False
 

@@ -224,6 +224,7 @@ def test_to_scalar_makes_db_values_json_friendly() -> None:
 
     assert to_scalar(Decimal("12.50")) == 12.5
     assert to_scalar(Decimal("12")) == 12
+    assert to_scalar(Decimal("98765432109876.5432")) == "98765432109876.5432"  # more digits than a float holds
     assert to_scalar(b"abc") == "<3 bytes>"
 
 

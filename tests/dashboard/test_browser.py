@@ -20,8 +20,10 @@ from starlette.routing import Route
 from temporalio.testing import WorkflowEnvironment
 
 from core.models import OutcomeStatus, TicketStatus
+from core.names import ticket_label
 from tests.dashboard.browser import CHROMIUM, chromium, signed_in_page
 from tests.dashboard.harness import DashboardWorld, dashboard_world
+from tests.dashboard.undo_world import UndoWorld, undo_world
 from tests.support import base_url_of, bound_socket, serve
 
 pytestmark = pytest.mark.skipif(
@@ -51,6 +53,29 @@ async def world(
 @pytest.fixture(scope="module")
 async def base_url(world: DashboardWorld, listening: socket.socket) -> AsyncIterator[str]:
     async with serve(world.app, listening) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def undo_listening() -> Iterator[socket.socket]:
+    sock = bound_socket()
+    yield sock
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+async def undo(
+    local_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory, undo_listening: socket.socket
+) -> AsyncIterator[UndoWorld]:
+    """A second dashboard, on the real pipeline: reverting needs rows really changed and their images kept."""
+    public_url = base_url_of(undo_listening)
+    async with undo_world(local_env.client, tmp_path_factory.mktemp("undo"), public_url=public_url) as built:
+        yield built
+
+
+@pytest.fixture(scope="module")
+async def undo_base_url(undo: UndoWorld, undo_listening: socket.socket) -> AsyncIterator[str]:
+    async with serve(undo.app, undo_listening) as url:
         yield url
 
 
@@ -231,3 +256,45 @@ async def test_cross_site_form_post_is_refused(world: DashboardWorld, base_url: 
         await expect(page.locator(".problem")).to_contain_text("Cross-site request refused")
     status = await world.service.status(short_id)
     assert status.pending_approval and status.decisions == []
+
+
+async def test_requester_reverts_a_done_ticket_and_another_user_approves_it(
+    undo: UndoWorld, undo_base_url: str, browser: Browser, context: BrowserContext
+) -> None:
+    base_url = undo_base_url
+    invoice = await undo.unpaid_invoice()
+    before = await undo.invoice(invoice)
+    original, _ = await undo.paid_invoice_ticket()
+    label = ticket_label(original)
+
+    page = await signed_in_page(context, base_url, "bob")
+    await page.locator(f'tr[data-ticket="{original}"] a.ticket-link').click()
+    await page.wait_for_url(f"{base_url}/tickets/{original}")
+    await expect(page.locator("#ticket-status")).to_contain_text("done")
+    await expect(page.locator("#revert-form")).to_contain_text("Include changes made since (overwrite)")
+    await page.click("#revert-form button")
+    await page.wait_for_url(lambda url: url.startswith(f"{base_url}/tickets/") and not url.endswith(original))
+    revert = page.url.rsplit("/", 1)[1]
+    await expect(page.locator(".flash-ok")).to_contain_text(f"{ticket_label(revert)} reverts {label}")
+    await expect(page.locator("#reverts")).to_contain_text(f"This ticket reverts {label}")
+    await expect(page.locator("#ticket-status")).to_contain_text("awaiting approval")
+    await expect(page.locator("#plan")).to_contain_text("Proposed by revert")
+    await expect(page.locator("#preview td.changed")).to_contain_text(f"paid → {before['status']}")
+    await expect(page.locator("#conflicts")).to_contain_text(f"Nothing: every row is as {label} left it.")
+    await expect(page.locator("#cannot-decide")).to_be_visible()  # bob asked for it, so he cannot approve it
+
+    other = await browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        alice = await signed_in_page(other, base_url, "alice")
+        await alice.goto(f"{base_url}/tickets/{revert}")
+        await alice.click("#approve-form button")
+        await expect(alice.locator("#ticket-status")).to_contain_text("done")
+        await alice.locator("#reverts a").click()
+        await alice.wait_for_url(f"{base_url}/tickets/{original}")
+        await expect(alice.locator("#reverted-by")).to_contain_text(
+            f"This ticket was reverted by {ticket_label(revert)}"
+        )
+        await expect(alice.locator("#revert-form")).to_have_count(0)
+    finally:
+        await other.close()
+    assert await undo.invoice(invoice) == before

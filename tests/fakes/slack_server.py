@@ -59,6 +59,17 @@ class Message:
     metadata: dict[str, Any] | None = None
 
     @property
+    def action_ids(self) -> set[str]:
+        """The action ids of the message's buttons (not link buttons)."""
+        return {
+            str(element.get("action_id"))
+            for block in self.blocks
+            if block.get("type") == "actions"
+            for element in block.get("elements", [])
+            if element.get("type") == "button" and "url" not in element
+        }
+
+    @property
     def has_buttons(self) -> bool:
         return any(
             element.get("type") == "button" and "url" not in element

@@ -24,14 +24,14 @@ async def test_update_is_reverted(tmp_path: Path, local_env: WorkflowEnvironment
         ticket = await pipeline.service.start(pipeline.request(f"mark invoice {unpaid['id']} as paid"))
         await pipeline.approve(ticket.short_id, "alice")
         assert (await pipeline.service.result(ticket.short_id)).status is OutcomeStatus.DONE
-        revert = await pipeline.service.revert(ticket.short_id, "bob")
+        revert = await pipeline.revert(ticket.short_id, "bob")
         await pipeline.approve(revert.short_id, "carol")
         outcome = await pipeline.service.result(revert.short_id)
         assert outcome.status is OutcomeStatus.DONE, outcome.reason
         async with pipeline.databases.target_sessions() as session:
             after = (await session.execute(select(invoices).where(invoices.c.id == unpaid["id"]))).mappings().one()
         assert dict(after) == dict(before)
-        again = await pipeline.service.revert(ticket.short_id, "bob")
+        again = await pipeline.revert(ticket.short_id, "bob")
         refused = await pipeline.service.result(again.short_id)
         assert refused.status is OutcomeStatus.BLOCKED and "already reverted by" in refused.reason, refused
 
@@ -59,7 +59,7 @@ async def test_private_values_come_back_without_entering_history(
         ticket = await pipeline.service.start(request)
         await pipeline.approve(ticket.short_id, "alice", "bob")
         assert (await pipeline.service.result(ticket.short_id)).status is OutcomeStatus.DONE
-        revert = await pipeline.service.revert(ticket.short_id, "carol")
+        revert = await pipeline.revert(ticket.short_id, "carol")
         await pipeline.approve(revert.short_id, "alice", "bob")
         outcome = await pipeline.service.result(revert.short_id)
         assert outcome.status is OutcomeStatus.DONE, outcome.reason

@@ -109,7 +109,11 @@ class ScriptedActivities:
     async def validate_plan(self, input: ValidatePlanInput) -> SafetyReport:
         report = scripted_report(input.plan, self.risk, self.required_approvals)
         if input.reverts is not None:  # the original's requester may ask for the revert, not approve it
-            report.revert = RevertCheck(reverts=input.reverts.workflow_id, original_requester=self.original_requester)
+            report.revert = RevertCheck(
+                reverts=input.reverts.workflow_id,
+                original_requester=self.original_requester,
+                excluded=[self.original_requester],
+            )
         return report
 
     @activity.defn(name=names.ACTIVITY_RESOLVE_APPROVERS)

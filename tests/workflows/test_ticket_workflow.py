@@ -254,4 +254,6 @@ async def test_revert_plans_from_images_and_its_original_requester_cannot_approv
     ]
     assert fakes.executions[0].reverts == "ticket-T-original1"
     noted = [event for event in fakes.events if event.kind is AuditEventKind.REVERTED]
-    assert [(event.ticket_id, event.summary) for event in noted] == [("T-original1", f"reverted by {final.ticket_id}")]
+    assert [(event.ticket_id, event.summary) for event in noted] == [
+        ("T-original1", f"reverted by T-{final.ticket_id}")
+    ]

@@ -1,0 +1,36 @@
+"""The product's Temporal client side, from whichever layout the tree under test has.
+
+`make bench-compare` runs these benchmarks against older trees too, from before the client side
+moved from `core/` to `service/` (9fdc950). Such a tree has no `service` package, and the one an
+editable install of the working tree offers must not stand in for it: the side would run a mix
+of both trees. So `service` counts only when it comes from the tree under test.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+
+def _has_service_package() -> bool:
+    spec = importlib.util.find_spec("service")
+    if spec is None or spec.origin is None:
+        return False
+    root = os.environ.get("BENCH_PRODUCT_ROOT")  # set by bench/compare.py for each side
+    return root is None or Path(spec.origin).resolve().is_relative_to(Path(root).resolve())
+
+
+if _has_service_package():
+    from service.temporal import temporal_cli_path
+    from service.tickets import WORKFLOW_EXECUTION_TIMEOUT, StartedTicket, TicketService, new_short_id
+else:  # a tree from before service/ existed
+    from core.temporal import temporal_cli_path  # type: ignore[no-redef]
+    from core.tickets import (  # type: ignore[no-redef]
+        WORKFLOW_EXECUTION_TIMEOUT,
+        StartedTicket,
+        TicketService,
+        new_short_id,
+    )
+
+__all__ = ["WORKFLOW_EXECUTION_TIMEOUT", "StartedTicket", "TicketService", "new_short_id", "temporal_cli_path"]
