@@ -326,9 +326,12 @@ class SlackWorld:
 
     async def ticket_message_with_buttons(self, ticket_id: str) -> tuple[ButtonValue, str]:
         """The button value and ts of the ticket's message once its buttons are showing."""
+
+        def with_approve_button(message: Message) -> bool:
+            return f"T-{ticket_id}" in message.text and APPROVE_ACTION_ID in message.action_ids
+
         message = await self.fake.wait_for(
-            lambda: next((m for m in self.fake.top_level() if f"T-{ticket_id}" in m.text and m.has_buttons), None),
-            what="the approval buttons",
+            lambda: next(filter(with_approve_button, self.fake.top_level()), None), what="the approval buttons"
         )
         value = self.button_value(message)
         assert value is not None

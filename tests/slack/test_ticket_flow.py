@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from core.models import AuditEventKind, OutcomeStatus
-from rendering.slack_ids import APPROVE_ACTION_ID, REJECT_ACTION_ID, ButtonValue
+from rendering.slack_ids import APPROVE_ACTION_ID, REJECT_ACTION_ID, UNDO_ACTION_ID, ButtonValue
 from tests.pipeline import ONE_APPROVAL_PLAN, TWO_APPROVALS_PLAN
 from tests.slack.conftest import (
     ALICE,
@@ -35,7 +35,7 @@ async def test_low_risk_ticket_ends_done_with_one_message_and_outcome_in_thread(
     assert message.edits >= 1  # received → done, edited in place
     assert "Done" in message.everything and "1 row changed" in message.everything
     assert "subscriptions" in message.everything  # the plan stays readable
-    assert not message.has_buttons
+    assert message.action_ids <= {UNDO_ACTION_ID}  # no decision buttons; Undo stays for its window
     [reply] = world.fake.thread(message)
     assert f"<@{REQUESTER}>" in reply.text and "done" in reply.text
     assert await world.executions(sent.ticket_id) == 1
@@ -61,7 +61,7 @@ async def test_risky_ticket_is_approved_by_a_click_and_loses_its_buttons(world: 
     assert outcome.status is OutcomeStatus.DONE and outcome.decided_by == [CAROL]
     assert await world.executions(sent.ticket_id) == 1
     [message] = world.messages()
-    assert not message.has_buttons
+    assert message.action_ids <= {UNDO_ACTION_ID}
     assert f"Approved by <@{CAROL}>" in message.everything and "Done" in message.everything
     # Once approved, no edit of the message offers the buttons again (stages may be coalesced).
     edits = [str(call.args.get("blocks")) for call in world.calls("chat.update") if call.args.get("ts") == message.ts]
@@ -128,7 +128,7 @@ async def test_two_approvers_clicking_at_once_execute_the_plan_once(world: Slack
     assert "You approved" in world.ephemeral_for(winner)[0]
     assert "You approved" not in world.ephemeral_for(loser)[0]
     [message] = world.messages()
-    assert not message.has_buttons and f"Approved by <@{winner}>" in message.everything
+    assert message.action_ids <= {UNDO_ACTION_ID} and f"Approved by <@{winner}>" in message.everything
 
 
 async def test_reject_through_the_modal_ends_rejected_with_the_reason(world: SlackWorld) -> None:
@@ -239,7 +239,7 @@ async def test_reject_asking_for_a_new_plan_brings_new_buttons_on_the_same_messa
     assert outcome.status is OutcomeStatus.DONE and outcome.decided_by == [ALICE]
     assert "out of date" in world.ephemeral_for(ALICE)[0]
     [message] = world.messages()
-    assert not message.has_buttons and await world.executions(sent.ticket_id) == 1
+    assert message.action_ids <= {UNDO_ACTION_ID} and await world.executions(sent.ticket_id) == 1
 
 
 async def test_a_plan_needing_two_approvals_tells_the_first_approver_what_is_missing(world: SlackWorld) -> None:
