@@ -35,6 +35,7 @@ from core.models import (
     TicketRequest,
     TicketStatus,
 )
+from core.schema import TicketRow
 from core.settings import Settings
 from service.tickets import TicketService
 from tests.pipeline import ONE_APPROVAL_PLAN, activity_named, running_pipeline, with_activities
@@ -93,7 +94,18 @@ class DashboardWorld:
         request = TicketRequest(text=text, requester=requester, approval=self.settings.approval_settings())
         started = await self.service.start(request, dedupe_key=uuid.uuid4().hex)
         await self.wait_for(started.short_id, lambda status: status.stage is Stage.AWAITING_APPROVAL)
+        await self.listed_as(started.short_id, Stage.AWAITING_APPROVAL.value)
         return started.short_id
+
+    async def listed_as(self, short_id: str, status: str) -> None:
+        """Until the app DB's ticket list says `status` (the audit activity writes it just after the workflow moves)."""
+        for _ in range(300):
+            async with self.databases.app_sessions() as session:
+                row = await session.get(TicketRow, short_id)
+            if row is not None and row.status == status:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"T-{short_id} is not listed as {status}")
 
     async def executions_of(self, short_id: str) -> int:
         """How many times the plan of this ticket ran: its rows in the target DB's execution ledger."""
