@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import AsyncIterator
 
@@ -160,7 +159,7 @@ async def test_revert_puts_the_row_back_after_approval_and_refuses_a_second_time
 
     again = await running.run("revert", original, "--as", "dave", "--wait", "--json")
     assert again.exit_code == 1, again.output
-    status = json.loads(again.stdout)
+    status = json.loads(again.stdout)  # the CLI has no app DB to look first: the workflow refuses it
     assert status["outcome"]["status"] == "blocked"
     assert status["outcome"]["reason"] == f"{original} was already reverted by {revert}"
     assert await invoice_status(running, unpaid["id"]) == was
