@@ -45,6 +45,11 @@ class RowImage:
     before: dict[str, Scalar] | None
     after: dict[str, Scalar] | None
 
+    @property
+    def columns(self) -> set[str]:
+        """The columns the image holds: every column the table had when the change ran."""
+        return set(self.before or {}) | set(self.after or {})
+
 
 @dataclass(frozen=True)
 class Change:

@@ -26,7 +26,7 @@ from temporalio import activity
 
 from activities.before_images import Change, Lineage, RowImage, load_change, refusal
 from activities.plan_runner import key_of
-from activities.sql import coerce_value, reflect_target, row_to_dict
+from activities.sql import coerce_value, forget_reflection, reflect_target, row_to_dict
 from core.masking import MASK
 from core.models import (
     Assignment,
@@ -248,6 +248,9 @@ def unrevertable(change: Change, metadata: MetaData) -> str | None:
                 f"table {name} has column(s) {', '.join(kept_inexactly)} of a binary, JSON or array type, "
                 "whose values undo cannot put back exactly"
             )
+        imaged = {column for image in change.images if image.table == name for column in image.columns}
+        if imaged != set(table.columns.keys()):
+            return f"table {name}'s columns changed since it ran, so its rows cannot be put back exactly"
     return None
 
 
@@ -278,6 +281,7 @@ class RevertActivities:
     @activity.defn(name=ACTIVITY_PLAN_REVERT)
     async def plan_revert(self, input: PlanRevertInput) -> RevertPlan:
         label = ticket_label(input.ticket_id)
+        forget_reflection(self._target)  # the columns as they are now: a table altered since must be seen
         metadata = await reflect_target(self._target)
         async with self._target.connect() as connection:
             change = await load_change(connection, input.reverts.workflow_id)

@@ -22,7 +22,7 @@ from activities import safety_rules as rules
 from activities.before_images import lineage, load_change, refusal
 from activities.budget import rows_charged
 from activities.dry_run import dry_run
-from activities.sql import reflect_target
+from activities.sql import forget_reflection, reflect_target
 from core.ledger import is_ledger_table
 from core.masking import mask_row
 from core.models import (
@@ -108,6 +108,8 @@ class SafetyActivities:
     async def validate_plan(self, input: ValidatePlanInput) -> SafetyReport:
         label = ticket_label(input.ticket_id)
         policy = await self._policy.current()
+        if input.reverts is not None:  # judged against the columns as they are now (activities/revert.py)
+            forget_reflection(self._target)
         metadata = await reflect_target(self._target)
         report = await self.assess(input.plan, policy, metadata, requester=input.requester, reverts=input.reverts)
         logger.info(

@@ -15,7 +15,7 @@ from rich.markup import escape
 from cli.console import console, fail, validation_message
 from cli.errors import EXIT_BAD_INPUT, CliError
 from cli.follow import wait_for_ticket
-from cli.identity import UnknownIdentity, current_user
+from cli.identity import NotYourMachine, UnknownIdentity, acting_user
 from cli.render import outcome_panel
 from cli.session import open_session, run, settings_or_exit, ticket_ref
 from cli.tickets_commands import report_progress
@@ -60,17 +60,9 @@ def decide(
 ) -> None:
     ref = ticket_ref(ticket_id)
     settings = settings_or_exit()
-    if as_user is not None and not settings.allow_unsigned_decisions:
-        # The CLI signs what it sends: deciding in someone else's name would sign a lie.
-        fail(
-            "--as decides in someone else's name, which only a machine of your own allows "
-            "(ALLOW_UNSIGNED_DECISIONS, on under `agent-ticket dev`). Decide as your own login, "
-            "or in Slack or the dashboard.",
-            EXIT_BAD_INPUT,
-        )
-    try:
-        decider = current_user(as_user)
-    except UnknownIdentity as error:
+    try:  # the CLI signs what it sends: deciding in someone else's name would sign a lie
+        decider = acting_user(as_user, own_machine=settings.allow_unsigned_decisions, acts="decides")
+    except (UnknownIdentity, NotYourMachine) as error:
         fail(str(error), EXIT_BAD_INPUT)
     draft = build_decision(approve, decider, comment, replan=replan)
     raise typer.Exit(run(settings, _decide(settings, ref, draft, wait)))

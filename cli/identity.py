@@ -9,6 +9,26 @@ class UnknownIdentity(Exception):
     """Neither `--as` nor the operating system says who the user is."""
 
 
+class NotYourMachine(Exception):
+    """`--as` on a shared deployment: acting in someone else's name is for a machine of one's own."""
+
+
+def acting_user(as_user: str | None, *, own_machine: bool, acts: str) -> str:
+    """Who the command acts as: `--as USER` only on a machine of one's own, else the OS login.
+
+    The requester of a ticket is one the approver rules exclude, so naming someone else would
+    let a person ask for a change (or a revert) and approve it too. `own_machine` is
+    ALLOW_UNSIGNED_DECISIONS (on under `agent-ticket dev`); `acts` says what, for the message.
+    """
+    if as_user is not None and not own_machine:
+        raise NotYourMachine(
+            f"--as {acts} in someone else's name, which only a machine of your own allows "
+            "(ALLOW_UNSIGNED_DECISIONS, on under `agent-ticket dev`). Run it as your own login, "
+            "or use Slack or the dashboard."
+        )
+    return current_user(as_user)
+
+
 def current_user(as_user: str | None = None) -> str:
     """`--as USER` when given, else the OS login name; the approver rules apply to it either way.
 

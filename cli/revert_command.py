@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from cli.console import console, errors, fail
 from cli.errors import EXIT_BAD_INPUT, EXIT_FAILED
-from cli.identity import UnknownIdentity, current_user
+from cli.identity import NotYourMachine, UnknownIdentity, acting_user
 from cli.session import open_session, run, settings_or_exit, ticket_ref
 from cli.tickets_commands import follow_started
 from core.models import TicketSource
@@ -49,8 +49,8 @@ def revert(
     ref = ticket_ref(ticket_id)
     settings = settings_or_exit()
     try:
-        requester = current_user(as_user)
-    except UnknownIdentity as error:
+        requester = acting_user(as_user, own_machine=settings.allow_unsigned_decisions, acts="asks for a revert")
+    except (UnknownIdentity, NotYourMachine) as error:
         fail(str(error), EXIT_BAD_INPUT)
     raise typer.Exit(run(settings, _revert(settings, ref, requester, include_conflicts, wait, timeout, as_json)))
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cli.console import console, errors, fail, print_json, validation_message
 from cli.errors import EXIT_BAD_INPUT, EXIT_FAILED, CliError
 from cli.follow import WaitTimedOut, query_status, wait_for_ticket
-from cli.identity import UnknownIdentity, current_user
+from cli.identity import NotYourMachine, UnknownIdentity, acting_user, current_user
 from cli.render import approval_panel, outcome_panel, status_view
 from cli.session import open_app_databases, open_session, run, settings_or_exit, ticket_ref
 from cli.temporal_commands import decision_commands
@@ -57,8 +57,8 @@ def submit(
 def build_request(settings: Settings, text: str, as_user: str | None, channel: str | None) -> TicketRequest:
     """The ticket as it will start, validated before anything is contacted."""
     try:
-        requester = current_user(as_user)
-    except UnknownIdentity as error:
+        requester = acting_user(as_user, own_machine=settings.allow_unsigned_decisions, acts="files a ticket")
+    except (UnknownIdentity, NotYourMachine) as error:
         fail(str(error), EXIT_BAD_INPUT)
     try:
         clean_ticket_text(text)

@@ -171,6 +171,8 @@ class TicketService:
             raise CannotRevert(f"{label} is {state}: only a ticket that executed can be reverted")
         if outcome.execution is None or outcome.execution.rows_changed == 0:
             raise CannotRevert(f"{label} changed no rows: there is nothing to revert")
+        if self._app_sessions is not None and (undone_by := reverted_by(await self.audit_trail(ticket_ref))):
+            raise CannotRevert(f"{label} was already reverted by {ticket_label(short_id_from(undone_by))}")
         words = f"revert {label}" + (", overwriting changes made since" if include_conflicts else "")
         request = TicketRequest(
             text=words,

@@ -286,7 +286,11 @@ class SlackFrontDoor:
         user, channel = click.user.id, click.channel_id
         try:
             started = await self._service.revert(
-                click.value.workflow_id, user, approval=self._settings.approval_settings(), source=TicketSource.SLACK
+                click.value.workflow_id,
+                user,
+                approval=self._settings.approval_settings(),
+                source=TicketSource.SLACK,
+                dedupe_key=f"undo:{click.value.workflow_id}:{user}:{click.trigger_id}",  # a replayed click: one revert
             )
         except (CannotRevert, TicketNotFound) as refused:
             await self._tell(channel, user, f":no_entry_sign: Nothing to undo: {escape(str(refused))}.")

@@ -172,3 +172,20 @@ async def test_deciding_as_someone_else_is_refused_outside_a_machine_of_ones_own
     cli_env.set("ALLOW_UNSIGNED_DECISIONS", "false")
     result = await cli_env.run("approve", "T-abc123", "--as", "alice")
     assert result.exit_code == 2 and "--as decides in someone else's name" in result.output
+
+
+@pytest.mark.parametrize(
+    ("command", "acts"),
+    [
+        (["submit", "upgrade acme-corp to the pro plan"], "files a ticket"),
+        (["revert", "T-abc123"], "asks for a revert"),
+    ],
+)
+async def test_requesting_as_someone_else_is_refused_outside_a_machine_of_ones_own(
+    cli_env: CliEnv, command: list[str], acts: str
+) -> None:
+    """Red team: `revert T-x --as dave`, then approving it as oneself, met the two-person rule with
+    one person, the requester being whoever was typed. The requester is the login, as for decisions."""
+    cli_env.set("ALLOW_UNSIGNED_DECISIONS", "false")
+    result = await cli_env.run(*command, "--as", "dave")
+    assert result.exit_code == 2 and f"--as {acts} in someone else's name" in result.output

@@ -126,7 +126,8 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-async def main() -> None:
+async def serve(run: Callable[[Settings, asyncio.Event], Awaitable[None]]) -> None:
+    """A worker process's life: settings from the environment, stop on SIGTERM, `WAIT_FOR_GO`, then `run`."""
     die_with_parent()
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stdout)
     settings = load_settings(_env_file=None)
@@ -137,6 +138,15 @@ async def main() -> None:
     if os.environ.get("WAIT_FOR_GO"):
         logger.info(WAITING_LINE)
         await asyncio.to_thread(sys.stdin.readline)
+    await run(settings, stop)
+
+
+def exit_now() -> None:
+    sys.stdout.flush()
+    os._exit(0)  # the SDK's Rust bridge can abort at interpreter exit (docs: pitfalls)
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
     crash_point = os.environ.get("CRASH_POINT", "")
     if crash_point:
         await run_crashing(settings, crash_point, Path(os.environ["CRASH_MARKER_DIR"]), stop)
@@ -145,6 +155,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
-    sys.stdout.flush()
-    os._exit(0)  # the SDK's Rust bridge can abort at interpreter exit (docs: pitfalls)
+    asyncio.run(serve(run))
+    exit_now()

@@ -13,8 +13,6 @@ import asyncio
 import logging
 import os
 import re
-import signal
-import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from contextvars import ContextVar
@@ -29,9 +27,9 @@ from core.bootstrap import Databases
 from core.ledger import is_ledger_table
 from core.models import ExecutePlanInput, ExecutionResult
 from core.names import ACTIVITY_EXECUTE_PLAN
-from core.settings import Settings, load_settings
+from core.settings import Settings
 from service.temporal import connect
-from tests.durability.worker_process import LOG_FORMAT, POLLING_LINE, WAITING_LINE, die_with_parent
+from tests.durability.worker_process import POLLING_LINE, exit_now, serve
 from worker.activities import build_activity_set
 from worker.build import ActivitySet, build_workers
 from worker.main import run_workers
@@ -102,17 +100,7 @@ async def run_stalling(settings: Settings, marker_dir: Path, stop: asyncio.Event
         await databases.close()
 
 
-async def main() -> None:
-    die_with_parent()
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stdout)
-    settings = load_settings(_env_file=None)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    if os.environ.get("WAIT_FOR_GO"):
-        logger.info(WAITING_LINE)
-        await asyncio.to_thread(sys.stdin.readline)
+async def run(settings: Settings, stop: asyncio.Event) -> None:
     marker_dir = os.environ.get("STALL_MARKER_DIR", "")
     if marker_dir:
         await run_stalling(settings, Path(marker_dir), stop)
@@ -121,6 +109,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
-    sys.stdout.flush()
-    os._exit(0)  # the SDK's Rust bridge can abort at interpreter exit (docs: pitfalls)
+    asyncio.run(serve(run))
+    exit_now()

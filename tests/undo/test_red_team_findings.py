@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import JSON, Column, Integer, MetaData, Table, update
+from sqlalchemy import JSON, Column, Integer, MetaData, Table, text, update
 from temporalio.testing import WorkflowEnvironment
 
 from activities.before_images import Change, RowImage
 from activities.revert import unrevertable
 from core.approval import REVERTED_REQUESTER
-from core.demo import customers
+from core.demo import customers, demo_rows
 from core.models import (
     ApprovalSettings,
     Assignment,
@@ -139,3 +139,19 @@ def test_tables_whose_values_a_plan_cannot_carry_are_not_reverted() -> None:
 )
 def test_the_window_in_words(window: timedelta, words: str) -> None:
     assert window_in_words(window) == words
+
+
+async def test_a_table_altered_since_the_change_is_not_reverted(pipeline: Pipeline) -> None:
+    """Red team: a column added while the worker ran was missing from the images, and the revert of a
+    delete put the row back without it. A table whose columns changed since is refused."""
+    unpaid = next(row for row in demo_rows()["invoices"] if row["status"] != "paid")
+    original = await pipeline.service.start(pipeline.request(f"mark invoice {unpaid['id']} as paid"))
+    await pipeline.approve(original.short_id, "alice")
+    assert (await pipeline.service.result(original.short_id)).status is OutcomeStatus.DONE
+    async with pipeline.databases.target_engine.begin() as connection:
+        await connection.execute(text("ALTER TABLE invoices ADD COLUMN memo VARCHAR(40)"))
+
+    revert = await pipeline.revert(original.short_id, "bob")
+    outcome = await pipeline.service.result(revert.short_id)
+
+    assert outcome.status is OutcomeStatus.BLOCKED and "columns changed since" in outcome.reason, outcome.reason

@@ -26,14 +26,17 @@ from core.models import (
     Operation,
     OutcomeStatus,
     Plan,
+    RevertOf,
     Risk,
     RowConflict,
     Stage,
+    TicketRequest,
     TicketStatus,
     UpdateOperation,
 )
 from core.names import workflow_id_for
 from core.policy import load_policy_file
+from service.tickets import CannotRevert
 from tests.pipeline import REQUESTER, Pipeline, running_pipeline
 from tests.undo.support import (
     BACKENDS,
@@ -182,6 +185,13 @@ async def test_rows_deleted_or_inserted_again_since_are_conflicts(pipeline: Pipe
 # ---------------------------------------------------------------- exactly once
 
 
+def revert_request(pipeline: Pipeline, original: str) -> TicketRequest:
+    """A revert started straight on Temporal, past the front doors' check: the workflow judges it alone."""
+    return pipeline.request(f"revert T-{original}", REQUESTER).model_copy(
+        update={"reverts": RevertOf(workflow_id=workflow_id_for(original))}
+    )
+
+
 async def test_a_second_revert_is_refused_and_two_racing_reverts_run_once(pipeline: Pipeline) -> None:
     engine = pipeline.databases.target_engine
     probe = await add_probe(engine, unique_label("race"))
@@ -206,7 +216,9 @@ async def test_a_second_revert_is_refused_and_two_racing_reverts_run_once(pipeli
         racer is winner for racer in racers
     ]
 
-    again = await pipeline.revert(original, REQUESTER)
+    with pytest.raises(CannotRevert, match=f"T-{original} was already reverted by {winner.label}"):
+        await pipeline.revert(original, REQUESTER)  # the front doors' check, from the original's record
+    again = await pipeline.service.start(revert_request(pipeline, original))  # any Temporal client
     status = await _blocked(pipeline, again.short_id)
     assert status.outcome is not None
     assert status.outcome.reason == f"T-{original} was already reverted by {winner.label}"
@@ -226,7 +238,9 @@ async def test_a_revert_of_a_revert_restores_the_change(pipeline: Pipeline) -> N
     first_ledger = await ledger_row(engine, workflow_id_for(first))
     assert first_ledger is not None and first_ledger["reverts"] == workflow_id_for(original)
     assert first_ledger["reverted_by"] == workflow_id_for(second)
-    again = await pipeline.revert(original, REQUESTER)  # the original stays reverted by the first
+    with pytest.raises(CannotRevert, match=f"already reverted by T-{first}"):
+        await pipeline.revert(original, REQUESTER)  # the original stays reverted by the first
+    again = await pipeline.service.start(revert_request(pipeline, original))
     status = await _blocked(pipeline, again.short_id)
     assert status.outcome is not None and f"already reverted by T-{first}" in status.outcome.reason
 

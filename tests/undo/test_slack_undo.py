@@ -154,11 +154,11 @@ async def test_a_signed_undo_click_reverts_the_change_once(undo_world: UndoWorld
     assert outcome.status is OutcomeStatus.DONE, outcome.reason
     assert await world.invoice(unpaid["id"]) == before  # every column as it was
 
-    # A second click on the original's Undo starts nothing useful, and says why.
+    # A second click on the original's Undo starts nothing, and says why.
     seen = len(world.fake.ephemeral_for(CAROL, CHANNEL))
     again = slack.click_body(UNDO_ACTION_ID, undo, CAROL, message_ts=done.ts)
     await slack.post(again, signed_headers(again))
-    refusal = await world.answer_to(CAROL, "will not revert", seen)
+    refusal = await world.answer_to(CAROL, "Nothing to undo", seen)
     assert f"T-{original} was already reverted by {revert_label}" in refusal, refusal
     assert await world.invoice(unpaid["id"]) == before
 
