@@ -28,11 +28,10 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench.machine_load import LoadMonitor, LoadSummary
-from bench.product import temporal_cli_path
+from bench.product import build_settings, temporal_cli_path
 from cli.devserver import SERVER_TUNING, die_with_parent
 from core.bootstrap import Databases, init_databases
 from core.settings import Settings
-from tests.pipeline import pipeline_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_ROOT = Path(__file__).resolve().parent / "results"
@@ -406,7 +405,7 @@ def temporal_versions() -> str:
 
 def bench_settings(data_dir: Path, address: str, task_queue: str, **overrides: Any) -> Settings:
     """The product's defaults in a fresh data dir: SQLite, offline planner, log-only notifications."""
-    return pipeline_settings(data_dir, task_queue, temporal_address=address, **overrides)
+    return build_settings(data_dir, task_queue, temporal_address=address, **overrides)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -29,11 +29,11 @@ from bench.harness import (
     unpaid_invoice_ids,
     workdir,
 )
-from bench.product import StartedTicket, TicketService
+from bench.product import APPROVERS, StartedTicket, TicketService
 from core.bootstrap import Databases
 from core.models import DecisionSource, OutcomeStatus, Stage, TicketRequest
 from core.schema import TicketRow
-from tests.pipeline import APPROVERS, REQUESTER
+from tests.pipeline import REQUESTER
 
 TARGET_CPU_PERCENT = 1.0
 TARGET_RSS_MB = 300.0

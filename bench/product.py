@@ -1,4 +1,4 @@
-"""The product's Temporal client side, from whichever layout the tree under test has.
+"""The product's Temporal client side and the tests' settings builder, from whichever layout the tree has.
 
 `make bench-compare` runs these benchmarks against older trees too, from before the client side
 moved from `core/` to `service/` (9fdc950). Such a tree has no `service` package, and the one an
@@ -33,4 +33,18 @@ else:  # a tree from before service/ existed
         new_short_id,
     )
 
-__all__ = ["WORKFLOW_EXECUTION_TIMEOUT", "StartedTicket", "TicketService", "new_short_id", "temporal_cli_path"]
+if importlib.util.find_spec("tests.support") is not None:
+    from tests.support import APPROVERS, build_settings
+else:  # before the tests' one support layer (tests/support.py)
+    from tests.pipeline import APPROVERS  # type: ignore[attr-defined,no-redef]
+    from tests.pipeline import pipeline_settings as build_settings  # type: ignore[attr-defined,no-redef]
+
+__all__ = [
+    "APPROVERS",
+    "WORKFLOW_EXECUTION_TIMEOUT",
+    "StartedTicket",
+    "TicketService",
+    "build_settings",
+    "new_short_id",
+    "temporal_cli_path",
+]
