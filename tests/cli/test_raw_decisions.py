@@ -109,9 +109,10 @@ async def test_unsigned_commands_are_ignored_without_the_setting(
         )
     )
     try:
-        submitted = await cli_env.run("submit", HIGH_RISK, "--wait", "--as", "dave", "--json")
+        # Filed as the login: `--as` is refused where signatures are required.
+        submitted = await cli_env.run("submit", HIGH_RISK, "--wait", "--json")
         ticket = TicketStatus.model_validate_json(submitted.stdout).ticket_id
-        quick = await cli_env.run("submit", "upgrade acme-corp to the pro plan", "--as", "dave", "--json")
+        quick = await cli_env.run("submit", "upgrade acme-corp to the pro plan", "--json")
         assert quick.exit_code == 0, quick.output
         started = json.loads(quick.stdout)  # without --wait: what was started, nothing else on stdout
         assert started["workflow_id"] == f"ticket-{started['ticket_id']}" and started["already_existed"] is False
