@@ -60,12 +60,12 @@ DECISION_TIMEOUT_SECONDS = 5.0
 VERDICT_POLL_SECONDS = 0.05
 # Long enough for the longest approval wait plus execution; the workflow enforces its own deadline.
 WORKFLOW_EXECUTION_TIMEOUT = timedelta(days=60)
-# How long a worker may hold one workflow task before Temporal gives it to another (the SDK's default
-# is 10 s). A worker that dies inside one (a local activity: context, validation, the audit) stalls its
-# ticket this long. The SDK keeps a longer local activity's task alive by heartbeating it at 80 % of
-# this, so only a worker that cannot answer for 2 s loses its task: at full load tasks ran for at most
-# a few hundred ms (bench/throughput.py, bench/notes.md).
-WORKFLOW_TASK_TIMEOUT = timedelta(seconds=2)
+# How long a worker may hold one workflow task before Temporal gives it to another. A worker that
+# dies inside one (a local activity: context, validation, the audit) stalls its ticket this long.
+# 2 s bought recovery from such a kill, but a saturated worker (a burst of 1,500 tickets in the ack
+# benchmark) then ran past it, lost its tasks to time-outs and replays, and did not drain in 10
+# minutes; 10 s (the SDK's default) drains (bench/notes.md).
+WORKFLOW_TASK_TIMEOUT = timedelta(seconds=10)
 
 
 class CannotRevert(ValueError):
