@@ -7,6 +7,8 @@ unhandled (HTTP 400) and starts nothing. The ids and button values they carry ar
 
 from __future__ import annotations
 
+from typing import Self
+
 from pydantic import Field
 
 from rendering.slack_ids import (
@@ -66,6 +68,18 @@ class Click(SlackPayload):
     def channel_id(self) -> str | None:
         return self.channel.id if self.channel else self.container.channel_id
 
+    @property
+    def value(self) -> object:
+        """The button's value, decoded by the subclass for its button (a bad value raises)."""
+        return self.action.value
+
+    @classmethod
+    def parse(cls, body: dict[str, object]) -> Self:
+        """Validate the payload including the button value, so a bad value is refused as a whole."""
+        click = cls.model_validate(body)
+        click.value  # noqa: B018 - decoding is the validation
+        return click
+
 
 class ButtonClick(Click):
     """A click on one of our Approve / Reject buttons."""
@@ -74,13 +88,6 @@ class ButtonClick(Click):
     def value(self) -> ButtonValue:
         return ButtonValue.decode(self.action.value)
 
-    @classmethod
-    def parse(cls, body: dict[str, object]) -> ButtonClick:
-        """Validate the payload including the button value, so a bad value is refused as a whole."""
-        click = cls.model_validate(body)
-        click.value  # noqa: B018 - decoding is the validation
-        return click
-
 
 class UndoClick(Click):
     """A click on a done ticket's Undo button."""
@@ -88,12 +95,6 @@ class UndoClick(Click):
     @property
     def value(self) -> UndoValue:
         return UndoValue.decode(self.action.value)
-
-    @classmethod
-    def parse(cls, body: dict[str, object]) -> UndoClick:
-        click = cls.model_validate(body)
-        click.value  # noqa: B018 - decoding is the validation
-        return click
 
 
 class SelectedOption(SlackPayload):
