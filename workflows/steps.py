@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -68,8 +69,11 @@ def _duration(bound: timedelta) -> str:
     return f"{minutes} min" if minutes else f"{int(bound.total_seconds())} s"
 
 
-async def run_step(step: Step, argument: Any) -> Any:
-    """Run `step`; a `FailureError` (local or not) once every policy is spent."""
+async def run_step(step: Step, argument: Any, before_durable: Callable[[], Awaitable[object]] | None = None) -> Any:
+    """Run `step`; a `FailureError` (local or not) once every policy is spent.
+
+    `before_durable` runs when a local step falls back to the durable activity, which may wait minutes.
+    """
     if step.local is not None:
         try:
             return await workflow.execute_local_activity(
@@ -83,6 +87,8 @@ async def run_step(step: Step, argument: Any) -> Any:
             if permanent(error) is not None:
                 raise
             workflow.logger.warning("%s did not succeed locally (%s); retrying it durably", step.name, describe(error))
+            if before_durable is not None:
+                await before_durable()
     return await workflow.execute_activity(
         step.name,
         argument,

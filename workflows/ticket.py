@@ -187,8 +187,9 @@ class TicketWorkflow:
     async def run(self, request: TicketRequest) -> TicketOutcome:
         delivering = asyncio.create_task(self._delivery.run())
         if request.continued is None:
+            # Written with the next batch: before the first step that leaves this worker or waits, in
+            # the ticket's first workflow task when the context read succeeds locally.
             self._record(AuditEventKind.SUBMITTED, f"submitted via {request.source.value}", request=request)
-            await self._audit.flush()  # the ticket is listed (app DB) as soon as it is acknowledged
         self._delivery.want()
         try:
             outcome = await self._process(self._status.request)
@@ -548,7 +549,7 @@ class TicketWorkflow:
         if step.local is None:
             await self._leave()
         try:
-            return await run_step(step, argument)
+            return await run_step(step, argument, before_durable=self._leave)
         except FailureError as error:
             raise TicketFailed(f"{step.name} failed: {describe(error, step.options.schedule_to_close)}") from error
 

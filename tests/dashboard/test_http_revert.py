@@ -41,7 +41,7 @@ async def _post_revert(client: httpx.AsyncClient, short_id: str, form: dict[str,
 
 
 async def _reverts_of(undo: UndoWorld, short_id: str) -> int:
-    """How many tickets were filed to revert `short_id` (the app DB lists each as it starts)."""
+    """How many tickets were filed to revert `short_id` (the app DB lists each from its first audit batch)."""
     async with undo.pipeline.databases.app_sessions() as session:
         count = await session.scalar(
             select(func.count()).select_from(TicketRow).where(TicketRow.text.like(f"revert {ticket_label(short_id)}%"))
@@ -63,9 +63,9 @@ async def test_revert_button_starts_the_revert_which_puts_the_row_back_and_links
         assert revert != original
         again = await _post_revert(bob, original, form)  # the same click, sent twice
         assert again.status_code == 303 and again.headers["location"] == location
-        assert await _reverts_of(undo, original) == 1
 
         status = await undo.wait_until_settled(revert)
+        assert await _reverts_of(undo, original) == 1  # listed once it has left the worker; the same click filed one
         assert status.stage is Stage.AWAITING_APPROVAL, status.outcome
         assert status.request.reverts is not None and status.request.reverts.workflow_id == f"ticket-{original}"
         assert (status.request.requester, status.request.source) == ("bob", TicketSource.DASHBOARD)
@@ -103,8 +103,13 @@ async def test_forged_cross_site_and_signed_out_posts_start_nothing(undo: UndoWo
     async with http_client(undo.app) as stranger:
         signed_out = await _post_revert(stranger, original, form)
         assert signed_out.status_code == 401 and "Sign in" in signed_out.text
-    assert await _reverts_of(undo, original) == 0
     assert (await undo.status(original)).outcome is not None
+    # A genuine click afterwards: once its revert is listed, any the refused posts had started would be too.
+    async with signed_in(undo, "bob") as bob:
+        genuine = await _post_revert(bob, original, await _revert_form(bob, original))
+        assert genuine.status_code == 303, genuine.text
+    await undo.wait_until_settled(genuine.headers["location"].removeprefix("/tickets/"))
+    assert await _reverts_of(undo, original) == 1
 
 
 async def test_a_ticket_that_is_not_done_cannot_be_reverted(undo: UndoWorld) -> None:
@@ -125,9 +130,9 @@ async def test_a_ticket_that_is_not_done_cannot_be_reverted(undo: UndoWorld) -> 
         assert 'id="approve-form"' in refused.text  # the ticket's page, with the problem above it
         missing = await _post_revert(bob, "nosuchticket", form)
         assert missing.status_code == 404 and "There is no ticket T-nosuchticket" in missing.text
-    assert await _reverts_of(undo, pending) == 0
     await undo.pipeline.approve(pending, "alice")
     assert (await undo.pipeline.service.result(pending)).status is OutcomeStatus.DONE
+    assert await _reverts_of(undo, pending) == 0  # by now a revert the refused post had started would be listed
 
 
 async def test_a_row_changed_since_is_shown_before_after_now_and_blocks_unless_overwriting(undo: UndoWorld) -> None:

@@ -78,6 +78,7 @@ class ScriptedActivities:
     allow_unsigned: bool = True
     trail: list[str] = field(default_factory=list)  # audit writes and steps that leave the worker, in order
     original_requester: str = "erin"  # of the ticket a revert undoes
+    context_down_locally: bool = False  # the context read fails on the worker's local tries, then works durably
 
     @activity.defn(name=names.ACTIVITY_RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> None:
@@ -90,6 +91,11 @@ class ScriptedActivities:
 
     @activity.defn(name=names.ACTIVITY_GATHER_CONTEXT)
     async def gather_context(self, input: GatherContextInput) -> TicketContext:
+        if activity.info().is_local:
+            if self.context_down_locally:
+                raise ApplicationError("target DB down (scripted)")
+        else:  # the durable retry leaves the worker: it is on the trail
+            self.trail.append("context")
         return TicketContext()
 
     @activity.defn(name=names.ACTIVITY_PLAN_TICKET)

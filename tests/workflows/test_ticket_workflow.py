@@ -83,6 +83,18 @@ async def test_low_risk_ticket_executes_without_approval(time_env: WorkflowEnvir
     assert fakes.notifications[-1].event is NotifyEvent.OUTCOME
 
 
+async def test_a_ticket_whose_context_read_must_wait_is_on_record_before_it_waits(
+    time_env: WorkflowEnvironment,
+) -> None:
+    """The submitted event goes out with the context's batch, unless the read falls back to durable retries."""
+    fakes = ScriptedActivities(risk=Risk.LOW, context_down_locally=True)
+    async with running(time_env, fakes, request()) as handle:
+        outcome = await handle.result()
+    assert outcome.status is OutcomeStatus.DONE
+    steps = [step for step in fakes.trail if not step.startswith("notify")]
+    assert steps[:4] == ["audit submitted", "context", "audit context_gathered", "plan"]
+
+
 async def test_the_audit_is_written_before_each_step_that_leaves_and_no_patch_is_asked(
     time_env: WorkflowEnvironment,
 ) -> None:
@@ -93,8 +105,7 @@ async def test_the_audit_is_written_before_each_step_that_leaves_and_no_patch_is
     steps = [step for step in fakes.trail if not step.startswith("notify")]
     # Audit writes and steps that leave the worker, in order: the log shows every step before what follows it.
     assert steps == [
-        "audit submitted",
-        "audit context_gathered",
+        "audit submitted context_gathered",
         "plan",
         "audit planned validated decided",
         "execute",
