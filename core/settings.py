@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"
     openai_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    # Plans started per second on the LLM queue, across every LLM worker (Temporal enforces it on the
+    # queue); unset: no limit. Set below the provider's rate limit so a burst queues instead of drawing 429s.
+    llm_activities_per_second: float | None = Field(default=None, gt=0)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

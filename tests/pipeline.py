@@ -141,7 +141,10 @@ async def running_pipeline(
         if adjust is not None:
             activities = adjust(activities)
         stack.push_async_callback(activities.close)
-        for worker in build_workers(client, activities, task_queue=queue):
+        workers = build_workers(
+            client, activities, task_queue=queue, llm_activities_per_second=settings.llm_activities_per_second
+        )
+        for worker in workers:
             await stack.enter_async_context(worker)
         service = TicketService(client, databases.app_sessions, queue, signing_key=settings.signing_key)
         yield Pipeline(settings, databases, client, service)

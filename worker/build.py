@@ -78,8 +78,13 @@ def build_workers(
     max_concurrent_activities: int = 100,
     max_cached_workflows: int = MAX_CACHED_WORKFLOWS,
     graceful_shutdown: timedelta = timedelta(0),
+    llm_activities_per_second: float | None = None,
 ) -> list[Worker]:
-    """Workers for `role`; on shutdown, running activities get `graceful_shutdown` to finish."""
+    """Workers for `role`; on shutdown, running activities get `graceful_shutdown` to finish.
+
+    `llm_activities_per_second` caps plans started per second on the whole LLM queue: the server
+    enforces it across every worker that polls the queue, so excess plans wait in it.
+    """
     workers = []
     if role in (QueueRole.WORKFLOWS, QueueRole.ALL):
         workers.append(
@@ -104,6 +109,7 @@ def build_workers(
                 task_queue=llm_queue_for(task_queue),
                 activities=list(activities.llm_queue),
                 max_concurrent_activities=max_concurrent_activities,
+                max_task_queue_activities_per_second=llm_activities_per_second,
                 max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
                 graceful_shutdown_timeout=graceful_shutdown,
                 interceptors=[ActivityMetricsInterceptor()],

@@ -53,6 +53,7 @@ async def run_workers(
             task_queue=settings.temporal_task_queue,
             role=role,
             graceful_shutdown=timedelta(seconds=settings.worker_shutdown_grace_seconds),
+            llm_activities_per_second=settings.llm_activities_per_second,
         )
         async with AsyncExitStack() as stack:
             stack.push_async_callback(activities.close)
