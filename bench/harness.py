@@ -431,7 +431,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "OPENAI_API_KEY": settings.openai_api_key,
         "SLACK_BOT_TOKEN": settings.slack_bot_token,
         "SLACK_SIGNING_SECRET": settings.slack_signing_secret,
-        "DECISION_SIGNING_KEY": settings.decision_signing_key,  # the bot signs decisions, the worker checks them
+        # The bot signs decisions, the worker checks them (trees from before signed decisions have no key).
+        "DECISION_SIGNING_KEY": getattr(settings, "decision_signing_key", None),
     }
     for name, secret in secrets.items():
         if secret is not None:

@@ -85,6 +85,10 @@ def build_decision(approve: bool, decider: str, comment: str, *, replan: bool = 
         fail(validation_message(error, names), EXIT_BAD_INPUT)
 
 
+def finished_already(label: str, status: TicketStatus) -> str:
+    return f"{label} is not waiting for approval: it has finished ({status.status_label})."
+
+
 def moved_on(status: TicketStatus, request_id: str) -> bool:
     """The ticket left the approval request the decision was for (finished, re-planned, continued as new)."""
     return status.outcome is not None or status.approval is None or status.approval.request_id != request_id
@@ -107,11 +111,13 @@ async def _decide(settings: Settings, ref: str, draft: Decision, wait: bool) -> 
     except TicketNotFound as closed:
         if before.outcome is None:
             raise
-        raise CliError(f"{label} is not waiting for approval: it has finished ({before.status_label}).") from closed
+        raise CliError(finished_already(label, before)) from closed
     if record is None:
         console.print(f"No worker answered; the decision on {label} was sent and is judged when one is back.")
         return 0
     if not record.accepted:
+        if before.outcome is not None:  # the run is still settling its last messages: the same answer as once closed
+            raise CliError(finished_already(label, before))
         raise CliError(f"The ticket did not count the decision: {record.reason}.")
     verb = "Sent back for a new plan" if decision.replan else ("Approved" if decision.approve else "Rejected")
     console.print(f"{verb}: {label} as {escape(decision.decider)}.")
