@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     openai_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
     # Plans started per second on the LLM queue, across every LLM worker (Temporal enforces it on the
     # queue); unset: no limit. Set below the provider's rate limit so a burst queues instead of drawing 429s.
-    llm_activities_per_second: float | None = Field(default=None, gt=0)
+    # At least 0.1/s: a plan waits at most 30 min in the queue, so a lower limit fails any real burst.
+    llm_activities_per_second: float | None = Field(default=None, ge=0.1, le=10_000, allow_inf_nan=False)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

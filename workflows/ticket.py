@@ -187,9 +187,10 @@ class TicketWorkflow:
     async def run(self, request: TicketRequest) -> TicketOutcome:
         delivering = asyncio.create_task(self._delivery.run())
         if request.continued is None:
-            # Written with the next batch: before the first step that leaves this worker or waits, in
-            # the ticket's first workflow task when the context read succeeds locally.
             self._record(AuditEventKind.SUBMITTED, f"submitted via {request.source.value}", request=request)
+            # On record (and listed) before anything else: a context read on a hanging target DB holds
+            # the first workflow task for seconds, and the task then completes early, its delivery with it.
+            await self._audit.flush()
         self._delivery.want()
         try:
             outcome = await self._process(self._status.request)

@@ -12,11 +12,13 @@ import asyncio
 import uuid
 from pathlib import Path
 
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from core import names
 from core.models import OutcomeStatus
+from core.settings import ConfigError, load_settings
 from service.tickets import TicketService
 from tests.pipeline import running_pipeline
 from tests.support import build_settings
@@ -58,3 +60,17 @@ async def test_a_burst_plans_no_faster_than_the_llm_limit(tmp_path: Path, local_
     # Six plans at two a second: the last starts at least ~2 s after the first (a burst of one or two allowed).
     spread = starts[-1] - starts[0]
     assert spread >= (TICKETS - 2) / PER_SECOND * 0.9, f"plans started {spread:.2f} s apart in all: {starts}"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1e-300", "0.05", "inf", "1e400", "nan", "1e9", "abc"])
+def test_a_limit_that_would_stall_planning_or_means_nothing_is_a_config_error(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLM_ACTIVITIES_PER_SECOND", value)
+    with pytest.raises(ConfigError, match="LLM_ACTIVITIES_PER_SECOND"):
+        load_settings(_env_file=None)
+
+
+def test_a_sensible_limit_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_ACTIVITIES_PER_SECOND", "0.5")
+    assert load_settings(_env_file=None).llm_activities_per_second == 0.5

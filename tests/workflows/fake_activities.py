@@ -91,11 +91,11 @@ class ScriptedActivities:
 
     @activity.defn(name=names.ACTIVITY_GATHER_CONTEXT)
     async def gather_context(self, input: GatherContextInput) -> TicketContext:
-        if activity.info().is_local:
-            if self.context_down_locally:
-                raise ApplicationError("target DB down (scripted)")
-        else:  # the durable retry leaves the worker: it is on the trail
+        if not activity.info().is_local:  # the durable retry leaves the worker: it is on the trail
             self.trail.append("context")
+        elif self.context_down_locally:
+            self.trail.append("context tried locally")
+            raise ApplicationError("target DB down (scripted)")
         return TicketContext()
 
     @activity.defn(name=names.ACTIVITY_PLAN_TICKET)

@@ -86,13 +86,14 @@ async def test_low_risk_ticket_executes_without_approval(time_env: WorkflowEnvir
 async def test_a_ticket_whose_context_read_must_wait_is_on_record_before_it_waits(
     time_env: WorkflowEnvironment,
 ) -> None:
-    """The submitted event goes out with the context's batch, unless the read falls back to durable retries."""
+    """Listed before the first try to read the context, and whatever it learnt is on record before it waits."""
     fakes = ScriptedActivities(risk=Risk.LOW, context_down_locally=True)
     async with running(time_env, fakes, request()) as handle:
         outcome = await handle.result()
     assert outcome.status is OutcomeStatus.DONE
     steps = [step for step in fakes.trail if not step.startswith("notify")]
-    assert steps[:4] == ["audit submitted", "context", "audit context_gathered", "plan"]
+    assert steps[0] == "audit submitted" and steps[1] == "context tried locally"
+    assert steps[steps.index("context") :][:3] == ["context", "audit context_gathered", "plan"]
 
 
 async def test_the_audit_is_written_before_each_step_that_leaves_and_no_patch_is_asked(
@@ -105,7 +106,8 @@ async def test_the_audit_is_written_before_each_step_that_leaves_and_no_patch_is
     steps = [step for step in fakes.trail if not step.startswith("notify")]
     # Audit writes and steps that leave the worker, in order: the log shows every step before what follows it.
     assert steps == [
-        "audit submitted context_gathered",
+        "audit submitted",
+        "audit context_gathered",
         "plan",
         "audit planned validated decided",
         "execute",
