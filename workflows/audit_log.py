@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 
 from temporalio import workflow
 from temporalio.exceptions import FailureError
@@ -48,10 +49,11 @@ class AuditLog:
         key = f"{workflow.info().run_id}/{signature}/{occurrence}"
         self._queue.append(event.model_copy(update={"detail": {**event.detail, names.AUDIT_EVENT_KEY: key}}))
 
-    async def flush(self) -> bool:
+    async def flush(self, before_durable: Callable[[], Awaitable[object]] | None = None) -> bool:
         """Write every queued event, in order; False if the log refused these or earlier ones for good (logged).
 
         An earlier refusal counts too: the steps that led here are not all on record, whatever this batch did.
+        `before_durable` runs if the local tries fail and the batch goes on to wait for the app DB.
         """
         batch, self._queue = self._queue, []
         if not batch:
@@ -59,7 +61,7 @@ class AuditLog:
         self._batches += 1
         key = f"{workflow.info().run_id}/{self._batches}"
         try:
-            await run_step(WRITE_EVENTS, RecordEventsInput(events=batch, batch_key=key))
+            await run_step(WRITE_EVENTS, RecordEventsInput(events=batch, batch_key=key), before_durable)
         except FailureError as error:
             kinds = [event.kind.value for event in batch]
             workflow.logger.error("audit events %s could not be recorded: %s", kinds, describe(error))

@@ -102,6 +102,7 @@ class TicketWorkflow:
         self._delivery = MessageDelivery(self._status, self._audit.queue)
         self._rounds_this_run = 0
         self._rows_changed = 0
+        self._outcome_told = False
         self._decisions_received = 0
         self._decisions_judged = 0
         self._approvers: list[str] | None = None
@@ -196,6 +197,7 @@ class TicketWorkflow:
             outcome = await self._process(self._status.request)
         except TicketFailed as failure:
             outcome = self._finish(OutcomeStatus.FAILED, str(failure))
+        await self._settle_outcome()
         if request.reverts is not None and outcome.status is OutcomeStatus.DONE:
             await self._note_on_original(request.reverts)
         await self._close()
@@ -524,8 +526,22 @@ class TicketWorkflow:
         ticket_metrics.ticket_finished(status.value, self._status.created_at)
         kind = AuditEventKind.FAILED if status is OutcomeStatus.FAILED else AuditEventKind.FINISHED
         self._record(kind, f"{status.value}: {reason}", status=status.value)
-        self._delivery.want(NotifyEvent.OUTCOME)
         return outcome
+
+    async def _settle_outcome(self) -> None:
+        """The outcome goes on record, then to the channel; an app DB that is down does not hold the telling.
+
+        Told in the same workflow task as the audit write, the delivery's status query met the task that
+        records the write still running and waited about a second for it (bench/notes.md, item 18).
+        """
+        self._index.flush()
+        await self._audit.flush(before_durable=self._tell_outcome)
+        await self._tell_outcome()
+
+    async def _tell_outcome(self) -> None:
+        if not self._outcome_told:
+            self._outcome_told = True
+            self._delivery.want(NotifyEvent.OUTCOME)
 
     async def _close(self) -> None:
         """Before the run ends: the outcome is on record at once; then every owed message and decision settles."""

@@ -114,6 +114,8 @@ async def test_the_audit_is_written_before_each_step_that_leaves_and_no_patch_is
         "audit executed finished",
         "audit notified",
     ]
+    # The outcome is on record before it is told (and the telling's status query never meets that write's task).
+    assert fakes.trail.index("notify outcome") > fakes.trail.index("audit executed finished")
     markers = [event.marker_recorded_event_attributes for event in history.events if event.event_type == MARKER]
     assert not [marker for marker in markers if marker.marker_name == "core_patch"]  # one baseline, no patches
     # The Slack message catches up beside the ticket: the newest state each time, the outcome once.
