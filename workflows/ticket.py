@@ -9,6 +9,7 @@ the Slack message follows beside it (workflows/delivery.py), never in its way.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -534,8 +535,7 @@ class TicketWorkflow:
         Told in the same workflow task as the audit write, the delivery's status query met the task that
         records the write still running and waited about a second for it (bench/notes.md, item 18).
         """
-        self._index.flush()
-        await self._audit.flush(before_durable=self._tell_outcome)
+        await self._leave(before_durable=self._tell_outcome)
         await self._tell_outcome()
 
     async def _tell_outcome(self) -> None:
@@ -544,7 +544,7 @@ class TicketWorkflow:
             self._delivery.want(NotifyEvent.OUTCOME)
 
     async def _close(self) -> None:
-        """Before the run ends: the outcome is on record at once; then every owed message and decision settles."""
+        """Before the run ends: events queued since the outcome go on record; then owed messages and decisions end."""
         await self._leave()
         while True:
             await workflow.wait_condition(
@@ -566,7 +566,7 @@ class TicketWorkflow:
         if step.local is None:
             await self._leave()
         try:
-            return await run_step(step, argument, before_durable=self._leave)
+            return await run_step(step, argument)
         except FailureError as error:
             raise TicketFailed(f"{step.name} failed: {describe(error, step.options.schedule_to_close)}") from error
 
@@ -594,7 +594,10 @@ class TicketWorkflow:
             )
         )
 
-    async def _leave(self) -> bool:
-        """The ticket is about to leave this worker: visibility and the audit log catch up first."""
+    async def _leave(self, before_durable: Callable[[], Awaitable[object]] | None = None) -> bool:
+        """The ticket is about to leave this worker: visibility and the audit log catch up first.
+
+        `before_durable` runs if the audit's local tries fail and it goes on to wait for the app DB.
+        """
         self._index.flush()
-        return await self._audit.flush()
+        return await self._audit.flush(before_durable)

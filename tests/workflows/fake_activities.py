@@ -13,6 +13,7 @@ from activities.decision_proof import DecisionProofActivities
 from activities.notify import NotifyActivities
 from core import names
 from core.models import (
+    AuditEventKind,
     ExecutePlanInput,
     ExecutionResult,
     Filter,
@@ -79,9 +80,14 @@ class ScriptedActivities:
     trail: list[str] = field(default_factory=list)  # audit writes and steps that leave the worker, in order
     original_requester: str = "erin"  # of the ticket a revert undoes
     context_down_locally: bool = False  # the context read fails on the worker's local tries, then works durably
+    # The app DB goes down as the ticket ends: the outcome's batch fails locally and on its first durable try.
+    app_db_down_at_the_end: bool = False
 
     @activity.defn(name=names.ACTIVITY_RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> None:
+        ending = any(event.kind in (AuditEventKind.FINISHED, AuditEventKind.FAILED) for event in batch.events)
+        if self.app_db_down_at_the_end and ending and (activity.info().is_local or activity.info().attempt == 1):
+            raise ApplicationError("app DB down (scripted)")
         await self.append(batch.events)
 
     async def append(self, events: Sequence[RecordEventInput], *, key: str | None = None) -> None:

@@ -96,6 +96,19 @@ async def test_a_ticket_whose_context_read_must_wait_is_on_record_before_it_wait
     assert steps[steps.index("context") :][:3] == ["context", "audit context_gathered", "plan"]
 
 
+async def test_an_app_db_down_as_the_ticket_ends_does_not_hold_back_telling_the_outcome(
+    time_env: WorkflowEnvironment,
+) -> None:
+    fakes = ScriptedActivities(risk=Risk.LOW, app_db_down_at_the_end=True)
+    async with running(time_env, fakes, request()) as handle:
+        outcome = await handle.result()
+    assert outcome.status is OutcomeStatus.DONE
+    # Told while the outcome's batch waits for the app DB; then on record, once.
+    assert fakes.trail.index("notify outcome") < fakes.trail.index("audit executed finished")
+    kinds = [event.kind for event in fakes.events]
+    assert kinds.count(AuditEventKind.FINISHED) == 1 and kinds[-1] is AuditEventKind.NOTIFIED
+
+
 async def test_the_audit_is_written_before_each_step_that_leaves_and_no_patch_is_asked(
     time_env: WorkflowEnvironment,
 ) -> None:
