@@ -31,10 +31,16 @@ class AuditLog:
         self._seen: dict[str, int] = {}
         self._batches = 0
         self._refused = 0  # batches the log refused for good: the record of this ticket has a gap
+        self._writing = False  # one batch at a time, so batches reach the log in the order they were queued
+        self._waiting = False  # the batch being written failed its local tries: it waits for the app DB
 
     @property
     def has_queued(self) -> bool:
         return bool(self._queue)
+
+    @property
+    def writing(self) -> bool:
+        return self._writing
 
     def queue(self, event: RecordEventInput) -> None:
         """Queue `event` with a key of its own: the n-th event of this content in this run.
@@ -53,20 +59,39 @@ class AuditLog:
         """Write every queued event, in order; False if the log refused these or earlier ones for good (logged).
 
         An earlier refusal counts too: the steps that led here are not all on record, whatever this batch did.
-        `before_durable` runs if the local tries fail and the batch goes on to wait for the app DB.
+        `before_durable` runs once the flush waits for the app DB: this batch's local tries failed, or an
+        earlier batch, written meanwhile by another part of the workflow, already waits for it.
         """
+        if self._writing:
+            await self._after_the_batch_being_written(before_durable)
         batch, self._queue = self._queue, []
         if not batch:
             return self._refused == 0
         self._batches += 1
         key = f"{workflow.info().run_id}/{self._batches}"
+
+        async def waiting_for_the_app_db() -> None:
+            self._waiting = True
+            if before_durable is not None:
+                await before_durable()
+
+        self._writing = True
         try:
-            await run_step(WRITE_EVENTS, RecordEventsInput(events=batch, batch_key=key), before_durable)
+            await run_step(WRITE_EVENTS, RecordEventsInput(events=batch, batch_key=key), waiting_for_the_app_db)
         except FailureError as error:
             kinds = [event.kind.value for event in batch]
             workflow.logger.error("audit events %s could not be recorded: %s", kinds, describe(error))
             self._refused += 1
+        finally:
+            self._writing = self._waiting = False
         return self._refused == 0
+
+    async def _after_the_batch_being_written(self, before_durable: Callable[[], Awaitable[object]] | None) -> None:
+        if before_durable is not None:
+            await workflow.wait_condition(lambda: not self._writing or self._waiting)
+            if self._writing:
+                await before_durable()
+        await workflow.wait_condition(lambda: not self._writing)
 
     async def note_elsewhere(self, event: RecordEventInput) -> None:
         """One event on another ticket's record (a revert, on the ticket it undid); a failure is only logged.

@@ -104,6 +104,7 @@ class TicketWorkflow:
         self._rounds_this_run = 0
         self._rows_changed = 0
         self._outcome_told = False
+        self._writing_beside: asyncio.Task[bool] | None = None  # the audit batch written beside the approval wait
         self._decisions_received = 0
         self._decisions_judged = 0
         self._approvers: list[str] | None = None
@@ -387,8 +388,11 @@ class TicketWorkflow:
     async def _wait_for_verdict(self, gate: ApprovalGate, request: TicketRequest) -> None:
         """Wait, using no CPU, for enough approvals, a rejection or the deadline; remind on the way."""
         approval = gate.request
+        # The decisions' events are written beside the wait, so a verdict or the deadline is acted on
+        # (and a rejection told) while the app DB is down; `AuditLog` keeps the batches in order.
         while True:
-            await self._leave()
+            if self._audit.has_queued and not self._audit.writing:
+                self._writing_beside = asyncio.create_task(self._leave())
             if gate.verdict is not Verdict.PENDING:
                 return
             now = workflow.now()
@@ -397,7 +401,7 @@ class TicketWorkflow:
             wake_at = approval.reminder_at if approval.reminder_at and now < approval.reminder_at else approval.deadline
             try:
                 await workflow.wait_condition(
-                    lambda: self._audit.has_queued or gate.verdict is not Verdict.PENDING,
+                    lambda: (self._audit.has_queued and not self._audit.writing) or gate.verdict is not Verdict.PENDING,
                     timeout=max(wake_at - now, timedelta(seconds=1)),
                 )
             except TimeoutError:

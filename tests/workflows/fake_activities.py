@@ -82,9 +82,12 @@ class ScriptedActivities:
     context_down_locally: bool = False  # the context read fails on the worker's local tries, then works durably
     # The app DB goes down as the ticket ends: the outcome's batch fails locally and on its first durable try.
     app_db_down_at_the_end: bool = False
+    app_db_down: bool = False  # every audit write fails while set (a test sets and clears it)
 
     @activity.defn(name=names.ACTIVITY_RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> None:
+        if self.app_db_down:
+            raise ApplicationError("app DB down (scripted)")
         ending = any(event.kind in (AuditEventKind.FINISHED, AuditEventKind.FAILED) for event in batch.events)
         if self.app_db_down_at_the_end and ending and (activity.info().is_local or activity.info().attempt == 1):
             raise ApplicationError("app DB down (scripted)")

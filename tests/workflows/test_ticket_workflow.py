@@ -109,6 +109,28 @@ async def test_an_app_db_down_as_the_ticket_ends_does_not_hold_back_telling_the_
     assert kinds.count(AuditEventKind.FINISHED) == 1 and kinds[-1] is AuditEventKind.NOTIFIED
 
 
+async def test_a_rejection_while_the_app_db_is_down_is_told_at_once_and_recorded_once_it_is_back(
+    time_env: WorkflowEnvironment,
+) -> None:
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1)
+    async with running(time_env, fakes, request()) as handle:
+        status = await awaiting_approval(handle)
+        fakes.app_db_down = True
+        await handle.signal(SIGNAL_REJECT, decision(status, "bob", approve=False, comment="not during the freeze"))
+        told = await wait_for_status(
+            handle, handle.id, lambda s: s.outcome is not None and not s.posts_owed and s.message_delivered > 0
+        )
+        assert told.outcome is not None and told.outcome.status is OutcomeStatus.REJECTED
+        assert [n.event for n in fakes.notifications].count(NotifyEvent.OUTCOME) == 1
+        assert AuditEventKind.DECISION_ACCEPTED not in [event.kind for event in fakes.events]  # still waiting
+        fakes.app_db_down = False
+        outcome = await handle.result()
+    assert outcome.status is OutcomeStatus.REJECTED
+    kinds = [event.kind for event in fakes.events]
+    assert kinds.count(AuditEventKind.DECISION_ACCEPTED) == 1 and kinds.count(AuditEventKind.FINISHED) == 1
+    assert kinds.index(AuditEventKind.DECISION_ACCEPTED) < kinds.index(AuditEventKind.FINISHED)  # in order
+
+
 async def test_the_audit_is_written_before_each_step_that_leaves_and_no_patch_is_asked(
     time_env: WorkflowEnvironment,
 ) -> None:
