@@ -131,6 +131,28 @@ async def test_a_rejection_while_the_app_db_is_down_is_told_at_once_and_recorded
     assert kinds.index(AuditEventKind.DECISION_ACCEPTED) < kinds.index(AuditEventKind.FINISHED)  # in order
 
 
+async def test_an_expiry_after_a_vote_while_the_app_db_is_down_is_told_at_once_and_recorded_once_it_is_back(
+    time_env: WorkflowEnvironment,
+) -> None:
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=2)
+    async with running(time_env, fakes, request(timeout_seconds=3600, reminder_before_seconds=0)) as handle:
+        status = await awaiting_approval(handle)
+        fakes.app_db_down = True
+        await handle.signal(SIGNAL_APPROVE, decision(status, "bob"))  # one of the two: its event waits for the DB
+        await time_env.sleep(timedelta(hours=1, minutes=5))
+        told = await wait_for_status(
+            handle, handle.id, lambda s: s.outcome is not None and not s.posts_owed and s.message_delivered > 0
+        )
+        assert told.outcome is not None and told.outcome.status is OutcomeStatus.EXPIRED
+        assert AuditEventKind.DECISION_ACCEPTED not in [event.kind for event in fakes.events]  # still waiting
+        fakes.app_db_down = False
+        outcome = await handle.result()
+    assert outcome.status is OutcomeStatus.EXPIRED and fakes.executions == []
+    kinds = [event.kind for event in fakes.events]
+    assert kinds.count(AuditEventKind.DECISION_ACCEPTED) == 1 and kinds.count(AuditEventKind.FINISHED) == 1
+    assert kinds.index(AuditEventKind.DECISION_ACCEPTED) < kinds.index(AuditEventKind.FINISHED)  # in order
+
+
 async def test_the_audit_is_written_before_each_step_that_leaves_and_no_patch_is_asked(
     time_env: WorkflowEnvironment,
 ) -> None:
