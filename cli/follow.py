@@ -15,7 +15,7 @@ from rich.console import Console
 from temporalio.client import WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from cli.render import STAGE_TEXT
+from cli.styles import STAGE_TEXT
 from core.models import Stage, TicketStatus
 from core.names import short_id_from, ticket_label
 from service.tickets import TicketService

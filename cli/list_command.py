@@ -9,8 +9,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cli.console import console, fail, print_json
 from cli.errors import EXIT_BAD_INPUT, CliError
-from cli.render import tickets_table
 from cli.session import open_app_databases, run, settings_or_exit
+from cli.ticket_list import tickets_table
 from core.models import OutcomeStatus, Risk, Stage
 from core.schema import TicketRow
 from core.settings import Settings

@@ -1,75 +1,24 @@
-"""Rich renderings of tickets for the terminal: pure functions from models to renderables.
+"""Rich renderings of one ticket for the terminal: pure functions from models to renderables.
 
-Kept apart from the commands so `show`, `list`, `submit --wait` and `approve` describe a
-ticket the same way, and a test can render one without a server.
+Kept apart from the commands so `show`, `submit --wait` and `approve` describe a ticket the
+same way, and a test can render one without a server. The list of tickets is `cli.ticket_list`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable
 
-from rich import box
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.engine import make_url
 
-from core.models import (
-    OutcomeStatus,
-    Risk,
-    RowChange,
-    Scalar,
-    Stage,
-    TicketOutcome,
-    TicketStatus,
-)
+from cli.styles import OUTCOME_STYLE, RISK_STYLE, STAGE_TEXT, add_row, status_style, when
+from core.models import Risk, RowChange, Scalar, TicketOutcome, TicketStatus
 from core.names import short_id_from, ticket_label
-from core.schema import TicketRow
 from rendering import words
 
-RISK_STYLE = {Risk.LOW: "green", Risk.MEDIUM: "yellow", Risk.HIGH: "red", Risk.BLOCKED: "bold red"}
-OUTCOME_STYLE = {
-    OutcomeStatus.DONE: "bold green",
-    OutcomeStatus.REJECTED: "bold yellow",
-    OutcomeStatus.BLOCKED: "bold red",
-    OutcomeStatus.EXPIRED: "bold yellow",
-    OutcomeStatus.FAILED: "bold red",
-}
-STAGE_TEXT = {
-    Stage.RECEIVED: "received",
-    Stage.GATHERING_CONTEXT: "gathering context",
-    Stage.PLANNING: "planning",
-    Stage.VALIDATING: "checking the plan against safety policy",
-    Stage.AWAITING_APPROVAL: "awaiting approval",
-    Stage.EXECUTING: "executing",
-    Stage.FINISHED: "finished",
-}
 PREVIEW_ROWS = 5
-RISK_VALUES = {risk.value for risk in Risk}
-
-
-def add_row(table: Table, *cells: RenderableType) -> None:
-    """Add a row whose plain strings are shown as typed: ticket text, LLM output and names are never markup."""
-    table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells))
-
-
-def describe_url(url: str) -> str:
-    """A database URL safe to print: the password is hidden."""
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
-
-
-def status_style(label: str) -> str:
-    """The colour of a status or stage label wherever it appears."""
-    try:
-        return OUTCOME_STYLE[OutcomeStatus(label)]
-    except ValueError:
-        return "bold cyan" if label == Stage.AWAITING_APPROVAL.value else "cyan"
 
 
 def _header(status: TicketStatus, reverted_by: str | None = None) -> Table:
@@ -266,42 +215,3 @@ def status_view(status: TicketStatus, reverted_by: str | None = None) -> Rendera
     if status.outcome is not None:
         parts.append(outcome_panel(status.outcome))
     return Panel(Group(*parts), title=Text(ticket_label(status.ticket_id)), title_align="left")
-
-
-# Below this many columns `list` leaves out source and creation time, so the text keeps room to be read.
-COMPACT_LIST_WIDTH = 110
-
-
-def tickets_table(rows: Sequence[TicketRow], width: int | None = None) -> Table:
-    """`list`: one line per ticket, pending approvals first; on a narrow terminal, the text wraps instead."""
-    compact = width is not None and width < COMPACT_LIST_WIDTH
-    table = Table(
-        title="Tickets",
-        title_justify="left",
-        box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
-        pad_edge=not compact,
-        collapse_padding=compact,
-    )
-    columns = (
-        ("ticket", "status", "risk", "requester", "text")
-        if compact
-        else ("ticket", "status", "risk", "requester", "source", "created", "text")
-    )
-    for column in columns:
-        if column == "text":
-            table.add_column(column, ratio=1, min_width=20, overflow="fold")
-        else:
-            table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=24 if column == "requester" else None)
-    for row in rows:
-        risk = Text(row.risk or "—", RISK_STYLE.get(Risk(row.risk), "") if row.risk in RISK_VALUES else "")
-        cells: dict[str, RenderableType] = {
-            "ticket": ticket_label(row.ticket_id),
-            "status": Text(row.status, status_style(row.status)),
-            "risk": risk,
-            "requester": row.requester,
-            "source": row.source,
-            "created": when(row.created_at),
-            "text": row.text if len(row.text) <= 80 else row.text[:79] + "…",
-        }
-        add_row(table, *(cells[column] for column in columns))
-    return table

@@ -25,7 +25,7 @@ from temporalio.client import Client
 from bot.server import BotStartError, serve_bot
 from cli.devserver import EmbeddedTemporal, TemporalUnavailable, try_connect
 from cli.errors import CliError
-from cli.render import add_row, describe_url
+from cli.styles import add_row, describe_url
 from core.bootstrap import Databases, init_databases
 from core.migrations import MigrationError
 from core.policy import PolicyError

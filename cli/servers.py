@@ -12,8 +12,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from cli.console import configure_logging, console, fail
 from cli.devserver import parse_address
 from cli.errors import EXIT_BAD_INPUT, CliError
-from cli.render import describe_url
 from cli.session import install_stop_handlers, open_app_databases, run, settings_or_exit
+from cli.styles import describe_url
 from core.bootstrap import Databases, init_databases
 from core.migrations import MigrationError
 from core.policy import PolicyError

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from cli.devserver import DevServerError, EmbeddedTemporal
 from cli.main import app
-from cli.render import tickets_table
+from cli.ticket_list import tickets_table
 from core.bootstrap import Databases
 from core.demo import users
 from core.schema import TicketRow

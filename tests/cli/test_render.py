@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 from bot.dashboard.auth import password_matches
 from cli.devserver import parse_address
 from cli.main import app
-from cli.render import status_view, tickets_table
+from cli.render import status_view
 from cli.running import llm_state, slack_state
+from cli.ticket_list import tickets_table
 from core.models import (
     ApprovalRequest,
     Decision,
