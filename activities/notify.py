@@ -49,7 +49,9 @@ class LogNotifier:
     """Writes each update to the log: the notifier when Slack is not configured."""
 
     async def publish(self, status: TicketStatus, posts: list[NotifyPost]) -> NotifyResult:
-        events = [post.kind for post in posts] or [NotifyEvent.STAGE]
+        # A finished ticket's outcome has a post of its own: an update carrying it first (a delivery
+        # that caught up late) would log the same line twice.
+        events = [post.kind for post in posts] or ([NotifyEvent.STAGE] if status.outcome is None else [])
         for event in events:
             logger.info("[%s] %s", ticket_label(status.ticket_id), describe(event, status))
         return NotifyResult(delivered=True, posted=[post.key for post in posts])

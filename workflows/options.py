@@ -53,7 +53,12 @@ APP_DB_BOUND = timedelta(days=60)
 # Slack: at least a day of retries, then the delivery is given up and audited.
 SLACK_BOUND = timedelta(hours=25)
 
-RECORD_EVENTS = QUICK_LOCAL
+# An audit write takes milliseconds. An app DB that hangs (a held lock, a frozen server) rather than
+# refusing must not hold the workflow task for the three tries' 15 s: the status queries that tell a
+# verdict wait on that task. About 2 s locally, then the durable write waits for the DB beside the ticket.
+RECORD_EVENTS = ActivityOptions(
+    start_to_close=timedelta(seconds=1), retry=QUICK_LOCAL.retry, schedule_to_close=timedelta(seconds=2)
+)
 RECORD_EVENTS_DURABLE = ActivityOptions(
     start_to_close=timedelta(seconds=30), retry=_retry(maximum=PATH_BACKOFF), schedule_to_close=APP_DB_BOUND
 )

@@ -450,8 +450,7 @@ class TicketWorkflow:
             detail={"round": self._status.review_rounds},
         )
         if self._rounds_this_run >= ROUNDS_PER_RUN or workflow.info().is_continue_as_new_suggested():
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            await self._leave()
+            await self._write_until_quiet()
             # The new run shows its state in the same message; a post still owed is not carried over.
             workflow.continue_as_new(
                 request.model_copy(
@@ -550,12 +549,20 @@ class TicketWorkflow:
     async def _close(self) -> None:
         """Before the run ends: events queued since the outcome go on record; then owed messages and decisions end."""
         await self._leave()
+        await self._write_until_quiet(lambda: not self._delivery.owed)
+
+    async def _write_until_quiet(self, also: Callable[[], bool] = lambda: True) -> None:
+        """Write what the handlers queue until none is running, nothing is queued and `also()` holds.
+
+        The run may end or continue as new after this, in the same workflow task: a decision that came
+        in while the last batch was being written is on record first, never left behind with the run.
+        """
         while True:
             await workflow.wait_condition(
-                lambda: self._audit.has_queued or (not self._delivery.owed and workflow.all_handlers_finished())
+                lambda: self._audit.has_queued or (also() and workflow.all_handlers_finished())
             )
             await self._leave()
-            if not self._delivery.owed and workflow.all_handlers_finished() and not self._audit.has_queued:
+            if also() and workflow.all_handlers_finished() and not self._audit.has_queued:
                 return
 
     # ------------------------------------------------------------ helpers

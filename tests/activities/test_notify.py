@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
+
+import pytest
 
 from activities.notify import LogNotifier, NotifyActivities
 from core.models import NotifyEvent, NotifyInput, NotifyPost, NotifyResult, Stage, TicketOutcome, TicketStatus
@@ -52,3 +55,13 @@ async def test_the_log_notifier_delivers_every_post() -> None:
     posts = [NotifyPost(kind=NotifyEvent.REMINDER, key="reminder-0-1")]
     result = await LogNotifier().publish(NEWEST, posts)
     assert result.delivered and result.posted == ["reminder-0-1"]
+
+
+async def test_the_log_notifier_tells_an_outcome_once_when_an_update_carries_it_before_its_post(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Red team: a delivery held up by a hanging app DB caught up with the outcome, then its post logged it again."""
+    caplog.set_level(logging.INFO, logger="activities.notify")
+    await LogNotifier().publish(NEWEST, [])
+    await LogNotifier().publish(NEWEST, [NotifyPost(kind=NotifyEvent.OUTCOME, key="outcome-0-0")])
+    assert [record.getMessage() for record in caplog.records].count("[T-abc] T-abc done: executed") == 1

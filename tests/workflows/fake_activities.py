@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,6 +55,12 @@ UPGRADE_PLAN = Plan(
 )
 
 
+def answering() -> asyncio.Event:
+    answers = asyncio.Event()
+    answers.set()
+    return answers
+
+
 @dataclass
 class Notified:
     """One thing the notifier was asked to show: the message's state, or a one-off post."""
@@ -83,10 +90,16 @@ class ScriptedActivities:
     # The app DB goes down as the ticket ends: the outcome's batch fails locally and on its first durable try.
     app_db_down_at_the_end: bool = False
     app_db_down: bool = False  # every audit write fails while set (a test sets and clears it)
+    # Audit writes hang while this is clear (a held lock), then go through.
+    app_db_answers: asyncio.Event = field(default_factory=answering)
+    refused_with: AuditEventKind | None = None  # batches holding an event of this kind fail while set, as if down
+    refused_durably: int = 0  # audit writes refused while down on their durable tries (past the local ones)
 
     @activity.defn(name=names.ACTIVITY_RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> None:
-        if self.app_db_down:
+        await self.app_db_answers.wait()
+        if self.app_db_down or any(event.kind is self.refused_with for event in batch.events):
+            self.refused_durably += 0 if activity.info().is_local else 1
             raise ApplicationError("app DB down (scripted)")
         ending = any(event.kind in (AuditEventKind.FINISHED, AuditEventKind.FAILED) for event in batch.events)
         if self.app_db_down_at_the_end and ending and (activity.info().is_local or activity.info().attempt == 1):

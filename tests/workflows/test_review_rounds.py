@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
@@ -95,3 +96,55 @@ async def _run_lengths(env: WorkflowEnvironment, workflow_id: str):  # type: ign
             EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
         )
         yield len(history.events)
+
+
+async def test_a_decision_during_the_last_write_before_continuing_as_new_is_on_record_first(
+    time_env: WorkflowEnvironment,
+) -> None:
+    """Red team: a vote that came in while the run's last batch waited for the app DB went with the old run."""
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1)
+
+    async with running(time_env, fakes, request()) as handle:
+        previous: str | None = None
+        for _ in range(ROUNDS_PER_RUN - 1):
+            status = await next_round(handle, previous)
+            assert status.approval is not None
+            previous = status.approval.request_id
+            await handle.signal(SIGNAL_REJECT, replan(status, "try again"))
+        status = await next_round(handle, previous)
+        # The round's batch waits for the app DB; bob's vote comes in meanwhile and becomes the run's last batch.
+        fakes.refused_with = AuditEventKind.REPLAN_REQUESTED
+        await handle.signal(SIGNAL_REJECT, replan(status, "the last round of this run"))
+        await until(lambda: fakes.refused_durably > 0)
+        await handle.signal(SIGNAL_APPROVE, decision(status, "bob"))
+        await asyncio.sleep(1)  # its proof is checked and its event queued
+        fakes.refused_with, fakes.refused_durably = AuditEventKind.DECISION_IGNORED, 0
+        await until(lambda: fakes.refused_durably > 0)  # the round's batch is in; bob's waits
+        await handle.signal(SIGNAL_APPROVE, decision(status, "carol"))  # too late to count, not to be recorded
+        await asyncio.sleep(1)
+        fakes.refused_with = None
+        await until(lambda: new_run_began(fakes) is not None, within=60)
+    last_round, new_run = new_run_began(fakes) or (0, 0)
+    for voter in ("bob", "carol"):
+        votes = [event for event in fakes.events if event.actor == voter]
+        assert len(votes) == 1 and votes[0].kind is AuditEventKind.DECISION_IGNORED, voter
+        assert last_round < fakes.events.index(votes[0]) < new_run, voter
+
+
+def new_run_began(fakes: ScriptedActivities) -> tuple[int, int] | None:
+    """Where the run's last round and the next run's first event are in the audit, once both are."""
+    kinds = [event.kind for event in fakes.events]
+    if kinds.count(AuditEventKind.REPLAN_REQUESTED) < ROUNDS_PER_RUN:
+        return None
+    last_round = len(kinds) - 1 - kinds[::-1].index(AuditEventKind.REPLAN_REQUESTED)
+    if AuditEventKind.CONTEXT_GATHERED not in kinds[last_round:]:
+        return None
+    return last_round, kinds.index(AuditEventKind.CONTEXT_GATHERED, last_round)
+
+
+async def until(condition: Callable[[], bool], within: float = 30) -> None:
+    for _ in range(int(within / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the condition never held")

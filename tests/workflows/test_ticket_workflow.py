@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -129,6 +130,27 @@ async def test_a_rejection_while_the_app_db_is_down_is_told_at_once_and_recorded
     kinds = [event.kind for event in fakes.events]
     assert kinds.count(AuditEventKind.DECISION_ACCEPTED) == 1 and kinds.count(AuditEventKind.FINISHED) == 1
     assert kinds.index(AuditEventKind.DECISION_ACCEPTED) < kinds.index(AuditEventKind.FINISHED)  # in order
+
+
+async def test_a_rejection_while_the_app_db_hangs_is_told_within_seconds(time_env: WorkflowEnvironment) -> None:
+    """Red team: three local tries of 5 s each on a locked app DB held the telling for about 15 s."""
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1)
+    async with running(time_env, fakes, request()) as handle:
+        status = await awaiting_approval(handle)
+        fakes.app_db_answers.clear()
+        rejected_at = time.monotonic()
+        await handle.signal(SIGNAL_REJECT, decision(status, "bob", approve=False, comment="not now"))
+        told = await wait_for_status(
+            handle, handle.id, lambda s: s.outcome is not None and not s.posts_owed and s.message_delivered > 0
+        )
+        told_after = time.monotonic() - rejected_at
+        fakes.app_db_answers.set()
+        outcome = await handle.result()
+    assert told.outcome is not None and told.outcome.status is OutcomeStatus.REJECTED
+    assert told_after < 8, f"told {told_after:.1f} s after the rejection"
+    assert outcome.status is OutcomeStatus.REJECTED
+    kinds = [event.kind for event in fakes.events]
+    assert kinds.count(AuditEventKind.DECISION_ACCEPTED) == 1 and kinds.count(AuditEventKind.FINISHED) == 1
 
 
 async def test_an_expiry_after_a_vote_while_the_app_db_is_down_is_told_at_once_and_recorded_once_it_is_back(
