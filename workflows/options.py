@@ -53,12 +53,13 @@ APP_DB_BOUND = timedelta(days=60)
 # Slack: at least a day of retries, then the delivery is given up and audited.
 SLACK_BOUND = timedelta(hours=25)
 
-# An audit write takes milliseconds. An app DB that hangs (a held lock, a frozen server) rather than
-# refusing must not hold the workflow task for the three tries' 15 s: the status queries that tell a
-# verdict wait on that task. About 2 s locally, then the durable write waits for the DB beside the ticket.
-RECORD_EVENTS = ActivityOptions(
-    start_to_close=timedelta(seconds=1), retry=QUICK_LOCAL.retry, schedule_to_close=timedelta(seconds=2)
-)
+# An app DB that hangs (a held lock, a frozen server) rather than refusing must not hold the workflow
+# task for three tries of 5 s: the status queries that tell a verdict wait on that task. Three tries of
+# 1.5 s, then the durable write waits for the DB beside the ticket. At full load a local write can take
+# that long: a few tickets' writes then go durable (2-3 of 120-132 with 1-2 s tries in 15 s throughput
+# runs), which costs a round trip and writes nothing twice (batch keys). A local schedule-to-close did
+# not bound the three tries: each try got it as its own time-out (temporalio 1.35).
+RECORD_EVENTS = ActivityOptions(start_to_close=timedelta(milliseconds=1500), retry=QUICK_LOCAL.retry)
 RECORD_EVENTS_DURABLE = ActivityOptions(
     start_to_close=timedelta(seconds=30), retry=_retry(maximum=PATH_BACKOFF), schedule_to_close=APP_DB_BOUND
 )
