@@ -8,15 +8,14 @@ transient ones are retried by Temporal (for over a day), permanent ones come bac
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Protocol
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
+from activities.stopping import unless_the_worker_stops
 from core.models import NotifyEvent, NotifyInput, NotifyPost, NotifyResult, TicketStatus
 from core.names import ACTIVITY_NOTIFY, QUERY_STATUS, ticket_label
 
@@ -80,24 +79,10 @@ class NotifyActivities:
     async def notify_ticket(self, input: NotifyInput) -> NotifyResult:
         # Beats while Slack is slow, so a worker that dies mid-post is noticed in seconds (workflows/options.py).
         async with heartbeating():
-            status = await self._status_unless_stopping(input.workflow_id)
+            # Only a polling workflow worker answers the query, and a stopping one polls no more.
+            status = await unless_the_worker_stops(
+                self._status(input.workflow_id), "this worker is stopping; the message is left to the next worker"
+            )
             result = await self._notifier.publish(status, input.posts)
         result.version = status.message_version
         return result
-
-    async def _status_unless_stopping(self, workflow_id: str) -> TicketStatus:
-        """The ticket's newest status; if this worker starts to stop first, the delivery is left to another.
-
-        Only a polling workflow worker answers the query, and a stopping one polls no more: its own
-        query would wait about 30 s for an answer, and hold up the worker's shutdown all that time.
-        """
-        reading = asyncio.ensure_future(self._status(workflow_id))
-        stopping = asyncio.ensure_future(activity.wait_for_worker_shutdown())
-        try:
-            await asyncio.wait((reading, stopping), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-        if not reading.done():
-            reading.cancel()
-            raise ApplicationError("this worker is stopping; the message is left to the next worker to try")
-        return reading.result()
