@@ -81,7 +81,6 @@ async def run_step(step: Step, argument: Any, before_durable: Callable[[], Await
                 argument,
                 result_type=step.result_type,
                 start_to_close_timeout=step.local.start_to_close,
-                schedule_to_close_timeout=step.local.schedule_to_close,
                 retry_policy=step.local.retry,
             )
         except FailureError as error:

@@ -104,7 +104,8 @@ class TicketWorkflow:
         self._rounds_this_run = 0
         self._rows_changed = 0
         self._outcome_told = False
-        self._writing_beside: asyncio.Task[bool] | None = None  # the audit batch written beside the approval wait
+        # The audit batch written beside the approval wait, held so the task is not collected mid-write.
+        self._writing_beside: asyncio.Task[bool] | None = None
         self._decisions_received = 0
         self._decisions_judged = 0
         self._approvers: list[str] | None = None
