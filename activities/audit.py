@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.stopping import unless_the_worker_stops
 from core.models import RecordEventInput, RecordEventsInput, Stage
 from core.names import ACTIVITY_RECORD_EVENTS, AUDIT_EVENT_KEY, short_id_from, ticket_label, workflow_id_for
 from core.schema import AuditEventRow, TicketRow, utcnow
@@ -53,11 +52,7 @@ class AuditActivities:
 
     @activity.defn(name=ACTIVITY_RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> None:
-        # The batch's key makes the next worker's attempt write it once, even if this one's commit landed.
-        await unless_the_worker_stops(
-            self.append(batch.events, key=batch.batch_key or None),
-            "this worker is stopping; the audit batch is left to the next worker",
-        )
+        await self.append(batch.events, key=batch.batch_key or None)
 
     async def append(self, events: Sequence[RecordEventInput], *, key: str | None = None) -> None:
         """Write one ticket's events once per `key` (the batch's, else this activity's)."""

@@ -16,8 +16,8 @@ async def unless_the_worker_stops(work: Awaitable[T], leaving: str) -> T:
     """`work`'s result; if this worker starts to stop first, `work` is dropped and the attempt fails with `leaving`.
 
     The failure is retryable, so the next worker makes the next attempt. Only for work a later attempt
-    may safely repeat: the ticket's status query, an audit batch whose key makes a second write a no-op.
-    A stopping worker would otherwise wait out its grace period for a dependency that hangs.
+    may safely repeat and that holds nothing once dropped: the ticket's status query. Not for a
+    database call: a dropped one stuck in its driver's thread kept the stopped process from exiting.
     """
     doing = asyncio.ensure_future(work)
     stopping = asyncio.ensure_future(activity.wait_for_worker_shutdown())
@@ -26,6 +26,6 @@ async def unless_the_worker_stops(work: Awaitable[T], leaving: str) -> T:
     finally:
         stopping.cancel()
     if not doing.done():
-        doing.cancel()  # not awaited: a call stuck in a database driver's thread ends in its own time
+        doing.cancel()
         raise ApplicationError(leaving)
     return doing.result()

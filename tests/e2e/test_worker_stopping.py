@@ -1,4 +1,4 @@
-"""A worker asked to stop while an activity waits on a dependency stops at once; the next worker goes on.
+"""A worker asked to stop while a delivery asks the ticket for its status stops at once; another worker delivers.
 
 The delivery reads the ticket's newest status with a query, which only a polling workflow worker
 answers. A stopping worker no longer polls, so before this was handled its own query waited about
@@ -8,20 +8,17 @@ answers. A stopping worker no longer polls, so before this was handled its own q
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 import uuid
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
 
-from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.testing import WorkflowEnvironment
 
 from activities.notify import LogNotifier, NotifyActivities, query_status
 from core.bootstrap import Databases, init_databases
 from core.models import NotifyPost, NotifyResult, OutcomeStatus, TicketRequest, TicketStatus
-from core.names import ACTIVITY_RECORD_EVENTS
 from service.tickets import TicketService
 from tests.pipeline import REQUESTER, with_activities
 from tests.support import build_settings
@@ -97,68 +94,3 @@ async def test_a_worker_stopping_mid_delivery_stops_at_once_and_the_next_worker_
     assert outcome.status is OutcomeStatus.DONE, outcome.reason
     assert final.message_owed is False
     assert [status.outcome is not None for status in notifier.published].count(True) == 1  # told once
-
-
-async def test_a_worker_stopping_while_its_audit_write_waits_for_a_locked_app_db_stops_at_once(
-    tmp_path: Path, local_env: WorkflowEnvironment
-) -> None:
-    """Red team: the durable audit write sat in SQLite's 30 s busy time-out, and the worker's shutdown with it."""
-    settings = build_settings(tmp_path / "data", f"stop-{uuid.uuid4().hex[:8]}")
-    databases = Databases.open(settings)
-    try:
-        await init_databases(databases, settings)
-        service = TicketService(
-            local_env.client, databases.app_sessions, settings.temporal_task_queue, signing_key=settings.signing_key
-        )
-        first_activities = build_activity_set(settings, databases)
-        first = build_workers(
-            local_env.client,
-            first_activities,
-            task_queue=settings.temporal_task_queue,
-            graceful_shutdown=timedelta(seconds=60),
-        )
-        runs = [asyncio.create_task(worker.run()) for worker in first]
-        lock = sqlite3.connect(settings.data_dir / "app.db", timeout=60)
-        lock.execute("BEGIN EXCLUSIVE")  # every audit write now waits on the lock
-        started = await service.start(
-            TicketRequest(
-                text="upgrade acme-corp to the pro plan", requester=REQUESTER, approval=settings.approval_settings()
-            )
-        )
-        await durable_attempt_started(service, started.short_id, ACTIVITY_RECORD_EVENTS)
-
-        began = time.monotonic()
-        await asyncio.wait_for(asyncio.gather(*(worker.shutdown() for worker in first)), 60)
-        await asyncio.gather(*runs)
-        stop_seconds = time.monotonic() - began
-        lock.rollback()
-        lock.close()
-        await first_activities.close()
-
-        async with AsyncExitStack() as stack:
-            second = build_activity_set(settings, databases)
-            stack.push_async_callback(second.close)
-            for worker in build_workers(local_env.client, second, task_queue=settings.temporal_task_queue):
-                await stack.enter_async_context(worker)
-            outcome = await asyncio.wait_for(service.result(started.short_id), 60)
-        kinds = [event.kind for event in await service.audit_trail(started.short_id)]
-    finally:
-        await databases.close()
-
-    assert stop_seconds < 10, f"the worker took {stop_seconds:.1f} s to stop"
-    assert outcome.status is OutcomeStatus.DONE, outcome.reason
-    assert kinds.count("submitted") == 1 and kinds.count("finished") == 1, kinds  # complete, each event once
-
-
-async def durable_attempt_started(service: TicketService, ticket: str, activity_type: str) -> None:
-    """Wait until a regular (durable) attempt of `activity_type` runs: Temporal lists it as pending and started."""
-    for _ in range(300):
-        description = await service.handle(ticket).describe()
-        if any(
-            pending.activity_type.name == activity_type
-            and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-            for pending in description.raw_description.pending_activities
-        ):
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no durable {activity_type} attempt started")
