@@ -25,8 +25,14 @@ MEASURED: dict[tuple[str, str], Measured] = {}
 
 
 async def run_and_check(
-    world: ChaosWorld, outage: Outage, dependency: str, label: str, duration: timedelta | None = None
+    world: ChaosWorld,
+    outage: Outage,
+    dependency: str,
+    label: str,
+    duration: timedelta | None = None,
+    waiting_out: tuple[Role, ...] = (),
 ) -> Measured:
+    """`waiting_out`: roles whose tickets must be retrying a step the outage refuses before time moves."""
     await world.place()
     early = not getattr(outage, "accepts_requests", True)
     if early:  # nobody can reach the ticket while it is down: what arrives then arrives just before
@@ -35,6 +41,7 @@ async def run_and_check(
     await outage.begin()
     if not early:
         await world.as_outage_begins()
+    await world.until_waiting_out(*waiting_out)
     await world.clock.sleep(duration or DURATIONS[label])
     await outage.end()
     ended = await world.now()

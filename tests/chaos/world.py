@@ -222,6 +222,19 @@ class ChaosWorld:
             *(self.approve(ticket) for ticket in self.of(Role.APPROVED)),
         )
 
+    async def until_waiting_out(self, *roles: Role) -> None:
+        """Until each ticket of `roles` has failed a regular (not local) attempt: its step's bound is running.
+
+        Time stands still meanwhile, so every bound starts as the outage begins. Without this wait one
+        such ticket once ended `done` in CI (2026-12-06), its bound having started late; not reproduced.
+        """
+
+        async def waiting() -> set[str]:
+            return {a.ticket_id for a in self.attempts.attempts if not a.ok and not a.local}
+
+        wanted = {ticket.ticket_id for ticket in self.of(*roles)}
+        await eventually(waiting, lambda seen: wanted <= seen, what=f"failed regular attempts of {sorted(wanted)}")
+
     async def settle(self, within: float = 90.0) -> None:
         """Wait for every ticket's outcome; waiting lets the time-skipping server skip to each next timer.
 
