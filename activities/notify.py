@@ -1,9 +1,9 @@
 """Telling people how their ticket is doing, through whichever `Notifier` is configured.
 
-The activity asks the workflow for its newest status first, so a delivery that was retried
-through an outage shows where the ticket is now. Notification failures never fail a ticket:
-transient ones are retried by Temporal (for over a day), permanent ones come back as
-`delivered=False` and the workflow audits them.
+A first attempt sends the status it was scheduled with; a retried one asks the workflow for its
+newest, so a delivery that was retried through an outage shows where the ticket is now.
+Notification failures never fail a ticket: transient ones are retried by Temporal (for over a
+day), permanent ones come back as `delivered=False` and the workflow audits them.
 """
 
 from __future__ import annotations
@@ -79,10 +79,12 @@ class NotifyActivities:
     async def notify_ticket(self, input: NotifyInput) -> NotifyResult:
         # Beats while Slack is slow, so a worker that dies mid-post is noticed in seconds (workflows/options.py).
         async with heartbeating():
-            # Only a polling workflow worker answers the query, and a stopping one polls no more.
-            status = await unless_the_worker_stops(
-                self._status(input.workflow_id), "this worker is stopping; the message is left to the next worker"
-            )
+            status = input.status if activity.info().attempt == 1 else None
+            if status is None:
+                # Only a polling workflow worker answers the query, and a stopping one polls no more.
+                status = await unless_the_worker_stops(
+                    self._status(input.workflow_id), "this worker is stopping; the message is left to the next worker"
+                )
             result = await self._notifier.publish(status, input.posts)
         result.version = status.message_version
         return result

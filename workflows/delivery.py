@@ -1,8 +1,9 @@
 """The ticket's Slack message, delivered beside the ticket, never in its way.
 
 The workflow says what it wants shown (`want`) and moves on. One loop per ticket sends it:
-one delivery activity at a time, which asks the workflow for its newest status when it runs,
-so however many stages pass during a Slack outage, the message catches up in one edit.
+one delivery activity at a time, carrying the status as it stands. A retried attempt asks the
+workflow for its newest status instead, so however many stages pass during a Slack outage, the
+message catches up in one edit.
 One-off posts (reminders, escalations, the outcome reply) carry keys and are sent once.
 A delivery retries for over a day (backoff capped at a minute), then is given up and audited.
 """
@@ -59,7 +60,12 @@ class MessageDelivery:
             try:
                 result: NotifyResult = await run_step(
                     DELIVER,
-                    NotifyInput(ticket_id=self._status.ticket_id, workflow_id=self._status.workflow_id, posts=posts),
+                    NotifyInput(
+                        ticket_id=self._status.ticket_id,
+                        workflow_id=self._status.workflow_id,
+                        posts=posts,
+                        status=self._status,
+                    ),
                 )
             except FailureError as error:
                 result = NotifyResult(delivered=False, error=describe(error), version=version)

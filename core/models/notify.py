@@ -8,6 +8,7 @@ from pydantic import Field
 
 from core.models.base import Model
 from core.models.request import SlackMessageRef
+from core.models.status import TicketStatus
 
 
 class NotifyEvent(StrEnum):
@@ -27,13 +28,15 @@ class NotifyPost(Model):
 class NotifyInput(Model):
     """Bring the ticket's Slack message up to its newest state, and send `posts`.
 
-    The activity asks the workflow for its status when it runs, so a delivery that waited
-    out an outage sends the newest state, not the one it was scheduled with.
+    The first attempt sends `status`, the state it was scheduled with: asking the workflow for
+    it would cost a query through the server. A retried attempt asks the workflow, so a delivery
+    that waited out an outage sends the newest state, not the one it was scheduled with.
     """
 
     ticket_id: str
     workflow_id: str
     posts: list[NotifyPost] = Field(default_factory=list)
+    status: TicketStatus | None = None
 
 
 class NotifyResult(Model):

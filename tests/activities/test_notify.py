@@ -1,4 +1,4 @@
-"""The notify activity: it reads the workflow's newest status and hands it to the notifier."""
+"""The notify activity: it hands the notifier the status it carries, or on a retry the workflow's newest."""
 
 from __future__ import annotations
 
@@ -49,6 +49,35 @@ async def test_the_newest_status_is_delivered_and_its_version_reported() -> None
 
     assert notifier.seen == [(Stage.FINISHED, ["outcome-0-0"])]
     assert (result.delivered, result.version, result.posted) == (True, 7, ["outcome-0-0"])
+
+
+async def no_query(workflow_id: str) -> TicketStatus:
+    raise AssertionError("a first attempt sends the status it carries; it does not query the workflow")
+
+
+async def test_a_first_attempt_sends_the_status_it_carries_without_asking_the_workflow() -> None:
+    notifier = RecordingNotifier()
+    carried = NEWEST.model_copy(update={"stage": Stage.PLANNING, "outcome": None, "message_version": 3})
+    input = NotifyInput(ticket_id="abc", workflow_id="ticket-abc", status=carried)
+
+    result: NotifyResult = await activity_env("7").run(NotifyActivities(notifier, no_query).notify_ticket, input)
+
+    assert notifier.seen == [(Stage.PLANNING, [])]
+    assert (result.delivered, result.version) == (True, 3)
+
+
+async def test_a_retried_attempt_asks_the_workflow_for_its_newest_status() -> None:
+    """An attempt after a failure may come minutes later (Slack down): the carried status may be stale by then."""
+    notifier = RecordingNotifier()
+    carried = NEWEST.model_copy(update={"stage": Stage.PLANNING, "outcome": None, "message_version": 3})
+    input = NotifyInput(ticket_id="abc", workflow_id="ticket-abc", status=carried)
+
+    result: NotifyResult = await activity_env("7", attempt=2).run(
+        NotifyActivities(notifier, newest_status).notify_ticket, input
+    )
+
+    assert notifier.seen == [(Stage.FINISHED, [])]
+    assert result.version == 7
 
 
 async def test_the_log_notifier_delivers_every_post() -> None:
