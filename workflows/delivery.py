@@ -1,9 +1,10 @@
 """The ticket's Slack message, delivered beside the ticket, never in its way.
 
 The workflow says what it wants shown (`want`) and moves on. One loop per ticket sends it:
-one delivery activity at a time, carrying the status as it stands. A retried attempt asks the
-workflow for its newest status instead, so however many stages pass during a Slack outage, the
-message catches up in one edit.
+one delivery activity at a time, carrying the status as it stands, masked as the status query
+masks it (private values, and what a private lookup matched until people approve). A retried
+attempt asks the workflow for its newest status instead, so however many stages pass during a
+Slack outage, the message catches up in one edit.
 One-off posts (reminders, escalations, the outcome reply) carry keys and are sent once.
 A delivery retries for over a day (backoff capped at a minute), then is given up and audited.
 """
@@ -17,6 +18,7 @@ from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from core import names
+    from core.masking import mask_status
     from core.models import (
         AuditEventKind,
         NotifyEvent,
@@ -64,7 +66,7 @@ class MessageDelivery:
                         ticket_id=self._status.ticket_id,
                         workflow_id=self._status.workflow_id,
                         posts=posts,
-                        status=self._status,
+                        status=mask_status(self._status),  # what the status query would show, no more
                     ),
                 )
             except FailureError as error:

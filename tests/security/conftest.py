@@ -12,18 +12,31 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from activities.notify import LogNotifier, NotifyActivities
 from core.bootstrap import Databases, init_databases
 from core.demo import demo_metadata
 from core.ledger import LEDGER_TABLES
-from core.models import DecisionSource, OutcomeStatus, Stage, TicketStatus
+from core.models import DecisionSource, NotifyPost, NotifyResult, OutcomeStatus, Stage, TicketStatus
 from tests.durability.support import table_snapshot, ticket_request
 from tests.fakes.openai_server import FAKE_API_KEY
-from tests.pipeline import Pipeline, running_pipeline
+from tests.pipeline import Pipeline, running_pipeline, with_activities
 from tests.security.obedient_planner import ObedientPlanner
 from tests.support import build_settings
+from worker.build import ActivitySet
 
 TARGET_TABLES = [*sorted(demo_metadata.tables), *sorted(LEDGER_TABLES)]
 Snapshot = dict[str, list[tuple[object, ...]]]
+
+
+class ChannelView(LogNotifier):
+    """What the channel would be shown of each ticket: every status a delivery handed the notifier."""
+
+    def __init__(self) -> None:
+        self.shown: dict[str, list[TicketStatus]] = {}
+
+    async def publish(self, status: TicketStatus, posts: list[NotifyPost]) -> NotifyResult:
+        self.shown.setdefault(status.ticket_id, []).append(status)
+        return await super().publish(status, posts)
 
 
 @dataclass
@@ -31,6 +44,7 @@ class RedTeam:
     pipeline: Pipeline
     planner: ObedientPlanner
     databases: Databases
+    channel: ChannelView
     results: list[tuple[str, str, str]] = field(default_factory=list)  # class, attack, verdict
 
     async def snapshot(self) -> Snapshot:
@@ -49,6 +63,14 @@ class RedTeam:
                 status = await self.pipeline.service.status(ticket)
                 if status.stage in (Stage.FINISHED, Stage.AWAITING_APPROVAL):
                     return status
+                await asyncio.sleep(0.05)
+
+    async def shown_in_channel(self, ticket: str, within: float = 30.0) -> list[TicketStatus]:
+        """Every status the channel was shown of `ticket`, once its message is up to date."""
+        async with asyncio.timeout(within):
+            while True:
+                if not (await self.pipeline.service.status(ticket)).message_owed:
+                    return self.channel.shown[ticket]
                 await asyncio.sleep(0.05)
 
     async def reject(self, status: TicketStatus) -> None:
@@ -70,8 +92,13 @@ async def red_team(tmp_path_factory: pytest.TempPathFactory, local_env: Workflow
         databases = Databases.open(settings)
         try:
             await init_databases(databases, settings)
-            async with running_pipeline(local_env.client, settings, databases) as pipeline:
-                team = RedTeam(pipeline, planner, databases)
+            channel = ChannelView()
+
+            def shown_to_channel(activities: ActivitySet) -> ActivitySet:
+                return with_activities(activities, NotifyActivities(channel).notify_ticket)
+
+            async with running_pipeline(local_env.client, settings, databases, adjust=shown_to_channel) as pipeline:
+                team = RedTeam(pipeline, planner, databases, channel)
                 yield team
                 print("\n[red team] results:")
                 for kind, name, verdict in team.results:

@@ -65,9 +65,9 @@ async def test_private_values_read_before_approval_are_masked_in_the_status(red_
         "billing-email-preview", plan("Billing.", change), "change acme-corp's billing email"
     )
     status = await red_team.settle(ticket)
-    shown = json.dumps(status.model_dump(mode="json"))
-    assert "billing@acme-corp.example" not in shown  # the value before, read by the dry run
-    assert "ap@acme-corp.example" in shown  # the plan's own value
+    shown = [json.dumps(each.model_dump(mode="json")) for each in [status, *await red_team.shown_in_channel(ticket)]]
+    assert all("billing@acme-corp.example" not in each for each in shown)  # the value before, read by the dry run
+    assert "ap@acme-corp.example" in shown[0]  # the plan's own value
     await red_team.reject(status)
     red_team.results.append(("reads and probes of private data", "billing-email-preview", "value before masked"))
 
@@ -103,5 +103,9 @@ async def test_which_rows_hold_a_private_value_is_withheld_until_approved(red_te
     assert report is not None and "private_read" in {finding.rule for finding in report.findings}
     [impact] = report.impacts
     assert impact.withheld and impact.row_keys == [] and impact.preview == []
+    # Red team (10c0048): the first delivery sent the unmasked status, so the channel saw the matches.
+    shown = [each.report for each in await red_team.shown_in_channel(ticket) if each.report is not None]
+    assert shown and all(each.impacts[0].withheld and each.impacts[0].rows_affected == 0 for each in shown)
+    assert all(not each.impacts[0].row_keys and not each.impacts[0].preview for each in shown)
     await red_team.reject(status)
     red_team.results.append(("reads and probes of private data", "update-by-email", "needs approval, rows withheld"))
