@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from core import names
     from core import search_attributes as ticket_search
     from core.approval import NOTHING_PENDING, ApprovalGate, Verdict, parse_decision, unmet_quorum
-    from core.masking import mask_status
+    from core.masking import mask_status, withhold_lookups
     from core.models import (
         ApprovalRequest,
         AuditEventKind,
@@ -284,7 +284,10 @@ class TicketWorkflow:
     async def _decide(self, request: TicketRequest, report: SafetyReport) -> list[str] | TicketOutcome | None:
         """Who approved the plan ([] when it needs no one), the outcome that ends the ticket, or None to plan again."""
         if report.risk is Risk.BLOCKED:
-            reasons = "; ".join(f.message for f in report.findings if f.risk is Risk.BLOCKED)
+            # Nobody will approve it, so what its private lookups matched stays withheld for good: the
+            # words of a finding such as "reads 102 rows" counted them (red team).
+            shown = withhold_lookups(report, self._status.plan) if self._status.plan is not None else report
+            reasons = "; ".join(f.message for f in shown.findings if f.risk is Risk.BLOCKED)
             self._record(AuditEventKind.DECIDED, "blocked by safety policy")
             return self._finish(OutcomeStatus.BLOCKED, f"blocked by safety policy: {reasons}")
         if report.required_approvals == 0:

@@ -8,9 +8,11 @@ target DB (ledgers included) is unchanged until then; a person then rejects what
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
+from core.masking import WITHHELD
 from core.models import OutcomeStatus, Stage
 from tests.security.attacks import ATTACKS, BLOCKED, Attack
 from tests.security.conftest import RedTeam, plan, select, update
@@ -70,6 +72,23 @@ async def test_private_values_read_before_approval_are_masked_in_the_status(red_
     assert "ap@acme-corp.example" in shown[0]  # the plan's own value
     await red_team.reject(status)
     red_team.results.append(("reads and probes of private data", "billing-email-preview", "value before masked"))
+
+
+async def test_a_blocked_plan_does_not_count_what_its_private_lookup_matched_in_its_outcome(
+    red_team: RedTeam,
+) -> None:
+    """Found by the red team: a select padded to the row limit beside a lookup by email was blocked at once,
+    and the outcome's "reads 102 distinct rows of users; ... 112 rows in all" counted the emails matching."""
+    padding = select("users", ("id", "le", 100), columns=["id"], limit=100)
+    lookup = select("users", ("email", "like", "carol@%"), columns=["id"], limit=50)
+    ticket = await red_team.submit("blocked-count-oracle", plan("Count.", padding, lookup), "list users and carol")
+    status = await red_team.settle(ticket)
+    assert status.outcome is not None and status.outcome.status is OutcomeStatus.BLOCKED, status.status_label
+    told = [status.outcome.reason]
+    told += [each.outcome.reason for each in await red_team.shown_in_channel(ticket) if each.outcome is not None]
+    assert len(told) > 1 and all(WITHHELD in reason for reason in told), told
+    assert not any(re.search(r"\d+ (distinct )?rows?\b", reason) for reason in told), told
+    red_team.results.append(("reads and probes of private data", "blocked-count-oracle", "counts withheld"))
 
 
 def _probe(prefix: str) -> dict[str, object]:
