@@ -339,9 +339,10 @@ class TicketWorkflow:
         self._index.update(ticket_search.TICKET_RISK.value_set(report.risk.value))
         if self._status.review_rounds == 0:
             ticket_metrics.plan_ready(self._status.created_at)
+        shown = withhold_lookups(report, plan)  # the audit trail is shown too: no count of a private lookup
         self._record(
             AuditEventKind.VALIDATED,
-            f"risk {report.risk.value}, {report.rows_affected} row(s) affected, {len(report.findings)} finding(s)",
+            f"risk {report.risk.value}, {shown.rows_affected} row(s) affected, {len(report.findings)} finding(s)",
             risk=report.risk,
             detail={"plan_hash": report.plan_hash, "findings": [f.rule for f in report.findings]},
         )

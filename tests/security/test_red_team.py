@@ -14,6 +14,7 @@ import pytest
 
 from core.masking import WITHHELD
 from core.models import OutcomeStatus, Stage
+from tests.activities.conftest import audit_events
 from tests.security.attacks import ATTACKS, BLOCKED, Attack
 from tests.security.conftest import RedTeam, plan, select, update
 
@@ -126,5 +127,8 @@ async def test_which_rows_hold_a_private_value_is_withheld_until_approved(red_te
     shown = [each.report for each in await red_team.shown_in_channel(ticket) if each.report is not None]
     assert shown and all(each.impacts[0].withheld and each.impacts[0].rows_affected == 0 for each in shown)
     assert all(not each.impacts[0].row_keys and not each.impacts[0].preview for each in shown)
+    # The audit trail, on the dashboard too, counted them ("1 row(s) affected") until b28bf36's review.
+    [validated] = [event for event in await audit_events(red_team.databases, ticket) if event.kind == "validated"]
+    assert "0 row(s) affected" in validated.summary, validated.summary
     await red_team.reject(status)
     red_team.results.append(("reads and probes of private data", "update-by-email", "needs approval, rows withheld"))
