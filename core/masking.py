@@ -118,3 +118,13 @@ def mask_status(status: TicketStatus) -> TicketStatus:
         private = report.private_columns if report else {}
         outcome = outcome.model_copy(update={"execution": mask_execution(outcome.execution, private)})
     return status.model_copy(update={"report": report, "outcome": outcome})
+
+
+def withheld_rows_changed(reason: str, report: SafetyReport, plan: Plan) -> str:
+    """Why an approved plan's rows changed, unless it finds rows by a private value: then which is withheld.
+
+    The reason names the rows that now match or no longer do, which answers the lookup's question.
+    """
+    if not private_lookups(plan, report.private_columns):
+        return reason
+    return f"the rows changed since approval ({WITHHELD})"

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from core import names
     from core import search_attributes as ticket_search
     from core.approval import NOTHING_PENDING, ApprovalGate, Verdict, parse_decision, unmet_quorum
-    from core.masking import mask_status, withhold_lookups
+    from core.masking import mask_status, withheld_rows_changed, withhold_lookups
     from core.models import (
         ApprovalRequest,
         AuditEventKind,
@@ -504,10 +504,11 @@ class TicketWorkflow:
                 bound = EXECUTE_PLAN.options.schedule_to_close
                 raise TicketFailed(f"{names.ACTIVITY_EXECUTE_PLAN} failed: {describe(error, bound)}") from error
             self._rows_changed += 1
+            why = withheld_rows_changed(cause.message, report, plan)
             if self._rows_changed > MAX_REJUDGED:
-                raise TicketFailed(f"the rows kept changing under the plan: {cause.message}") from error
-            self._status.rejudged_because = cause.message
-            self._record(AuditEventKind.ROWS_CHANGED, f"nothing written, judged again: {cause.message}")
+                raise TicketFailed(f"the rows kept changing under the plan: {why}") from error
+            self._status.rejudged_because = why
+            self._record(AuditEventKind.ROWS_CHANGED, f"nothing written, judged again: {why}")
             return None
         self._record(
             AuditEventKind.EXECUTED,

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 
 import pytest
+from sqlalchemy import select as select_rows
 
+from core.demo import demo_metadata
 from core.masking import WITHHELD
-from core.models import OutcomeStatus, Stage
+from core.models import DecisionSource, OutcomeStatus, Stage
 from tests.activities.conftest import audit_events
+from tests.chaos.waiting import eventually
 from tests.security.attacks import ATTACKS, BLOCKED, Attack
 from tests.security.conftest import RedTeam, plan, select, update
 
@@ -90,6 +94,34 @@ async def test_a_blocked_plan_does_not_count_what_its_private_lookup_matched_in_
     assert len(told) > 1 and all(WITHHELD in reason for reason in told), told
     assert not any(re.search(r"\d+ (distinct )?rows?\b", reason) for reason in told), told
     red_team.results.append(("reads and probes of private data", "blocked-count-oracle", "counts withheld"))
+
+
+async def test_which_rows_a_private_lookup_matches_after_approval_is_withheld_when_it_is_judged_again(
+    red_team: RedTeam,
+) -> None:
+    """Found by the red team: when an approved lookup by email matched other rows by the time it ran, the
+    reason it was judged again ("it would now also change row 1") named the user whose email now matched."""
+    lookup = update("users", {"name": "Zed"}, ("email", "like", "zed-probe%"))
+    ticket = await red_team.submit("rows-changed-oracle", plan("Rename.", lookup), "rename the zed probe users")
+    status = await red_team.settle(ticket)
+    assert status.stage is Stage.AWAITING_APPROVAL and status.approval is not None, status.status_label
+    users = demo_metadata.tables["users"]
+    async with red_team.databases.target_engine.begin() as connection:
+        email = (await connection.execute(select_rows(users.c.email).where(users.c.id == 1))).scalar_one()
+        await connection.execute(users.update().where(users.c.id == 1).values(email="zed-probe@globex.example"))
+    try:
+        await red_team.pipeline.service.decide(ticket, status.approval.decision("alice", DecisionSource.CLI))
+        await eventually(partial(red_team.pipeline.service.status, ticket), lambda s: bool(s.rejudged_because))
+        again = await red_team.settle(ticket)
+        told = [again.rejudged_because]
+        told += [each.rejudged_because for each in await red_team.shown_in_channel(ticket) if each.rejudged_because]
+        told += [e.summary for e in await audit_events(red_team.databases, ticket) if e.kind == "rows_changed"]
+        assert len(told) > 2 and all(WITHHELD in each and "row 1" not in each for each in told), told
+        await red_team.reject(again)
+    finally:
+        async with red_team.databases.target_engine.begin() as connection:
+            await connection.execute(users.update().where(users.c.id == 1).values(email=email))
+    red_team.results.append(("reads and probes of private data", "rows-changed-oracle", "changed rows withheld"))
 
 
 def _probe(prefix: str) -> dict[str, object]:
