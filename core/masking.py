@@ -64,7 +64,8 @@ def private_lookups(plan: Plan, private_columns: Mapping[str, Collection[str]]) 
     """Indexes of the operations that find rows by a private value, or return one.
 
     Which rows such an operation matched, or how many, answers a question about the private
-    value (`email like 'a%'`: one row or none), so it is an oracle until people approve it.
+    value (`email like 'a%'`: one row or none), so it is an oracle until people approve it;
+    so does every operation after such a write, which sees what it changed.
     """
     found = set()
     for index, operation in enumerate(plan.operations):
@@ -73,6 +74,11 @@ def private_lookups(plan: Plan, private_columns: Mapping[str, Collection[str]]) 
         returned = isinstance(operation, SelectOperation) and bool(set(operation.columns or private) & private)
         if private and (returned or any(item.column in private for item in filters)):
             found.add(index)
+    # A write that found its rows by a private value marks them (`set name = 'x' where email like
+    # 'a%'`); an operation after it, though ordinary, can count and name them (`where name = 'x'`).
+    writes = [index for index in found if not isinstance(plan.operations[index], SelectOperation)]
+    if writes:
+        found.update(range(min(writes), len(plan.operations)))
     return found
 
 

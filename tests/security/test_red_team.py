@@ -124,6 +124,21 @@ async def test_which_rows_a_private_lookup_matches_after_approval_is_withheld_wh
     red_team.results.append(("reads and probes of private data", "rows-changed-oracle", "changed rows withheld"))
 
 
+async def test_an_ordinary_operation_after_a_private_lookup_cannot_count_what_it_marked(red_team: RedTeam) -> None:
+    """Found by the red team: op 1 renamed the users whose email is like a pattern (withheld), and op 2,
+    selecting by that name, counted and named them (rows 1, keys ['3']) while the plan waited."""
+    marking = update("users", {"name": "Probe"}, ("email", "like", "carol@glob%"))
+    counting = select("users", ("name", "eq", "Probe"), columns=["id", "customer_id"])
+    ticket = await red_team.submit("chained-lookup-oracle", plan("Probe.", marking, counting), "probe one")
+    status = await red_team.settle(ticket)
+    assert status.stage is Stage.AWAITING_APPROVAL, status.status_label
+    shown = [status, *await red_team.shown_in_channel(ticket)]
+    impacts = [impact for each in shown if each.report is not None for impact in each.report.impacts]
+    assert len(impacts) >= 4 and all(impact.withheld and not impact.row_keys for impact in impacts), impacts
+    await red_team.reject(status)
+    red_team.results.append(("reads and probes of private data", "chained-lookup-oracle", "later rows withheld"))
+
+
 def _probe(prefix: str) -> dict[str, object]:
     """One character of a billing email at a time: does customer 9's start with `prefix`?"""
     return select("customers", ("id", "eq", 9), ("billing_email", "like", f"{prefix}%"), columns=["id"], limit=1)
