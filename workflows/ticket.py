@@ -224,7 +224,7 @@ class TicketWorkflow:
                 plan, report = await self._plan_and_validate(request, context)
             else:  # its rows changed after approval: judged again, and asked again
                 report = await self._validate(plan)
-            decision = await self._decide(request, report)
+            decision = await self._decide(request, plan, report)
             if isinstance(decision, TicketOutcome):
                 return decision
             if decision is None:  # a reviewer asked for a new plan
@@ -260,7 +260,7 @@ class TicketWorkflow:
             )
             while True:
                 report = await self._validate(plan)
-                decision = await self._decide(request, report)
+                decision = await self._decide(request, plan, report)
                 if isinstance(decision, TicketOutcome):
                     return decision
                 if decision is None:
@@ -281,12 +281,14 @@ class TicketWorkflow:
             )
         )
 
-    async def _decide(self, request: TicketRequest, report: SafetyReport) -> list[str] | TicketOutcome | None:
+    async def _decide(
+        self, request: TicketRequest, plan: Plan, report: SafetyReport
+    ) -> list[str] | TicketOutcome | None:
         """Who approved the plan ([] when it needs no one), the outcome that ends the ticket, or None to plan again."""
         if report.risk is Risk.BLOCKED:
             # Nobody will approve it, so what its private lookups matched stays withheld for good: the
             # words of a finding such as "reads 102 rows" counted them (red team).
-            shown = withhold_lookups(report, self._status.plan) if self._status.plan is not None else report
+            shown = withhold_lookups(report, plan)
             reasons = "; ".join(f.message for f in shown.findings if f.risk is Risk.BLOCKED)
             self._record(AuditEventKind.DECIDED, "blocked by safety policy")
             return self._finish(OutcomeStatus.BLOCKED, f"blocked by safety policy: {reasons}")
