@@ -15,10 +15,11 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker.workflow_sandbox import SandboxRestrictions
 
 from core.names import WORKFLOW_TASK_QUEUE
 from worker.interceptors import ActivityMetricsInterceptor
+from worker.sandbox_runner import DirectContextSandboxRunner
 from workflows.ticket import TicketWorkflow
 
 # Workflows kept in memory between tasks (the SDK's default is 1,000). One in the cache holds its
@@ -36,8 +37,10 @@ STICKY_QUEUE_TIMEOUT = timedelta(seconds=5)
 HEARTBEAT_THROTTLE = timedelta(milliseconds=500)
 # The sandbox imports the workflow's module afresh for every workflow run, and with it the package's
 # other modules. These hold no decisions of their own (constants, and thin wrappers that schedule
-# activities through `temporalio.workflow`), so they are imported once and shared instead.
-WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+# activities through `temporalio.workflow`), so they are imported once and shared instead. The
+# runner answers the SDK's per-payload serialization-context lookups outside the sandbox
+# (worker/sandbox_runner.py); workflow code itself runs in it as before.
+WORKFLOW_RUNNER = DirectContextSandboxRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
         "workflows.options", "workflows.steps", "workflows.audit_log", "workflows.search_index"
     )

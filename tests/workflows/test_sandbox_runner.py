@@ -1,0 +1,94 @@
+"""The worker's sandbox runner: the SDK's own serialization contexts, and its restrictions kept."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
+from temporalio.converter import ActivitySerializationContext, SerializationContext
+from temporalio.converter._extstore import StorageDriverStoreContext
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker, WorkflowInstance, WorkflowInstanceDetails
+from temporalio.worker.workflow_sandbox._runner import _Instance
+
+import worker.build
+from core.models import ApprovalSettings, OutcomeStatus, Risk, Stage, TicketRequest
+from core.names import SIGNAL_APPROVE
+from tests.support import wait_for_stage
+from tests.workflows.clock_reading_workflow import ClockReadingWorkflow
+from tests.workflows.fake_activities import ScriptedActivities
+from tests.workflows.test_ticket_workflow import decision, running
+from worker.sandbox_runner import CommandInfo, DirectContextInstance, DirectContextSandboxRunner
+
+Answer = tuple[CommandInfo | None, object, object]
+
+
+class ComparingInstance(DirectContextInstance):
+    """Answers as the worker's runner does, and records the SDK's own answer (through the sandbox) beside it."""
+
+    answers: list[Answer] = []
+
+    def get_serialization_context(self, command_info: CommandInfo | None) -> SerializationContext | None:
+        direct = super().get_serialization_context(command_info)
+        self.answers.append((command_info, direct, _Instance.get_serialization_context(self, command_info)))
+        return direct
+
+    def get_external_store_context(self, command_info: CommandInfo | None) -> StorageDriverStoreContext:
+        direct = super().get_external_store_context(command_info)
+        self.answers.append((command_info, direct, _Instance.get_external_store_context(self, command_info)))
+        return direct
+
+
+class ComparingRunner(DirectContextSandboxRunner):
+    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
+        return ComparingInstance(det, self.runner_class, self.restrictions)
+
+
+async def test_every_context_is_the_one_the_sdk_gives_through_the_sandbox(
+    time_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers: list[Answer] = []
+    monkeypatch.setattr(ComparingInstance, "answers", answers)
+    comparing = ComparingRunner(restrictions=worker.build.WORKFLOW_RUNNER.restrictions)
+    monkeypatch.setattr(worker.build, "WORKFLOW_RUNNER", comparing)
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1)
+    ticket = TicketRequest(
+        text="upgrade acme-corp to the pro plan", requester="dave", approval=ApprovalSettings(approvers=["bob"])
+    )
+    async with running(time_env, fakes, ticket) as handle:
+        status = await wait_for_stage(handle, handle.id, Stage.AWAITING_APPROVAL, within=10)
+        await handle.signal(SIGNAL_APPROVE, decision(status, "bob"))
+        outcome = await handle.result()
+    assert outcome.status is OutcomeStatus.DONE
+    assert [answer for answer in answers if answer[1] != answer[2]] == []
+    activity_contexts = [direct for _, direct, _ in answers if isinstance(direct, ActivitySerializationContext)]
+    # Planning on the LLM queue, execution and deliveries on the workflow queue, reads and audit as local activities.
+    assert {context.is_local for context in activity_contexts} == {True, False}
+    assert any((context.activity_task_queue or "").endswith("-llm") for context in activity_contexts)
+
+
+async def test_workflow_code_is_still_refused_what_the_sandbox_forbids(time_env: WorkflowEnvironment) -> None:
+    queue = f"clock-{uuid.uuid4().hex[:8]}"
+    runner = worker.build.WORKFLOW_RUNNER
+    async with Worker(time_env.client, task_queue=queue, workflows=[ClockReadingWorkflow], workflow_runner=runner):
+        handle = await time_env.client.start_workflow(
+            ClockReadingWorkflow.run, id=f"clock-{uuid.uuid4().hex[:8]}", task_queue=queue
+        )
+        failure = await first_task_failure(handle)
+        await handle.terminate("seen")
+    assert "datetime.datetime.now" in failure
+
+
+async def first_task_failure(handle: WorkflowHandle[Any, Any], within: float = 10.0) -> str:
+    """The message of the workflow's first failed workflow task, once there is one."""
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        async for event in handle.fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                return event.workflow_task_failed_event_attributes.failure.message
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no workflow task of {handle.id} failed within {within} s")
