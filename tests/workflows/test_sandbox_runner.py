@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +20,8 @@ import worker.build
 from core.models import ApprovalSettings, OutcomeStatus, Risk, Stage, TicketRequest
 from core.names import SIGNAL_APPROVE
 from tests.support import wait_for_stage
-from tests.workflows.clock_reading_workflow import ClockReadingWorkflow
 from tests.workflows.fake_activities import ScriptedActivities
+from tests.workflows.forbidden_workflows import ActingQueueWorkflow, ClockReadingWorkflow
 from tests.workflows.test_ticket_workflow import decision, running
 from worker.sandbox_runner import CommandInfo, DirectContextInstance, DirectContextSandboxRunner
 
@@ -92,3 +93,20 @@ async def first_task_failure(handle: WorkflowHandle[Any, Any], within: float = 1
                 return event.workflow_task_failed_event_attributes.failure.message
         await asyncio.sleep(0.1)
     raise AssertionError(f"no workflow task of {handle.id} failed within {within} s")
+
+
+async def test_workflow_code_run_by_the_context_lookup_is_refused_too(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Red team: a workflow's own `str` subclass as a task queue runs its code inside the lookup."""
+    queue = f"acting-{uuid.uuid4().hex[:8]}"
+    written = tmp_path / "written-by-workflow-code"
+    runner = worker.build.WORKFLOW_RUNNER
+    async with Worker(time_env.client, task_queue=queue, workflows=[ActingQueueWorkflow], workflow_runner=runner):
+        attempts = await time_env.client.execute_workflow(
+            ActingQueueWorkflow.run, str(written), id=f"acting-{uuid.uuid4().hex[:8]}", task_queue=queue
+        )
+    assert attempts == [
+        "open refused, os.getpid refused, time.time refused, random.random refused, datetime.now refused"
+    ]
+    assert not written.exists()
