@@ -19,7 +19,7 @@ from temporalio.worker.workflow_sandbox import SandboxRestrictions
 
 from core.names import WORKFLOW_TASK_QUEUE
 from worker.interceptors import ActivityMetricsInterceptor
-from worker.sandbox_runner import DirectContextSandboxRunner
+from worker.sandbox_runner import RememberingContextSandboxRunner
 from workflows.ticket import TicketWorkflow
 
 # Workflows kept in memory between tasks (the SDK's default is 1,000). One in the cache holds its
@@ -38,9 +38,9 @@ HEARTBEAT_THROTTLE = timedelta(milliseconds=500)
 # The sandbox imports the workflow's module afresh for every workflow run, and with it the package's
 # other modules. These hold no decisions of their own (constants, and thin wrappers that schedule
 # activities through `temporalio.workflow`), so they are imported once and shared instead. The
-# runner answers the SDK's per-payload serialization-context lookups outside the sandbox
-# (worker/sandbox_runner.py); workflow code itself runs in it as before.
-WORKFLOW_RUNNER = DirectContextSandboxRunner(
+# runner asks the sandbox for each payload's serialization context once between two activations
+# instead of up to six times (worker/sandbox_runner.py).
+WORKFLOW_RUNNER = RememberingContextSandboxRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
         "workflows.options", "workflows.steps", "workflows.audit_log", "workflows.search_index"
     )

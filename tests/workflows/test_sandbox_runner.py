@@ -1,4 +1,4 @@
-"""The worker's sandbox runner: the SDK's own serialization contexts, and its restrictions kept."""
+"""The worker's sandbox runner: remembered serialization contexts equal fresh ones, and the sandbox still refuses."""
 
 from __future__ import annotations
 
@@ -23,33 +23,33 @@ from tests.support import wait_for_stage
 from tests.workflows.fake_activities import ScriptedActivities
 from tests.workflows.forbidden_workflows import ActingQueueWorkflow, ClockReadingWorkflow
 from tests.workflows.test_ticket_workflow import decision, running
-from worker.sandbox_runner import CommandInfo, DirectContextInstance, DirectContextSandboxRunner
+from worker.sandbox_runner import CommandInfo, RememberingContextInstance, RememberingContextSandboxRunner
 
 Answer = tuple[CommandInfo | None, object, object]
 
 
-class ComparingInstance(DirectContextInstance):
-    """Answers as the worker's runner does, and records the SDK's own answer (through the sandbox) beside it."""
+class ComparingInstance(RememberingContextInstance):
+    """Answers as the worker's runner does (remembered), and records a fresh answer from the SDK beside each."""
 
     answers: list[Answer] = []
 
     def get_serialization_context(self, command_info: CommandInfo | None) -> SerializationContext | None:
-        direct = super().get_serialization_context(command_info)
-        self.answers.append((command_info, direct, _Instance.get_serialization_context(self, command_info)))
-        return direct
+        remembered = super().get_serialization_context(command_info)
+        self.answers.append((command_info, remembered, _Instance.get_serialization_context(self, command_info)))
+        return remembered
 
     def get_external_store_context(self, command_info: CommandInfo | None) -> StorageDriverStoreContext:
-        direct = super().get_external_store_context(command_info)
-        self.answers.append((command_info, direct, _Instance.get_external_store_context(self, command_info)))
-        return direct
+        remembered = super().get_external_store_context(command_info)
+        self.answers.append((command_info, remembered, _Instance.get_external_store_context(self, command_info)))
+        return remembered
 
 
-class ComparingRunner(DirectContextSandboxRunner):
+class ComparingRunner(RememberingContextSandboxRunner):
     def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
         return ComparingInstance(det, self.runner_class, self.restrictions)
 
 
-async def test_every_context_is_the_one_the_sdk_gives_through_the_sandbox(
+async def test_every_remembered_context_is_the_one_the_sdk_gives_afresh(
     time_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     answers: list[Answer] = []
@@ -66,7 +66,7 @@ async def test_every_context_is_the_one_the_sdk_gives_through_the_sandbox(
         outcome = await handle.result()
     assert outcome.status is OutcomeStatus.DONE
     assert [answer for answer in answers if answer[1] != answer[2]] == []
-    activity_contexts = [direct for _, direct, _ in answers if isinstance(direct, ActivitySerializationContext)]
+    activity_contexts = [given for _, given, _ in answers if isinstance(given, ActivitySerializationContext)]
     # Planning on the LLM queue, execution and deliveries on the workflow queue, reads and audit as local activities.
     assert {context.is_local for context in activity_contexts} == {True, False}
     assert any((context.activity_task_queue or "").endswith("-llm") for context in activity_contexts)
