@@ -22,6 +22,7 @@ from core.models import OutcomeStatus, TicketOutcome
 from core.settings import load_settings
 from service.temporal import data_converter
 from tests.workflows.workflow_variants import TicketWorkflowWithNewStep, TicketWorkflowWithPatchedStep
+from worker.build import WORKFLOW_RUNNER
 from workflows.ticket import TicketWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
@@ -57,7 +58,11 @@ def test_representative_histories_are_checked_in() -> None:
 @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "codec-on"])
 @pytest.mark.parametrize("path", HISTORY_FILES, ids=[path.stem for path in HISTORY_FILES])
 async def test_history_replays_on_current_workflow(path: Path, encrypted: bool) -> None:
-    replayer = Replayer(workflows=[TicketWorkflow], data_converter=project_converter(encrypted=encrypted))
+    replayer = Replayer(
+        workflows=[TicketWorkflow],
+        data_converter=project_converter(encrypted=encrypted),
+        workflow_runner=WORKFLOW_RUNNER,
+    )
     result = await replayer.replay_workflow(load_history(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name} no longer replays: {result.replay_failure}"
 
@@ -65,13 +70,19 @@ async def test_history_replays_on_current_workflow(path: Path, encrypted: bool) 
 @pytest.mark.parametrize("path", HISTORY_FILES, ids=[path.stem for path in HISTORY_FILES])
 async def test_unguarded_change_breaks_replay(path: Path) -> None:
     """The guard itself: a change that would strand running tickets is caught by these histories."""
-    replayer = Replayer(workflows=[TicketWorkflowWithNewStep], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[TicketWorkflowWithNewStep], data_converter=pydantic_data_converter, workflow_runner=WORKFLOW_RUNNER
+    )
     with pytest.raises(NondeterminismError):
         await replayer.replay_workflow(load_history(path))
 
 
 @pytest.mark.parametrize("path", HISTORY_FILES, ids=[path.stem for path in HISTORY_FILES])
 async def test_patched_change_replays(path: Path) -> None:
-    replayer = Replayer(workflows=[TicketWorkflowWithPatchedStep], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[TicketWorkflowWithPatchedStep],
+        data_converter=pydantic_data_converter,
+        workflow_runner=WORKFLOW_RUNNER,
+    )
     result = await replayer.replay_workflow(load_history(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
