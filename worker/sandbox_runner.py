@@ -16,6 +16,8 @@ answer a ticket is given against a fresh one from the SDK.
 
 from __future__ import annotations
 
+from typing import cast
+
 from temporalio.bridge.proto.workflow_activation import WorkflowActivation
 from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 from temporalio.converter import SerializationContext
@@ -26,6 +28,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from temporalio.worker.workflow_sandbox._runner import _Instance
 
 CommandInfo = _command_aware_visitor.CommandInfo
+UNKNOWN = object()  # not remembered yet (None is an answer: no context)
 
 
 class RememberingContextInstance(_Instance):
@@ -45,15 +48,19 @@ class RememberingContextInstance(_Instance):
         finally:
             self._forget()  # the workflow ran: its pending commands may have changed
 
+    # One read of the dict, not a check and a read: on a deadlock the SDK encodes the failed task while
+    # the stuck activation's thread may still be running `_forget` (red team 11, from the SDK's code).
     def get_serialization_context(self, command_info: CommandInfo | None) -> SerializationContext | None:
-        if command_info not in self._contexts:
-            self._contexts[command_info] = super().get_serialization_context(command_info)
-        return self._contexts[command_info]
+        remembered: object = self._contexts.get(command_info, UNKNOWN)
+        if remembered is UNKNOWN:
+            remembered = self._contexts[command_info] = super().get_serialization_context(command_info)
+        return cast(SerializationContext | None, remembered)
 
     def get_external_store_context(self, command_info: CommandInfo | None) -> StorageDriverStoreContext:
-        if command_info not in self._store_contexts:
-            self._store_contexts[command_info] = super().get_external_store_context(command_info)
-        return self._store_contexts[command_info]
+        remembered = self._store_contexts.get(command_info)
+        if remembered is None:  # never stored: the SDK's answer is always a context
+            remembered = self._store_contexts[command_info] = super().get_external_store_context(command_info)
+        return remembered
 
     def _forget(self) -> None:
         self._contexts.clear()
