@@ -16,7 +16,8 @@ answer a ticket is given against a fresh one from the SDK.
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Callable
+from typing import TypeVar, cast
 
 from temporalio.bridge.proto.workflow_activation import WorkflowActivation
 from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
@@ -29,6 +30,7 @@ from temporalio.worker.workflow_sandbox._runner import _Instance
 
 CommandInfo = _command_aware_visitor.CommandInfo
 UNKNOWN = object()  # not remembered yet (None is an answer: no context)
+Answer = TypeVar("Answer")
 
 
 class RememberingContextInstance(_Instance):
@@ -42,29 +44,36 @@ class RememberingContextInstance(_Instance):
         super().__init__(details, runner_class, restrictions)
 
     def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
-        self._forget()
         try:
             return super().activate(act)
         finally:
             self._forget()  # the workflow ran: its pending commands may have changed
 
-    # One read of the dict, not a check and a read: on a deadlock the SDK encodes the failed task while
-    # the stuck activation's thread may still be running `_forget` (red team 11, from the SDK's code).
     def get_serialization_context(self, command_info: CommandInfo | None) -> SerializationContext | None:
-        remembered: object = self._contexts.get(command_info, UNKNOWN)
-        if remembered is UNKNOWN:
-            remembered = self._contexts[command_info] = super().get_serialization_context(command_info)
-        return cast(SerializationContext | None, remembered)
+        return _remembered(self._contexts, command_info, super().get_serialization_context)
 
     def get_external_store_context(self, command_info: CommandInfo | None) -> StorageDriverStoreContext:
-        remembered = self._store_contexts.get(command_info)
-        if remembered is None:  # never stored: the SDK's answer is always a context
-            remembered = self._store_contexts[command_info] = super().get_external_store_context(command_info)
-        return remembered
+        return _remembered(self._store_contexts, command_info, super().get_external_store_context)
 
     def _forget(self) -> None:
         self._contexts.clear()
         self._store_contexts.clear()
+
+
+def _remembered(
+    answers: dict[CommandInfo | None, Answer],
+    command_info: CommandInfo | None,
+    ask: Callable[[CommandInfo | None], Answer],
+) -> Answer:
+    """The remembered answer for `command_info`, else `ask`'s, remembered.
+
+    One read of the dict, not a check and a read: on a deadlock the SDK encodes the failed task
+    while the stuck activation's thread may still be running `_forget` (red team 11).
+    """
+    answer: object = answers.get(command_info, UNKNOWN)
+    if answer is UNKNOWN:
+        answer = answers[command_info] = ask(command_info)
+    return cast(Answer, answer)
 
 
 class RememberingContextSandboxRunner(SandboxedWorkflowRunner):
