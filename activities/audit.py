@@ -13,15 +13,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core.models import RecordEventInput, RecordEventsInput, Stage
 from core.names import ACTIVITY_RECORD_EVENTS, AUDIT_EVENT_KEY, short_id_from, ticket_label, workflow_id_for
 from core.schema import AuditEventRow, TicketRow, utcnow
+from core.transactions import TransactionRunner
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +45,10 @@ def activity_key() -> str | None:
 
 
 class AuditActivities:
-    """Writes the app DB's audit log; receives the app DB session factory."""
+    """Writes the app DB's audit log; receives the app DB's transaction runner."""
 
-    def __init__(self, app_sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = app_sessions
+    def __init__(self, app_transactions: TransactionRunner) -> None:
+        self._transactions = app_transactions
 
     @activity.defn(name=ACTIVITY_RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> None:
@@ -72,33 +72,38 @@ class AuditActivities:
             logger.info("%s: audit %s already recorded by an earlier attempt", label, kinds)
 
     async def _record(self, ticket_id: str, events: Sequence[RecordEventInput], key: str | None) -> bool:
-        """One transaction: update (and so lock) the ticket, skip a duplicate, else append every event."""
         now = utcnow()
-        changes: dict[str, Any] = {"updated_at": now}
-        for event in events:  # later events win: the row ends as the last one left it
-            changes.update(_ticket_changes(event))
-        async with self._sessions() as session:
-            # Core statements on the session's connection: the ORM's update, unit of work and bulk
-            # insert paths cost more CPU than the writes themselves, on every ticket step.
-            connection = await session.connection()
-            # The update comes first so that it takes the row's write lock before the duplicate check.
-            updated = await connection.execute(update(TICKETS).where(TICKETS.c.ticket_id == ticket_id).values(changes))
-            if updated.rowcount == 0:
-                # The ticket row must exist before the events that refer to it.
-                await connection.execute(insert(TICKETS).values(_new_ticket(ticket_id, events[0], changes, now)))
-            elif all(event.detail.get(EVENT_KEY) for event in events):
-                recorded = await _recorded_event_keys(connection, ticket_id)
-                events = [event for event in events if event.detail[EVENT_KEY] not in recorded]
-                if not events:
-                    await session.rollback()
-                    return False
-            elif key is not None and await _already_recorded(connection, ticket_id, events[0], key):
-                # The batch commits as a whole, so its first event stands for all of it.
-                await session.rollback()
-                return False
-            await connection.execute(insert(EVENTS), [_event_row(ticket_id, event, key, now) for event in events])
-            await session.commit()
-        return True
+        return await self._transactions.run(lambda connection: _record(connection, ticket_id, events, key, now))
+
+
+def _record(
+    connection: Connection, ticket_id: str, events: Sequence[RecordEventInput], key: str | None, now: datetime
+) -> bool:
+    """One transaction: update (and so lock) the ticket, skip a duplicate, else append every event.
+
+    Core statements: the ORM's update, unit of work and bulk insert paths cost more CPU than the
+    writes themselves, on every ticket step.
+    """
+    changes: dict[str, Any] = {"updated_at": now}
+    for event in events:  # later events win: the row ends as the last one left it
+        changes.update(_ticket_changes(event))
+    # The update comes first so that it takes the row's write lock before the duplicate check.
+    updated = connection.execute(update(TICKETS).where(TICKETS.c.ticket_id == ticket_id).values(changes))
+    if updated.rowcount == 0:
+        # The ticket row must exist before the events that refer to it.
+        connection.execute(insert(TICKETS).values(_new_ticket(ticket_id, events[0], changes, now)))
+    elif all(event.detail.get(EVENT_KEY) for event in events):
+        recorded = _recorded_event_keys(connection, ticket_id)
+        events = [event for event in events if event.detail[EVENT_KEY] not in recorded]
+        if not events:
+            connection.rollback()
+            return False
+    elif key is not None and _already_recorded(connection, ticket_id, events[0], key):
+        # The batch commits as a whole, so its first event stands for all of it.
+        connection.rollback()
+        return False
+    connection.execute(insert(EVENTS), [_event_row(ticket_id, event, key, now) for event in events])
+    return True
 
 
 def _event_row(ticket_id: str, event: RecordEventInput, key: str | None, now: datetime) -> dict[str, Any]:
@@ -154,14 +159,14 @@ def _new_ticket(ticket_id: str, event: RecordEventInput, changes: dict[str, Any]
     }
 
 
-async def _recorded_event_keys(connection: AsyncConnection, ticket_id: str) -> set[str]:
-    details = await connection.scalars(select(EVENTS.c.detail).where(EVENTS.c.ticket_id == ticket_id))
+def _recorded_event_keys(connection: Connection, ticket_id: str) -> set[str]:
+    details = connection.scalars(select(EVENTS.c.detail).where(EVENTS.c.ticket_id == ticket_id))
     return {str(detail[EVENT_KEY]) for detail in details if isinstance(detail, dict) and detail.get(EVENT_KEY)}
 
 
-async def _already_recorded(connection: AsyncConnection, ticket_id: str, event: RecordEventInput, key: str) -> bool:
+def _already_recorded(connection: Connection, ticket_id: str, event: RecordEventInput, key: str) -> bool:
     """Whether an earlier attempt of this activity appended its event (same ticket, kind and key)."""
-    details = await connection.scalars(
+    details = connection.scalars(
         select(EVENTS.c.detail).where(EVENTS.c.ticket_id == ticket_id, EVENTS.c.kind == event.kind.value)
     )
     return any(isinstance(detail, dict) and detail.get(ACTIVITY_KEY) == key for detail in details)

@@ -12,6 +12,7 @@ from core.ledger import create_ledger
 from core.migrations import upgrade_app_db
 from core.policy import Policy, load_policy_file, store_policy
 from core.settings import Settings
+from core.transactions import TransactionRunner
 
 
 @dataclass
@@ -22,6 +23,8 @@ class Databases:
     target_engine: AsyncEngine
     app_sessions: async_sessionmaker[AsyncSession]
     target_sessions: async_sessionmaker[AsyncSession]
+    # The app DB's audit writes: each runs whole, so it holds SQLite's write lock only briefly.
+    app_transactions: TransactionRunner
 
     @classmethod
     def open(cls, settings: Settings) -> Databases:
@@ -29,9 +32,16 @@ class Databases:
         # committed plan (its ledger is what proves the plan ran once).
         app_engine = create_engine(settings.app_db_url, sqlite_synchronous="NORMAL")
         target_engine = create_engine(settings.target_db_url, sqlite_synchronous="FULL")
-        return cls(app_engine, target_engine, session_factory(app_engine), session_factory(target_engine))
+        return cls(
+            app_engine,
+            target_engine,
+            session_factory(app_engine),
+            session_factory(target_engine),
+            TransactionRunner(app_engine, sqlite_synchronous="NORMAL"),
+        )
 
     async def close(self) -> None:
+        self.app_transactions.dispose()
         await self.app_engine.dispose()
         await self.target_engine.dispose()
 

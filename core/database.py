@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 SqliteSynchronous = Literal["FULL", "NORMAL"]
+
+# SQLite serialises writers; a busy timeout lets concurrent writers queue instead of failing
+# with "database is locked".
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
 
 
 def create_engine(url: str, *, sqlite_synchronous: SqliteSynchronous = "FULL") -> AsyncEngine:
@@ -26,19 +30,23 @@ def create_engine(url: str, *, sqlite_synchronous: SqliteSynchronous = "FULL") -
     plan ran once, keeps "FULL".
     """
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
+    if is_sqlite(parsed):
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        # SQLite serialises writers; a busy timeout lets concurrent activities queue
-        # instead of failing with "database is locked".
-        engine = create_async_engine(url, connect_args={"timeout": 30})
-        _use_wal(engine, sqlite_synchronous)
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+        use_wal(engine.sync_engine, sqlite_synchronous)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
-def _use_wal(engine: AsyncEngine, synchronous: SqliteSynchronous) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def is_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite"
+
+
+def use_wal(engine: Engine, synchronous: SqliteSynchronous) -> None:
+    """WAL mode, the given `synchronous` and foreign keys on every new connection of `engine`."""
+
+    @event.listens_for(engine, "connect")
     def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:

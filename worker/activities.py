@@ -32,7 +32,7 @@ def slack_dependencies(settings: Settings, databases: Databases) -> tuple[Notifi
 
 def build_activity_set(settings: Settings, databases: Databases) -> ActivitySet:
     notifier, resolver = slack_dependencies(settings, databases)
-    audit = AuditActivities(databases.app_sessions)
+    audit = AuditActivities(databases.app_transactions)
     context = ContextActivities(databases.app_sessions, databases.target_engine)
     window = settings.revert_window
     safety = SafetyActivities(databases.app_sessions, databases.target_engine, revert_window=window)

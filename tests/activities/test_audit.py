@@ -26,7 +26,7 @@ async def _record_batch(
     dbs: Databases, events: list[RecordEventInput], activity_id: str, attempt: int = 1, batch_key: str = ""
 ) -> None:
     batch = RecordEventsInput(events=events, batch_key=batch_key)
-    await activity_env(activity_id, attempt).run(AuditActivities(dbs.app_sessions).record_events, batch)
+    await activity_env(activity_id, attempt).run(AuditActivities(dbs.app_transactions).record_events, batch)
 
 
 async def _ticket(dbs: Databases, ticket_id: str = "abc") -> TicketRow | None:

@@ -120,7 +120,7 @@ async def test_matches_are_capped_and_marked_truncated(dbs: Databases) -> None:
 
 
 async def test_requesters_earlier_tickets_and_audit(dbs: Databases) -> None:
-    audit = AuditActivities(dbs.app_sessions)
+    audit = AuditActivities(dbs.app_transactions)
     for ticket_id, requester in (("old1", "U1"), ("other", "U2"), ("now", "U1")):
         request = TicketRequest(text=f"ticket {ticket_id}", requester=requester)
         event = RecordEventInput(

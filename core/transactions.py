@@ -1,0 +1,73 @@
+"""Short write transactions that hold SQLite's write lock only while they run.
+
+SQLite lets one connection write at a time, from its transaction's first write to its commit.
+Through aiosqlite every statement is a hand-off to the connection's thread and back through
+the event loop, so on a worker whose loop is busy the lock stays held for as long as the loop
+takes to come round, and the other writers sleep in SQLite's busy handler meanwhile: at full
+load a third of the audit writes outlasted their 1.5 s local try (bench/notes.md, item 24).
+
+`TransactionRunner.run` hands a SQLite transaction to one thread of its own, on a synchronous
+engine over the same file, where it runs whole, statement after statement, with the event loop
+free; the writes take turns in order instead of in the busy handler's growing sleeps. On other
+databases, whose writers lock rows rather than the whole database, the same work runs on the
+async engine's connection (`AsyncConnection.run_sync`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.database import SQLITE_BUSY_TIMEOUT_SECONDS, SqliteSynchronous, is_sqlite, use_wal
+
+Result = TypeVar("Result")
+Work = Callable[[Connection], Result]
+
+
+class TransactionRunner:
+    """Runs `work(connection)` in one transaction: committed when it returns, rolled back if it raises.
+
+    `work` may roll back itself (e.g. when it finds its write already made) and return; the commit
+    after it then has nothing to do.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, sqlite_synchronous: SqliteSynchronous = "FULL") -> None:
+        self._engine = engine
+        self._sqlite: Engine | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        if is_sqlite(engine.url):
+            self._sqlite = create_sync_engine(
+                engine.url.set(drivername="sqlite"), connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+            )
+            use_wal(self._sqlite, sqlite_synchronous)
+            # One writer at a time is all SQLite allows; one thread gives the writes their turns.
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+
+    async def run(self, work: Work[Result]) -> Result:
+        if self._sqlite is None or self._thread is None:
+            async with self._engine.connect() as connection:
+                result = await connection.run_sync(work)
+                await connection.commit()
+                return result
+        # A caller that stops waiting (a local try's time-out) drops a transaction not yet
+        # started; one already running finishes, as a write through aiosqlite would.
+        return await asyncio.get_running_loop().run_in_executor(self._thread, _in_transaction, self._sqlite, work)
+
+    def dispose(self) -> None:
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+        if self._sqlite is not None:
+            self._sqlite.dispose()
+
+
+def _in_transaction(engine: Engine, work: Work[Result]) -> Result:
+    with engine.connect() as connection:
+        result = work(connection)
+        connection.commit()
+        return result
