@@ -11,6 +11,12 @@ engine over the same file, where it runs whole, statement after statement, with 
 free; the writes take turns in order instead of in the busy handler's growing sleeps. On other
 databases, whose writers lock rows rather than the whole database, the same work runs on the
 async engine's connection (`AsyncConnection.run_sync`).
+
+A SQLite file whose file system was read-only when this process opened it stays read-only to the
+process, even after the file system is writable again, for as long as any of its connections to
+the file is open (they share one read-only view of its shared memory). A write refused as read-only
+therefore closes every connection the process has pooled to the file, and the retry opens anew
+(red team 12).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.database import SQLITE_BUSY_TIMEOUT_SECONDS, SqliteSynchronous, is_sqlite, use_wal
@@ -55,15 +62,26 @@ class TransactionRunner:
                 result = await connection.run_sync(work)
                 await connection.commit()
                 return result
-        # A caller that stops waiting (a local try's time-out) drops a transaction not yet
-        # started; one already running finishes, as a write through aiosqlite would.
-        return await asyncio.get_running_loop().run_in_executor(self._thread, _in_transaction, self._sqlite, work)
+        loop = asyncio.get_running_loop()
+        try:
+            # A caller that stops waiting (a local try's time-out) drops a transaction not yet
+            # started; one already running finishes, as a write through aiosqlite would.
+            return await loop.run_in_executor(self._thread, _in_transaction, self._sqlite, work)
+        except sa_exc.OperationalError as error:
+            if _refused_as_read_only(error):
+                await loop.run_in_executor(self._thread, self._sqlite.dispose)
+                await self._engine.dispose()
+            raise
 
     def dispose(self) -> None:
         if self._thread is not None:
             self._thread.shutdown(wait=True)
         if self._sqlite is not None:
             self._sqlite.dispose()
+
+
+def _refused_as_read_only(error: sa_exc.OperationalError) -> bool:
+    return str(getattr(error.orig, "sqlite_errorname", "")).startswith("SQLITE_READONLY")
 
 
 def _in_transaction(engine: Engine, work: Work[Result]) -> Result:

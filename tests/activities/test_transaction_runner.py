@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, func, select, update
@@ -87,3 +92,25 @@ async def test_a_sqlite_write_commits_while_the_event_loop_is_blocked(databases:
     async with databases.app_engine.connect() as connection:
         status = await connection.scalar(select(TICKETS.c.status).where(TICKETS.c.ticket_id == "t1"))
     assert status == "updated"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare to mount")
+def test_an_app_db_read_only_for_a_while_is_written_once_it_is_writable_again(tmp_path: Path) -> None:
+    """Red team 12: the worker's tickets stopped until a restart after the file system came back."""
+    in_a_mount_namespace = ["unshare", "--mount", "--propagation", "private"]
+    child = subprocess.run(
+        [*in_a_mount_namespace, sys.executable, "-m", "tests.activities.read_only_app_db", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
+    if child.returncode != 0 and "unshare" in child.stderr:
+        pytest.skip(f"no mount namespace here: {child.stderr.strip()}")
+    assert child.returncode == 0, child.stderr
+    lines = child.stdout.splitlines()
+    assert [line for line in lines if line.startswith("read-only")] and all(
+        "readonly database" in line for line in lines if line.startswith("read-only")
+    ), child.stdout
+    writable = [line for line in lines if line.startswith("writable")]
+    assert writable[-1].endswith(": ok") and writable[-2].endswith(": ok"), child.stdout
