@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
@@ -37,6 +38,14 @@ Result = TypeVar("Result")
 Work = Callable[[Connection], Result]
 
 
+@dataclass(frozen=True)
+class _SqliteWriter:
+    """A synchronous engine over the SQLite file, and the one thread its transactions run in."""
+
+    engine: Engine
+    thread: ThreadPoolExecutor
+
+
 class TransactionRunner:
     """Runs `work(connection)` in one transaction: committed when it returns, rolled back if it raises.
 
@@ -46,18 +55,19 @@ class TransactionRunner:
 
     def __init__(self, engine: AsyncEngine, *, sqlite_synchronous: SqliteSynchronous = "FULL") -> None:
         self._engine = engine
-        self._sqlite: Engine | None = None
-        self._thread: ThreadPoolExecutor | None = None
+        self._sqlite: _SqliteWriter | None = None
         if is_sqlite(engine.url):
-            self._sqlite = create_sync_engine(
+            sync_engine = create_sync_engine(
                 engine.url.set(drivername="sqlite"), connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
             )
-            use_wal(self._sqlite, sqlite_synchronous)
+            use_wal(sync_engine, sqlite_synchronous)
             # One writer at a time is all SQLite allows; one thread gives the writes their turns.
-            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+            thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+            self._sqlite = _SqliteWriter(sync_engine, thread)
 
     async def run(self, work: Work[Result]) -> Result:
-        if self._sqlite is None or self._thread is None:
+        sqlite = self._sqlite
+        if sqlite is None:
             async with self._engine.connect() as connection:
                 result = await connection.run_sync(work)
                 await connection.commit()
@@ -66,18 +76,17 @@ class TransactionRunner:
         try:
             # A caller that stops waiting (a local try's time-out) drops a transaction not yet
             # started; one already running finishes, as a write through aiosqlite would.
-            return await loop.run_in_executor(self._thread, _in_transaction, self._sqlite, work)
+            return await loop.run_in_executor(sqlite.thread, _in_transaction, sqlite.engine, work)
         except sa_exc.OperationalError as error:
             if _refused_as_read_only(error):
-                await loop.run_in_executor(self._thread, self._sqlite.dispose)
+                await loop.run_in_executor(sqlite.thread, sqlite.engine.dispose)
                 await self._engine.dispose()
             raise
 
     def dispose(self) -> None:
-        if self._thread is not None:
-            self._thread.shutdown(wait=True)
         if self._sqlite is not None:
-            self._sqlite.dispose()
+            self._sqlite.thread.shutdown(wait=True)
+            self._sqlite.engine.dispose()
 
 
 def _refused_as_read_only(error: sa_exc.OperationalError) -> bool:
