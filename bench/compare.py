@@ -43,6 +43,8 @@ METRICS: dict[str, list[tuple[str, str, bool]]] = {
     "throughput": [
         ("tickets/s", "tickets_per_second", True),
         ("ratio to Temporal's floor", "floor.ratio", True),
+        ("ratio to the shaped floor", "shaped_floor.ratio", True),
+        ("shaped floor / floor", "shaped_floor.of_floor", True),
         ("worker CPU ms/ticket", "worker_cpu_ms_per_ticket", False),
         ("server CPU ms/ticket", "server_cpu_ms_per_ticket", False),
         ("ticket latency p50 ms", "latency_ms.p50", False),

@@ -1,9 +1,15 @@
 """Temporal's floor: the least a workflow with a ticket's server round trips can cost.
 
-`FloorWorkflow` runs the same sequence of activities as an auto-approved ticket (the same number,
-on the same task queues, in the same order, the workflow's own queue eligible for eager dispatch),
-each doing nothing, with tiny payloads. Its throughput on the same server and the same kind of
-worker process is the ceiling the ticket's own work is measured against (bench/throughput.py).
+`FloorWorkflow` runs a list of steps, each doing nothing, with tiny payloads:
+- a task queue name ("" = the workflow's own): a no-op activity on it, awaited before the next step;
+- `LOCAL`: a no-op local activity;
+- `UPSERT` followed by keyword search attribute names (`upsert:TicketStatus,TicketRisk`): an upsert.
+
+The floor proper is the ticket's activities alone (the same number, on the same task queues, in the
+same order, the workflow's own queue eligible for eager dispatch). The shaped floor adds the ticket's
+local activities and upserts where its history has them, so that everything left between it and the
+ticket is the ticket's own work. Its throughput on the same server and the same kind of worker process
+is the ceiling the ticket's own work is measured against (bench/throughput.py).
 Imports only temporalio: the sandbox re-imports this module for every run.
 """
 
@@ -12,9 +18,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import activity, workflow
+from temporalio.common import SearchAttributeKey
 
 FLOOR_WORKFLOW = "BenchFloorWorkflow"
 FLOOR_ACTIVITY = "bench_floor_noop"
+LOCAL = "local"
+UPSERT = "upsert:"
 
 
 @activity.defn(name=FLOOR_ACTIVITY)
@@ -25,10 +34,19 @@ async def noop(step: int) -> int:
 @workflow.defn(name=FLOOR_WORKFLOW)
 class FloorWorkflow:
     @workflow.run
-    async def run(self, queues: list[str]) -> int:
-        """One no-op activity per entry, in order, each on the task queue named ("" = the workflow's own)."""
-        for step, queue in enumerate(queues):
-            await workflow.execute_activity(
-                FLOOR_ACTIVITY, step, task_queue=queue or None, start_to_close_timeout=timedelta(seconds=30)
-            )
-        return len(queues)
+    async def run(self, steps: list[str]) -> int:
+        """Each step in order (see the module's docstring); returns how many there were."""
+        timeout = timedelta(seconds=30)
+        for index, step in enumerate(steps):
+            if step == LOCAL:
+                await workflow.execute_local_activity(FLOOR_ACTIVITY, index, start_to_close_timeout=timeout)
+            elif step.startswith(UPSERT):
+                keys = step.removeprefix(UPSERT).split(",")
+                workflow.upsert_search_attributes(
+                    [SearchAttributeKey.for_keyword(key).value_set(f"floor-{index}") for key in keys]
+                )
+            else:
+                await workflow.execute_activity(
+                    FLOOR_ACTIVITY, index, task_queue=step or None, start_to_close_timeout=timeout
+                )
+        return len(steps)

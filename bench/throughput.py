@@ -31,6 +31,8 @@ from temporalio.client import Client
 
 from bench.floor import READY as FLOOR_READY
 from bench.floor_workflow import FLOOR_WORKFLOW
+from bench.floor_workflow import LOCAL as FLOOR_LOCAL
+from bench.floor_workflow import UPSERT as FLOOR_UPSERT
 from bench.harness import (
     BIN_DIR,
     BenchResult,
@@ -60,6 +62,7 @@ TARGET_FLOOR_RATIO = 0.8
 # Enough to keep worker and server saturated (Little's law: 15 tickets/s x ~1 s each); more only
 # lengthens queues, and an open loop (start, never wait) would measure a growing backlog instead.
 IN_FLIGHT = 20
+LOCAL_ACTIVITY_MARKER = "core_local_activity"  # the SDK's marker for a local activity's result
 
 
 @dataclass
@@ -149,16 +152,34 @@ async def workflow_task_waits(client: Client, workflow_ids: list[str]) -> TaskWa
     return found
 
 
-async def ticket_shape(client: Client, workflow_id: str, queue: str) -> tuple[list[str], int]:
-    """The task queue of each activity a ticket scheduled, in order ("" = its own), and its workflow tasks."""
+@dataclass
+class TicketShape:
+    """What a ticket asks of Temporal, read from its history, as `FloorWorkflow` steps."""
+
+    activities: list[str]  # each activity's task queue in order: "" = the ticket's own, "llm" = the LLM queue
+    steps: list[str]  # the same with its local activities and search attribute upserts where they fall
+    workflow_tasks: int
+
+
+async def ticket_shape(client: Client, workflow_id: str, queue: str) -> TicketShape:
     history = await client.get_workflow_handle(workflow_id).fetch_history()
-    queues = [
-        "" if event.activity_task_scheduled_event_attributes.task_queue.name == queue else "llm"
-        for event in history.events
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    ]
-    tasks = sum(1 for event in history.events if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
-    return queues, tasks
+    activities: list[str] = []
+    steps: list[str] = []
+    tasks = 0
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            on = "" if event.activity_task_scheduled_event_attributes.task_queue.name == queue else "llm"
+            activities.append(on)
+            steps.append(on)
+        elif event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            if event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER:
+                steps.append(FLOOR_LOCAL)
+        elif event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+            steps.append(FLOOR_UPSERT + ",".join(sorted(fields)))
+        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            tasks += 1
+    return TicketShape(activities, steps, tasks)
 
 
 @dataclass
@@ -173,6 +194,28 @@ class Floor:
     workflow_tasks: float = 0.0
     failed: list[str] = field(default_factory=list)
 
+    @property
+    def worker_cpu_ms(self) -> float:
+        return 1000 * self.worker_cpu / max(self.finished, 1)
+
+    @property
+    def server_cpu_ms(self) -> float:
+        return 1000 * self.server_cpu / max(self.finished, 1)
+
+    def ratio_of(self, per_second: float) -> float:
+        return per_second / self.per_second if self.per_second else float("nan")
+
+    def figures(self) -> dict[str, object]:
+        return {
+            "per_second": round(self.per_second, 2),
+            "workflows": self.finished,
+            "seconds": self.seconds,
+            "workflow_tasks": self.workflow_tasks,
+            "worker_cpu_ms_per_workflow": round(self.worker_cpu_ms, 1),
+            "server_cpu_ms_per_workflow": round(self.server_cpu_ms, 1),
+            "failed": len(self.failed),
+        }
+
     def add(self, run: Run, seconds: float, worker_cpu: float, server_cpu: float) -> None:
         self.finished += run.finished_in_window
         self.seconds += seconds
@@ -183,21 +226,21 @@ class Floor:
 
 
 class FloorDriver:
-    def __init__(self, server: DevServer, client: Client, worker: ChildProcess, queue: str, shape: list[str]) -> None:
+    def __init__(self, server: DevServer, client: Client, worker: ChildProcess, queue: str, steps: list[str]) -> None:
         self.server = server
         self.client = client
         self.worker = worker
         self.queue = queue
-        self.queues = [f"{queue}-llm" if entry == "llm" else "" for entry in shape]
+        self.steps = [f"{queue}-llm" if step == "llm" else step for step in steps]
 
     async def one(self, index: int, run: Run) -> str | None:
         workflow_id = f"floor-{uuid.uuid4().hex[:10]}"
         handle = await self.client.start_workflow(
-            FLOOR_WORKFLOW, self.queues, id=workflow_id, task_queue=self.queue, request_eager_start=True
+            FLOOR_WORKFLOW, self.steps, id=workflow_id, task_queue=self.queue, request_eager_start=True
         )
         run.workflow_ids.append(workflow_id)
         result = await handle.result()
-        return None if result == len(self.queues) else f"{workflow_id}: returned {result}"
+        return None if result == len(self.steps) else f"{workflow_id}: returned {result}"
 
     async def measure(self, floor: Floor, seconds: float) -> None:
         cpu = process_cpu_seconds(self.worker.pid), process_cpu_seconds(self.server.child.pid)
@@ -209,7 +252,7 @@ class FloorDriver:
             process_cpu_seconds(self.server.child.pid) - cpu[1],
         )
         if run.workflow_ids:
-            floor.workflow_tasks = (await ticket_shape(self.client, run.workflow_ids[0], self.queue))[1]
+            floor.workflow_tasks = (await ticket_shape(self.client, run.workflow_ids[0], self.queue)).workflow_tasks
 
 
 def floor_worker(server: DevServer, directory: Path, queue: str) -> ChildProcess:
@@ -224,7 +267,7 @@ def floor_worker(server: DevServer, directory: Path, queue: str) -> ChildProcess
 
 async def main() -> None:
     seconds = float(scaled(60, 15))
-    floor = Floor()
+    floor, shaped = Floor(), Floor()
     with workdir("throughput") as directory:
         async with (
             dev_server(directory) as (server, client),
@@ -233,23 +276,29 @@ async def main() -> None:
             service = TicketService(client, task_queue=settings.temporal_task_queue)
             log("warming up")
             warm_up = await drive(service, settings, 5.0, 5)
-            shape, ticket_tasks = await ticket_shape(client, warm_up.workflow_ids[-1], settings.temporal_task_queue)
+            shape = await ticket_shape(client, warm_up.workflow_ids[-1], settings.temporal_task_queue)
             floor_queue = f"floor-{uuid.uuid4().hex[:6]}"
             floor_process = floor_worker(server, directory, floor_queue)
             await floor_process.start()
             try:
                 await floor_process.wait_for_line(FLOOR_READY)
-                floor_driver = FloorDriver(server, client, floor_process, floor_queue, shape)
+                floor_driver = FloorDriver(server, client, floor_process, floor_queue, shape.activities)
+                shaped_driver = FloorDriver(server, client, floor_process, floor_queue, shape.steps)
                 await keep_in_flight(floor_driver.one, 3.0, 5)  # warm-up
-                log(f"floor: {len(shape)} no-op activities per workflow ({shape}), {seconds / 2:.0f} s")
+                await keep_in_flight(shaped_driver.one, 3.0, 5)
+                log(f"floor: no-op activities on {shape.activities}, {seconds / 2:.0f} s")
                 await floor_driver.measure(floor, seconds / 2)
+                log(f"shaped floor: {shape.steps}, {seconds / 4:.0f} s")
+                await shaped_driver.measure(shaped, seconds / 4)
                 ticket_run, cpu = await measured_tickets(service, settings, server, worker, seconds)
+                log(f"shaped floor again, {seconds / 4:.0f} s")
+                await shaped_driver.measure(shaped, seconds / 4)
                 log(f"floor again, {seconds / 2:.0f} s")
                 await floor_driver.measure(floor, seconds / 2)
             finally:
                 await floor_process.stop()
             tasks = await workflow_task_waits(client, ticket_run.workflow_ids)
-    save(ticket_run, cpu, tasks, floor, seconds, shape, ticket_tasks)
+    save(ticket_run, cpu, tasks, floor, shaped, seconds, shape)
 
 
 @dataclass
@@ -279,7 +328,7 @@ async def measured_tickets(
 
 
 def save(
-    run: Run, cpu: TicketCpu, tasks: TaskWaits, floor: Floor, seconds: float, shape: list[str], ticket_tasks: int
+    run: Run, cpu: TicketCpu, tasks: TaskWaits, floor: Floor, shaped: Floor, seconds: float, shape: TicketShape
 ) -> None:
     worker_cpu, server_cpu, worker_rss = cpu.worker, cpu.server, cpu.worker_rss_mb
     timeouts = sum(tasks.timeouts.values())
@@ -290,9 +339,9 @@ def save(
     latency = summarize(run.latencies)
     finished = max(run.finished_in_window, 1)
     met = rate >= TARGET_PER_SECOND and lowest >= TARGET_PER_SECOND * 0.9 and timeouts == 0 and not run.failed
-    ratio = rate / floor.per_second if floor.per_second else float("nan")
+    ratio = floor.ratio_of(rate)
     floor_met = ratio >= TARGET_FLOOR_RATIO and not floor.failed
-    floor_done = max(floor.finished, 1)
+    shaped_of_floor = floor.ratio_of(shaped.per_second)
     BenchResult(
         key="throughput",
         title="Throughput",
@@ -300,16 +349,21 @@ def save(
             f"`agent-ticket worker` (one process, both queues, SQLite, offline planner) and the dev server; "
             f"the driver keeps {IN_FLIGHT} auto-approved tickets in flight for {seconds:.0f} s, starting a new "
             "one as each finishes; histories checked for WorkflowTaskTimedOut; CPU from /proc. Temporal's floor: "
-            f"a workflow of {len(shape)} no-op activities on the ticket's queues in its order ({shape or 'none'}; "
-            '"llm" = the `-llm` queue), a worker process built like the product\'s, the same server and driver, '
-            f"{seconds / 2:.0f} s before the tickets and {seconds / 2:.0f} s after."
+            f"a workflow of {len(shape.activities)} no-op activities on the ticket's queues in its order "
+            f'({shape.activities or "none"}; "llm" = the `-llm` queue), a worker process built like the product\'s, '
+            f"the same server and driver, {seconds / 2:.0f} s before the tickets and {seconds / 2:.0f} s after. The "
+            f"shaped floor adds the ticket's {shape.steps.count(FLOOR_LOCAL)} local activities (no-ops) and "
+            f"{sum(step.startswith(FLOOR_UPSERT) for step in shape.steps)} search attribute upserts where its history "
+            f"has them, {seconds / 4:.0f} s on each side of the tickets inside the floor's."
         ),
         result=(
             f"{rate:.1f} tickets/s ({run.finished_in_window} in {seconds:.0f} s; slowest 10 s window "
             f"{lowest:.1f}/s), {timeouts} workflow task time-outs (tasks waited p99 {task_wait.p99:.0f} ms, max "
             f"{task_wait.max:.0f} ms to be picked up, then ran p99 {task_run.p99:.0f} ms, max {task_run.max:.0f} ms), "
             f"ticket latency {latency.brief()}; Temporal's floor "
-            f"{floor.per_second:.1f}/s, ratio {ratio:.2f}; CPU per ticket: worker "
+            f"{floor.per_second:.1f}/s, ratio {ratio:.2f} (shaped floor {shaped.per_second:.1f}/s, "
+            f"{shaped_of_floor:.2f} of the floor; the ticket {shaped.ratio_of(rate):.2f} of it); "
+            "CPU per ticket: worker "
             f"{1000 * worker_cpu / finished:.0f} ms, server {1000 * server_cpu / finished:.0f} ms "
             "(bot: see the open-loop ack row)"
         ),
@@ -320,7 +374,7 @@ def save(
         met=met and floor_met,
         samples=(
             f"{run.finished_in_window} tickets in {seconds:.0f} s, {floor.finished} floor workflows in "
-            f"{floor.seconds:.0f} s"
+            f"{floor.seconds:.0f} s, {shaped.finished} shaped in {shaped.seconds:.0f} s"
         ),
         notes=" ".join(
             part
@@ -337,12 +391,13 @@ def save(
                 else "",
                 (
                     f"The floor: {floor.workflow_tasks:.0f} workflow tasks per workflow against the ticket's "
-                    f"{ticket_tasks}; floor worker {1000 * floor.worker_cpu / floor_done:.1f} ms and server "
-                    f"{1000 * floor.server_cpu / floor_done:.1f} ms of CPU per workflow. The ticket's worker CPU "
-                    "beyond the floor's is its own work (activities, sandboxed workflow code, local activities, "
-                    "payloads)."
+                    f"{shape.workflow_tasks}; floor worker {floor.worker_cpu_ms:.1f} ms and server "
+                    f"{floor.server_cpu_ms:.1f} ms of CPU per workflow, shaped floor {shaped.worker_cpu_ms:.1f} ms "
+                    f"and {shaped.server_cpu_ms:.1f} ms. The ticket's CPU beyond the shaped floor's is its own work "
+                    "(the activities' work, its sandboxed workflow code, its payloads)."
                 ),
                 f"{len(floor.failed)} floor workflow(s) failed: {floor.failed[:3]}." if floor.failed else "",
+                f"{len(shaped.failed)} shaped floor workflow(s) failed: {shaped.failed[:3]}." if shaped.failed else "",
             )
             if part
         ),
@@ -361,16 +416,16 @@ def save(
             "in_flight": IN_FLIGHT,
             "failed": len(run.failed),
             "floor": {
-                "per_second": round(floor.per_second, 2),
+                **floor.figures(),
                 "ratio": round(ratio, 3),
-                "workflows": floor.finished,
-                "seconds": floor.seconds,
-                "activities": shape,
-                "workflow_tasks": floor.workflow_tasks,
-                "ticket_workflow_tasks": ticket_tasks,
-                "worker_cpu_ms_per_workflow": round(1000 * floor.worker_cpu / floor_done, 1),
-                "server_cpu_ms_per_workflow": round(1000 * floor.server_cpu / floor_done, 1),
-                "failed": len(floor.failed),
+                "activities": shape.activities,
+                "ticket_workflow_tasks": shape.workflow_tasks,
+            },
+            "shaped_floor": {
+                **shaped.figures(),
+                "ratio": round(shaped.ratio_of(rate), 3),
+                "of_floor": round(shaped_of_floor, 3),
+                "steps": shape.steps,
             },
         },
     ).save()
