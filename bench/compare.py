@@ -71,7 +71,10 @@ METRICS: dict[str, list[tuple[str, str, bool]]] = {
         ("bot CPU ms/ticket", "cpu_ms_per_ticket.bot", False),
     ],
     "ack_saturation": [("ack p99 ms at 50 senders", "concurrency_50_ms.p99", False)],
-    "recovery": [("kill → ticket done p50 s", "ticket_after_kill_s.p50", False)],
+    "recovery": [
+        ("kill → ticket done p50 s", "ticket_after_kill_s.p50", False),
+        ("kill → replacement polling median s", "replacement_ready_median_s", False),
+    ],
     "idle": [("worker CPU % waiting", "worker_cpu_percent", False), ("worker RSS MB", "worker_rss_max_mb", False)],
     "database": [
         ("sqlite execute_plan p50 ms", "sqlite.execute_plan.latency_ms.p50", False),

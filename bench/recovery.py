@@ -416,6 +416,7 @@ def save(world: World, repeats: int) -> None:
             "ticket_after_kill_s": {
                 key: round(value / 1000, 3) if key != "n" else value for key, value in after.figures().items()
             },
+            "replacement_ready_median_s": round(ready, 2),
             "kills": [
                 {
                     "aimed_at": kill.aimed_at,

@@ -22,7 +22,6 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
 
-from bot.server import BotStartError, serve_bot
 from cli.devserver import EmbeddedTemporal, TemporalUnavailable, try_connect
 from cli.errors import CliError
 from cli.styles import add_row, describe_url
@@ -160,6 +159,8 @@ async def run_worker_command(
 
 
 async def run_bot_command(settings: Settings, install_stop: StopInstaller, console: Console) -> None:
+    from bot.server import BotStartError, serve_bot  # here, so a worker does not import the HTTP stack
+
     client = await try_connect(settings)
     stop = asyncio.Event()
     install_stop(stop)
@@ -207,6 +208,7 @@ async def run_dev(
     notes: Sequence[str] = (),
 ) -> int:
     """Temporal, databases, worker and bot in one process until Ctrl-C; returns the exit code."""
+    from bot.server import serve_bot
     from worker.main import run_workers
 
     stop = asyncio.Event()

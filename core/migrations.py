@@ -3,20 +3,23 @@
 `create_all` can only add missing tables; Alembic revisions also change existing ones, and
 the `alembic_version` row tells which changes a database already has. The scripts live in
 `migrations/` beside the packages (the image installs the source tree, see the Dockerfile).
+Alembic is imported only when a migration runs: with the Mako and Pygments it brings, it was
+0.14 s of every process's start-up, and a worker or bot never migrates (bench/notes.md, item 29).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from core.database import create_engine
 from core.settings import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
@@ -36,6 +39,8 @@ class MigrationError(Exception):
 
 def alembic_config(url: str | None = None, *, directory: Path = MIGRATIONS_DIR) -> Config:
     """A config for the app DB's scripts, without `alembic.ini` so the app's logging stays as it is."""
+    from alembic.config import Config
+
     if not (directory / "env.py").exists():
         raise MigrationError(f"migration scripts not found in {directory}")
     config = Config()
@@ -47,11 +52,15 @@ def alembic_config(url: str | None = None, *, directory: Path = MIGRATIONS_DIR) 
 
 def current_revision(connection: Connection) -> str | None:
     """The revision a database is at, or None if Alembic never ran on it."""
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
 
 
 def _adopt_unversioned(connection: Connection, config: Config) -> None:
     """Stamp a database made by `create_all` at the baseline, so upgrading it creates nothing twice."""
+    from alembic import command
+
     if current_revision(connection) is not None:
         return
     present = BASELINE_TABLES & set(inspect(connection).get_table_names())
@@ -65,6 +74,8 @@ def _adopt_unversioned(connection: Connection, config: Config) -> None:
 
 
 def _upgrade(connection: Connection, config: Config, revision: str) -> None:
+    from alembic import command
+
     if connection.dialect.name == "postgresql":
         # Several pods may start at once; the lock makes the others wait, then find nothing to do.
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})

@@ -1,10 +1,13 @@
-"""`agent-ticket worker`'s process: it polls, spares the garbage collector its start-up objects, and stops."""
+"""`agent-ticket worker`'s process: it polls, spares the garbage collector its start-up objects, and stops;
+it starts without loading what only other commands need."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -12,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from cli.running import run_worker_command
 from core.bootstrap import Databases, init_databases
+from core.settings import PROJECT_ROOT
 from tests.support import build_settings
 from worker.build import QueueRole
 
@@ -59,3 +63,20 @@ async def test_once_polling_the_worker_freezes_what_start_up_made(
         gc.unfreeze()  # this test process keeps collecting as before
     assert frozen_while_polling and frozen_while_polling[0] > 0
     assert "Worker stopped." in output.getvalue()
+
+
+def test_the_worker_command_imports_neither_alembic_nor_the_http_stack() -> None:
+    """Start-up time is crash-recovery time: a worker never migrates or serves HTTP, so it loads neither."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, cli.main, cli.servers, cli.running, worker.main; print(' '.join(sorted(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PROJECT_ROOT,
+    ).stdout.split()
+    only_elsewhere = {"alembic", "mako", "pygments", "starlette", "uvicorn"}
+    assert [name for name in loaded if name.split(".")[0] in only_elsewhere] == []
