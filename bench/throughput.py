@@ -27,9 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType, TimeoutType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
 from bench.floor import READY as FLOOR_READY
+from bench.floor_workflow import BESIDE as FLOOR_BESIDE
 from bench.floor_workflow import FLOOR_WORKFLOW
 from bench.floor_workflow import LOCAL as FLOOR_LOCAL
 from bench.floor_workflow import UPSERT as FLOOR_UPSERT
@@ -157,20 +159,21 @@ class TicketShape:
     """What a ticket asks of Temporal, read from its history, as `FloorWorkflow` steps."""
 
     activities: list[str]  # each activity's task queue in order: "" = the ticket's own, "llm" = the LLM queue
-    steps: list[str]  # the same with its local activities and search attribute upserts where they fall
+    steps: list[str]  # the same, those that ran beside the next ones marked, with its local activities and upserts
     workflow_tasks: int
 
 
 async def ticket_shape(client: Client, workflow_id: str, queue: str) -> TicketShape:
     history = await client.get_workflow_handle(workflow_id).fetch_history()
+    events = list(history.events)
     activities: list[str] = []
     steps: list[str] = []
     tasks = 0
-    for event in history.events:
+    for position, event in enumerate(events):
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             on = "" if event.activity_task_scheduled_event_attributes.task_queue.name == queue else "llm"
             activities.append(on)
-            steps.append(on)
+            steps.append(FLOOR_BESIDE + on if _ran_beside(events, position) else on)
         elif event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
             if event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER:
                 steps.append(FLOOR_LOCAL)
@@ -180,6 +183,17 @@ async def ticket_shape(client: Client, workflow_id: str, queue: str) -> TicketSh
         elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
             tasks += 1
     return TicketShape(activities, steps, tasks)
+
+
+def _ran_beside(events: list[HistoryEvent], position: int) -> bool:
+    """Whether the activity scheduled at `position` was still running when the next one was scheduled."""
+    scheduled_id = events[position].event_id
+    for event in events[position + 1 :]:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            return True
+        if event.activity_task_completed_event_attributes.scheduled_event_id == scheduled_id:
+            return False
+    return False
 
 
 @dataclass
@@ -231,7 +245,14 @@ class FloorDriver:
         self.client = client
         self.worker = worker
         self.queue = queue
-        self.steps = [f"{queue}-llm" if step == "llm" else step for step in steps]
+        self.steps = [self._on_queues(step, queue) for step in steps]
+
+    @staticmethod
+    def _on_queues(step: str, queue: str) -> str:
+        """The step with "llm" as the floor's own LLM queue."""
+        if step.removeprefix(FLOOR_BESIDE) != "llm":
+            return step
+        return step.replace("llm", f"{queue}-llm")
 
     async def one(self, index: int, run: Run) -> str | None:
         workflow_id = f"floor-{uuid.uuid4().hex[:10]}"
