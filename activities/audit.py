@@ -19,6 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core.models import RecordEventInput, RecordEventsInput, Stage
+from core.models.text import escape_hidden
 from core.names import ACTIVITY_RECORD_EVENTS, AUDIT_EVENT_KEY, short_id_from, ticket_label, workflow_id_for
 from core.schema import AuditEventRow, TicketRow, utcnow
 from core.transactions import TransactionRunner
@@ -91,7 +92,7 @@ def _record(
     updated = connection.execute(update(TICKETS).where(TICKETS.c.ticket_id == ticket_id).values(changes))
     if updated.rowcount == 0:
         # The ticket row must exist before the events that refer to it.
-        connection.execute(insert(TICKETS).values(_new_ticket(ticket_id, events[0], changes, now)))
+        connection.execute(insert(TICKETS).values(storable(_new_ticket(ticket_id, events[0], changes, now))))
     elif all(event.detail.get(EVENT_KEY) for event in events):
         recorded = _recorded_event_keys(connection, ticket_id)
         events = [event for event in events if event.detail[EVENT_KEY] not in recorded]
@@ -102,8 +103,24 @@ def _record(
         # The batch commits as a whole, so its first event stands for all of it.
         connection.rollback()
         return False
-    connection.execute(insert(EVENTS), [_event_row(ticket_id, event, key, now) for event in events])
+    connection.execute(insert(EVENTS), [storable(_event_row(ticket_id, event, key, now)) for event in events])
     return True
+
+
+def storable(value: Any) -> Any:
+    """`value` with every string in it (keys too) escaped where it holds what no person types.
+
+    An event records what came, and what came can be anything: a signal's payload is any client's.
+    PostgreSQL refuses a NUL and UTF-8 a lone surrogate on every try, and the ticket would wait behind
+    that batch for good (red team 13); a reader sees the escape instead of an invisible character.
+    """
+    if isinstance(value, str):
+        return escape_hidden(value)
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    return value
 
 
 def _event_row(ticket_id: str, event: RecordEventInput, key: str | None, now: datetime) -> dict[str, Any]:

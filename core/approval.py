@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.models import ApprovalRequest, Decision, DecisionRecord, TicketStatus, malformed_decision
+from core.models.text import escape_hidden
 
 MAX_PROBLEM_TEXT = 300
 
@@ -128,7 +129,8 @@ def parse_decision(payload: Any, approve: bool) -> tuple[Decision, str | None]:
             f"{'.'.join(str(part) for part in problem['loc']) or 'payload'}: {problem['msg']}"
             for problem in error.errors()[:3]
         )
-        return malformed_decision(approve), f"malformed: {problems}"[:MAX_PROBLEM_TEXT]
+        # A payload's own keys name the fields at fault: shown escaped, whatever they hold.
+        return malformed_decision(approve), escape_hidden(f"malformed: {problems}")[:MAX_PROBLEM_TEXT]
 
 
 def refusal_preview(status: TicketStatus, decision: Decision) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from core.models.base import Model
 from core.models.text import refuse_hidden_characters
@@ -62,6 +62,12 @@ class Decision(Model):
     def _screen_comment(cls, value: str) -> str:
         """Comments and reasons are shown to people and fed to the planner: screened like ticket text."""
         return refuse_hidden_characters(value, "the comment")
+
+    @field_validator("decider", "request_id", "plan_hash", "id", "proof")
+    @classmethod
+    def _screen_names(cls, value: str, info: ValidationInfo) -> str:
+        """Names and keys are recorded and shown as they came: any client can send a signal (red team 13)."""
+        return refuse_hidden_characters(value, f"the {info.field_name}")
 
 
 # Stands in for a payload that did not parse, so its record still shows in the status and the audit.

@@ -62,21 +62,48 @@ def hidden_character(text: str) -> str | None:
     """
     previous = ""
     for char in text:
-        category = unicodedata.category(char)
-        code = ord(char)
-        if char in "\n\t":
-            pass
-        elif category in ("Cc", "Cs", "Co", "Cn"):
-            return f"a control or unassigned character (U+{code:04X})"
-        elif category == "Cf":
-            return f"an invisible formatting character (U+{code:04X})"
-        elif category in ("Zl", "Zp"):
-            return f"a line or paragraph separator (U+{code:04X})"
-        elif code in _SUPPLEMENTARY_SELECTORS:
-            return f"an invisible variation selector (U+{code:04X})"
-        elif code in _INVISIBLE and not _presentation(previous, char):
-            return f"{_INVISIBLE[code]} (U+{code:04X})"
+        hidden = _hidden(char, previous)
+        if hidden:
+            return hidden
         previous = char
+    return None
+
+
+def escape_hidden(text: str) -> str:
+    """`text` with each character no person types written as its escape (`\\u0000`), the rest unchanged.
+
+    For text that is recorded whatever it holds (the audit log): a database refuses some of these
+    characters (PostgreSQL any NUL, UTF-8 a lone surrogate), and a reader should see the others.
+    """
+    if hidden_character(text) is None:
+        return text
+    escaped: list[str] = []
+    previous = ""
+    for char in text:
+        code = ord(char)
+        if _hidden(char, previous) is None:
+            escaped.append(char)
+        else:
+            escaped.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+        previous = char
+    return "".join(escaped)
+
+
+def _hidden(char: str, previous: str) -> str | None:
+    category = unicodedata.category(char)
+    code = ord(char)
+    if char in "\n\t":
+        return None
+    if category in ("Cc", "Cs", "Co", "Cn"):
+        return f"a control or unassigned character (U+{code:04X})"
+    if category == "Cf":
+        return f"an invisible formatting character (U+{code:04X})"
+    if category in ("Zl", "Zp"):
+        return f"a line or paragraph separator (U+{code:04X})"
+    if code in _SUPPLEMENTARY_SELECTORS:
+        return f"an invisible variation selector (U+{code:04X})"
+    if code in _INVISIBLE and not _presentation(previous, char):
+        return f"{_INVISIBLE[code]} (U+{code:04X})"
     return None
 
 

@@ -176,3 +176,25 @@ def test_a_batch_is_one_ticket_and_not_empty() -> None:
         RecordEventsInput(events=[SUBMITTED, PLANNED.model_copy(update={"ticket_id": "other"})])
     with pytest.raises(ValueError):
         RecordEventsInput(events=[])
+
+
+async def test_what_no_person_types_is_recorded_escaped_and_the_write_goes_through(dbs: Databases) -> None:
+    """PostgreSQL refuses a NUL and UTF-8 a lone surrogate on every try: a batch holding one once waited for good."""
+    await _record(dbs, SUBMITTED, "1")
+    hostile = RecordEventInput(
+        ticket_id="abc",
+        kind=AuditEventKind.DECISION_IGNORED,
+        actor="mallory\x00",
+        summary="mallory\x00 approved (ignored: \ud800 \u202e)",
+        detail={"comment\x00": ["a\x00", {"b": "\ud800"}], "line": "one\ntwo\tthree"},
+    )
+    await _record(dbs, hostile, "2")
+    await _record(dbs, hostile, "2", attempt=2)  # a retry still finds its own write
+
+    events = await audit_events(dbs)
+    assert [event.kind for event in events] == ["submitted", "decision_ignored"]
+    recorded = events[1]
+    assert recorded.actor == "mallory\\u0000"
+    assert recorded.summary == "mallory\\u0000 approved (ignored: \\ud800 \\u202e)"
+    assert recorded.detail["comment\\u0000"] == ["a\\u0000", {"b": "\\ud800"}]
+    assert recorded.detail["line"] == "one\ntwo\tthree"

@@ -93,3 +93,29 @@ async def test_risky_ticket_waits_for_two_approvers_then_runs(pipeline: Pipeline
     async with pipeline.databases.target_sessions() as session:
         role = await session.scalar(select(users.c.role).where(users.c.email == "carol@acme-corp.example"))
     assert role == "admin"
+
+
+async def test_raw_signals_holding_hidden_characters_are_recorded_escaped_and_hold_nothing_up(
+    pipeline: Pipeline,
+) -> None:
+    """Any Temporal client can signal: a NUL in a decider, or in a payload's own key, once stopped the audit
+    log on PostgreSQL for good, and with it the ticket (red team 13)."""
+    started = await pipeline.service.start(pipeline.request("make carol@acme-corp.example an admin"))
+    status = await pipeline.wait_for_stage(started.short_id, Stage.AWAITING_APPROVAL)
+    assert status.approval is not None
+    handle = pipeline.service.handle(started.short_id)
+    await handle.signal("approve", {"decider": "mallory\x00", "source": "api", "request_id": "x", "plan_hash": "y"})
+    await handle.signal("reject", {"decider\x00": "mallory", "source": "api"})
+    for approver in ("alice", "bob"):
+        counted = await pipeline.service.decide(
+            started.short_id, status.approval.decision(approver, DecisionSource.CLI)
+        )
+        assert counted is not None and counted.accepted
+
+    outcome = await pipeline.service.result(started.short_id)
+    assert outcome.status is OutcomeStatus.DONE, outcome.reason
+    async with pipeline.databases.app_sessions() as session:
+        events = (await session.scalars(select(AuditEventRow).where(AuditEventRow.ticket_id == started.short_id))).all()
+    ignored = [event.summary for event in events if event.kind == "decision_ignored"]
+    assert len(ignored) == 2 and all("malformed" in summary for summary in ignored), ignored
+    assert not any("\x00" in f"{event.actor}{event.summary}{event.detail}" for event in events)
