@@ -34,6 +34,7 @@ EVENT_KEY = AUDIT_EVENT_KEY
 TICKETS = cast(Table, TicketRow.__table__)
 EVENTS = cast(Table, AuditEventRow.__table__)
 ERROR_UNKNOWN_TICKET = "UnknownTicket"
+ERROR_CONTENT_REFUSED = "AuditContentRefused"
 
 
 def activity_key() -> str | None:
@@ -60,17 +61,30 @@ class AuditActivities:
         ticket_id = short_id_from(events[0].ticket_id)
         if key is None:
             key = activity_key()
-        try:
-            written = await self._record(ticket_id, events, key)
-        except sa_exc.IntegrityError:
-            # Two attempts created the ticket at once; the loser retries and sees the winner's row.
-            written = await self._record(ticket_id, events, key)
         label = ticket_label(ticket_id)
+        try:
+            written = await self._record_racing(ticket_id, events, key)
+        except sa_exc.DBAPIError as error:
+            if not _refused_for_content(error):
+                raise
+            # What the events hold is refused, and would be on every try: refused for good, not waited on.
+            raise ApplicationError(
+                f"{label}: the app DB refused these audit events' content: {error.orig}",
+                type=ERROR_CONTENT_REFUSED,
+                non_retryable=True,
+            ) from error
         kinds = ", ".join(event.kind.value for event in events)
         if written:
             logger.info("%s: audit %s: %s", label, kinds, "; ".join(event.summary for event in events))
         else:
             logger.info("%s: audit %s already recorded by an earlier attempt", label, kinds)
+
+    async def _record_racing(self, ticket_id: str, events: Sequence[RecordEventInput], key: str | None) -> bool:
+        try:
+            return await self._record(ticket_id, events, key)
+        except sa_exc.IntegrityError:
+            # Two attempts created the ticket at once; the loser retries and sees the winner's row.
+            return await self._record(ticket_id, events, key)
 
     async def _record(self, ticket_id: str, events: Sequence[RecordEventInput], key: str | None) -> bool:
         now = utcnow()
@@ -92,7 +106,7 @@ def _record(
     updated = connection.execute(update(TICKETS).where(TICKETS.c.ticket_id == ticket_id).values(changes))
     if updated.rowcount == 0:
         # The ticket row must exist before the events that refer to it.
-        connection.execute(insert(TICKETS).values(storable(_new_ticket(ticket_id, events[0], changes, now))))
+        connection.execute(insert(TICKETS).values(fitted(TICKETS, _new_ticket(ticket_id, events[0], changes, now))))
     elif all(event.detail.get(EVENT_KEY) for event in events):
         recorded = _recorded_event_keys(connection, ticket_id)
         events = [event for event in events if event.detail[EVENT_KEY] not in recorded]
@@ -103,8 +117,25 @@ def _record(
         # The batch commits as a whole, so its first event stands for all of it.
         connection.rollback()
         return False
-    connection.execute(insert(EVENTS), [storable(_event_row(ticket_id, event, key, now)) for event in events])
+    connection.execute(insert(EVENTS), [fitted(EVENTS, _event_row(ticket_id, event, key, now)) for event in events])
     return True
+
+
+def fitted(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    """`row` made storable and each string cut to its column's length: escaping lengthens what it escapes,
+    and a value longer than its column is refused on every try (PostgreSQL; red team 14)."""
+    row = storable(row)
+    for name, value in row.items():
+        length = getattr(table.c[name].type, "length", None)
+        if isinstance(value, str) and length is not None and len(value) > length:
+            row[name] = value[: length - 1] + "…"
+    return row
+
+
+def _refused_for_content(error: sa_exc.DBAPIError) -> bool:
+    """A data exception (SQLSTATE class 22: too long, out of range, not valid JSON or text), not an outage."""
+    sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return isinstance(error, sa_exc.DataError) or str(sqlstate or "").startswith("22")
 
 
 def storable(value: Any) -> Any:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from core.models.base import Model
 from core.models.plan import Plan
 from core.models.revert import RevertOf
-from core.models.text import MAX_TICKET_TEXT, clean_ticket_text
+from core.models.text import MAX_TICKET_TEXT, clean_ticket_text, refuse_hidden_characters
 
 
 class TicketSource(StrEnum):
@@ -68,3 +68,9 @@ class TicketRequest(Model):
     @classmethod
     def _clean_reason(cls, value: str) -> str:
         return clean_ticket_text(value) if value.strip() else ""
+
+    @field_validator("requester", "channel")
+    @classmethod
+    def _screen_names(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Recorded and shown as they came: what no person types is refused at the edge (red team 14)."""
+        return value if value is None else refuse_hidden_characters(value, f"the {info.field_name}")

@@ -198,3 +198,27 @@ async def test_what_no_person_types_is_recorded_escaped_and_the_write_goes_throu
     assert recorded.summary == "mallory\\u0000 approved (ignored: \\ud800 \\u202e)"
     assert recorded.detail["comment\\u0000"] == ["a\\u0000", {"b": "\\ud800"}]
     assert recorded.detail["line"] == "one\ntwo\tthree"
+
+
+async def test_an_escaped_value_is_cut_to_its_column_not_refused(dbs: Databases) -> None:
+    """Escaping lengthens a value; PostgreSQL refuses one longer than its column on every try (red team 14)."""
+    long_actor = "x" * 190 + "\x00" * 3  # 193 characters, 208 once escaped: the column holds 200
+    await _record(dbs, SUBMITTED, "1")
+    await _record(dbs, RecordEventInput(ticket_id="abc", kind=AuditEventKind.DECISION_IGNORED, actor=long_actor), "2")
+
+    recorded = (await audit_events(dbs))[1]
+    assert recorded.actor is not None and len(recorded.actor) == 200
+    assert recorded.actor.startswith("x" * 190 + "\\u0000") and recorded.actor.endswith("…")
+
+
+async def test_content_the_database_refuses_is_refused_for_good_not_retried(dbs: Databases) -> None:
+    """A value no try can store (NaN in PostgreSQL's JSON) fails the batch for good, so the ticket is not held."""
+    await _record(dbs, SUBMITTED, "1")
+    odd = RecordEventInput(ticket_id="abc", kind=AuditEventKind.EXECUTED, detail={"rows": float("nan")})
+    if dbs.app_engine.dialect.name == "sqlite":
+        await _record(dbs, odd, "2")  # SQLite keeps it as text
+        assert [event.kind for event in await audit_events(dbs)] == ["submitted", "executed"]
+        return
+    with pytest.raises(ApplicationError) as refused:
+        await _record(dbs, odd, "2")
+    assert refused.value.non_retryable and refused.value.type == "AuditContentRefused"

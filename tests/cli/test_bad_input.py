@@ -56,6 +56,8 @@ async def test_bad_ticket_text_starts_nothing(
     [
         (["submit", "upgrade acme-corp to pro", "--as", "  "], "--as must name a user"),
         (["submit", "upgrade acme-corp to pro", "--channel", "c" * 201], "--channel: String should have at most 200"),
+        # Escaped in the audit, 34 of these once made the channel too long for its column (red team 14).
+        (["submit", "show invoices", "--channel", "C0" + "\u200b" * 34], "the channel contains an invisible"),
         (["reject", "T-abc123"], "Missing option '--reason'"),
         (["reject", "T-abc123", "--reason", "  "], "--reason must say why"),
         (["approve", "T-abc123", "--as", "bob", "--comment", "x" * 2001], "--comment: String should have at most"),
