@@ -28,8 +28,25 @@ ACTIVITY_PLAN_REVERT = "plan_revert"
 # requester's budget ran out since validation. Nothing was written; validate again and ask again.
 ERROR_APPROVED_ROWS_CHANGED = "ApprovedRowsChanged"
 ERROR_REVERT_REFUSED = "RevertRefused"  # the change was reverted meanwhile, or its window closed
+ERROR_NOT_A_TICKET = "NotATicket"  # a workflow started under an id no ticket has
 # In an audit event's detail: the event's own identity, so it is appended once whatever batch carries it.
 AUDIT_EVENT_KEY = "event_key"
+
+
+# What a ticket's short id may hold: what `new_short_id` makes, and what the app DB's key column fits.
+SHORT_ID_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+MAX_SHORT_ID = 64
+
+
+def is_ticket_workflow_id(workflow_id: str) -> bool:
+    """Exactly `ticket-<short id>`. `short_id_from` also accepts `T-<id>`, `t-<id>` and `<id>` from people;
+    a workflow started under one of those would write to another ticket's record (red team 15)."""
+    short_id = workflow_id.removeprefix(WORKFLOW_ID_PREFIX)
+    return (
+        workflow_id.startswith(WORKFLOW_ID_PREFIX)
+        and 0 < len(short_id) <= MAX_SHORT_ID
+        and set(short_id) <= SHORT_ID_CHARACTERS
+    )
 
 
 def workflow_id_for(short_id: str) -> str:

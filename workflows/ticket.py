@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import FailureError
+from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from core import names
@@ -189,6 +189,14 @@ class TicketWorkflow:
 
     @workflow.run
     async def run(self, request: TicketRequest) -> TicketOutcome:
+        workflow_id = workflow.info().workflow_id
+        if not names.is_ticket_workflow_id(workflow_id):
+            # Before anything is written or posted: its record would be another ticket's.
+            raise ApplicationError(
+                f"{workflow_id!r} is not a ticket's workflow id (ticket-<id>); start tickets with TicketService",
+                type=names.ERROR_NOT_A_TICKET,
+                non_retryable=True,
+            )
         delivering = asyncio.create_task(self._delivery.run())
         if request.continued is None:
             self._record(AuditEventKind.SUBMITTED, f"submitted via {request.source.value}", request=request)

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from core.demo import subscriptions, users
 from core.ledger import executions
 from core.models import Decision, DecisionSource, OutcomeStatus, Stage
+from core.names import ERROR_NOT_A_TICKET, WORKFLOW_NAME
 from core.schema import AuditEventRow, TicketRow
 from tests.pipeline import Pipeline, running_pipeline
 from tests.postgres import fresh_postgres_database
@@ -119,3 +122,35 @@ async def test_raw_signals_holding_hidden_characters_are_recorded_escaped_and_ho
     ignored = [event.summary for event in events if event.kind == "decision_ignored"]
     assert len(ignored) == 2 and all("malformed" in summary for summary in ignored), ignored
     assert not any("\x00" in f"{event.actor}{event.summary}{event.detail}" for event in events)
+
+
+@pytest.mark.parametrize("alias", ["T-{}", "t-{}", "{}", " ticket-{}"])
+async def test_a_workflow_started_under_another_tickets_alias_fails_and_writes_nothing(
+    pipeline: Pipeline, alias: str
+) -> None:
+    """`T-<id>` names the same ticket as `ticket-<id>` to people, but started as a workflow of its own it wrote
+    the other ticket's row and audit log: a pending ticket read as done, off every approver's list (red team 15)."""
+    victim = await pipeline.service.start(pipeline.request("make carol@acme-corp.example an admin"))
+    await pipeline.wait_for_stage(victim.short_id, Stage.AWAITING_APPROVAL)
+    async with pipeline.databases.app_sessions() as session:
+        events_before = await session.scalar(
+            select(func.count()).select_from(AuditEventRow).where(AuditEventRow.ticket_id == victim.short_id)
+        )
+
+    rogue = await pipeline.client.start_workflow(
+        WORKFLOW_NAME,
+        pipeline.request("give acme-corp a 10% discount on their open invoices"),
+        id=alias.format(victim.short_id),
+        task_queue=pipeline.settings.temporal_task_queue,
+    )
+    with pytest.raises(WorkflowFailureError) as failed:
+        await rogue.result()
+    assert isinstance(failed.value.cause, ApplicationError) and failed.value.cause.type == ERROR_NOT_A_TICKET
+
+    async with pipeline.databases.app_sessions() as session:
+        ticket = await session.get(TicketRow, victim.short_id)
+        events_after = await session.scalar(
+            select(func.count()).select_from(AuditEventRow).where(AuditEventRow.ticket_id == victim.short_id)
+        )
+    assert ticket is not None and ticket.status == "awaiting_approval"
+    assert events_after == events_before

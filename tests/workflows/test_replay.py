@@ -31,7 +31,8 @@ TEST_KEY = "k1:" + base64.b64encode(bytes(range(32))).decode()
 
 
 def load_history(path: Path) -> WorkflowHistory:
-    return WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
+    # Under a ticket's workflow id, as tickets run: the workflow refuses any other id.
+    return WorkflowHistory.from_json(f"ticket-replay-{path.stem.replace('.', '-')}", path.read_text())
 
 
 def project_converter(*, encrypted: bool) -> DataConverter:
