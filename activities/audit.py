@@ -18,7 +18,7 @@ from sqlalchemy import exc as sa_exc
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from core.models import RecordEventInput, RecordEventsInput, Stage
+from core.models import AuditEventKind, RecordEventInput, RecordEventsInput, Stage
 from core.models.text import escape_hidden
 from core.names import ACTIVITY_RECORD_EVENTS, AUDIT_EVENT_KEY, short_id_from, ticket_label, workflow_id_for
 from core.schema import AuditEventRow, TicketRow, utcnow
@@ -35,6 +35,7 @@ TICKETS = cast(Table, TicketRow.__table__)
 EVENTS = cast(Table, AuditEventRow.__table__)
 ERROR_UNKNOWN_TICKET = "UnknownTicket"
 ERROR_CONTENT_REFUSED = "AuditContentRefused"
+ERROR_NOT_THIS_TICKET = "NotThisTicket"
 
 
 def activity_key() -> str | None:
@@ -54,16 +55,19 @@ class AuditActivities:
 
     @activity.defn(name=ACTIVITY_RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> None:
-        await self.append(batch.events, key=batch.batch_key or None)
+        await self.append(batch.events, key=batch.batch_key or None, chain=batch.chain)
 
-    async def append(self, events: Sequence[RecordEventInput], *, key: str | None = None) -> None:
-        """Write one ticket's events once per `key` (the batch's, else this activity's)."""
+    async def append(self, events: Sequence[RecordEventInput], *, key: str | None = None, chain: str = "") -> None:
+        """Write one ticket's events once per `key` (the batch's, else this activity's).
+
+        With `chain` (the writing workflow's first run id), only the runs that submitted the ticket may write.
+        """
         ticket_id = short_id_from(events[0].ticket_id)
         if key is None:
             key = activity_key()
         label = ticket_label(ticket_id)
         try:
-            written = await self._record_racing(ticket_id, events, key)
+            written = await self._record_racing(ticket_id, events, key, chain)
         except sa_exc.DBAPIError as error:
             if not _refused_for_content(error):
                 raise
@@ -79,20 +83,27 @@ class AuditActivities:
         else:
             logger.info("%s: audit %s already recorded by an earlier attempt", label, kinds)
 
-    async def _record_racing(self, ticket_id: str, events: Sequence[RecordEventInput], key: str | None) -> bool:
+    async def _record_racing(
+        self, ticket_id: str, events: Sequence[RecordEventInput], key: str | None, chain: str
+    ) -> bool:
         try:
-            return await self._record(ticket_id, events, key)
+            return await self._record(ticket_id, events, key, chain)
         except sa_exc.IntegrityError:
             # Two attempts created the ticket at once; the loser retries and sees the winner's row.
-            return await self._record(ticket_id, events, key)
+            return await self._record(ticket_id, events, key, chain)
 
-    async def _record(self, ticket_id: str, events: Sequence[RecordEventInput], key: str | None) -> bool:
+    async def _record(self, ticket_id: str, events: Sequence[RecordEventInput], key: str | None, chain: str) -> bool:
         now = utcnow()
-        return await self._transactions.run(lambda connection: _record(connection, ticket_id, events, key, now))
+        return await self._transactions.run(lambda connection: _record(connection, ticket_id, events, key, now, chain))
 
 
 def _record(
-    connection: Connection, ticket_id: str, events: Sequence[RecordEventInput], key: str | None, now: datetime
+    connection: Connection,
+    ticket_id: str,
+    events: Sequence[RecordEventInput],
+    key: str | None,
+    now: datetime,
+    chain: str = "",
 ) -> bool:
     """One transaction: update (and so lock) the ticket, skip a duplicate, else append every event.
 
@@ -108,7 +119,14 @@ def _record(
         # The ticket row must exist before the events that refer to it.
         connection.execute(insert(TICKETS).values(fitted(TICKETS, _new_ticket(ticket_id, events[0], changes, now))))
     elif all(event.detail.get(EVENT_KEY) for event in events):
-        recorded = _recorded_event_keys(connection, ticket_id)
+        recorded, submitted_by = _recorded_event_keys(connection, ticket_id)
+        if chain and submitted_by is not None and not submitted_by.startswith(f"{chain}/"):
+            # Another workflow under this ticket's id (Temporal lets a closed id start again): not its record.
+            raise ApplicationError(
+                f"{ticket_label(ticket_id)} was submitted by another workflow run; its record is not this run's",
+                type=ERROR_NOT_THIS_TICKET,
+                non_retryable=True,
+            )
         events = [event for event in events if event.detail[EVENT_KEY] not in recorded]
         if not events:
             connection.rollback()
@@ -207,9 +225,17 @@ def _new_ticket(ticket_id: str, event: RecordEventInput, changes: dict[str, Any]
     }
 
 
-def _recorded_event_keys(connection: Connection, ticket_id: str) -> set[str]:
-    details = connection.scalars(select(EVENTS.c.detail).where(EVENTS.c.ticket_id == ticket_id))
-    return {str(detail[EVENT_KEY]) for detail in details if isinstance(detail, dict) and detail.get(EVENT_KEY)}
+def _recorded_event_keys(connection: Connection, ticket_id: str) -> tuple[set[str], str | None]:
+    """The keys of the ticket's recorded events, and the key of its `submitted` event (which names its first run)."""
+    keys: set[str] = set()
+    submitted_by: str | None = None
+    rows = connection.execute(select(EVENTS.c.kind, EVENTS.c.detail).where(EVENTS.c.ticket_id == ticket_id))
+    for kind, detail in rows:
+        if isinstance(detail, dict) and detail.get(EVENT_KEY):
+            keys.add(str(detail[EVENT_KEY]))
+            if kind == AuditEventKind.SUBMITTED.value and submitted_by is None:
+                submitted_by = str(detail[EVENT_KEY])
+    return keys, submitted_by
 
 
 def _already_recorded(connection: Connection, ticket_id: str, event: RecordEventInput, key: str) -> bool:

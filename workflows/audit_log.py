@@ -77,7 +77,10 @@ class AuditLog:
 
         self._writing = True
         try:
-            await run_step(WRITE_EVENTS, RecordEventsInput(events=batch, batch_key=key), waiting_for_the_app_db)
+            chain = workflow.info().first_execution_run_id
+            await run_step(
+                WRITE_EVENTS, RecordEventsInput(events=batch, batch_key=key, chain=chain), waiting_for_the_app_db
+            )
         except FailureError as error:
             kinds = [event.kind.value for event in batch]
             workflow.logger.error("audit events %s could not be recorded: %s", kinds, describe(error))

@@ -54,6 +54,8 @@ class RecordEventsInput(Model):
     events: list[RecordEventInput] = Field(min_length=1)
     # Names this batch across every attempt, local or not, so a retry never appends it twice.
     batch_key: str = ""
+    # The first run id of the workflow writing: only that ticket's own runs may write to its record.
+    chain: str = ""
 
     @model_validator(mode="after")
     def _one_ticket(self) -> RecordEventsInput:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from core.demo import subscriptions, users
 from core.ledger import executions
-from core.models import Decision, DecisionSource, OutcomeStatus, Stage
+from core.models import ContinuedTicket, Decision, DecisionSource, OutcomeStatus, Stage, TicketOutcome
 from core.names import ERROR_NOT_A_TICKET, WORKFLOW_NAME
 from core.schema import AuditEventRow, TicketRow
 from tests.pipeline import Pipeline, running_pipeline
@@ -153,4 +154,39 @@ async def test_a_workflow_started_under_another_tickets_alias_fails_and_writes_n
             select(func.count()).select_from(AuditEventRow).where(AuditEventRow.ticket_id == victim.short_id)
         )
     assert ticket is not None and ticket.status == "awaiting_approval"
+    assert events_after == events_before
+
+
+@pytest.mark.parametrize("forged_continuation", [False, True])
+async def test_a_new_run_under_a_finished_tickets_id_cannot_write_its_record(
+    pipeline: Pipeline, forged_continuation: bool
+) -> None:
+    """Temporal lets any client start a closed workflow id again; that run is not the ticket, and its events
+    must not join the ticket's record, whether it starts afresh or claims to continue it (red team 15)."""
+    victim = await pipeline.service.start(pipeline.request("show invoices for acme-corp"))
+    assert (await pipeline.service.result(victim.short_id)).status is OutcomeStatus.DONE
+    async with pipeline.databases.app_sessions() as session:
+        events_before = (
+            await session.scalars(select(AuditEventRow.id).where(AuditEventRow.ticket_id == victim.short_id))
+        ).all()
+
+    request = pipeline.request("give acme-corp a 10% discount on their open invoices")
+    if forged_continuation:
+        request = request.model_copy(update={"continued": ContinuedTicket(created_at=datetime.now(UTC))})
+    rogue = await pipeline.client.start_workflow(
+        WORKFLOW_NAME,
+        request,
+        id=victim.workflow_id,
+        task_queue=pipeline.settings.temporal_task_queue,
+        result_type=TicketOutcome,
+    )
+    outcome = await rogue.result()
+
+    assert outcome.status is OutcomeStatus.FAILED and "audit log refused" in outcome.reason, outcome
+    async with pipeline.databases.app_sessions() as session:
+        ticket = await session.get(TicketRow, victim.short_id)
+        events_after = (
+            await session.scalars(select(AuditEventRow.id).where(AuditEventRow.ticket_id == victim.short_id))
+        ).all()
+    assert ticket is not None and ticket.status == "done"
     assert events_after == events_before
