@@ -39,13 +39,18 @@ MAX_SHORT_ID = 64
 
 
 def is_ticket_workflow_id(workflow_id: str) -> bool:
-    """Exactly `ticket-<short id>`. `short_id_from` also accepts `T-<id>`, `t-<id>` and `<id>` from people;
-    a workflow started under one of those would write to another ticket's record (red team 15)."""
+    """Exactly `ticket-<short id>`, where the short id is one `short_id_from` leaves as it is.
+
+    `short_id_from` also accepts `T-<id>`, `t-<id>` and `<id>` from people: a workflow started under one
+    of those (red team 15), or under `ticket-T-<id>`, whose id is stripped again on the way to the app
+    DB (red team 16), would write to another ticket's record.
+    """
     short_id = workflow_id.removeprefix(WORKFLOW_ID_PREFIX)
     return (
         workflow_id.startswith(WORKFLOW_ID_PREFIX)
         and 0 < len(short_id) <= MAX_SHORT_ID
         and set(short_id) <= SHORT_ID_CHARACTERS
+        and short_id_from(short_id) == short_id
     )
 
 

@@ -125,7 +125,9 @@ async def test_raw_signals_holding_hidden_characters_are_recorded_escaped_and_ho
     assert not any("\x00" in f"{event.actor}{event.summary}{event.detail}" for event in events)
 
 
-@pytest.mark.parametrize("alias", ["T-{}", "t-{}", "{}", " ticket-{}"])
+@pytest.mark.parametrize(
+    "alias", ["T-{}", "t-{}", "{}", " ticket-{}", "ticket-T-{}", "ticket-t-{}", "ticket-ticket-{}"]
+)
 async def test_a_workflow_started_under_another_tickets_alias_fails_and_writes_nothing(
     pipeline: Pipeline, alias: str
 ) -> None:
