@@ -48,7 +48,7 @@ def build_activity_set(settings: Settings, databases: Databases) -> ActivitySet:
             execution.execute_plan,
             revert.plan_revert,
             NotifyActivities(notifier).notify_ticket,
-            ApproverActivities(resolver).resolve_approvers,
+            ApproverActivities(resolver, settings.approvers).resolve_approvers,
             proofs.verify_decision,
         ],
         llm_queue=[planning.plan_ticket],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -192,3 +193,24 @@ async def test_a_new_run_under_a_finished_tickets_id_cannot_write_its_record(
         ).all()
     assert ticket is not None and ticket.status == "done"
     assert events_after == events_before
+
+
+async def test_a_ticket_cannot_name_its_own_approvers(pipeline: Pipeline) -> None:
+    """A raw start wrote `approval.approvers` itself; two signed decisions from the people it named then ran
+    a high-risk change that no configured approver saw (red team 17). Only the worker's APPROVERS count."""
+    request = pipeline.request("make carol@acme-corp.example an admin")
+    named = {"approvers": ["mallory", "U0MALLORY"]}  # two: a high-risk plan needs two approvals
+    request = request.model_copy(update={"approval": request.approval.model_copy(update=named)})
+    rogue = await pipeline.client.start_workflow(
+        WORKFLOW_NAME,
+        request,
+        id=f"ticket-{uuid.uuid4().hex[:10]}",
+        task_queue=pipeline.settings.temporal_task_queue,
+        result_type=TicketOutcome,
+    )
+    outcome = await asyncio.wait_for(rogue.result(), 60)  # it waited for mallory's approvals before
+
+    assert outcome.status is OutcomeStatus.BLOCKED and "cannot be approved" in outcome.reason, outcome
+    async with pipeline.databases.target_sessions() as session:
+        role = await session.scalar(select(users.c.role).where(users.c.email == "carol@acme-corp.example"))
+    assert role != "admin"

@@ -35,7 +35,9 @@ SECRET_EMAIL = "ceo.home.secret@localhost"  # breaks today's billing_email patte
 
 @pytest.fixture
 async def pipeline(tmp_path: Path, local_env: WorkflowEnvironment) -> AsyncIterator[Pipeline]:
-    settings = build_settings(tmp_path / "data", f"undo-rt-{uuid.uuid4().hex[:8]}")
+    # The workers' APPROVERS hold today's approvers too: a ticket's list can only narrow what they hold.
+    approvers = ["alice", "bob", "carol", "erin", "frank"]
+    settings = build_settings(tmp_path / "data", f"undo-rt-{uuid.uuid4().hex[:8]}", approvers=approvers)
     async with running_pipeline(local_env.client, settings) as running:
         yield running
 
