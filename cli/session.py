@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import signal
 import threading
 from collections.abc import Coroutine
@@ -26,15 +25,13 @@ from cli.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, CliError
 from cli.follow import TicketEnded, WaitTimedOut
 from cli.identity import UnknownIdentity
 from core.bootstrap import Databases
-from core.names import short_id_from
+from core.names import is_short_id, short_id_from
 from core.observability.setup import start_telemetry
 from core.settings import ConfigError, Settings, load_settings
 from service.tickets import TicketNotFound, TicketService
 
 T = TypeVar("T")
 logger = logging.getLogger("cli")
-
-SHORT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def settings_or_exit() -> Settings:
@@ -78,7 +75,7 @@ def run(
 def ticket_ref(value: str) -> str:
     """Accept `T-abc123`, `ticket-abc123` or `abc123`; refuse anything that cannot be a ticket id."""
     short_id = short_id_from(value)
-    if not SHORT_ID_PATTERN.match(short_id):
+    if not is_short_id(short_id):
         fail(f"{value!r} is not a ticket id (expected something like T-1a2b3c4d5e).", EXIT_BAD_INPUT)
     return short_id
 

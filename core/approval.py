@@ -129,7 +129,7 @@ def parse_decision(payload: Any, approve: bool) -> tuple[Decision, str | None]:
             f"{'.'.join(str(part) for part in problem['loc']) or 'payload'}: {problem['msg']}"
             for problem in error.errors()[:3]
         )
-        # A payload's own keys name the fields at fault: shown escaped, whatever they hold.
+        # Shown and recorded: escaped, should a message ever quote what the payload held.
         return malformed_decision(approve), escape_hidden(f"malformed: {problems}")[:MAX_PROBLEM_TEXT]
 
 

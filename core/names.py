@@ -38,6 +38,11 @@ SHORT_ID_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU
 MAX_SHORT_ID = 64
 
 
+def is_short_id(text: str) -> bool:
+    """Whether `text` can be a ticket's short id at all: letters, digits, `_` and `-`, at most 64."""
+    return 0 < len(text) <= MAX_SHORT_ID and set(text) <= SHORT_ID_CHARACTERS
+
+
 def is_ticket_workflow_id(workflow_id: str) -> bool:
     """Exactly `ticket-<short id>`, where the short id is one `short_id_from` leaves as it is.
 
@@ -46,12 +51,7 @@ def is_ticket_workflow_id(workflow_id: str) -> bool:
     DB (red team 16), would write to another ticket's record.
     """
     short_id = workflow_id.removeprefix(WORKFLOW_ID_PREFIX)
-    return (
-        workflow_id.startswith(WORKFLOW_ID_PREFIX)
-        and 0 < len(short_id) <= MAX_SHORT_ID
-        and set(short_id) <= SHORT_ID_CHARACTERS
-        and short_id_from(short_id) == short_id
-    )
+    return workflow_id.startswith(WORKFLOW_ID_PREFIX) and is_short_id(short_id) and short_id_from(short_id) == short_id
 
 
 def workflow_id_for(short_id: str) -> str:

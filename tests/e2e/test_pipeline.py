@@ -103,8 +103,8 @@ async def test_risky_ticket_waits_for_two_approvers_then_runs(pipeline: Pipeline
 async def test_raw_signals_holding_hidden_characters_are_recorded_escaped_and_hold_nothing_up(
     pipeline: Pipeline,
 ) -> None:
-    """Any Temporal client can signal: a NUL in a decider, or in a payload's own key, once stopped the audit
-    log on PostgreSQL for good, and with it the ticket (red team 13)."""
+    """Any Temporal client can signal: a NUL in a decider once stopped the audit log on PostgreSQL for good,
+    and with it the ticket (red team 13). A NUL in a key the model does not have is ignored with it."""
     started = await pipeline.service.start(pipeline.request("make carol@acme-corp.example an admin"))
     status = await pipeline.wait_for_stage(started.short_id, Stage.AWAITING_APPROVAL)
     assert status.approval is not None
