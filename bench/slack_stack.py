@@ -60,6 +60,12 @@ class Sent:
     workflow_id: str
     sent_at: float  # time.monotonic() when the request left
     answer: str
+    deferred: bool = False  # acked within Slack's window as "slow to answer, not filed yet": news follows
+
+    @property
+    def answered(self) -> bool:
+        """Acked in time either way: "received", or deferred with the start's outcome still to come."""
+        return self.acknowledged or self.deferred
 
 
 class SlackUser:
@@ -106,7 +112,8 @@ class SlackUser:
             answer = await response.text()
         elapsed = time.perf_counter() - began
         acknowledged = response.status == 200 and "received" in answer
-        return Sent(elapsed, acknowledged, short_id, f"ticket-{short_id}", sent_at, answer[:200])
+        deferred = response.status == 200 and "not filed yet" in answer
+        return Sent(elapsed, acknowledged, short_id, f"ticket-{short_id}", sent_at, answer[:200], deferred)
 
     async def click(self, action_id: str, value: str, user: str, message_ts: str) -> float:
         """A button click (`block_actions`); the time it is sent (time.monotonic()). Fails unless acked."""
