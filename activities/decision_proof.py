@@ -1,4 +1,7 @@
-"""Checking that a decision proves who made it, on the worker, which holds the signing keys."""
+"""Checking a decision on the worker, which holds the signing keys and the approver list.
+
+A decision counts only if it proves who made it and that person may decide now.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from datetime import UTC, datetime
 
 from temporalio import activity
 
+from activities.approvers import ApproverCheck
 from core.decision_proof import proof_problem
 from core.models import DecisionCheck, VerifyDecisionInput
 from core.names import ACTIVITY_VERIFY_DECISION, ticket_label
@@ -15,18 +19,21 @@ logger = logging.getLogger(__name__)
 
 
 class DecisionProofActivities:
-    """Receives the keys (current first) and whether unsigned decisions may count (`agent-ticket dev`)."""
+    """Receives the keys (current first), whether unsigned decisions may count (`agent-ticket dev`), and
+    the worker's approvers."""
 
-    def __init__(self, keys: list[bytes], allow_unsigned: bool) -> None:
+    def __init__(self, keys: list[bytes], allow_unsigned: bool, approvers: ApproverCheck) -> None:
         self._keys = keys
         self._allow_unsigned = allow_unsigned
+        self._approvers = approvers
 
     @activity.defn(name=ACTIVITY_VERIFY_DECISION)
     async def verify_decision(self, input: VerifyDecisionInput) -> DecisionCheck:
         decision = input.decision
-        if not decision.proof and self._allow_unsigned:
-            return DecisionCheck()
-        problem = proof_problem(decision, self._keys, datetime.now(UTC))
+        problem = None
+        if decision.proof or not self._allow_unsigned:
+            problem = proof_problem(decision, self._keys, datetime.now(UTC))
         if problem is not None:
             logger.warning("%s: decision by %s refused: %s", ticket_label(input.ticket_id), decision.decider, problem)
-        return DecisionCheck(problem=problem)
+            return DecisionCheck(problem=problem)
+        return DecisionCheck(configured_approver=await self._approvers.includes(decision.decider))

@@ -25,6 +25,8 @@ STALE_PLAN = "out of date: the plan has changed since it was shown"
 REQUESTER = "the requester cannot decide on their own ticket"
 REVERTED_REQUESTER = "the requester of the change being reverted cannot decide on its revert"
 NOT_AN_APPROVER = "not an approver"
+# Judged by the worker when the decision comes, so a removal from APPROVERS counts on waiting tickets too.
+NO_LONGER_AN_APPROVER = "not an approver: the workers' APPROVERS no longer name this person"
 ALREADY_APPROVED = "already approved by this person"
 NOTHING_PENDING = "no approval is pending"
 # The same, said to the person who decided.
@@ -34,6 +36,7 @@ IN_WORDS = {
     REQUESTER: "You filed this ticket, so someone else must decide on it.",
     REVERTED_REQUESTER: "You asked for the change this ticket reverts, so someone else must decide on it.",
     NOT_AN_APPROVER: "You are not an approver for this ticket.",
+    NO_LONGER_AN_APPROVER: "You are no longer an approver: APPROVERS does not name you now.",
     ALREADY_APPROVED: "You have already approved this ticket.",
 }
 
@@ -75,8 +78,12 @@ class ApprovalGate:
             return "expired"
         return self.verdict.value
 
-    def refusal(self, decision: Decision) -> str | None:
-        """Why `decision` does not count, or None when it does."""
+    def refusal(self, decision: Decision, *, configured_approver: bool = True) -> str | None:
+        """Why `decision` does not count, or None when it does.
+
+        `configured_approver`: whether the workers' APPROVERS names the decider now; the ticket's list
+        was narrowed to it when approval opened, and may be days old.
+        """
         if self.verdict is not Verdict.PENDING:
             return f"the request was already {self.verdict.value}"
         if decision.request_id != self.request.request_id:
@@ -89,13 +96,15 @@ class ApprovalGate:
             return REVERTED_REQUESTER
         if decision.decider not in self.request.approvers:
             return NOT_AN_APPROVER
+        if not configured_approver:
+            return NO_LONGER_AN_APPROVER
         if decision.decider in self.approved_by:
             return ALREADY_APPROVED
         return None
 
-    def apply(self, decision: Decision, received_at: datetime) -> DecisionRecord:
+    def apply(self, decision: Decision, received_at: datetime, *, configured_approver: bool = True) -> DecisionRecord:
         """Count the decision if the rules allow it; either way return the record to audit."""
-        reason = self.refusal(decision)
+        reason = self.refusal(decision, configured_approver=configured_approver)
         if reason is None:
             if decision.approve:
                 self.approved_by.append(decision.decider)

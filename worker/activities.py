@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from activities.approvers import ApproverActivities, ApproverResolver, LiteralApprovers
+from activities.approvers import ApproverActivities, ApproverResolver, ConfiguredApprovers, LiteralApprovers
 from activities.audit import AuditActivities
 from activities.context import ContextActivities
 from activities.decision_proof import DecisionProofActivities
@@ -39,7 +39,8 @@ def build_activity_set(settings: Settings, databases: Databases) -> ActivitySet:
     execution = ExecutionActivities(databases.target_engine, PolicyCache(databases.app_sessions), revert_window=window)
     revert = RevertActivities(databases.target_engine, PolicyCache(databases.app_sessions), revert_window=window)
     planning = PlanningActivities(build_planner(settings))
-    proofs = DecisionProofActivities(settings.decision_keys, settings.allow_unsigned_decisions)
+    approvers = ConfiguredApprovers(resolver, settings.approvers)
+    proofs = DecisionProofActivities(settings.decision_keys, settings.allow_unsigned_decisions, approvers)
     return ActivitySet(
         workflow_queue=[
             audit.record_events,
@@ -48,7 +49,7 @@ def build_activity_set(settings: Settings, databases: Databases) -> ActivitySet:
             execution.execute_plan,
             revert.plan_revert,
             NotifyActivities(notifier).notify_ticket,
-            ApproverActivities(resolver, settings.approvers).resolve_approvers,
+            ApproverActivities(approvers).resolve_approvers,
             proofs.verify_decision,
         ],
         llm_queue=[planning.plan_ticket],

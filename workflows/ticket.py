@@ -140,17 +140,18 @@ class TicketWorkflow:
         turn = self._decisions_received
         self._decisions_received += 1
         decision, problem = parse_decision(payload, approve)
+        check = DecisionCheck(problem=problem)
         if problem is None:
-            problem = await self._proof_problem(decision)
+            check = await self._check(decision)
         # Proofs are checked side by side; decisions are judged in the order they arrived.
         await workflow.wait_condition(lambda: self._decisions_judged == turn)
         self._decisions_judged += 1
-        if problem is not None:
-            record = DecisionRecord(decision=decision, received_at=received_at, accepted=False, reason=problem)
+        if check.problem is not None:
+            record = DecisionRecord(decision=decision, received_at=received_at, accepted=False, reason=check.problem)
         elif self._gate is None:
             record = DecisionRecord(decision=decision, received_at=received_at, accepted=False, reason=NOTHING_PENDING)
         else:
-            record = self._gate.apply(decision, received_at)
+            record = self._gate.apply(decision, received_at, configured_approver=check.configured_approver)
         self._status.decisions = [*self._status.decisions, record][-MAX_DECISIONS_KEPT:]
         if record.accepted and self._gate is not None:
             self._status.approved_by = list(self._gate.approved_by)
@@ -174,16 +175,17 @@ class TicketWorkflow:
         workflow.logger.info("decision from %s: %s", decision.decider, "counted" if record.accepted else record.reason)
         return record
 
-    async def _proof_problem(self, decision: Decision) -> str | None:
-        """Whether the decision proves who made it; the worker holds the key, so it checks."""
+    async def _check(self, decision: Decision) -> DecisionCheck:
+        """Whether the decision proves who made it, and whether APPROVERS names them now: the worker
+        holds the key and the list, so it checks."""
         try:
             check: DecisionCheck = await run_step(
                 VERIFY_DECISION,
                 VerifyDecisionInput(ticket_id=self._status.ticket_id, decision=decision),
             )
         except FailureError as error:
-            return f"could not verify: {describe(error)}"
-        return check.problem
+            return DecisionCheck(problem=f"could not verify: {describe(error)}")
+        return check
 
     # ------------------------------------------------------------ the ticket's path
 

@@ -22,7 +22,7 @@ from bot.dashboard.problems import BadInput, Forbidden, NotFound, Unavailable
 from bot.dashboard.reader import TemporalUnavailable
 from bot.dashboard.sessions import flash
 from bot.dashboard.templating import NO_STORE
-from core.approval import NOT_AN_APPROVER, in_words
+from core.approval import NO_LONGER_AN_APPROVER, NOT_AN_APPROVER, in_words
 from core.models import Decision, DecisionSource, TicketStatus
 from core.names import ticket_label
 from service.tickets import TicketNotFound
@@ -96,7 +96,7 @@ class Decisions:
             raise NotFound(f"There is no ticket {label}.") from error
         if record is not None and not record.accepted:  # the workflow's verdict, recorded in its audit
             logger.info("%s: decision by %s not counted: %s", label, user.username, record.reason)
-            if record.reason == NOT_AN_APPROVER:
+            if record.reason in (NOT_AN_APPROVER, NO_LONGER_AN_APPROVER):
                 raise Forbidden(f"You ({user.approver}) are not an approver for {label}, so you cannot decide on it.")
             message = f"Not counted. {in_words(record.reason)}"
             return await self._pages.render_ticket(request, user, short_id, error=message, status_code=409, form=typed)

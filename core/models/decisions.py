@@ -93,6 +93,8 @@ class VerifyDecisionInput(Model):
 
 
 class DecisionCheck(Model):
-    """The worker's verdict on a decision's proof: None when it may be counted."""
+    """The worker's verdict on a decision: its proof's problem (None when sound), and whether the
+    worker's `APPROVERS` names the decider now, which the approval rules weigh after their own."""
 
     problem: str | None = None
+    configured_approver: bool = True

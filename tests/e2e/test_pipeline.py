@@ -15,6 +15,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from core.approval import NO_LONGER_AN_APPROVER
 from core.demo import subscriptions, users
 from core.ledger import executions
 from core.models import ContinuedTicket, Decision, DecisionSource, OutcomeStatus, Stage, TicketOutcome
@@ -98,6 +99,36 @@ async def test_risky_ticket_waits_for_two_approvers_then_runs(pipeline: Pipeline
     async with pipeline.databases.target_sessions() as session:
         role = await session.scalar(select(users.c.role).where(users.c.email == "carol@acme-corp.example"))
     assert role == "admin"
+
+
+async def test_an_approver_removed_while_a_ticket_waits_cannot_decide_on_it(
+    tmp_path: Path, local_env: WorkflowEnvironment
+) -> None:
+    """APPROVERS was read once, when approval opened: someone taken off it while the ticket waited could
+    still approve it (red team 18). Workers restarted with the new list judge every decider by it."""
+    settings = build_settings(tmp_path / "data", f"e2e-{uuid.uuid4().hex[:8]}")
+    async with running_pipeline(local_env.client, settings) as before:
+        started = await before.service.start(before.request("make carol@acme-corp.example an admin"))
+        status = await before.wait_for_stage(started.short_id, Stage.AWAITING_APPROVAL)
+    assert status.approval is not None and "alice" in status.approval.approvers
+
+    narrowed = settings.model_copy(update={"approvers": [name for name in settings.approvers if name != "alice"]})
+    async with running_pipeline(local_env.client, narrowed) as after:
+        verdicts = [
+            await after.service.decide(started.short_id, status.approval.decision(decider, DecisionSource.CLI))
+            for decider in ("alice", "bob")
+        ]
+        assert [(v.accepted, v.reason) for v in verdicts if v is not None] == [
+            (False, NO_LONGER_AN_APPROVER),
+            (True, ""),
+        ]
+        async with after.databases.target_sessions() as session:
+            role = await session.scalar(select(users.c.role).where(users.c.email == "carol@acme-corp.example"))
+        assert role != "admin"  # alice's approval did not count: one of two
+        await after.approve(started.short_id, "carol")
+        outcome = await after.service.result(started.short_id)
+
+    assert outcome.status is OutcomeStatus.DONE and sorted(outcome.decided_by) == ["bob", "carol"]
 
 
 async def test_raw_signals_holding_hidden_characters_are_recorded_escaped_and_hold_nothing_up(

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.approvers import ConfiguredApprovers
 from activities.slack_notify import SlackApproverResolver, SlackNotifier
 from core.bootstrap import Databases
 from core.models import (
@@ -238,6 +239,15 @@ async def test_escalation_to_a_missing_channel_is_reported(notifier: SlackNotifi
 async def test_user_groups_expand_to_their_members(fake: FakeSlack) -> None:
     resolver = SlackApproverResolver(web_client(fake))
     assert await resolver.resolve(["UALICE001", "S0OPS0001", "bob"]) == ["UALICE001", "UCAROL001", "bob"]
+
+
+async def test_a_decider_is_judged_by_the_group_as_it_is_when_they_decide(fake: FakeSlack) -> None:
+    """Someone taken out of a user group in APPROVERS while a ticket waits no longer counts (red team 18)."""
+    approvers = ConfiguredApprovers(SlackApproverResolver(web_client(fake)), ["S0OPS0001", "bob"])
+    assert await approvers.includes("UCAROL001") and await approvers.includes("bob")
+    fake.usergroups["S0OPS0001"] = ["UALICE001"]
+    assert not await approvers.includes("UCAROL001")
+    assert await approvers.includes("UALICE001") and not await approvers.includes("S0OPS0001x")
 
 
 async def test_a_group_that_does_not_exist_fails_for_good(fake: FakeSlack) -> None:

@@ -148,6 +148,10 @@ class ScriptedActivities:
     async def resolve_approvers(self, input: ResolveApproversInput) -> list[str]:
         return sorted(self.approvers if self.approvers is not None else input.approvers)
 
+    async def includes(self, person: str) -> bool:
+        """The worker's APPROVERS, asked at decision time: `approvers` when set, else whoever the ticket names."""
+        return self.approvers is None or person in self.approvers
+
     @activity.defn(name=names.ACTIVITY_EXECUTE_PLAN)
     async def execute_plan(self, input: ExecutePlanInput) -> ExecutionResult:
         self.executions.append(input)
@@ -180,7 +184,7 @@ class ScriptedActivities:
                 self.execute_plan,
                 self.plan_revert,
                 self.notify_activity(),
-                DecisionProofActivities(self.signing_keys, self.allow_unsigned).verify_decision,
+                DecisionProofActivities(self.signing_keys, self.allow_unsigned, self).verify_decision,
             ],
             llm_queue=[self.plan_ticket],
         )

@@ -13,7 +13,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from core.approval import REVERTED_REQUESTER
+from core.approval import NO_LONGER_AN_APPROVER, REVERTED_REQUESTER
 from core.models import (
     ApprovalSettings,
     AuditEventKind,
@@ -308,6 +308,30 @@ async def test_approval_after_two_days_still_counts(time_env: WorkflowEnvironmen
         await handle.signal(SIGNAL_APPROVE, decision(status, "carol"))
         outcome = await handle.result()
     assert outcome.status is OutcomeStatus.DONE
+
+
+async def test_someone_taken_out_of_approvers_while_a_ticket_waits_can_no_longer_decide_on_it(
+    time_env: WorkflowEnvironment,
+) -> None:
+    """The ticket's list is narrowed when approval opens; a removal days later must count too (red team 18)."""
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1, approvers=["alice", "bob"])
+    async with running(time_env, fakes, request()) as handle:
+        status = await awaiting_approval(handle)
+        assert status.approval is not None and status.approval.approvers == ["alice", "bob"]
+        await time_env.sleep(timedelta(days=1))
+        fakes.approvers = ["bob"]  # APPROVERS changed on the workers while the ticket waited
+        await handle.signal(SIGNAL_REJECT, decision(status, "alice", approve=False))
+        await handle.signal(SIGNAL_APPROVE, decision(status, "alice"))
+        await handle.signal(SIGNAL_APPROVE, decision(status, "bob"))
+        outcome = await handle.result()
+        final = await status_of(handle)
+
+    assert outcome.status is OutcomeStatus.DONE and outcome.decided_by == ["bob"]
+    assert [(record.decision.decider, record.accepted, record.reason) for record in final.decisions] == [
+        ("alice", False, NO_LONGER_AN_APPROVER),
+        ("alice", False, NO_LONGER_AN_APPROVER),
+        ("bob", True, ""),
+    ]
 
 
 async def test_planner_failure_ends_failed_with_reason(time_env: WorkflowEnvironment) -> None:
