@@ -27,6 +27,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import before_images, budget, revert
+from activities.authority import ExecutionAuthority
 from activities.heartbeat import heartbeating
 from activities.plan_runner import PlanRunner, StepOutcome, sort_keys
 from activities.sql import (
@@ -60,6 +61,7 @@ MAX_KEYS_NAMED = 5  # row keys named in a message about changed rows
 DEFAULT_REVERT_WINDOW = timedelta(days=7)
 
 ERROR_PLAN_HASH = "PlanHashMismatch"
+ERROR_NOT_AUTHORISED = "NotAuthorisedToRun"  # the executor's own check of judgement and approvals failed
 ERROR_INVALID_OPERATION = "InvalidOperation"
 ERROR_ROW_LIMIT = "RowLimitExceeded"
 ERROR_OPERATION_FAILED = "OperationFailed"
@@ -84,15 +86,18 @@ class _Step:
 
 
 class ExecutionActivities:
-    """Runs plans against the target DB; receives the target engine and the policy."""
+    """Runs plans against the target DB; receives the target engine, what decides whether a plan may
+    run, and the policy."""
 
     def __init__(
         self,
         target_engine: AsyncEngine,
+        authority: ExecutionAuthority,
         policy: PolicyCache | None = None,
         *,
         revert_window: timedelta = DEFAULT_REVERT_WINDOW,
     ) -> None:
+        self._authority = authority
         self._target = target_engine
         self._policy = policy
         self._revert_window = revert_window
@@ -105,6 +110,14 @@ class ExecutionActivities:
             raise ApplicationError(
                 f"{label}: plan hash {input.plan_hash} does not match the plan ({expected}); refusing to run it",
                 type=ERROR_PLAN_HASH,
+                non_retryable=True,
+            )
+        refusal = await self._authority.refusal(input)
+        if refusal is not None:
+            logger.error("%s: plan %s refused: %s", label, input.plan_hash, refusal)
+            raise ApplicationError(
+                f"{label}: not authorised to run: {refusal}; nothing was written",
+                type=ERROR_NOT_AUTHORISED,
                 non_retryable=True,
             )
         metadata = await reflect_target(self._target)

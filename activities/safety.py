@@ -19,6 +19,7 @@ from temporalio import activity
 from activities import plan_limits
 from activities import revert as undo
 from activities import safety_rules as rules
+from activities.authority import ExecutionAuthority
 from activities.before_images import lineage, load_change, refusal
 from activities.budget import rows_charged
 from activities.dry_run import dry_run
@@ -91,17 +92,20 @@ def _private_after_masked(impact: OperationImpact, private: list[str]) -> Operat
 
 
 class SafetyActivities:
-    """Validates plans; receives the app DB (for the policy) and the target engine."""
+    """Validates plans; receives the app DB (for the policy), the target engine and the authority that
+    signs the judgement."""
 
     def __init__(
         self,
         app_sessions: async_sessionmaker[AsyncSession],
         target_engine: AsyncEngine,
+        authority: ExecutionAuthority,
         *,
         revert_window: timedelta = undo.DEFAULT_WINDOW,
     ) -> None:
         self._policy = PolicyCache(app_sessions)
         self._target = target_engine
+        self._authority = authority
         self._revert_window = revert_window
 
     @activity.defn(name=ACTIVITY_VALIDATE_PLAN)
@@ -112,6 +116,7 @@ class SafetyActivities:
             forget_reflection(self._target)
         metadata = await reflect_target(self._target)
         report = await self.assess(input.plan, policy, metadata, requester=input.requester, reverts=input.reverts)
+        report = self._authority.vouch(report, input.ticket_id)  # what the executor will require
         logger.info(
             "%s: plan %s is %s risk (%d findings, %d rows), %d approvals needed",
             label,

@@ -42,7 +42,7 @@ from bench.harness import (
     summarize,
     workdir,
 )
-from bench.product import TicketService
+from bench.product import front_door
 from bench.slack_stack import REQUESTER, BotStack, Sent, bot_stack
 from core.models import TicketOutcome, TicketRequest
 from core.settings import Settings
@@ -256,7 +256,7 @@ async def temporal_start_capacity(
     client: Client, settings: Settings, server_pid: int, total: int
 ) -> tuple[Stats, float, float]:
     """Starts from a plain client, 50 at a time, on a queue no worker polls: the server only accepts starts."""
-    service = TicketService(client, task_queue=f"{settings.temporal_task_queue}-unpolled")
+    service = front_door(client, settings, f"{settings.temporal_task_queue}-unpolled")
     request = TicketRequest(text=auto_approved_text(0), requester=REQUESTER, approval=settings.approval_settings())
 
     async def start(_: int) -> float:

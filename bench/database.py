@@ -9,11 +9,12 @@ the other per-ticket database steps, to show where a ticket's database time goes
 
 from __future__ import annotations
 
+import inspect
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -131,14 +132,29 @@ async def measure(
     return Measured(summarize(samples), statements / runs, 1000 * cpu / runs)
 
 
+Built = TypeVar("Built")
+
+
+def with_authority(activities: Callable[..., Built], settings: Settings, *args: Any) -> Built:
+    """The tree's activities, given what decides whether a plan may run where the tree has it (as under
+    `agent-ticket dev`: the plans measured here come with no judgement or approvals)."""
+    if "authority" not in inspect.signature(activities).parameters:
+        return activities(*args)
+    from activities.approvers import ConfiguredApprovers, LiteralApprovers
+    from activities.authority import ExecutionAuthority
+
+    approvers = ConfiguredApprovers(LiteralApprovers(), settings.approvers)
+    return activities(*args, ExecutionAuthority(settings.decision_keys, True, approvers))
+
+
 async def measure_backend(settings: Settings, runs: int) -> dict[str, Measured]:
     await prepare_databases(settings)
     databases = Databases.open(settings)
     try:
         target = StatementCounter(databases.target_engine)
         app = StatementCounter(databases.app_engine)
-        execution = ExecutionActivities(databases.target_engine)
-        safety = SafetyActivities(databases.app_sessions, databases.target_engine)
+        execution = with_authority(ExecutionActivities, settings, databases.target_engine)
+        safety = with_authority(SafetyActivities, settings, databases.app_sessions, databases.target_engine)
         context = ContextActivities(databases.app_sessions, databases.target_engine)
         environment = ActivityEnvironment()
         request = TicketRequest(text="upgrade acme-corp to the pro plan", requester=REQUESTER)

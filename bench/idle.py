@@ -29,7 +29,7 @@ from bench.harness import (
     unpaid_invoice_ids,
     workdir,
 )
-from bench.product import APPROVERS, StartedTicket, TicketService
+from bench.product import APPROVERS, StartedTicket, TicketService, front_door
 from core.bootstrap import Databases
 from core.models import DecisionSource, OutcomeStatus, Stage, TicketRequest
 from core.schema import TicketRow
@@ -74,9 +74,7 @@ async def main() -> None:
         ):
             databases = Databases.open(settings)
             try:
-                service = TicketService(
-                    client, databases.app_sessions, settings.temporal_task_queue, signing_key=settings.signing_key
-                )
+                service = front_door(client, settings, settings.temporal_task_queue, databases.app_sessions)
                 log(f"starting {tickets_wanted} tickets that need approval")
                 began = time.monotonic()
                 requests = [

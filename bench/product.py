@@ -9,8 +9,10 @@ of both trees. So `service` counts only when it comes from the tree under test.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 from pathlib import Path
+from typing import Any
 
 
 def _has_service_package() -> bool:
@@ -39,12 +41,22 @@ else:  # before the tests' one support layer (tests/support.py)
     from tests.pipeline import APPROVERS  # type: ignore[attr-defined,no-redef]
     from tests.pipeline import pipeline_settings as build_settings  # type: ignore[attr-defined,no-redef]
 
+
+def front_door(client: Any, settings: Any, task_queue: str, app_sessions: Any = None) -> TicketService:
+    """The tree's `TicketService` as a front door builds it: signing with the settings' key where the
+    tree signs (trees from before signed decisions and requests take no key)."""
+    if "signing_key" in inspect.signature(TicketService).parameters:
+        return TicketService(client, app_sessions, task_queue, signing_key=settings.signing_key)
+    return TicketService(client, app_sessions, task_queue)
+
+
 __all__ = [
     "APPROVERS",
     "WORKFLOW_EXECUTION_TIMEOUT",
     "StartedTicket",
     "TicketService",
     "build_settings",
+    "front_door",
     "new_short_id",
     "temporal_cli_path",
 ]

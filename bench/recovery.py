@@ -51,7 +51,7 @@ from bench.harness import (
     workdir,
     worker_process,
 )
-from bench.product import TicketService
+from bench.product import front_door
 from core.models import OutcomeStatus, TicketRequest
 from core.settings import Settings
 from tests.fakes.openai_server import FAKE_API_KEY, FakeOpenAIServer, json_reply, slow_reply
@@ -199,9 +199,7 @@ async def someone_waits_on_a_lock(connection: asyncpg.Connection, database: str)
 async def one_kill(world: World, aimed_at: str, run: int) -> None:
     """Start a ticket on the live worker, kill that worker in `aimed_at`, start a replacement at once."""
     assert world.worker is not None
-    service = TicketService(
-        world.client, task_queue=world.settings.temporal_task_queue, signing_key=world.settings.signing_key
-    )
+    service = front_door(world.client, world.settings, world.settings.temporal_task_queue)
     plan: dict[str, Any] = move_subscription(1 + run % 3, 2 + run % 2) if aimed_at == "execution" else READ_INVOICES
     asked = len(world.openai.requests)
     if aimed_at == "planning":

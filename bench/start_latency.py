@@ -31,7 +31,7 @@ from bench.harness import (
     workdir,
     worker_process,
 )
-from bench.product import WORKFLOW_EXECUTION_TIMEOUT, TicketService, new_short_id
+from bench.product import WORKFLOW_EXECUTION_TIMEOUT, front_door, new_short_id
 from core.bootstrap import Databases
 from core.models import TicketRequest
 from core.names import WORKFLOW_NAME, workflow_id_for
@@ -50,7 +50,7 @@ def request(settings: Settings, index: int) -> TicketRequest:
 
 async def time_starts(client: Client, settings: Settings, count: int) -> list[float]:
     """Seconds per start."""
-    service = TicketService(client, task_queue=settings.temporal_task_queue)
+    service = front_door(client, settings, settings.temporal_task_queue)
     samples: list[float] = []
     for index in range(count):
         began = time.perf_counter()

@@ -54,7 +54,7 @@ from bench.harness import (
     summarize,
     workdir,
 )
-from bench.product import TicketService
+from bench.product import TicketService, front_door
 from core.models import OutcomeStatus, TicketRequest
 from core.settings import Settings
 from tests.pipeline import REQUESTER
@@ -294,7 +294,7 @@ async def main() -> None:
             dev_server(directory) as (server, client),
             polling_worker(directory, server.address) as (settings, worker),
         ):
-            service = TicketService(client, task_queue=settings.temporal_task_queue)
+            service = front_door(client, settings, settings.temporal_task_queue)
             log("warming up")
             warm_up = await drive(service, settings, 5.0, 5)
             shape = await ticket_shape(client, warm_up.workflow_ids[-1], settings.temporal_task_queue)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 
 
 class UnknownIdentity(Exception):
@@ -39,7 +40,16 @@ def current_user(as_user: str | None = None) -> str:
         if not as_user.strip():
             raise UnknownIdentity("--as must name a user.")
         return as_user.strip()
+    return os_login()
+
+
+def os_login() -> str:
+    """The login of the process's real user id, from the password database.
+
+    Not `getpass.getuser()`: it believes `LOGNAME` and `USER` first, so `USER=alice agent-ticket
+    approve …` signed a decision as alice (red team 19).
+    """
     try:
-        return getpass.getuser()
-    except (KeyError, OSError) as error:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError as error:
         raise UnknownIdentity("Cannot tell who you are from the operating system; pass --as USER.") from error

@@ -57,6 +57,7 @@ class ApprovalGate:
     request: ApprovalRequest
     requester: str
     approved_by: list[str] = field(default_factory=list)
+    approvals: list[Decision] = field(default_factory=list)  # the counted ones, proofs and all, for the executor
     rejected_by: str | None = None
     rejection_reason: str = ""
     replan_requested: bool = False
@@ -108,6 +109,7 @@ class ApprovalGate:
         if reason is None:
             if decision.approve:
                 self.approved_by.append(decision.decider)
+                self.approvals.append(decision)
             else:
                 self.rejected_by = decision.decider
                 self.rejection_reason = decision.comment

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 from datetime import datetime, timedelta
+from typing import Any
 
 from core.models import Decision
 
@@ -24,13 +25,35 @@ CLOCK_SKEW = timedelta(minutes=2)
 SIGNATURE_PREFIX = "v1="
 
 
-def _signed_fields(decision: Decision) -> bytes:
-    fields = decision.model_dump(mode="json", exclude={"proof"})
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+def digest(fields: dict[str, Any], key: bytes) -> str:
+    """The proof of `fields` (JSON-able) under `key`: HMAC-SHA256 over their canonical JSON."""
+    signed = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return SIGNATURE_PREFIX + hmac.new(key, signed, hashlib.sha256).hexdigest()
+
+
+def proven(proof: str, fields: dict[str, Any], keys: list[bytes]) -> bool:
+    """Whether `proof` is the proof of `fields` under one of `keys` (compared in constant time)."""
+    # As bytes: `compare_digest` raises on text that is not ASCII, and a raw signal's proof may be any
+    # text; the raise was retried for an hour, holding every later decision on the ticket (red team 19).
+    given = proof.encode()
+    return any(hmac.compare_digest(given, digest(fields, key).encode()) for key in keys)
+
+
+def _signed_fields(decision: Decision) -> dict[str, Any]:
+    return decision.model_dump(mode="json", exclude={"proof"})
 
 
 def _digest(decision: Decision, key: bytes) -> str:
-    return SIGNATURE_PREFIX + hmac.new(key, _signed_fields(decision), hashlib.sha256).hexdigest()
+    return digest(_signed_fields(decision), key)
+
+
+def signed_by_a_front_door(decision: Decision, keys: list[bytes]) -> bool:
+    """Whether `decision` carries a valid proof under one of `keys`, whatever its age."""
+    return (
+        bool(decision.proof)
+        and decision.signed_at is not None
+        and proven(decision.proof, _signed_fields(decision), keys)
+    )
 
 
 def sign_decision(decision: Decision, key: bytes, now: datetime) -> Decision:
@@ -45,7 +68,7 @@ def proof_problem(decision: Decision, keys: list[bytes], now: datetime) -> str |
         return "unsigned"
     if decision.signed_at is None:
         return "bad signature: no signing time"
-    if not any(hmac.compare_digest(decision.proof, _digest(decision, key)) for key in keys):
+    if not signed_by_a_front_door(decision, keys):
         return "bad signature"
     if decision.signed_at > now + CLOCK_SKEW:
         return "bad signature: signed in the future"

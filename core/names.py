@@ -22,6 +22,7 @@ ACTIVITY_EXECUTE_PLAN = "execute_plan"
 ACTIVITY_NOTIFY = "notify_ticket"
 ACTIVITY_RESOLVE_APPROVERS = "resolve_approvers"
 ACTIVITY_VERIFY_DECISION = "verify_decision"
+ACTIVITY_VERIFY_REQUEST = "verify_request"
 ACTIVITY_PLAN_REVERT = "plan_revert"
 
 # `execute_plan` refused: the rows the plan would touch now differ from the approved ones, or the
@@ -29,6 +30,7 @@ ACTIVITY_PLAN_REVERT = "plan_revert"
 ERROR_APPROVED_ROWS_CHANGED = "ApprovedRowsChanged"
 ERROR_REVERT_REFUSED = "RevertRefused"  # the change was reverted meanwhile, or its window closed
 ERROR_NOT_A_TICKET = "NotATicket"  # a workflow started under an id no ticket has
+ERROR_UNPROVEN_REQUEST = "UnprovenRequest"  # a request no front door signed for this ticket
 # In an audit event's detail: the event's own identity, so it is appended once whatever batch carries it.
 AUDIT_EVENT_KEY = "event_key"
 

@@ -49,6 +49,7 @@ from core.names import (
     workflow_id_for,
 )
 from core.observability import client_metrics
+from core.request_proof import sign_request
 from core.schema import AuditEventRow, TicketRow
 from core.search_attributes import SearchAttributeCheck, start_attributes
 from service.silence import why_unanswered
@@ -120,6 +121,8 @@ class TicketService:
         short_id = new_short_id(dedupe_key)
         workflow_id = workflow_id_for(short_id)
         source = request.source.value
+        if self._signing_key is not None:  # the worker refuses a request naming a person unsigned
+            request = sign_request(request, workflow_id, self._signing_key, datetime.now(UTC))
         began = time.perf_counter()
         with ticket_log_context(short_id):
             indexed = await self._search_attributes.registered()

@@ -14,6 +14,8 @@ import uvicorn
 from temporalio.client import WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
+from activities.approvers import ConfiguredApprovers, LiteralApprovers
+from activities.authority import ExecutionAuthority
 from core.models import Finding, OperationImpact, Plan, Risk, RowChange, SafetyReport, Stage, TicketStatus, plan_hash
 from core.names import QUERY_STATUS
 from core.settings import Settings, load_settings
@@ -151,3 +153,9 @@ def scripted_report(plan: Plan, risk: Risk = Risk.LOW, required_approvals: int =
             )
         ],
     )
+
+
+def dev_authority() -> ExecutionAuthority:
+    """What decides whether a plan may run as under `agent-ticket dev`: no judgement or signed approvals
+    required, for tests of how plans run; tests/activities/test_authority.py checks the real requirements."""
+    return ExecutionAuthority([], True, ConfiguredApprovers(LiteralApprovers(), APPROVERS))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from activities.approvers import ApproverActivities, ApproverResolver, ConfiguredApprovers, LiteralApprovers
 from activities.audit import AuditActivities
+from activities.authority import ExecutionAuthority
 from activities.context import ContextActivities
-from activities.decision_proof import DecisionProofActivities
 from activities.execution import ExecutionActivities
 from activities.notify import LogNotifier, Notifier, NotifyActivities
 from activities.planning import PlanningActivities, build_planner
+from activities.proofs import ProofActivities
 from activities.revert import RevertActivities
 from activities.safety import SafetyActivities
 from core.bootstrap import Databases
@@ -35,12 +36,15 @@ def build_activity_set(settings: Settings, databases: Databases) -> ActivitySet:
     audit = AuditActivities(databases.app_transactions)
     context = ContextActivities(databases.app_sessions, databases.target_engine)
     window = settings.revert_window
-    safety = SafetyActivities(databases.app_sessions, databases.target_engine, revert_window=window)
-    execution = ExecutionActivities(databases.target_engine, PolicyCache(databases.app_sessions), revert_window=window)
+    approvers = ConfiguredApprovers(resolver, settings.approvers)
+    keys, unsigned = settings.decision_keys, settings.allow_unsigned_decisions
+    authority = ExecutionAuthority(keys, unsigned, approvers)
+    safety = SafetyActivities(databases.app_sessions, databases.target_engine, authority, revert_window=window)
+    policy = PolicyCache(databases.app_sessions)
+    execution = ExecutionActivities(databases.target_engine, authority, policy, revert_window=window)
     revert = RevertActivities(databases.target_engine, PolicyCache(databases.app_sessions), revert_window=window)
     planning = PlanningActivities(build_planner(settings))
-    approvers = ConfiguredApprovers(resolver, settings.approvers)
-    proofs = DecisionProofActivities(settings.decision_keys, settings.allow_unsigned_decisions, approvers)
+    proofs = ProofActivities(keys, unsigned, approvers)
     return ActivitySet(
         workflow_queue=[
             audit.record_events,
@@ -50,6 +54,7 @@ def build_activity_set(settings: Settings, databases: Databases) -> ActivitySet:
             revert.plan_revert,
             NotifyActivities(notifier).notify_ticket,
             ApproverActivities(approvers).resolve_approvers,
+            proofs.verify_request,
             proofs.verify_decision,
         ],
         llm_queue=[planning.plan_ticket],

@@ -64,6 +64,7 @@ RECORD_EVENTS_DURABLE = ActivityOptions(
     start_to_close=timedelta(seconds=30), retry=_retry(maximum=PATH_BACKOFF), schedule_to_close=APP_DB_BOUND
 )
 GATHER_CONTEXT = QUICK_LOCAL
+VERIFY_REQUEST = QUICK_LOCAL
 VALIDATE_PLAN = QUICK_LOCAL
 READ_DURABLE = ActivityOptions(
     start_to_close=timedelta(seconds=30), retry=_retry(maximum=PATH_BACKOFF), schedule_to_close=TARGET_DB_BOUND

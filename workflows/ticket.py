@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         PlanRevertInput,
         PlanTicketInput,
         RecordEventInput,
+        RequestCheck,
         ResolveApproversInput,
         RevertOf,
         RevertPlan,
@@ -49,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         TicketStatus,
         ValidatePlanInput,
         VerifyDecisionInput,
+        VerifyRequestInput,
     )
     from workflows import metrics as ticket_metrics
     from workflows import options
@@ -74,6 +76,9 @@ EXECUTE_PLAN = Step(names.ACTIVITY_EXECUTE_PLAN, options.EXECUTE_PLAN, Execution
 # A regular activity, not a local one: handlers run beside the ticket's other coroutines, and a
 # local activity's result can reach a live run and a replay at different points among them.
 VERIFY_DECISION = Step(names.ACTIVITY_VERIFY_DECISION, options.VERIFY_DECISION, DecisionCheck)
+VERIFY_REQUEST = Step(
+    names.ACTIVITY_VERIFY_REQUEST, options.VERIFY_DECISION, RequestCheck, local=options.VERIFY_REQUEST
+)
 
 
 class TicketFailed(Exception):
@@ -199,6 +204,7 @@ class TicketWorkflow:
                 type=names.ERROR_NOT_A_TICKET,
                 non_retryable=True,
             )
+        await self._admit(request)
         delivering = asyncio.create_task(self._delivery.run())
         if request.continued is None:
             self._record(AuditEventKind.SUBMITTED, f"submitted via {request.source.value}", request=request)
@@ -216,6 +222,37 @@ class TicketWorkflow:
         await self._close()
         delivering.cancel()
         return outcome
+
+    async def _admit(self, request: TicketRequest) -> None:
+        """Refuse, before anything is written or posted, a request no front door signed for this ticket.
+
+        Whoever starts a workflow writes its request, requester included: a raw start naming someone
+        else as requester let an approver approve their own change (red team 17). The first run's
+        request is checked; a continuation carries it from there, and only the ticket's run makes one.
+        """
+        info = workflow.info()
+        if request.continued is not None:
+            if info.continued_run_id is None:
+                raise ApplicationError(
+                    "a continued ticket's run is started by its last run, not by a client",
+                    type=names.ERROR_UNPROVEN_REQUEST,
+                    non_retryable=True,
+                )
+            return
+        try:
+            check: RequestCheck = await run_step(
+                VERIFY_REQUEST,
+                VerifyRequestInput(workflow_id=info.workflow_id, request=request, started_at=info.workflow_start_time),
+            )
+        except FailureError as error:
+            check = RequestCheck(problem=f"could not verify: {describe(error)}")
+        if check.problem is not None:
+            raise ApplicationError(
+                f"the request was not signed by a front door for this ticket ({check.problem}); "
+                "start tickets with TicketService holding DECISION_SIGNING_KEY",
+                type=names.ERROR_UNPROVEN_REQUEST,
+                non_retryable=True,
+            )
 
     async def _process(self, request: TicketRequest) -> TicketOutcome:
         if request.reverts is not None:
@@ -240,7 +277,7 @@ class TicketWorkflow:
             if decision is None:  # a reviewer asked for a new plan
                 plan = None
                 continue
-            executed = await self._execute(plan, report, decided_by=decision)
+            executed = await self._execute(plan, report, approvals=decision)
             if executed is not None:
                 return executed
 
@@ -275,7 +312,7 @@ class TicketWorkflow:
                     return decision
                 if decision is None:
                     break
-                executed = await self._execute(plan, report, decided_by=decision)
+                executed = await self._execute(plan, report, approvals=decision)
                 if executed is not None:
                     return executed
 
@@ -293,8 +330,8 @@ class TicketWorkflow:
 
     async def _decide(
         self, request: TicketRequest, plan: Plan, report: SafetyReport
-    ) -> list[str] | TicketOutcome | None:
-        """Who approved the plan ([] when it needs no one), the outcome that ends the ticket, or None to plan again."""
+    ) -> list[Decision] | TicketOutcome | None:
+        """The plan's approvals ([] when it needs none), the outcome that ends the ticket, or None to plan again."""
         if report.risk is Risk.BLOCKED:
             # Nobody will approve it, so what its private lookups matched stays withheld for good: the
             # words of a finding such as "reads 102 rows" counted them (red team).
@@ -317,7 +354,7 @@ class TicketWorkflow:
         if gate.replan_requested:
             await self._start_new_round(request, gate)
             return None
-        return list(gate.approved_by)
+        return list(gate.approvals)
 
     async def _plan_and_validate(self, request: TicketRequest, context: TicketContext) -> tuple[Plan, SafetyReport]:
         ticket_id = self._status.ticket_id
@@ -484,8 +521,12 @@ class TicketWorkflow:
 
     # ------------------------------------------------------------ execution and outcome
 
-    async def _execute(self, plan: Plan, report: SafetyReport, decided_by: list[str]) -> TicketOutcome | None:
-        """Run the plan once; None when the rows it would touch are not the ones judged (nothing written)."""
+    async def _execute(self, plan: Plan, report: SafetyReport, approvals: list[Decision]) -> TicketOutcome | None:
+        """Run the plan once; None when the rows it would touch are not the ones judged (nothing written).
+
+        The executor checks the judgement and the approvals again itself: it believes no activity's answer.
+        """
+        decided_by = [decision.decider for decision in approvals]
         self._set_stage(Stage.EXECUTING)
         if decided_by:
             self._delivery.want()  # the decision is in: the approval buttons come off
@@ -506,6 +547,9 @@ class TicketWorkflow:
                     requester=self._status.request.requester,
                     approved_by=decided_by,
                     reverts=reverts.workflow_id if (reverts := self._status.request.reverts) else "",
+                    judgement=report.judgement,
+                    approvals=approvals,
+                    approval_request_id=approvals[0].request_id if approvals else "",
                 ),
             )
         except FailureError as error:

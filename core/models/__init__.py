@@ -41,14 +41,16 @@ from core.models.plan import (
 )
 from core.models.request import ApprovalSettings, ContinuedTicket, SlackMessageRef, TicketRequest, TicketSource
 from core.models.revert import PlanRevertInput, RevertCheck, RevertOf, RevertPlan, RowConflict
-from core.models.safety import Finding, OperationImpact, Risk, RowChange, SafetyReport
+from core.models.safety import Finding, Judgement, OperationImpact, Risk, RowChange, SafetyReport
 from core.models.status import ExecutionResult, OperationResult, OutcomeStatus, Stage, TicketOutcome, TicketStatus
 from core.models.steps import (
     ExecutePlanInput,
     GatherContextInput,
     PlanTicketInput,
+    RequestCheck,
     ResolveApproversInput,
     ValidatePlanInput,
+    VerifyRequestInput,
 )
 from core.models.text import MAX_TICKET_TEXT, clean_ticket_text, hidden_character, refuse_hidden_characters
 
@@ -82,6 +84,7 @@ __all__ = [
     "GatherContextInput",
     "Identifier",
     "InsertOperation",
+    "Judgement",
     "Model",
     "NamedRows",
     "NotifyEvent",
@@ -98,6 +101,7 @@ __all__ = [
     "PlanTicketInput",
     "RecordEventInput",
     "RecordEventsInput",
+    "RequestCheck",
     "ResolveApproversInput",
     "RevertCheck",
     "RevertOf",
@@ -119,6 +123,7 @@ __all__ = [
     "UpdateOperation",
     "ValidatePlanInput",
     "VerifyDecisionInput",
+    "VerifyRequestInput",
     "bounded_value",
     "clean_ticket_text",
     "hidden_character",

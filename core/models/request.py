@@ -58,6 +58,9 @@ class TicketRequest(Model):
     proposed_plan: Plan | None = None
     # Set only by `TicketService.revert`: this ticket undoes an executed one, from its before-images.
     reverts: RevertOf | None = None
+    # Set by the front door that authenticated the requester, for this ticket's id (core/request_proof.py).
+    signed_at: datetime | None = None
+    proof: str = Field(default="", max_length=200)
 
     @field_validator("text")
     @classmethod
@@ -69,7 +72,7 @@ class TicketRequest(Model):
     def _clean_reason(cls, value: str) -> str:
         return clean_ticket_text(value) if value.strip() else ""
 
-    @field_validator("requester", "channel")
+    @field_validator("requester", "channel", "proof")
     @classmethod
     def _screen_names(cls, value: str | None, info: ValidationInfo) -> str | None:
         """Recorded and shown as they came: what no person types is refused at the edge (red team 14)."""

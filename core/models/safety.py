@@ -54,6 +54,24 @@ class OperationImpact(Model):
     withheld: bool = False
 
 
+class Judgement(Model):
+    """What the worker that judged a plan vouches for, signed (core/judgement.py): all that lets it run.
+
+    The executor trusts no other account of the judgement: an activity retried through the task
+    queue can be answered by any namespace client that polls it (red team 19).
+    """
+
+    ticket_id: str
+    plan_hash: str
+    risk: Risk
+    required_approvals: int
+    excluded: list[str] = Field(default_factory=list)  # may not approve besides the requester (a revert's)
+    approved_rows: list[int] = Field(default_factory=list)
+    approved_row_keys: list[list[str]] = Field(default_factory=list)
+    approved_versions: list[str] = Field(default_factory=list)
+    proof: str = ""
+
+
 class SafetyReport(Model):
     risk: Risk
     findings: list[Finding] = Field(default_factory=list)
@@ -63,6 +81,7 @@ class SafetyReport(Model):
     # Private columns per table the plan touches: their values are masked unless the plan was approved.
     private_columns: dict[str, list[str]] = Field(default_factory=dict)
     revert: RevertCheck | None = None  # set when the plan reverts an executed ticket
+    judgement: Judgement | None = None  # set by the worker that judged it, for the executor
 
     @property
     def approved_row_keys(self) -> list[list[str]]:

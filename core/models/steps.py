@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import Field
 
 from core.models.base import Model
 from core.models.context import TicketContext
+from core.models.decisions import Decision
 from core.models.plan import Plan
 from core.models.request import TicketRequest
 from core.models.revert import RevertOf
+from core.models.safety import Judgement
 
 
 class GatherContextInput(Model):
@@ -43,8 +47,27 @@ class ExecutePlanInput(Model):
     requester: str = ""  # charged for the rows changed when no one approved the plan
     approved_by: list[str] = Field(default_factory=list)  # empty: ran without approval (budget, masking)
     reverts: str = ""  # the workflow id of the ticket this plan reverts: claimed in the same transaction
+    # What lets the plan run, checked again where it runs (activities/authority.py): the judging
+    # worker's signed judgement, and the signed decisions that approved it on this approval request.
+    judgement: Judgement | None = None
+    approvals: list[Decision] = Field(default_factory=list)
+    approval_request_id: str = ""
 
 
 class ResolveApproversInput(Model):
     ticket_id: str
     approvers: list[str]
+
+
+class VerifyRequestInput(Model):
+    """A new ticket's request, the workflow id it was started under and when Temporal started it."""
+
+    workflow_id: str
+    request: TicketRequest
+    started_at: datetime
+
+
+class RequestCheck(Model):
+    """The worker's verdict on a request's proof: None when the ticket may go on."""
+
+    problem: str | None = None

@@ -31,6 +31,7 @@ from core.models import (
     UpdateOperation,
     ValidatePlanInput,
 )
+from tests.support import dev_authority
 
 from .test_safety import POLICY
 
@@ -46,7 +47,7 @@ def _id(value: int) -> list[Filter]:
 
 
 async def _validate(dbs: Databases, *operations: Any, requester: str = "", **plan: Any) -> SafetyReport:
-    activities = SafetyActivities(dbs.app_sessions, dbs.target_engine)
+    activities = SafetyActivities(dbs.app_sessions, dbs.target_engine, dev_authority())
     report: SafetyReport = await ActivityEnvironment().run(
         activities.validate_plan,
         ValidatePlanInput(

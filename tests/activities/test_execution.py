@@ -43,6 +43,7 @@ from core.models import (
 )
 from core.names import ERROR_APPROVED_ROWS_CHANGED
 from core.policy import PolicyCache
+from tests.support import dev_authority
 
 from .conftest import plan_of
 
@@ -69,7 +70,7 @@ def _input(
 
 async def _execute(dbs: Databases, input: ExecutePlanInput) -> ExecutionResult:
     result: ExecutionResult = await ActivityEnvironment().run(
-        ExecutionActivities(dbs.target_engine).execute_plan, input
+        ExecutionActivities(dbs.target_engine, dev_authority()).execute_plan, input
     )
     return result
 
@@ -228,7 +229,7 @@ async def test_at_most_two_round_trips_per_operation(dbs: Databases) -> None:
 
 async def _report(dbs: Databases, *operations: Any, requester: str = "") -> SafetyReport:
     plan = Plan(summary="test", operations=list(operations))
-    activities = SafetyActivities(dbs.app_sessions, dbs.target_engine)
+    activities = SafetyActivities(dbs.app_sessions, dbs.target_engine, dev_authority())
     report: SafetyReport = await ActivityEnvironment().run(
         activities.validate_plan, ValidatePlanInput(ticket_id="t1", plan=plan, requester=requester)
     )
@@ -247,7 +248,7 @@ async def _roles(dbs: Databases, *ids: int) -> list[str]:
 
 
 def _executor(dbs: Databases) -> ExecutionActivities:
-    return ExecutionActivities(dbs.target_engine, PolicyCache(dbs.app_sessions))
+    return ExecutionActivities(dbs.target_engine, dev_authority(), PolicyCache(dbs.app_sessions))
 
 
 async def test_rows_that_changed_since_approval_roll_back_and_ask_again(dbs: Databases) -> None:

@@ -35,6 +35,7 @@ from core.models import (
     ValidatePlanInput,
 )
 from core.settings import PROJECT_ROOT
+from tests.support import dev_authority
 
 DOC = PROJECT_ROOT / "docs" / "offline-planner.md"
 
@@ -366,7 +367,7 @@ async def test_documented_examples_plan_and_validate_as_documented(databases: Da
     request = TicketRequest(text=intent.example, requester="U42")
     env = ActivityEnvironment()
     context_activities = ContextActivities(databases.app_sessions, databases.target_engine)
-    safety = SafetyActivities(databases.app_sessions, databases.target_engine)
+    safety = SafetyActivities(databases.app_sessions, databases.target_engine, dev_authority())
 
     context = await env.run(
         context_activities.gather_context, GatherContextInput(ticket_id="T-doc001", request=request)

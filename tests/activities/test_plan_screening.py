@@ -37,6 +37,7 @@ from core.models import (
     hidden_character,
 )
 from core.policy import ValueRule
+from tests.support import dev_authority
 
 from .test_safety import POLICY
 
@@ -65,7 +66,7 @@ def _id(value: int) -> list[Filter]:
 
 
 async def _validate(dbs: Databases, plan: Plan) -> SafetyReport:
-    activities = SafetyActivities(dbs.app_sessions, dbs.target_engine)
+    activities = SafetyActivities(dbs.app_sessions, dbs.target_engine, dev_authority())
     report: SafetyReport = await ActivityEnvironment().run(
         activities.validate_plan, ValidatePlanInput(ticket_id="t1", plan=plan)
     )

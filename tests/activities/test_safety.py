@@ -33,6 +33,7 @@ from core.models import (
 )
 from core.policy import Policy, load_policy_file
 from core.settings import DEFAULT_POLICY_FILE
+from tests.support import dev_authority
 
 from .conftest import plan_of
 
@@ -199,7 +200,7 @@ def test_overall_risk_is_the_highest_finding() -> None:
 
 async def _validate(dbs: Databases, *operations: Any) -> SafetyReport:
     plan = Plan(summary="test", operations=list(operations))
-    activities = SafetyActivities(dbs.app_sessions, dbs.target_engine)
+    activities = SafetyActivities(dbs.app_sessions, dbs.target_engine, dev_authority())
     report: SafetyReport = await ActivityEnvironment().run(
         activities.validate_plan, ValidatePlanInput(ticket_id="t1", plan=plan)
     )

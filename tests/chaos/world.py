@@ -42,6 +42,7 @@ from core.models import (
     TicketSource,
     TicketStatus,
 )
+from core.request_proof import sign_request
 from core.settings import Settings
 from tests.chaos.faults import AttemptLog, ticket_of, wrapped
 from tests.chaos.outages import WorkerDown
@@ -175,9 +176,13 @@ class ChaosWorld:
         return await self.clock.get_current_time()
 
     async def start(self, ticket: Ticket) -> None:
+        """Started as a front door starts it: the request signed for the ticket's id."""
+        key = self.settings.signing_key
+        assert key is not None
+        request = sign_request(ticket.request, ticket.workflow_id, key, await self.now())
         ticket.handle = await self.client.start_workflow(
             names.WORKFLOW_NAME,
-            ticket.request,
+            request,
             id=ticket.workflow_id,
             task_queue=self.settings.temporal_task_queue,
             result_type=TicketOutcome,

@@ -45,6 +45,8 @@ def worker_env(settings: Settings, temporal_address: str) -> dict[str, str]:
         "APPROVERS": ",".join(settings.approvers),
         "PYTHONUNBUFFERED": "1",
     }
+    if settings.decision_signing_key is not None:  # the worker checks what the test's front door signs
+        env["DECISION_SIGNING_KEY"] = settings.decision_signing_key.get_secret_value()
     if settings.openai_api_key is not None:
         env["OPENAI_API_KEY"] = settings.openai_api_key.get_secret_value()
     if settings.openai_base_url is not None:

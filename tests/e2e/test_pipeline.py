@@ -18,12 +18,22 @@ from temporalio.testing import WorkflowEnvironment
 from core.approval import NO_LONGER_AN_APPROVER
 from core.demo import subscriptions, users
 from core.ledger import executions
-from core.models import ContinuedTicket, Decision, DecisionSource, OutcomeStatus, Stage, TicketOutcome
-from core.names import ERROR_NOT_A_TICKET, WORKFLOW_NAME
+from core.models import (
+    ContinuedTicket,
+    Decision,
+    DecisionSource,
+    OutcomeStatus,
+    Stage,
+    TicketOutcome,
+    TicketRequest,
+)
+from core.names import ERROR_NOT_A_TICKET, ERROR_UNPROVEN_REQUEST, WORKFLOW_NAME, short_id_from
+from core.request_proof import sign_request
 from core.schema import AuditEventRow, TicketRow
+from service.tickets import StartedTicket
 from tests.pipeline import Pipeline, running_pipeline
 from tests.postgres import fresh_postgres_database
-from tests.support import build_settings
+from tests.support import TEST_SIGNING_KEY, build_settings
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -99,6 +109,45 @@ async def test_risky_ticket_waits_for_two_approvers_then_runs(pipeline: Pipeline
     async with pipeline.databases.target_sessions() as session:
         role = await session.scalar(select(users.c.role).where(users.c.email == "carol@acme-corp.example"))
     assert role == "admin"
+
+
+@pytest.mark.parametrize("forgery", ["unsigned", "requester changed", "copied to another id"])
+async def test_a_request_no_front_door_signed_for_the_ticket_is_refused_before_anything_is_written(
+    pipeline: Pipeline, forgery: str
+) -> None:
+    """Whoever starts a workflow writes its requester: a raw start naming bob let bob's fellow approver approve
+    their own change (the requester rule read the payload) and spend bob's budget. Only a front door's
+    signature for this ticket's id lets a ticket naming a person go on."""
+    workflow_id = f"ticket-{uuid.uuid4().hex[:10]}"
+    request = pipeline.request("make carol@acme-corp.example an admin", requester="bob")
+    if forgery != "unsigned":
+        signed_for = workflow_id if forgery == "requester changed" else f"ticket-{uuid.uuid4().hex[:10]}"
+        request = sign_request(request, signed_for, TEST_SIGNING_KEY.encode(), datetime.now(UTC))
+    if forgery == "requester changed":
+        request = request.model_copy(update={"requester": "dave"})
+    rogue = await pipeline.client.start_workflow(
+        WORKFLOW_NAME, request, id=workflow_id, task_queue=pipeline.settings.temporal_task_queue
+    )
+    with pytest.raises(WorkflowFailureError) as failed:
+        await rogue.result()
+
+    assert isinstance(failed.value.cause, ApplicationError) and failed.value.cause.type == ERROR_UNPROVEN_REQUEST
+    assert ("unsigned" if forgery == "unsigned" else "bad signature") in failed.value.cause.message
+    async with pipeline.databases.app_sessions() as session:
+        assert await session.get(TicketRow, short_id_from(workflow_id)) is None
+
+
+async def test_an_agents_request_needs_no_signature(pipeline: Pipeline) -> None:
+    """The MCP door an agent starts holds no key; agents never approve, so naming one needs no proof."""
+    request = pipeline.request("show invoices for acme-corp", requester="agent:reporter")
+    started = await pipeline.client.start_workflow(
+        WORKFLOW_NAME,
+        request,
+        id=f"ticket-{uuid.uuid4().hex[:10]}",
+        task_queue=pipeline.settings.temporal_task_queue,
+        result_type=TicketOutcome,
+    )
+    assert (await started.result()).status is OutcomeStatus.DONE
 
 
 async def test_an_approver_removed_while_a_ticket_waits_cannot_decide_on_it(
@@ -191,12 +240,22 @@ async def test_a_workflow_started_under_another_tickets_alias_fails_and_writes_n
     assert events_after == events_before
 
 
+async def signed_request_of(pipeline: Pipeline, started: StartedTicket) -> TicketRequest:
+    """The signed request a front door started `started` with, as anyone who can read its history finds it."""
+    history = await pipeline.client.get_workflow_handle(started.workflow_id).fetch_history()
+    payload = history.events[0].workflow_execution_started_event_attributes.input.payloads[0]
+    request = pipeline.client.data_converter.payload_converter.from_payload(payload, TicketRequest)
+    assert isinstance(request, TicketRequest) and request.proof
+    return request
+
+
 @pytest.mark.parametrize("forged_continuation", [False, True])
 async def test_a_new_run_under_a_finished_tickets_id_cannot_write_its_record(
     pipeline: Pipeline, forged_continuation: bool
 ) -> None:
     """Temporal lets any client start a closed workflow id again; that run is not the ticket, and its events
-    must not join the ticket's record, whether it starts afresh or claims to continue it (red team 15)."""
+    must not join the ticket's record (red team 15): not with the ticket's own signed request, copied from its
+    history and started again at once, and not claiming to continue the ticket, which only its run may do."""
     victim = await pipeline.service.start(pipeline.request("show invoices for acme-corp"))
     assert (await pipeline.service.result(victim.short_id)).status is OutcomeStatus.DONE
     async with pipeline.databases.app_sessions() as session:
@@ -204,7 +263,7 @@ async def test_a_new_run_under_a_finished_tickets_id_cannot_write_its_record(
             await session.scalars(select(AuditEventRow.id).where(AuditEventRow.ticket_id == victim.short_id))
         ).all()
 
-    request = pipeline.request("give acme-corp a 10% discount on their open invoices")
+    request = await signed_request_of(pipeline, victim)
     if forged_continuation:
         request = request.model_copy(update={"continued": ContinuedTicket(created_at=datetime.now(UTC))})
     rogue = await pipeline.client.start_workflow(
@@ -214,9 +273,14 @@ async def test_a_new_run_under_a_finished_tickets_id_cannot_write_its_record(
         task_queue=pipeline.settings.temporal_task_queue,
         result_type=TicketOutcome,
     )
-    outcome = await rogue.result()
-
-    assert outcome.status is OutcomeStatus.FAILED and "audit log refused" in outcome.reason, outcome
+    if forged_continuation:
+        with pytest.raises(WorkflowFailureError) as failed:
+            await rogue.result()
+        assert isinstance(failed.value.cause, ApplicationError)
+        assert failed.value.cause.type == ERROR_UNPROVEN_REQUEST
+    else:
+        outcome = await rogue.result()
+        assert outcome.status is OutcomeStatus.FAILED and "audit log refused" in outcome.reason, outcome
     async with pipeline.databases.app_sessions() as session:
         ticket = await session.get(TicketRow, victim.short_id)
         events_after = (
@@ -228,18 +292,13 @@ async def test_a_new_run_under_a_finished_tickets_id_cannot_write_its_record(
 
 async def test_a_ticket_cannot_name_its_own_approvers(pipeline: Pipeline) -> None:
     """A raw start wrote `approval.approvers` itself; two signed decisions from the people it named then ran
-    a high-risk change that no configured approver saw (red team 17). Only the worker's APPROVERS count."""
+    a high-risk change that no configured approver saw (red team 17). Only the worker's APPROVERS count, even
+    for a request a front door signed (one configured with other approvers, or a leaked key)."""
     request = pipeline.request("make carol@acme-corp.example an admin")
     named = {"approvers": ["mallory", "U0MALLORY"]}  # two: a high-risk plan needs two approvals
     request = request.model_copy(update={"approval": request.approval.model_copy(update=named)})
-    rogue = await pipeline.client.start_workflow(
-        WORKFLOW_NAME,
-        request,
-        id=f"ticket-{uuid.uuid4().hex[:10]}",
-        task_queue=pipeline.settings.temporal_task_queue,
-        result_type=TicketOutcome,
-    )
-    outcome = await asyncio.wait_for(rogue.result(), 60)  # it waited for mallory's approvals before
+    started = await pipeline.service.start(request)
+    outcome = await asyncio.wait_for(pipeline.service.result(started.short_id), 60)  # it waited for mallory before
 
     assert outcome.status is OutcomeStatus.BLOCKED and "cannot be approved" in outcome.reason, outcome
     async with pipeline.databases.target_sessions() as session:

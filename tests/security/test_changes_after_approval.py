@@ -27,6 +27,7 @@ from core.models import ExecutePlanInput, Stage, TicketStatus
 from core.names import ERROR_APPROVED_ROWS_CHANGED
 from core.policy import PolicyCache
 from tests.security.conftest import RedTeam, Snapshot, plan, update
+from tests.support import dev_authority
 
 pytestmark = pytest.mark.timeout(60)
 CHANGES = "changes between approval and execution"
@@ -126,7 +127,7 @@ async def test_execution_refuses_rows_that_were_not_approved(red_team: RedTeam, 
     status, raced = await _approved_and_raced(red_team, race, f"{race.name}-activity")
     assert status.plan is not None and status.report is not None
     databases = red_team.databases
-    executor = ExecutionActivities(databases.target_engine, PolicyCache(databases.app_sessions))
+    executor = ExecutionActivities(databases.target_engine, dev_authority(), PolicyCache(databases.app_sessions))
     input = ExecutePlanInput(
         ticket_id=status.ticket_id,
         workflow_id=status.workflow_id,

@@ -98,7 +98,9 @@ async def kill_mid_revert(backend: str, workdir: Path, local_env: WorkflowEnviro
         engine = databases.target_engine
         await (install_pg_write_log if backend == "postgresql" else install_write_log)(engine, subscriptions.name)
         before = await rows_of(engine, subscriptions)
-        service = TicketService(local_env.client, databases.app_sessions, settings.temporal_task_queue)
+        service = TicketService(
+            local_env.client, databases.app_sessions, settings.temporal_task_queue, signing_key=settings.signing_key
+        )
         await asyncio.gather(wait_until_polling(stalling), warm_up(fresh))
 
         original = await service.start(ticket_request(settings, UPGRADE))

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.decision_proof import DecisionProofActivities
 from activities.notify import NotifyActivities
+from activities.proofs import ProofActivities
 from core import names
 from core.models import (
     AuditEventKind,
@@ -174,6 +174,11 @@ class ScriptedActivities:
         """The real notify activity (it reads the workflow's status), publishing here."""
         return NotifyActivities(self).notify_ticket
 
+    def proof_activities(self) -> list[Callable[..., Awaitable[object]]]:
+        """The real proof checks, with this script's keys and approvers."""
+        proofs = ProofActivities(self.signing_keys, self.allow_unsigned, self)
+        return [proofs.verify_request, proofs.verify_decision]
+
     def activity_set(self) -> ActivitySet:
         return ActivitySet(
             workflow_queue=[
@@ -184,7 +189,7 @@ class ScriptedActivities:
                 self.execute_plan,
                 self.plan_revert,
                 self.notify_activity(),
-                DecisionProofActivities(self.signing_keys, self.allow_unsigned, self).verify_decision,
+                *self.proof_activities(),
             ],
             llm_queue=[self.plan_ticket],
         )

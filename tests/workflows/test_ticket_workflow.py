@@ -29,6 +29,7 @@ from core.models import (
     TicketStatus,
 )
 from core.names import QUERY_STATUS, SIGNAL_APPROVE, SIGNAL_REJECT, WORKFLOW_NAME
+from core.request_proof import sign_request
 from tests.support import wait_for_stage, wait_for_status
 from tests.workflows.fake_activities import ScriptedActivities
 from worker.build import build_workers
@@ -47,14 +48,23 @@ def request(requester: str = "dave", **approval: object) -> TicketRequest:
 
 @asynccontextmanager
 async def running(
-    env: WorkflowEnvironment, fakes: ScriptedActivities, ticket: TicketRequest
+    env: WorkflowEnvironment,
+    fakes: ScriptedActivities,
+    ticket: TicketRequest,
+    *,
+    workflow_id: str | None = None,
+    sign: bool = True,
 ) -> AsyncIterator[WorkflowHandle[object, TicketOutcome]]:
+    """`ticket` running on workers with `fakes`; signed as a front door does when the fakes hold a key."""
     queue = f"wf-{uuid.uuid4().hex[:8]}"
+    workflow_id = workflow_id or f"ticket-{uuid.uuid4().hex[:10]}"
+    if sign and fakes.signing_keys:
+        ticket = sign_request(ticket, workflow_id, fakes.signing_keys[0], await env.get_current_time())
     async with AsyncExitStack() as stack:
         for worker in build_workers(env.client, fakes.activity_set(), task_queue=queue):
             await stack.enter_async_context(worker)
         handle = await env.client.start_workflow(
-            WORKFLOW_NAME, ticket, id=f"ticket-{uuid.uuid4().hex[:10]}", task_queue=queue, result_type=TicketOutcome
+            WORKFLOW_NAME, ticket, id=workflow_id, task_queue=queue, result_type=TicketOutcome
         )
         yield handle
 

@@ -1,0 +1,50 @@
+"""Proof that a front door filed a ticket's request: who asked, what, from where, for which ticket.
+
+Anyone who can start a workflow writes its request, and the request names the requester: the
+person the approval rules keep from approving their own ticket, whose budget the ticket spends
+and whose history the planner reads. So the front door that authenticated the person signs the
+request under `DECISION_SIGNING_KEY`, for the ticket's workflow id, and the worker checks it
+before the ticket does anything. Bound to the id, a signed request copied from one ticket's
+history cannot start another; a run of its own id it did start is refused by the audit log.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from core.decision_proof import CLOCK_SKEW, digest, proven
+from core.models import TicketRequest
+
+# Between the front door's signature and Temporal's start of the run: a start is sent at once.
+MAX_START_DELAY = timedelta(minutes=10)
+
+
+def _signed_fields(request: TicketRequest, workflow_id: str) -> dict[str, Any]:
+    # `continued` is the workflow's own note when it continues as new; the first run was checked.
+    fields = request.model_dump(mode="json", exclude={"proof", "continued"})
+    fields["workflow_id"] = workflow_id
+    return fields
+
+
+def sign_request(request: TicketRequest, workflow_id: str, key: bytes, now: datetime) -> TicketRequest:
+    """`request` stamped with the time and signed for `workflow_id`: what a front door starts."""
+    stamped = request.model_copy(update={"signed_at": now, "proof": ""})
+    return stamped.model_copy(update={"proof": digest(_signed_fields(stamped, workflow_id), key)})
+
+
+def request_proof_problem(
+    request: TicketRequest, workflow_id: str, keys: list[bytes], started_at: datetime
+) -> str | None:
+    """Why `request` is not proven to be a front door's for `workflow_id` under any of `keys`, or None."""
+    if not request.proof:
+        return "unsigned"
+    if request.signed_at is None:
+        return "bad signature: no signing time"
+    if not proven(request.proof, _signed_fields(request, workflow_id), keys):
+        return "bad signature"
+    if request.signed_at > started_at + CLOCK_SKEW:
+        return "bad signature: signed after the ticket started"
+    if started_at - request.signed_at > MAX_START_DELAY:
+        return "signature expired before the ticket started"
+    return None

@@ -1,0 +1,190 @@
+"""The executor runs a plan only on the judging worker's signed judgement and enough signed approvals.
+
+What the workflow passes comes from activity results, and a result retried through the task queue
+may come from any namespace client that polls it: a rogue `verify_decision` had unsigned approvals
+counted and a high-risk change ran (red team 19). These run the real validation and execution.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.approvers import ConfiguredApprovers, LiteralApprovers
+from activities.authority import ExecutionAuthority
+from activities.execution import ERROR_NOT_AUTHORISED, ExecutionActivities
+from activities.safety import SafetyActivities
+from core.bootstrap import Databases
+from core.decision_proof import sign_decision
+from core.demo import users
+from core.models import (
+    ApprovalRequest,
+    Assignment,
+    Decision,
+    DecisionSource,
+    ExecutePlanInput,
+    Filter,
+    Plan,
+    Risk,
+    SafetyReport,
+    SelectOperation,
+    UpdateOperation,
+    ValidatePlanInput,
+)
+from core.policy import PolicyCache
+from tests.support import APPROVERS
+
+KEY = b"the-workers-and-the-front-doors-share-this-key"
+FORGED = b"a-namespace-client-guessed-this-one"
+REQUESTER = "dave"
+CAROL = "carol@acme-corp.example"
+MAKE_CAROL_ADMIN = UpdateOperation(
+    table="users",
+    values=[Assignment(column="role", value="admin")],
+    filters=[Filter(column="email", op="eq", value=CAROL)],
+)
+READ_PLANS = SelectOperation(table="plans", filters=[Filter(column="name", op="eq", value="pro")])
+
+
+def authority(approvers: list[str] = APPROVERS) -> ExecutionAuthority:
+    return ExecutionAuthority([KEY], False, ConfiguredApprovers(LiteralApprovers(), approvers))
+
+
+async def judged(dbs: Databases, operation: Any) -> tuple[Plan, SafetyReport]:
+    plan = Plan(summary="test", operations=[operation])
+    safety = SafetyActivities(dbs.app_sessions, dbs.target_engine, authority())
+    report: SafetyReport = await ActivityEnvironment().run(
+        safety.validate_plan, ValidatePlanInput(ticket_id="t1", plan=plan, requester=REQUESTER)
+    )
+    return plan, report
+
+
+def signed(report: SafetyReport, decider: str, *, key: bytes = KEY, request_id: str = "r1") -> Decision:
+    now = datetime.now(UTC)
+    approval = ApprovalRequest(
+        request_id=request_id, plan_hash=report.plan_hash, requested_at=now, deadline=now + timedelta(days=1)
+    )
+    return sign_decision(approval.decision(decider, DecisionSource.DASHBOARD), key, now)
+
+
+def execution(plan: Plan, report: SafetyReport, approvals: list[Decision], **changes: Any) -> ExecutePlanInput:
+    """The input as the workflow builds it from the report and the approvals it counted."""
+    input = ExecutePlanInput(
+        ticket_id="t1",
+        workflow_id="ticket-t1",
+        plan=plan,
+        plan_hash=report.plan_hash,
+        approved_rows=[impact.rows_affected for impact in report.impacts],
+        approved_row_keys=report.approved_row_keys,
+        approved_versions=[impact.rows_version for impact in report.impacts],
+        requester=REQUESTER,
+        approved_by=list(dict.fromkeys(decision.decider for decision in approvals)),
+        judgement=report.judgement,
+        approvals=approvals,
+        approval_request_id="r1" if approvals else "",
+    )
+    return input.model_copy(update=changes)
+
+
+async def run(dbs: Databases, input: ExecutePlanInput, approvers: list[str] = APPROVERS) -> None:
+    executor = ExecutionActivities(dbs.target_engine, authority(approvers), PolicyCache(dbs.app_sessions))
+    await ActivityEnvironment().run(executor.execute_plan, input)
+
+
+async def carols_role(dbs: Databases) -> str:
+    async with dbs.target_engine.connect() as connection:
+        return str(await connection.scalar(select(users.c.role).where(users.c.email == CAROL)))
+
+
+async def refused(dbs: Databases, input: ExecutePlanInput, approvers: list[str] = APPROVERS) -> str:
+    with pytest.raises(ApplicationError) as raised:
+        await run(dbs, input, approvers)
+    assert raised.value.type == ERROR_NOT_AUTHORISED and raised.value.non_retryable
+    return raised.value.message
+
+
+async def test_a_judged_plan_that_needs_no_approval_runs(dbs: Databases) -> None:
+    plan, report = await judged(dbs, READ_PLANS)
+    assert report.required_approvals == 0 and report.judgement is not None and report.judgement.proof
+    await run(dbs, execution(plan, report, []))
+
+
+@pytest.mark.parametrize(
+    ("tamper", "said"),
+    [
+        ("none", "no judgement"),
+        ("unsigned", "unsigned"),
+        ("needs no approval", "signature is bad"),
+        ("signed with another key", "signature is bad"),
+        ("other rows", "not the plan, or not the rows"),
+    ],
+)
+async def test_without_the_judging_workers_signed_judgement_nothing_runs(
+    dbs: Databases, tamper: str, said: str
+) -> None:
+    """A rogue `validate_plan` (its durable retry goes through the task queue) cannot say "low risk"."""
+    plan, report = await judged(dbs, MAKE_CAROL_ADMIN)
+    assert report.risk is Risk.HIGH and report.judgement is not None
+    judgement = report.judgement
+    if tamper == "none":
+        judgement = None
+    elif tamper == "unsigned":
+        judgement = judgement.model_copy(update={"proof": ""})
+    elif tamper == "needs no approval":
+        judgement = judgement.model_copy(update={"risk": Risk.LOW, "required_approvals": 0})
+    elif tamper == "signed with another key":
+        forged = ExecutionAuthority([FORGED], False, ConfiguredApprovers(LiteralApprovers(), APPROVERS))
+        judgement = forged.vouch(report.model_copy(update={"risk": Risk.LOW, "required_approvals": 0}), "t1").judgement
+    input = execution(plan, report, [], judgement=judgement)
+    if tamper == "other rows":
+        input = input.model_copy(update={"approved_row_keys": [["users:1", "users:2"]]})
+
+    assert said in await refused(dbs, input)
+    assert await carols_role(dbs) != "admin"
+
+
+@pytest.mark.parametrize(
+    ("approvals", "said"),
+    [
+        ("unsigned", "not signed by a front door"),
+        ("signed with another key", "not signed by a front door"),
+        ("the same person twice", "needs 2 approval(s) and has 1"),
+        ("the requester", "may not decide on this plan"),
+        ("someone APPROVERS does not name", "APPROVERS does not name them now"),
+        ("for another approval request", "for another plan or approval request"),
+        ("a rejection", "not an approval"),
+    ],
+)
+async def test_a_plan_needing_approval_runs_only_with_enough_signed_approvals(
+    dbs: Databases, approvals: str, said: str
+) -> None:
+    """A rogue `verify_decision` had such decisions counted by the workflow; the executor refuses them."""
+    plan, report = await judged(dbs, MAKE_CAROL_ADMIN)
+    assert report.required_approvals == 2
+    alice, bob = signed(report, "alice"), signed(report, "bob")
+    given = {
+        "unsigned": [alice.model_copy(update={"proof": ""}), bob],
+        "signed with another key": [alice, signed(report, "bob", key=FORGED)],
+        "the same person twice": [alice, alice],
+        "the requester": [alice, signed(report, REQUESTER)],
+        "someone APPROVERS does not name": [alice, signed(report, "mallory")],
+        "for another approval request": [alice, signed(report, "bob", request_id="r0")],
+        "a rejection": [alice, bob.model_copy(update={"approve": False})],
+    }[approvals]
+
+    assert said in await refused(dbs, execution(plan, report, given))
+    assert await carols_role(dbs) != "admin"
+
+
+async def test_an_approver_taken_off_approvers_before_the_plan_runs_no_longer_counts(dbs: Databases) -> None:
+    plan, report = await judged(dbs, MAKE_CAROL_ADMIN)
+    input = execution(plan, report, [signed(report, "alice"), signed(report, "bob")])
+
+    assert "bob: APPROVERS does not name them now" in await refused(dbs, input, approvers=["alice", "carol"])
+    await run(dbs, input)
+    assert await carols_role(dbs) == "admin"
