@@ -64,14 +64,21 @@ def sign_decision(decision: Decision, key: bytes, now: datetime) -> Decision:
 
 def proof_problem(decision: Decision, keys: list[bytes], now: datetime) -> str | None:
     """Why `decision` carries no valid proof under any of `keys`, or None when it does."""
-    if not decision.proof:
+    return signature_problem(decision.proof, decision.signed_at, _signed_fields(decision), keys, now, MAX_DECISION_AGE)
+
+
+def signature_problem(
+    proof: str, signed_at: datetime | None, fields: dict[str, Any], keys: list[bytes], now: datetime, max_age: timedelta
+) -> str | None:
+    """Why `proof` is not a valid proof of `fields`, signed at `signed_at`, at `now`; None when it is."""
+    if not proof:
         return "unsigned"
-    if decision.signed_at is None:
+    if signed_at is None:
         return "bad signature: no signing time"
-    if not signed_by_a_front_door(decision, keys):
+    if not proven(proof, fields, keys):
         return "bad signature"
-    if decision.signed_at > now + CLOCK_SKEW:
+    if signed_at > now + CLOCK_SKEW:
         return "bad signature: signed in the future"
-    if now - decision.signed_at > MAX_DECISION_AGE:
+    if now - signed_at > max_age:
         return "signature expired"
     return None
