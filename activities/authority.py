@@ -3,30 +3,53 @@ and the approvals (core/judgement.py), with the keys and the approver list only 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection
+
 from activities.approvers import ApproverCheck
 from core.judgement import judgement_of, judgement_problem, shortfall, sign_judgement, signed_approvals
-from core.models import ExecutePlanInput, SafetyReport
+from core.models import ExecutePlanInput, SafetyReport, TicketRequest
+from core.request_proof import needs_proof, signed_for
+
+logger = logging.getLogger(__name__)
 
 
 class ExecutionAuthority:
     """Receives the signing keys (current first), whether unsigned proofs may pass (`agent-ticket dev`),
-    and the worker's approvers."""
+    the worker's approvers, and the configured agents' requester names (`agent:<name>`)."""
 
-    def __init__(self, keys: list[bytes], allow_unsigned: bool, approvers: ApproverCheck) -> None:
+    def __init__(
+        self, keys: list[bytes], allow_unsigned: bool, approvers: ApproverCheck, agents: Collection[str] = ()
+    ) -> None:
         self._keys = keys
         self._allow_unsigned = allow_unsigned
         self._approvers = approvers
+        self._agents = frozenset(agents)
 
-    def vouch(self, report: SafetyReport, ticket_id: str) -> SafetyReport:
-        """`report` with this worker's judgement of its plan, signed when the worker holds a key."""
-        judgement = judgement_of(report, ticket_id)
-        if self._keys:
+    def vouch(self, report: SafetyReport, request: TicketRequest | None, workflow_id: str) -> SafetyReport:
+        """`report` with this worker's judgement of its plan for `workflow_id`: signed when the worker holds
+        a key and the request is one a front door signed for that workflow (or needs no signature)."""
+        if request is None:
+            return report
+        reverts = request.reverts.workflow_id if request.reverts else ""
+        judgement = judgement_of(report, workflow_id, request.requester, reverts)
+        if request.proof:
+            vouched = signed_for(request, workflow_id, self._keys)
+        else:
+            vouched = not needs_proof(request.requester, self._allow_unsigned, self._agents)
+        if not vouched:
+            logger.error(
+                "%s: the request naming %s is not signed for it; judgement left unsigned",
+                workflow_id,
+                request.requester,
+            )
+        elif self._keys:
             judgement = sign_judgement(judgement, self._keys[0])
         return report.model_copy(update={"judgement": judgement})
 
-    async def refusal(self, input: ExecutePlanInput) -> str | None:
-        """Why the plan in `input` may not run, or None."""
-        problem = judgement_problem(input, self._keys, self._allow_unsigned)
+    async def refusal(self, input: ExecutePlanInput, caller: str) -> str | None:
+        """Why the plan in `input`, sent by the workflow `caller`, may not run; None when it may."""
+        problem = judgement_problem(input, caller, self._keys, self._allow_unsigned)
         judgement = input.judgement
         if problem is not None or judgement is None or judgement.required_approvals == 0:
             return problem

@@ -112,7 +112,7 @@ class ExecutionActivities:
                 type=ERROR_PLAN_HASH,
                 non_retryable=True,
             )
-        refusal = await self._authority.refusal(input)
+        refusal = await self._authority.refusal(input, activity.info().workflow_id or "")
         if refusal is not None:
             logger.error("%s: plan %s refused: %s", label, input.plan_hash, refusal)
             raise ApplicationError(

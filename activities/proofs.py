@@ -7,36 +7,36 @@ made it, and the approval rules then ask whether that person may decide now.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 from temporalio import activity
 
 from activities.approvers import ApproverCheck
-from core.agents import AGENT_PREFIX
 from core.decision_proof import proof_problem
 from core.models import DecisionCheck, RequestCheck, VerifyDecisionInput, VerifyRequestInput
 from core.names import ACTIVITY_VERIFY_DECISION, ACTIVITY_VERIFY_REQUEST, short_id_from, ticket_label
-from core.request_proof import request_proof_problem
+from core.request_proof import needs_proof, request_proof_problem
 
 logger = logging.getLogger(__name__)
 
 
 class ProofActivities:
-    """Receives the keys (current first), whether unsigned proofs may pass (`agent-ticket dev`), and
-    the worker's approvers."""
+    """Receives the keys (current first), whether unsigned proofs may pass (`agent-ticket dev`), the
+    worker's approvers, and the configured agents' requester names (`agent:<name>`)."""
 
-    def __init__(self, keys: list[bytes], allow_unsigned: bool, approvers: ApproverCheck) -> None:
+    def __init__(
+        self, keys: list[bytes], allow_unsigned: bool, approvers: ApproverCheck, agents: Collection[str] = ()
+    ) -> None:
         self._keys = keys
         self._allow_unsigned = allow_unsigned
         self._approvers = approvers
+        self._agents = frozenset(agents)
 
     @activity.defn(name=ACTIVITY_VERIFY_REQUEST)
     async def verify_request(self, input: VerifyRequestInput) -> RequestCheck:
         request = input.request
-        # The MCP door started by an agent holds no key: agents never approve (settings refuse them as
-        # approvers), so naming one needs no proof. Naming a person does.
-        unsigned_may_pass = self._allow_unsigned or request.requester.startswith(AGENT_PREFIX)
-        if not request.proof and unsigned_may_pass:
+        if not request.proof and not needs_proof(request.requester, self._allow_unsigned, self._agents):
             return RequestCheck()
         problem = request_proof_problem(request, input.workflow_id, self._keys, input.started_at)
         if problem is not None:

@@ -112,11 +112,13 @@ class SafetyActivities:
     async def validate_plan(self, input: ValidatePlanInput) -> SafetyReport:
         label = ticket_label(input.ticket_id)
         policy = await self._policy.current()
-        if input.reverts is not None:  # judged against the columns as they are now (activities/revert.py)
+        requester, reverts = input.judged_requester, input.judged_reverts
+        if reverts is not None:  # judged against the columns as they are now (activities/revert.py)
             forget_reflection(self._target)
         metadata = await reflect_target(self._target)
-        report = await self.assess(input.plan, policy, metadata, requester=input.requester, reverts=input.reverts)
-        report = self._authority.vouch(report, input.ticket_id)  # what the executor will require
+        report = await self.assess(input.plan, policy, metadata, requester=requester, reverts=reverts)
+        # What the executor will require: vouched for the workflow that asked, as Temporal names it.
+        report = self._authority.vouch(report, input.request, activity.info().workflow_id or "")
         logger.info(
             "%s: plan %s is %s risk (%d findings, %d rows), %d approvals needed",
             label,

@@ -2,10 +2,13 @@
 
 The workflow decides that a plan may run from activity results; a result that came through the
 task queue may have come from any namespace client polling it, not from a worker (red team 19:
-a rogue `verify_decision` had forged approvals counted, and a high-risk change ran). So the
-worker that judges a plan signs what it found, and the executor checks, with the key and the
-approver list only workers hold: that judgement, and that the decisions approving the plan are
-signed, for this plan and approval request, by enough people APPROVERS names who may decide.
+a rogue `verify_decision` had forged approvals counted, and a high-risk change ran). And any
+namespace client can run a workflow of its own that calls the real activities (red team 20: a
+revert undone by re-running the reverted plan under a new workflow id). So the worker that
+judges a plan signs what it found for the workflow that asked, naming the requester of that
+workflow's signed request; the approval request's id is drawn from that signature; and the
+executor checks, with the key and the approver list only workers hold, that it runs for that
+workflow, on that judgement, with enough approvals signed for that very approval request.
 Pure functions; `activities/authority.py` asks the approver list.
 """
 
@@ -14,14 +17,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from core.decision_proof import digest, proven, signed_by_a_front_door
+from core.decision_proof import SIGNATURE_PREFIX, digest, proven, signed_by_a_front_door
 from core.models import Decision, ExecutePlanInput, Judgement, Risk, SafetyReport
 
+JUDGEMENT_TAG_LENGTH = 16
 
-def judgement_of(report: SafetyReport, ticket_id: str) -> Judgement:
-    """What `report` says about running its plan on `ticket_id`, unsigned."""
+
+def judgement_of(report: SafetyReport, workflow_id: str, requester: str, reverts: str) -> Judgement:
+    """What `report` says about running its plan for `workflow_id`, unsigned."""
     return Judgement(
-        ticket_id=ticket_id,
+        workflow_id=workflow_id,
+        requester=requester,
+        reverts=reverts,
         plan_hash=report.plan_hash,
         risk=report.risk,
         required_approvals=report.required_approvals,
@@ -40,8 +47,28 @@ def sign_judgement(judgement: Judgement, key: bytes) -> Judgement:
     return judgement.model_copy(update={"proof": digest(_signed_fields(judgement), key)})
 
 
-def judgement_problem(input: ExecutePlanInput, keys: list[bytes], allow_unsigned: bool) -> str | None:
-    """Why the input's judgement does not let its plan run as given, or None."""
+def judgement_tag(judgement: Judgement | None) -> str | None:
+    """What every approval request of this signed judgement ends with, so approvals name it; None if unsigned.
+
+    Drawn from the signature: approvals given for one judgement count for no other, on this ticket
+    (the rows changed and it was judged again) or any other.
+    """
+    if judgement is None or not judgement.proof.startswith(SIGNATURE_PREFIX):
+        return None
+    return judgement.proof.removeprefix(SIGNATURE_PREFIX)[:JUDGEMENT_TAG_LENGTH]
+
+
+def approval_request_id(round_id: str, judgement: Judgement | None) -> str:
+    """An approval request's id: the round's own (a new plan round may judge the same plan the same
+    way), then the judgement's tag."""
+    tag = judgement_tag(judgement)
+    return round_id if tag is None else f"{round_id}-{tag}"
+
+
+def judgement_problem(input: ExecutePlanInput, caller: str, keys: list[bytes], allow_unsigned: bool) -> str | None:
+    """Why the input's judgement does not let its plan run as given by the workflow `caller`, or None."""
+    if caller != input.workflow_id:
+        return f"it was sent by workflow {caller!r}, not by {input.workflow_id!r}"
     judgement = input.judgement
     if judgement is None:
         return None if allow_unsigned else "no judgement of the plan came with it"
@@ -51,21 +78,25 @@ def judgement_problem(input: ExecutePlanInput, keys: list[bytes], allow_unsigned
         if not proven(judgement.proof, _signed_fields(judgement), keys):
             return "its judgement's signature is bad"
     as_given = (
-        input.ticket_id,
+        input.workflow_id,
+        input.requester,
+        input.reverts,
         input.plan_hash,
         input.approved_rows,
         input.approved_row_keys,
         input.approved_versions,
     )
     judged = (
-        judgement.ticket_id,
+        judgement.workflow_id,
+        judgement.requester,
+        judgement.reverts,
         judgement.plan_hash,
         judgement.approved_rows,
         judgement.approved_row_keys,
         judgement.approved_versions,
     )
     if as_given != judged:
-        return "it is not the plan, or not the rows, that was judged"
+        return "it is not the ticket, the plan or the rows that were judged"
     if judgement.risk is Risk.BLOCKED:
         return "safety policy blocks it"
     return None
@@ -82,7 +113,7 @@ class Approvals:
 def signed_approvals(
     input: ExecutePlanInput, judgement: Judgement, keys: list[bytes], allow_unsigned: bool
 ) -> Approvals:
-    """The input's approvals that are signed, for this plan and approval request, by someone who may
+    """The input's approvals that are signed, for this judgement's approval request, by someone who may
     decide on it (not the requester, not excluded); whether APPROVERS names them is asked apart.
 
     No age limit here: the age of a signature was checked when the decision arrived, and approvals
@@ -90,8 +121,11 @@ def signed_approvals(
     """
     valid: list[str] = []
     refused: list[str] = []
+    if len({decision.request_id for decision in input.approvals}) > 1:
+        # One request's approvals only: two people who approved in different rounds never agreed at once.
+        return Approvals([], ["the approvals answer different approval requests"])
     for decision in input.approvals:
-        problem = _approval_problem(decision, input, judgement, keys, allow_unsigned)
+        problem = _approval_problem(decision, judgement, keys, allow_unsigned)
         if problem is not None:
             refused.append(f"{decision.decider}: {problem}")
         elif decision.decider not in valid:
@@ -99,16 +133,15 @@ def signed_approvals(
     return Approvals(valid, refused)
 
 
-def _approval_problem(
-    decision: Decision, input: ExecutePlanInput, judgement: Judgement, keys: list[bytes], allow_unsigned: bool
-) -> str | None:
+def _approval_problem(decision: Decision, judgement: Judgement, keys: list[bytes], allow_unsigned: bool) -> str | None:
     if not decision.approve:
         return "not an approval"
-    if decision.plan_hash != judgement.plan_hash or decision.request_id != input.approval_request_id:
+    tag = judgement_tag(judgement)
+    if decision.plan_hash != judgement.plan_hash or (tag is not None and not decision.request_id.endswith(f"-{tag}")):
         return "for another plan or approval request"
     if (decision.proof or not allow_unsigned) and not signed_by_a_front_door(decision, keys):
         return "not signed by a front door"
-    if decision.decider == input.requester or decision.decider in judgement.excluded:
+    if decision.decider == judgement.requester or decision.decider in judgement.excluded:
         return "may not decide on this plan"
     return None
 

@@ -10,10 +10,11 @@ history cannot start another; a run of its own id it did start is refused by the
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from core.decision_proof import digest, signature_problem
+from core.decision_proof import digest, proven, signature_problem
 from core.models import TicketRequest
 
 # Between the front door's signature and Temporal's start of the run: a start is sent at once.
@@ -40,3 +41,14 @@ def request_proof_problem(
     `started_at` (when Temporal started the run), or None."""
     fields = _signed_fields(request, workflow_id)
     return signature_problem(request.proof, request.signed_at, fields, keys, started_at, MAX_START_DELAY)
+
+
+def signed_for(request: TicketRequest, workflow_id: str, keys: list[bytes]) -> bool:
+    """Whether a front door signed `request` for `workflow_id`, whenever it did."""
+    return bool(request.proof) and proven(request.proof, _signed_fields(request, workflow_id), keys)
+
+
+def needs_proof(requester: str, allow_unsigned: bool, agents: Collection[str]) -> bool:
+    """Whether a request naming `requester` must be signed: unless unsigned ones may pass (`agent-ticket
+    dev`) or it names a configured agent, whose MCP door holds no key (agents never approve)."""
+    return not allow_unsigned and requester not in agents

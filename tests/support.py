@@ -4,24 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from temporalio.client import WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError
+from temporalio.testing import ActivityEnvironment
 
 from activities.approvers import ConfiguredApprovers, LiteralApprovers
 from activities.authority import ExecutionAuthority
-from core.models import Finding, OperationImpact, Plan, Risk, RowChange, SafetyReport, Stage, TicketStatus, plan_hash
+from core.models import (
+    ExecutePlanInput,
+    Finding,
+    OperationImpact,
+    Plan,
+    Risk,
+    RowChange,
+    SafetyReport,
+    Stage,
+    TicketStatus,
+    plan_hash,
+)
 from core.names import QUERY_STATUS
 from core.settings import Settings, load_settings
 from service.tickets import TicketNotFound, TicketService
 
 APPROVERS = ["alice", "bob", "carol"]
+Result = TypeVar("Result")
 # Front doors and workers of the tests share it, as production's do; decisions are signed and checked.
 TEST_SIGNING_KEY = "test-decision-signing-key-0123456789abcdef"
 
@@ -159,3 +173,12 @@ def dev_authority() -> ExecutionAuthority:
     """What decides whether a plan may run as under `agent-ticket dev`: no judgement or signed approvals
     required, for tests of how plans run; tests/activities/test_authority.py checks the real requirements."""
     return ExecutionAuthority([], True, ConfiguredApprovers(LiteralApprovers(), APPROVERS))
+
+
+async def run_in_its_workflow(
+    execute: Callable[[ExecutePlanInput], Awaitable[Result]], input: ExecutePlanInput
+) -> Result:
+    """Runs the executor as an activity of the workflow its input names: it refuses plans sent by another."""
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(environment.info, workflow_id=input.workflow_id)
+    return await environment.run(execute, input)

@@ -12,6 +12,7 @@ from activities.planning import PlanningActivities, build_planner
 from activities.proofs import ProofActivities
 from activities.revert import RevertActivities
 from activities.safety import SafetyActivities
+from core.agents import agent_requester
 from core.bootstrap import Databases
 from core.policy import PolicyCache
 from core.settings import Settings
@@ -38,13 +39,14 @@ def build_activity_set(settings: Settings, databases: Databases) -> ActivitySet:
     window = settings.revert_window
     approvers = ConfiguredApprovers(resolver, settings.approvers)
     keys, unsigned = settings.decision_keys, settings.allow_unsigned_decisions
-    authority = ExecutionAuthority(keys, unsigned, approvers)
+    agents = [agent_requester(agent.name) for agent in settings.mcp_agents]
+    authority = ExecutionAuthority(keys, unsigned, approvers, agents)
     safety = SafetyActivities(databases.app_sessions, databases.target_engine, authority, revert_window=window)
     policy = PolicyCache(databases.app_sessions)
     execution = ExecutionActivities(databases.target_engine, authority, policy, revert_window=window)
     revert = RevertActivities(databases.target_engine, PolicyCache(databases.app_sessions), revert_window=window)
     planning = PlanningActivities(build_planner(settings))
-    proofs = ProofActivities(keys, unsigned, approvers)
+    proofs = ProofActivities(keys, unsigned, approvers, agents)
     return ActivitySet(
         workflow_queue=[
             audit.record_events,

@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from core import names
     from core import search_attributes as ticket_search
     from core.approval import NOTHING_PENDING, ApprovalGate, Verdict, parse_decision, unmet_quorum
+    from core.judgement import approval_request_id
     from core.masking import mask_status, withheld_rows_changed, withhold_lookups
     from core.models import (
         ApprovalRequest,
@@ -76,9 +77,6 @@ EXECUTE_PLAN = Step(names.ACTIVITY_EXECUTE_PLAN, options.EXECUTE_PLAN, Execution
 # A regular activity, not a local one: handlers run beside the ticket's other coroutines, and a
 # local activity's result can reach a live run and a replay at different points among them.
 VERIFY_DECISION = Step(names.ACTIVITY_VERIFY_DECISION, options.VERIFY_DECISION, DecisionCheck)
-VERIFY_REQUEST = Step(
-    names.ACTIVITY_VERIFY_REQUEST, options.VERIFY_DECISION, RequestCheck, local=options.VERIFY_REQUEST
-)
 
 
 class TicketFailed(Exception):
@@ -240,9 +238,14 @@ class TicketWorkflow:
                 )
             return
         try:
-            check: RequestCheck = await run_step(
-                VERIFY_REQUEST,
+            # Local only: a durable retry goes through the task queue, where a poller of any namespace
+            # client's could answer "no problem" (red team 20).
+            check: RequestCheck = await workflow.execute_local_activity(
+                names.ACTIVITY_VERIFY_REQUEST,
                 VerifyRequestInput(workflow_id=info.workflow_id, request=request, started_at=info.workflow_start_time),
+                result_type=RequestCheck,
+                start_to_close_timeout=options.VERIFY_REQUEST.start_to_close,
+                retry_policy=options.VERIFY_REQUEST.retry,
             )
         except FailureError as error:
             check = RequestCheck(problem=f"could not verify: {describe(error)}")
@@ -376,12 +379,7 @@ class TicketWorkflow:
         self._set_stage(Stage.VALIDATING)
         report: SafetyReport = await self._step(
             VALIDATE_PLAN,
-            ValidatePlanInput(
-                ticket_id=self._status.ticket_id,
-                plan=plan,
-                requester=self._status.request.requester,
-                reverts=self._status.request.reverts,
-            ),
+            ValidatePlanInput(ticket_id=self._status.ticket_id, plan=plan, request=self._status.request),
         )
         self._status.report = report
         self._status.plan_hash = report.plan_hash
@@ -418,7 +416,8 @@ class TicketWorkflow:
         deadline = now + timedelta(seconds=settings.timeout_seconds)
         reminder_at = deadline - timedelta(seconds=settings.reminder_before_seconds)
         approval = ApprovalRequest(
-            request_id=str(workflow.uuid4())[:8],
+            # Drawn from the signed judgement, so approvals of it count for no other (core/judgement.py).
+            request_id=approval_request_id(str(workflow.uuid4())[:8], report.judgement),
             plan_hash=report.plan_hash,
             approvers=approvers,
             required_approvals=report.required_approvals,
@@ -549,7 +548,6 @@ class TicketWorkflow:
                     reverts=reverts.workflow_id if (reverts := self._status.request.reverts) else "",
                     judgement=report.judgement,
                     approvals=approvals,
-                    approval_request_id=approvals[0].request_id if approvals else "",
                 ),
             )
         except FailureError as error:

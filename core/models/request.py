@@ -12,6 +12,8 @@ from core.models.plan import Plan
 from core.models.revert import RevertOf
 from core.models.text import MAX_TICKET_TEXT, clean_ticket_text, refuse_hidden_characters
 
+MAX_REASON = 1000
+
 
 class TicketSource(StrEnum):
     SLACK = "slack"
@@ -53,7 +55,7 @@ class TicketRequest(Model):
     channel: str | None = Field(default=None, max_length=200)
     approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
     continued: ContinuedTicket | None = None  # set only by the workflow when it continues as new
-    reason: str = Field(default="", max_length=1000)  # why the requester asks, shown to approvers
+    reason: str = Field(default="", max_length=MAX_REASON)  # why the requester asks, shown to approvers
     # An agent's own plan (the MCP door's `propose_plan`): the planning step returns it instead of asking the LLM.
     proposed_plan: Plan | None = None
     # Set only by `TicketService.revert`: this ticket undoes an executed one, from its before-images.
@@ -70,7 +72,9 @@ class TicketRequest(Model):
     @field_validator("reason")
     @classmethod
     def _clean_reason(cls, value: str) -> str:
-        return clean_ticket_text(value) if value.strip() else ""
+        # Limited again once normalised: a reason that grew past its field was refused by every
+        # worker that decoded it, and the request's checks fell back to the task queue (red team 20).
+        return clean_ticket_text(value, MAX_REASON) if value.strip() else ""
 
     @field_validator("requester", "channel", "proof")
     @classmethod

@@ -61,7 +61,9 @@ class Judgement(Model):
     queue can be answered by any namespace client that polls it (red team 19).
     """
 
-    ticket_id: str
+    workflow_id: str  # of the ticket whose request a front door signed: the ledger's key too
+    requester: str  # from that signed request: kept from approving, charged the budget
+    reverts: str = ""  # the workflow id of the ticket this plan reverts, from the same request
     plan_hash: str
     risk: Risk
     required_approvals: int

@@ -30,8 +30,19 @@ class PlanTicketInput(Model):
 class ValidatePlanInput(Model):
     ticket_id: str
     plan: Plan
+    # The ticket's request, whose signature the judgement rests on; its requester and revert target
+    # are the ones judged. Without one (tools and tests), the two fields below, and no signed judgement.
+    request: TicketRequest | None = None
     requester: str = ""  # whose budget of unapproved changes the plan would spend ("": none checked)
     reverts: RevertOf | None = None  # the plan claims to revert this ticket: checked against its before-images
+
+    @property
+    def judged_requester(self) -> str:
+        return self.request.requester if self.request is not None else self.requester
+
+    @property
+    def judged_reverts(self) -> RevertOf | None:
+        return self.request.reverts if self.request is not None else self.reverts
 
 
 class ExecutePlanInput(Model):
@@ -51,7 +62,6 @@ class ExecutePlanInput(Model):
     # worker's signed judgement, and the signed decisions that approved it on this approval request.
     judgement: Judgement | None = None
     approvals: list[Decision] = Field(default_factory=list)
-    approval_request_id: str = ""
 
 
 class ResolveApproversInput(Model):

@@ -22,19 +22,20 @@ def refuse_hidden_characters(text: str, what: str) -> str:
     return text
 
 
-def clean_ticket_text(value: str) -> str:
+def clean_ticket_text(value: str, limit: int = MAX_TICKET_TEXT) -> str:
     """Normalise ticket text and refuse what no person types.
 
     Control characters (other than newline and tab), invisible format
     characters used to hide instructions, and text that is blank once
-    normalised are refused with a message saying so.
+    normalised are refused with a message saying so. The length is checked
+    after normalising, which can lengthen text (U+FDFA is 18 characters).
     """
     text = unicodedata.normalize("NFKC", value).strip()
     if not text:
         raise ValueError("ticket text is empty")
     refuse_hidden_characters(text, "ticket text")
-    if len(text) > MAX_TICKET_TEXT:
-        raise ValueError(f"ticket text is longer than {MAX_TICKET_TEXT} characters")
+    if len(text) > limit:
+        raise ValueError(f"ticket text is longer than {limit} characters")
     return text
 
 

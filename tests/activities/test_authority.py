@@ -7,6 +7,7 @@ counted and a high-risk change ran (red team 19). These run the real validation 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from activities.safety import SafetyActivities
 from core.bootstrap import Databases
 from core.decision_proof import sign_decision
 from core.demo import users
+from core.judgement import approval_request_id, judgement_of, sign_judgement
 from core.models import (
     ApprovalRequest,
     Assignment,
@@ -33,10 +35,12 @@ from core.models import (
     Risk,
     SafetyReport,
     SelectOperation,
+    TicketRequest,
     UpdateOperation,
     ValidatePlanInput,
 )
 from core.policy import PolicyCache
+from core.request_proof import sign_request
 from tests.support import APPROVERS
 
 KEY = b"the-workers-and-the-front-doors-share-this-key"
@@ -51,23 +55,38 @@ MAKE_CAROL_ADMIN = UpdateOperation(
 READ_PLANS = SelectOperation(table="plans", filters=[Filter(column="name", op="eq", value="pro")])
 
 
+WORKFLOW_ID = "ticket-t1"
+
+
 def authority(approvers: list[str] = APPROVERS) -> ExecutionAuthority:
     return ExecutionAuthority([KEY], False, ConfiguredApprovers(LiteralApprovers(), approvers))
 
 
-async def judged(dbs: Databases, operation: Any) -> tuple[Plan, SafetyReport]:
+def in_workflow(workflow_id: str = WORKFLOW_ID) -> ActivityEnvironment:
+    """Activities run for the workflow `workflow_id`, as Temporal tells them."""
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(environment.info, workflow_id=workflow_id)
+    return environment
+
+
+def front_door_request(workflow_id: str = WORKFLOW_ID, requester: str = REQUESTER) -> TicketRequest:
+    request = TicketRequest(text=f"make {CAROL} an admin", requester=requester)
+    return sign_request(request, workflow_id, KEY, datetime.now(UTC))
+
+
+async def judged(dbs: Databases, operation: Any, request: TicketRequest | None = None) -> tuple[Plan, SafetyReport]:
     plan = Plan(summary="test", operations=[operation])
     safety = SafetyActivities(dbs.app_sessions, dbs.target_engine, authority())
-    report: SafetyReport = await ActivityEnvironment().run(
-        safety.validate_plan, ValidatePlanInput(ticket_id="t1", plan=plan, requester=REQUESTER)
-    )
+    asked = ValidatePlanInput(ticket_id="t1", plan=plan, request=request or front_door_request())
+    report: SafetyReport = await in_workflow().run(safety.validate_plan, asked)
     return plan, report
 
 
-def signed(report: SafetyReport, decider: str, *, key: bytes = KEY, request_id: str = "r1") -> Decision:
+def signed(report: SafetyReport, decider: str, *, key: bytes = KEY, request_id: str | None = None) -> Decision:
     now = datetime.now(UTC)
+    asked = request_id if request_id is not None else approval_request_id("round1", report.judgement)
     approval = ApprovalRequest(
-        request_id=request_id, plan_hash=report.plan_hash, requested_at=now, deadline=now + timedelta(days=1)
+        request_id=asked, plan_hash=report.plan_hash, requested_at=now, deadline=now + timedelta(days=1)
     )
     return sign_decision(approval.decision(decider, DecisionSource.DASHBOARD), key, now)
 
@@ -76,7 +95,7 @@ def execution(plan: Plan, report: SafetyReport, approvals: list[Decision], **cha
     """The input as the workflow builds it from the report and the approvals it counted."""
     input = ExecutePlanInput(
         ticket_id="t1",
-        workflow_id="ticket-t1",
+        workflow_id=WORKFLOW_ID,
         plan=plan,
         plan_hash=report.plan_hash,
         approved_rows=[impact.rows_affected for impact in report.impacts],
@@ -86,14 +105,15 @@ def execution(plan: Plan, report: SafetyReport, approvals: list[Decision], **cha
         approved_by=list(dict.fromkeys(decision.decider for decision in approvals)),
         judgement=report.judgement,
         approvals=approvals,
-        approval_request_id="r1" if approvals else "",
     )
     return input.model_copy(update=changes)
 
 
-async def run(dbs: Databases, input: ExecutePlanInput, approvers: list[str] = APPROVERS) -> None:
+async def run(
+    dbs: Databases, input: ExecutePlanInput, approvers: list[str] = APPROVERS, caller: str = WORKFLOW_ID
+) -> None:
     executor = ExecutionActivities(dbs.target_engine, authority(approvers), PolicyCache(dbs.app_sessions))
-    await ActivityEnvironment().run(executor.execute_plan, input)
+    await in_workflow(caller).run(executor.execute_plan, input)
 
 
 async def carols_role(dbs: Databases) -> str:
@@ -101,9 +121,11 @@ async def carols_role(dbs: Databases) -> str:
         return str(await connection.scalar(select(users.c.role).where(users.c.email == CAROL)))
 
 
-async def refused(dbs: Databases, input: ExecutePlanInput, approvers: list[str] = APPROVERS) -> str:
+async def refused(
+    dbs: Databases, input: ExecutePlanInput, approvers: list[str] = APPROVERS, caller: str = WORKFLOW_ID
+) -> str:
     with pytest.raises(ApplicationError) as raised:
-        await run(dbs, input, approvers)
+        await run(dbs, input, approvers, caller)
     assert raised.value.type == ERROR_NOT_AUTHORISED and raised.value.non_retryable
     return raised.value.message
 
@@ -121,7 +143,7 @@ async def test_a_judged_plan_that_needs_no_approval_runs(dbs: Databases) -> None
         ("unsigned", "unsigned"),
         ("needs no approval", "signature is bad"),
         ("signed with another key", "signature is bad"),
-        ("other rows", "not the plan, or not the rows"),
+        ("other rows", "not the ticket, the plan or the rows"),
     ],
 )
 async def test_without_the_judging_workers_signed_judgement_nothing_runs(
@@ -138,8 +160,8 @@ async def test_without_the_judging_workers_signed_judgement_nothing_runs(
     elif tamper == "needs no approval":
         judgement = judgement.model_copy(update={"risk": Risk.LOW, "required_approvals": 0})
     elif tamper == "signed with another key":
-        forged = ExecutionAuthority([FORGED], False, ConfiguredApprovers(LiteralApprovers(), APPROVERS))
-        judgement = forged.vouch(report.model_copy(update={"risk": Risk.LOW, "required_approvals": 0}), "t1").judgement
+        low = report.model_copy(update={"risk": Risk.LOW, "required_approvals": 0})
+        judgement = sign_judgement(judgement_of(low, WORKFLOW_ID, REQUESTER, ""), FORGED)
     input = execution(plan, report, [], judgement=judgement)
     if tamper == "other rows":
         input = input.model_copy(update={"approved_row_keys": [["users:1", "users:2"]]})
@@ -173,7 +195,10 @@ async def test_a_plan_needing_approval_runs_only_with_enough_signed_approvals(
         "the same person twice": [alice, alice],
         "the requester": [alice, signed(report, REQUESTER)],
         "someone APPROVERS does not name": [alice, signed(report, "mallory")],
-        "for another approval request": [alice, signed(report, "bob", request_id="r0")],
+        "for another approval request": [
+            signed(report, "alice", request_id="r0"),
+            signed(report, "bob", request_id="r0"),
+        ],
         "a rejection": [alice, bob.model_copy(update={"approve": False})],
     }[approvals]
 
@@ -188,3 +213,55 @@ async def test_an_approver_taken_off_approvers_before_the_plan_runs_no_longer_co
     assert "bob: APPROVERS does not name them now" in await refused(dbs, input, approvers=["alice", "carol"])
     await run(dbs, input)
     assert await carols_role(dbs) == "admin"
+
+
+@pytest.mark.parametrize("replay", ["another workflow sends it", "another workflow was judged", "another requester"])
+async def test_an_approved_plan_runs_only_for_the_ticket_and_requester_it_was_judged_for(
+    dbs: Databases, replay: str
+) -> None:
+    """Red team 20 ran a workflow of its own that sent a reverted ticket's plan, judgement and approvals to the
+    real executor under a new workflow id, and the change ran again; or named another requester, and the
+    requester's own approval counted."""
+    plan, report = await judged(dbs, MAKE_CAROL_ADMIN)
+    approvals = [signed(report, "alice"), signed(report, "bob")]
+    input, caller = execution(plan, report, approvals), WORKFLOW_ID
+    if replay == "another workflow sends it":
+        caller = "ticket-rogue1"
+    elif replay == "another workflow was judged":
+        # The real validation, asked by the other workflow with the ticket's signed request: not signed for it.
+        safety = SafetyActivities(dbs.app_sessions, dbs.target_engine, authority())
+        asked = ValidatePlanInput(ticket_id="rogue1", plan=plan, request=front_door_request())
+        rejudged: SafetyReport = await in_workflow("ticket-rogue1").run(safety.validate_plan, asked)
+        input = execution(plan, rejudged, approvals, workflow_id="ticket-rogue1")
+        caller = "ticket-rogue1"
+    else:
+        input = input.model_copy(update={"requester": "nobody"})
+
+    said = await refused(dbs, input, caller=caller)
+    assert any(words in said for words in ("sent by workflow", "unsigned", "not the ticket")), said
+    assert await carols_role(dbs) != "admin"
+
+
+async def test_approvals_of_one_judgement_do_not_count_for_another(dbs: Databases) -> None:
+    """The approval request's id is drawn from the signed judgement: the same plan judged again (its rows
+    changed) or on another ticket needs approvals of its own."""
+    plan, report = await judged(dbs, MAKE_CAROL_ADMIN)
+    stale = [
+        signed(report, "alice", request_id="0123456789abcdef"),
+        signed(report, "bob", request_id="0123456789abcdef"),
+    ]
+
+    assert "for another plan or approval request" in await refused(dbs, execution(plan, report, stale))
+    assert await carols_role(dbs) != "admin"
+
+
+async def test_approvals_from_different_rounds_of_the_same_judgement_do_not_add_up(dbs: Databases) -> None:
+    """alice approved in one round and bob in the next (the same plan planned again): they never agreed at once."""
+    plan, report = await judged(dbs, MAKE_CAROL_ADMIN)
+    rounds = [
+        signed(report, "alice", request_id=approval_request_id("round1", report.judgement)),
+        signed(report, "bob", request_id=approval_request_id("round2", report.judgement)),
+    ]
+
+    assert "different approval requests" in await refused(dbs, execution(plan, report, rounds))
+    assert await carols_role(dbs) != "admin"

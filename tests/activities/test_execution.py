@@ -43,7 +43,7 @@ from core.models import (
 )
 from core.names import ERROR_APPROVED_ROWS_CHANGED
 from core.policy import PolicyCache
-from tests.support import dev_authority
+from tests.support import dev_authority, run_in_its_workflow
 
 from .conftest import plan_of
 
@@ -69,7 +69,7 @@ def _input(
 
 
 async def _execute(dbs: Databases, input: ExecutePlanInput) -> ExecutionResult:
-    result: ExecutionResult = await ActivityEnvironment().run(
+    result: ExecutionResult = await run_in_its_workflow(
         ExecutionActivities(dbs.target_engine, dev_authority()).execute_plan, input
     )
     return result
@@ -265,7 +265,7 @@ async def test_rows_that_changed_since_approval_roll_back_and_ask_again(dbs: Dat
     async with dbs.target_engine.begin() as connection:  # a concurrent writer renames another user Zed
         await connection.execute(update(users).where(users.c.id == 8).values(name="Zed"))
     with pytest.raises(ApplicationError) as caught:
-        await ActivityEnvironment().run(_executor(dbs).execute_plan, _bound(report, promote_zed))
+        await run_in_its_workflow(_executor(dbs).execute_plan, _bound(report, promote_zed))
     assert caught.value.type == ERROR_APPROVED_ROWS_CHANGED and caught.value.non_retryable
     assert "would now also change row 8" in caught.value.message and "nothing was written" in caught.value.message
     assert await _roles(dbs, 3, 8) == roles_before
@@ -282,10 +282,10 @@ async def test_new_rows_match_whatever_key_the_database_gives_them(dbs: Database
     insert_only = await _report(dbs, NEW_FLAG)
     await _execute(dbs, _input(NEW_FLAG, workflow_id="ticket-other"))  # takes the id the dry runs saw
     with pytest.raises(ApplicationError) as caught:  # ... and a second dark_mode flag now matches the update
-        await ActivityEnvironment().run(_executor(dbs).execute_plan, _bound(report, NEW_FLAG, enable_new))
+        await run_in_its_workflow(_executor(dbs).execute_plan, _bound(report, NEW_FLAG, enable_new))
     assert caught.value.type == ERROR_APPROVED_ROWS_CHANGED
     assert await _flags(dbs, "dark_mode") == 1
-    result = await ActivityEnvironment().run(_executor(dbs).execute_plan, _bound(insert_only, NEW_FLAG))
+    result = await run_in_its_workflow(_executor(dbs).execute_plan, _bound(insert_only, NEW_FLAG))
     assert insert_only.approved_row_keys == [["new:0"]] and isinstance(result.results[0].rows[0]["id"], int)
     assert await _flags(dbs, "dark_mode") == 2
 
@@ -293,14 +293,14 @@ async def test_new_rows_match_whatever_key_the_database_gives_them(dbs: Database
 async def test_budget_is_charged_once_with_the_writes(databases: Databases) -> None:
     report = await _report(databases, UPGRADE, requester="dave")
     input = _bound(report, UPGRADE, requester="dave")
-    first = await ActivityEnvironment().run(_executor(databases).execute_plan, input)
-    again = await ActivityEnvironment().run(_executor(databases).execute_plan, input)
+    first = await run_in_its_workflow(_executor(databases).execute_plan, input)
+    again = await run_in_its_workflow(_executor(databases).execute_plan, input)
     assert not first.replayed and again.replayed
     async with databases.target_engine.connect() as connection:
         charges = (await connection.execute(select(budget_charges.c.requester, budget_charges.c.rows))).all()
     assert [tuple(row) for row in charges] == [("dave", 1)]
     approved = _bound(report, UPGRADE, requester="dave", approved_by=["alice"], workflow_id="ticket-t9")
-    await ActivityEnvironment().run(_executor(databases).execute_plan, approved)
+    await run_in_its_workflow(_executor(databases).execute_plan, approved)
     assert await _count(databases.target_engine, select(func.count()).select_from(budget_charges)) == 1
 
 
@@ -309,15 +309,15 @@ async def test_a_budget_spent_since_validation_asks_again(databases: Databases) 
     async with databases.target_engine.begin() as connection:
         await charge(connection, "dave", "ticket-other", "0" * 16, 20, datetime.now(UTC))
     with pytest.raises(ApplicationError) as caught:
-        await ActivityEnvironment().run(_executor(databases).execute_plan, _bound(report, UPGRADE, requester="dave"))
+        await run_in_its_workflow(_executor(databases).execute_plan, _bound(report, UPGRADE, requester="dave"))
     assert caught.value.type == ERROR_APPROVED_ROWS_CHANGED and "budget of 20" in caught.value.message
     assert await plan_of(databases, 1) == 2
 
 
 async def test_private_values_read_without_approval_are_masked_at_the_source(databases: Databases) -> None:
     read = SelectOperation(table="users", columns=["id", "email"], filters=[ACME], limit=2)
-    unapproved = await ActivityEnvironment().run(_executor(databases).execute_plan, _input(read))
+    unapproved = await run_in_its_workflow(_executor(databases).execute_plan, _input(read))
     assert [row["email"] for row in unapproved.results[0].rows] == [MASK, MASK]
     approved = _input(read, workflow_id="ticket-t2").model_copy(update={"approved_by": ["alice", "bob"]})
-    shown = await ActivityEnvironment().run(_executor(databases).execute_plan, approved)
+    shown = await run_in_its_workflow(_executor(databases).execute_plan, approved)
     assert all(str(row["email"]).endswith("@acme-corp.example") for row in shown.results[0].rows)

@@ -294,6 +294,16 @@ def test_binary_text_is_refused_at_the_edge() -> None:
         TicketRequest.model_validate({"text": b"\x89PNG\r\n\x1a\n\x00\x00", "requester": "dave"})
 
 
+@pytest.mark.parametrize("field", ["text", "reason"])
+def test_text_that_normalising_lengthens_past_its_limit_is_refused_at_the_edge(field: str) -> None:
+    """U+FDFA is one character and 18 once normalised: a reason of 100 passed its 1,000-character limit and
+    was stored as 1,800, which no worker could decode again, and the request's checks fell back to the task
+    queue (red team 20)."""
+    fields = {"text": "upgrade acme-corp", "requester": "dave", field: "\ufdfa" * 120}
+    with pytest.raises(ValidationError, match="longer than"):
+        TicketRequest.model_validate(fields)
+
+
 def fullwidth(text: str) -> str:
     """`text` in fullwidth letters (U+FF41...), which look like ASCII to a reviewer."""
     return "".join(chr(ord(char) + 0xFEE0) if "!" <= char <= "~" else char for char in text)

@@ -30,10 +30,11 @@ from core.models import (
 from core.names import ERROR_NOT_A_TICKET, ERROR_UNPROVEN_REQUEST, WORKFLOW_NAME, short_id_from
 from core.request_proof import sign_request
 from core.schema import AuditEventRow, TicketRow
+from mcp_door.identity import new_token
 from service.tickets import StartedTicket
 from tests.pipeline import Pipeline, running_pipeline
 from tests.postgres import fresh_postgres_database
-from tests.support import TEST_SIGNING_KEY, build_settings
+from tests.support import TEST_SIGNING_KEY, build_settings, wait_for_status
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -137,17 +138,27 @@ async def test_a_request_no_front_door_signed_for_the_ticket_is_refused_before_a
         assert await session.get(TicketRow, short_id_from(workflow_id)) is None
 
 
-async def test_an_agents_request_needs_no_signature(pipeline: Pipeline) -> None:
-    """The MCP door an agent starts holds no key; agents never approve, so naming one needs no proof."""
-    request = pipeline.request("show invoices for acme-corp", requester="agent:reporter")
-    started = await pipeline.client.start_workflow(
-        WORKFLOW_NAME,
-        request,
-        id=f"ticket-{uuid.uuid4().hex[:10]}",
-        task_queue=pipeline.settings.temporal_task_queue,
-        result_type=TicketOutcome,
-    )
-    assert (await started.result()).status is OutcomeStatus.DONE
+@pytest.mark.parametrize(("agent", "runs"), [("reporter", True), ("someone-unknown", False)])
+async def test_only_a_configured_agents_request_goes_unsigned(
+    tmp_path: Path, local_env: WorkflowEnvironment, agent: str, runs: bool
+) -> None:
+    """The MCP door an agent starts holds no key; agents never approve, so naming one of MCP_AGENTS needs no
+    proof. Any other name would let a namespace client spread changes over budgets of its own making."""
+    settings = build_settings(tmp_path / "data", f"e2e-{uuid.uuid4().hex[:8]}", mcp_agents=new_token("reporter").entry)
+    async with running_pipeline(local_env.client, settings) as pipeline:
+        handle = await pipeline.client.start_workflow(
+            WORKFLOW_NAME,
+            pipeline.request("show invoices for acme-corp", requester=f"agent:{agent}"),
+            id=f"ticket-{uuid.uuid4().hex[:10]}",
+            task_queue=settings.temporal_task_queue,
+            result_type=TicketOutcome,
+        )
+        if runs:
+            assert (await handle.result()).status is OutcomeStatus.DONE
+            return
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+    assert isinstance(failed.value.cause, ApplicationError) and failed.value.cause.type == ERROR_UNPROVEN_REQUEST
 
 
 async def test_an_approver_removed_while_a_ticket_waits_cannot_decide_on_it(
@@ -163,11 +174,12 @@ async def test_an_approver_removed_while_a_ticket_waits_cannot_decide_on_it(
 
     narrowed = settings.model_copy(update={"approvers": [name for name in settings.approvers if name != "alice"]})
     async with running_pipeline(local_env.client, narrowed) as after:
-        verdicts = [
+        for decider in ("alice", "bob"):  # the verdicts are read from the status: a busy host may answer late
             await after.service.decide(started.short_id, status.approval.decision(decider, DecisionSource.CLI))
-            for decider in ("alice", "bob")
-        ]
-        assert [(v.accepted, v.reason) for v in verdicts if v is not None] == [
+        judged = await wait_for_status(
+            after.service, started.short_id, lambda seen: len(seen.decisions) >= 2, "both decisions judged"
+        )
+        assert [(record.accepted, record.reason) for record in judged.decisions] == [
             (False, NO_LONGER_AN_APPROVER),
             (True, ""),
         ]

@@ -19,7 +19,6 @@ from sqlalchemy import select
 from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
 
 from activities.execution import ExecutionActivities
 from core.demo import feature_flags, users
@@ -27,7 +26,7 @@ from core.models import ExecutePlanInput, Stage, TicketStatus
 from core.names import ERROR_APPROVED_ROWS_CHANGED
 from core.policy import PolicyCache
 from tests.security.conftest import RedTeam, Snapshot, plan, update
-from tests.support import dev_authority
+from tests.support import dev_authority, run_in_its_workflow
 
 pytestmark = pytest.mark.timeout(60)
 CHANGES = "changes between approval and execution"
@@ -139,7 +138,7 @@ async def test_execution_refuses_rows_that_were_not_approved(red_team: RedTeam, 
         approved_by=["alice", "bob"],
     )
     with pytest.raises(ApplicationError) as caught:
-        await ActivityEnvironment().run(executor.execute_plan, input)
+        await run_in_its_workflow(executor.execute_plan, input)
     assert caught.value.type == ERROR_APPROVED_ROWS_CHANGED and caught.value.non_retryable
     assert "rows changed since approval" in caught.value.message
     assert await red_team.snapshot() == raced  # nothing written

@@ -11,23 +11,36 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-from temporalio import activity
+import pytest
+from sqlalchemy import func, select, update
+from temporalio import activity, workflow
+from temporalio.client import WorkflowFailureError, WorkflowHistory
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from activities.execution import ERROR_NOT_AUTHORISED
 from core import names
 from core.demo import users
 from core.ledger import executions
 from core.models import (
+    Decision,
     DecisionCheck,
     DecisionSource,
+    ExecutePlanInput,
+    Judgement,
+    Model,
     OutcomeStatus,
+    Plan,
     Risk,
     SafetyReport,
     Stage,
+    TicketRequest,
     ValidatePlanInput,
     VerifyDecisionInput,
     plan_hash,
@@ -96,3 +109,100 @@ async def test_a_rogue_judge_saying_low_risk_runs_nothing(local_env: WorkflowEnv
 
         assert outcome.status is OutcomeStatus.FAILED and "no judgement" in outcome.reason, outcome
         await nothing_ran(pipeline, started.workflow_id)
+
+
+class Replay(Model):
+    """What a workflow of one's own sends the real activities: a done ticket's plan and approvals."""
+
+    queue: str
+    ticket: str  # the real ticket's workflow id
+    plan: Plan
+    request: TicketRequest
+    judgement: Judgement | None
+    approvals: list[Decision]
+    send_as_the_ticket: bool  # name the ticket's workflow id in the execution (else its own)
+
+
+@workflow.defn(name="ReplayApprovedPlan", sandboxed=False)
+class ReplayApprovedPlan:
+    """Red team 20's workflow: a reverted change ran again, approved by nobody anew."""
+
+    @workflow.run
+    async def run(self, replay: Replay) -> None:
+        timeout = timedelta(seconds=20)
+        once = RetryPolicy(maximum_attempts=1)
+        judgement = replay.judgement
+        if not replay.send_as_the_ticket:  # judged afresh by the real validation, for this workflow
+            report = await workflow.execute_activity(
+                names.ACTIVITY_VALIDATE_PLAN,
+                ValidatePlanInput(ticket_id="rogue", plan=replay.plan, request=replay.request),
+                task_queue=replay.queue,
+                start_to_close_timeout=timeout,
+                retry_policy=once,
+                result_type=SafetyReport,
+            )
+            judgement = report.judgement
+        workflow_id = replay.ticket if replay.send_as_the_ticket else workflow.info().workflow_id
+        await workflow.execute_activity(
+            names.ACTIVITY_EXECUTE_PLAN,
+            ExecutePlanInput(
+                ticket_id=names.short_id_from(workflow_id),
+                workflow_id=workflow_id,
+                plan=replay.plan,
+                plan_hash=plan_hash(replay.plan),
+                approved_rows=judgement.approved_rows if judgement else [],
+                approved_row_keys=judgement.approved_row_keys if judgement else [],
+                approved_versions=judgement.approved_versions if judgement else [],
+                requester=replay.request.requester,
+                approved_by=[decision.decider for decision in replay.approvals],
+                judgement=judgement,
+                approvals=replay.approvals,
+            ),
+            task_queue=replay.queue,
+            start_to_close_timeout=timeout,
+            retry_policy=once,
+        )
+
+
+@pytest.mark.parametrize("send_as_the_ticket", [False, True])
+async def test_a_workflow_of_ones_own_cannot_run_a_done_tickets_approved_plan_again(
+    local_env: WorkflowEnvironment, tmp_path: Path, send_as_the_ticket: bool
+) -> None:
+    settings = build_settings(tmp_path / "data", f"rogue-{uuid.uuid4().hex[:8]}")
+    async with running_pipeline(local_env.client, settings) as pipeline:
+        started = await pipeline.service.start(pipeline.request(f"make {CAROL} an admin"))
+        await pipeline.approve(started.short_id, "alice", "bob")
+        assert (await pipeline.service.result(started.short_id)).status is OutcomeStatus.DONE
+        status = await pipeline.service.status(started.short_id)
+        history = await pipeline.service.handle(started.short_id).fetch_history()
+        async with pipeline.databases.target_sessions() as session:  # undone, as a revert would
+            await session.execute(update(users).where(users.c.email == CAROL).values(role="viewer"))
+            await session.commit()
+
+        assert status.plan is not None and status.report is not None
+        replay = Replay(
+            queue=settings.temporal_task_queue,
+            ticket=started.workflow_id,
+            plan=status.plan,
+            request=started_request(history),
+            judgement=status.report.judgement,
+            approvals=[record.decision for record in status.decisions if record.accepted],
+            send_as_the_ticket=send_as_the_ticket,
+        )
+        rogue_queue = f"rogue-own-{uuid.uuid4().hex[:8]}"
+        async with Worker(local_env.client, task_queue=rogue_queue, workflows=[ReplayApprovedPlan]):
+            with pytest.raises(WorkflowFailureError) as failed:
+                await local_env.client.execute_workflow(
+                    ReplayApprovedPlan.run, replay, id=f"ticket-{uuid.uuid4().hex[:10]}", task_queue=rogue_queue
+                )
+
+        cause = failed.value.cause.cause if failed.value.cause else None
+        assert isinstance(cause, ApplicationError) and cause.type == ERROR_NOT_AUTHORISED, failed.value
+        async with pipeline.databases.target_sessions() as session:
+            assert await session.scalar(select(users.c.role).where(users.c.email == CAROL)) == "viewer"
+
+
+def started_request(history: WorkflowHistory) -> TicketRequest:
+    """The signed request a ticket started with, as anyone who reads its history finds it."""
+    payload = history.events[0].workflow_execution_started_event_attributes.input.payloads[0]
+    return TicketRequest.model_validate_json(payload.data)

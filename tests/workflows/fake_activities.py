@@ -136,9 +136,9 @@ class ScriptedActivities:
     @activity.defn(name=names.ACTIVITY_VALIDATE_PLAN)
     async def validate_plan(self, input: ValidatePlanInput) -> SafetyReport:
         report = scripted_report(input.plan, self.risk, self.required_approvals)
-        if input.reverts is not None:  # the original's requester may ask for the revert, not approve it
+        if input.judged_reverts is not None:  # the original's requester may ask for the revert, not approve it
             report.revert = RevertCheck(
-                reverts=input.reverts.workflow_id,
+                reverts=input.judged_reverts.workflow_id,
                 original_requester=self.original_requester,
                 excluded=[self.original_requester],
             )
