@@ -51,8 +51,11 @@ class ExecutionAuthority:
         """Why the plan in `input`, sent by the workflow `caller`, may not run; None when it may."""
         problem = judgement_problem(input, caller, self._keys, self._allow_unsigned)
         judgement = input.judgement
-        if problem is not None or judgement is None or judgement.required_approvals == 0:
+        if problem is not None or judgement is None:
             return problem
+        if judgement.required_approvals == 0:
+            # Named approvers would keep the run off the requester's budget and on record as approved (red team 21).
+            return "it names approvers, but its judgement needs none" if input.approved_by else None
         approvals = signed_approvals(input, judgement, self._keys, self._allow_unsigned)
         holding = [person for person in approvals.valid if await self._approvers.includes(person)]
         refused = approvals.refused + [

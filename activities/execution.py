@@ -165,6 +165,8 @@ class ExecutionActivities:
                     logger.info("%s: another attempt already executed plan %s", label, input.plan_hash)
                     return stored
                 logger.warning("%s", failure.message)
+                if failure is error:  # `raise e from e` makes a cause loop the SDK cannot encode
+                    raise
                 raise failure from error
 
     async def _run_once(
@@ -177,11 +179,18 @@ class ExecutionActivities:
         label: str,
     ) -> ExecutionResult:
         await connection.begin()
-        stored = await _stored_result(connection, input)
+        stored, ran = await _ledger_of(connection, input)
         if stored is not None:
             await connection.rollback()
             logger.info("%s: plan %s was executed before; returning the stored result", label, input.plan_hash)
             return stored
+        if ran is not None:  # a workflow of one's own under a done ticket's id ran plans of its choosing (red team 21)
+            await connection.rollback()
+            raise ApplicationError(
+                f"{label}: this ticket ran plan {ran} already, and a ticket runs one plan; nothing was written",
+                type=ERROR_NOT_AUTHORISED,
+                non_retryable=True,
+            )
         executed_at = datetime.now(UTC)
         if input.reverts:
             await before_images.claim_revert(
@@ -192,7 +201,7 @@ class ExecutionActivities:
         outcomes = [await _run_step(runner, step) for step in steps]
         results = [_result(outcome, private) for outcome in outcomes]
         written = {(o.operation.table, key) for o in outcomes if o.written for key in o.keys}
-        if input.requester and not input.approved_by and written and policy is not None:
+        if input.requester and _unapproved(input) and written and policy is not None:
             await _charge_budget(connection, input, len(written), policy, executed_at)
         await before_images.purge_now_and_then(connection, executed_at - self._revert_window)
         result = ExecutionResult(plan_hash=input.plan_hash, results=results, executed_at=executed_at)
@@ -332,6 +341,26 @@ async def _stored_result(connection: AsyncConnection, input: ExecutePlanInput) -
     if stored is None:
         return None
     return ExecutionResult.model_validate(stored).model_copy(update={"replayed": True})
+
+
+async def _ledger_of(connection: AsyncConnection, input: ExecutePlanInput) -> tuple[ExecutionResult | None, str | None]:
+    """In one round trip: this plan's stored result, if it ran; else the hash of another plan this
+    workflow id ran, if any."""
+    query = select(executions.c.plan_hash, executions.c.result).where(executions.c.workflow_id == input.workflow_id)
+    other = None
+    for ran, result in (await connection.execute(query)).all():
+        if ran == input.plan_hash:
+            return ExecutionResult.model_validate(result).model_copy(update={"replayed": True}), None
+        other = ran
+    return None, other
+
+
+def _unapproved(input: ExecutePlanInput) -> bool:
+    """Whether the plan runs on the requester's budget: its signed judgement needed no approval (the
+    executor's check refused approvers named beside such a judgement), else no one is named."""
+    if input.judgement is not None:
+        return input.judgement.required_approvals == 0
+    return not input.approved_by
 
 
 async def _stored_after_failure(connection: AsyncConnection, input: ExecutePlanInput) -> ExecutionResult | None:

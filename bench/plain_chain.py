@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from temporalio.testing import ActivityEnvironment
 
 from activities.notify import Notifier, NotifyActivities
+from core import names
 from core.masking import mask_status
 from core.models import (
     AuditEventKind,
@@ -132,6 +133,7 @@ class PlainChain:
             created_at=now,
             updated_at=now,
         )
+        await self._admit(request, now)
         await self._record(status, AuditEventKind.SUBMITTED, "submitted", request=request)
         await self._flush()
         delivering = asyncio.create_task(self._notify(status))
@@ -143,6 +145,18 @@ class PlainChain:
         await self._record(status, AuditEventKind.NOTIFIED, "requester told the outcome")
         await self._flush()
         return outcome
+
+    async def _admit(self, request: TicketRequest, started_at: datetime) -> None:
+        """The request's check, where the tree's workflow makes one (trees before signed requests have none)."""
+        verify = getattr(names, "ACTIVITY_VERIFY_REQUEST", None)
+        if verify is None or verify not in self._functions:
+            return
+        from core.models import VerifyRequestInput
+
+        argument = VerifyRequestInput(workflow_id=self.workflow_id, request=request, started_at=started_at)
+        check = await self._call(verify, argument)
+        if check.problem is not None:
+            raise RuntimeError(f"the plain chain's request was refused: {check.problem}")
 
     async def _process(self, status: TicketStatus, request: TicketRequest) -> TicketOutcome:
         status.stage = Stage.GATHERING_CONTEXT
@@ -159,9 +173,10 @@ class PlainChain:
         status.plan = plan
         await self._record(status, AuditEventKind.PLANNED, f"{len(plan.operations)} operation(s)")
         status.stage = Stage.VALIDATING
-        report: SafetyReport = await self._call(
-            ACTIVITY_VALIDATE_PLAN, ValidatePlanInput(ticket_id=self.short_id, plan=plan, requester=request.requester)
-        )
+        judged = ValidatePlanInput(ticket_id=self.short_id, plan=plan, requester=request.requester)
+        if "request" in ValidatePlanInput.model_fields:  # the judgement rests on the signed request
+            judged = ValidatePlanInput(ticket_id=self.short_id, plan=plan, request=request)
+        report: SafetyReport = await self._call(ACTIVITY_VALIDATE_PLAN, judged)
         status.report = report
         status.plan_hash = report.plan_hash
         await self._record(status, AuditEventKind.VALIDATED, f"risk {report.risk.value}", risk=report.risk)
@@ -181,6 +196,7 @@ class PlainChain:
                 approved_row_keys=report.approved_row_keys,
                 approved_versions=[impact.rows_version for impact in report.impacts],
                 requester=request.requester,
+                **({"judgement": report.judgement} if "judgement" in ExecutePlanInput.model_fields else {}),
             ),
         )
         await self._record(status, AuditEventKind.EXECUTED, f"{result.rows_changed} row(s) changed")

@@ -265,3 +265,22 @@ async def test_approvals_from_different_rounds_of_the_same_judgement_do_not_add_
 
     assert "different approval requests" in await refused(dbs, execution(plan, report, rounds))
     assert await carols_role(dbs) != "admin"
+
+
+async def test_a_plan_needing_no_approval_that_names_approvers_is_refused(dbs: Databases) -> None:
+    """Named approvers kept a run off the requester's budget and on record as approved (red team 21)."""
+    plan, report = await judged(dbs, READ_PLANS)
+    assert report.required_approvals == 0
+    said = await refused(dbs, execution(plan, report, [], approved_by=["nobody"]))
+    assert "needs none" in said
+
+
+async def test_a_ticket_runs_one_plan(dbs: Databases) -> None:
+    """A workflow of one's own under a done ticket's id had plans of its choosing judged and run (red team 21)."""
+    plan, report = await judged(dbs, READ_PLANS)
+    await run(dbs, execution(plan, report, []))
+    await run(dbs, execution(plan, report, []))  # the same plan again: the ledger answers, nothing runs twice
+    other = SelectOperation(table="plans", filters=[Filter(column="name", op="eq", value="basic")])
+    plan, report = await judged(dbs, other)
+
+    assert "a ticket runs one plan" in await refused(dbs, execution(plan, report, []))

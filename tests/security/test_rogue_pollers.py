@@ -26,13 +26,15 @@ from temporalio.worker import Worker
 
 from activities.execution import ERROR_NOT_AUTHORISED
 from core import names
-from core.demo import users
+from core.demo import customers, users
 from core.ledger import executions
 from core.models import (
+    Assignment,
     Decision,
     DecisionCheck,
     DecisionSource,
     ExecutePlanInput,
+    Filter,
     Judgement,
     Model,
     OutcomeStatus,
@@ -41,6 +43,7 @@ from core.models import (
     SafetyReport,
     Stage,
     TicketRequest,
+    UpdateOperation,
     ValidatePlanInput,
     VerifyDecisionInput,
     plan_hash,
@@ -164,10 +167,20 @@ class ReplayApprovedPlan:
         )
 
 
-@pytest.mark.parametrize("send_as_the_ticket", [False, True])
+SUSPEND_CUSTOMER_10 = UpdateOperation(
+    table="customers",
+    values=[Assignment(column="status", value="suspended")],
+    filters=[Filter(column="id", op="eq", value=10)],
+)
+
+
+@pytest.mark.parametrize("mode", ["under a new id", "sent as the ticket", "under the ticket's id, a plan of its own"])
 async def test_a_workflow_of_ones_own_cannot_run_a_done_tickets_approved_plan_again(
-    local_env: WorkflowEnvironment, tmp_path: Path, send_as_the_ticket: bool
+    local_env: WorkflowEnvironment, tmp_path: Path, mode: str
 ) -> None:
+    """Red team 20 re-ran a reverted change under a new id; red team 21 started a workflow of its own under the
+    done ticket's id (Temporal allows it once the ticket closed) and, with its signed request, had plans of its
+    choosing judged low risk and run, past the requester's budget, with no ticket or record."""
     settings = build_settings(tmp_path / "data", f"rogue-{uuid.uuid4().hex[:8]}")
     async with running_pipeline(local_env.client, settings) as pipeline:
         started = await pipeline.service.start(pipeline.request(f"make {CAROL} an admin"))
@@ -180,26 +193,29 @@ async def test_a_workflow_of_ones_own_cannot_run_a_done_tickets_approved_plan_ag
             await session.commit()
 
         assert status.plan is not None and status.report is not None
+        own_plan = mode == "under the ticket's id, a plan of its own"
         replay = Replay(
             queue=settings.temporal_task_queue,
             ticket=started.workflow_id,
-            plan=status.plan,
+            plan=Plan(summary="suspend", operations=[SUSPEND_CUSTOMER_10]) if own_plan else status.plan,
             request=started_request(history),
             judgement=status.report.judgement,
-            approvals=[record.decision for record in status.decisions if record.accepted],
-            send_as_the_ticket=send_as_the_ticket,
+            approvals=[] if own_plan else [record.decision for record in status.decisions if record.accepted],
+            send_as_the_ticket=mode == "sent as the ticket",
         )
         rogue_queue = f"rogue-own-{uuid.uuid4().hex[:8]}"
+        rogue_id = started.workflow_id if own_plan else f"ticket-{uuid.uuid4().hex[:10]}"
         async with Worker(local_env.client, task_queue=rogue_queue, workflows=[ReplayApprovedPlan]):
             with pytest.raises(WorkflowFailureError) as failed:
                 await local_env.client.execute_workflow(
-                    ReplayApprovedPlan.run, replay, id=f"ticket-{uuid.uuid4().hex[:10]}", task_queue=rogue_queue
+                    ReplayApprovedPlan.run, replay, id=rogue_id, task_queue=rogue_queue
                 )
 
         cause = failed.value.cause.cause if failed.value.cause else None
         assert isinstance(cause, ApplicationError) and cause.type == ERROR_NOT_AUTHORISED, failed.value
         async with pipeline.databases.target_sessions() as session:
             assert await session.scalar(select(users.c.role).where(users.c.email == CAROL)) == "viewer"
+            assert await session.scalar(select(customers.c.status).where(customers.c.id == 10)) != "suspended"
 
 
 def started_request(history: WorkflowHistory) -> TicketRequest:
