@@ -160,10 +160,12 @@ class ExecutionActivities:
                 return await self._run_once(connection, input, steps, metadata, policy, label)
             except Exception as error:
                 failure = _as_application_error(error, label)
-                stored = await _stored_after_failure(connection, input)
+                stored, ran = await _stored_after_failure(connection, input)
                 if stored is not None:
                     logger.info("%s: another attempt already executed plan %s", label, input.plan_hash)
                     return stored
+                if ran is not None:  # another plan committed under this id meanwhile: this one rolled back
+                    failure = _ran_another_plan(ran, label)
                 logger.warning("%s", failure.message)
                 if failure is error:  # `raise e from e` makes a cause loop the SDK cannot encode
                     raise
@@ -186,11 +188,7 @@ class ExecutionActivities:
             return stored
         if ran is not None:  # a workflow of one's own under a done ticket's id ran plans of its choosing (red team 21)
             await connection.rollback()
-            raise ApplicationError(
-                f"{label}: this ticket ran plan {ran} already, and a ticket runs one plan; nothing was written",
-                type=ERROR_NOT_AUTHORISED,
-                non_retryable=True,
-            )
+            raise _ran_another_plan(ran, label)
         executed_at = datetime.now(UTC)
         if input.reverts:
             await before_images.claim_revert(
@@ -363,16 +361,27 @@ def _unapproved(input: ExecutePlanInput) -> bool:
     return not input.approved_by
 
 
-async def _stored_after_failure(connection: AsyncConnection, input: ExecutePlanInput) -> ExecutionResult | None:
-    """Roll back, then look for a result that a concurrent attempt committed (its locks made this one fail)."""
+async def _stored_after_failure(
+    connection: AsyncConnection, input: ExecutePlanInput
+) -> tuple[ExecutionResult | None, str | None]:
+    """Roll back, then look for what a concurrent attempt committed (its locks or the ledger's one row per
+    workflow id made this one fail): this plan's result, or another plan's hash."""
     try:
         if connection.in_transaction():
             await connection.rollback()
-        stored = await _stored_result(connection, input)
+        found = await _ledger_of(connection, input)
         await connection.rollback()
     except Exception:  # the connection itself is gone: the original error says more
-        return None
-    return stored
+        return None, None
+    return found
+
+
+def _ran_another_plan(ran: str, label: str) -> ApplicationError:
+    return ApplicationError(
+        f"{label}: this ticket ran plan {ran} already, and a ticket runs one plan; nothing was written",
+        type=ERROR_NOT_AUTHORISED,
+        non_retryable=True,
+    )
 
 
 def _as_application_error(error: Exception, label: str) -> ApplicationError:

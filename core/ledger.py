@@ -36,6 +36,9 @@ executions = Table(
     Column("reverts", String(80), nullable=True),
     Column("reverted_by", String(80), nullable=True),
     Index("ix_agent_ticket_executions_executed_at", "executed_at"),
+    # A ticket runs one plan: two plans sent under one workflow id at once both found the ledger empty
+    # and both ran (red team 22); the second insert now fails and rolls its writes back.
+    Index("ux_agent_ticket_executions_workflow_id", "workflow_id", unique=True),
 )
 
 # Rows each requester changed without approval: the per-requester budget over a rolling window.

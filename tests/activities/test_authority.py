@@ -7,12 +7,13 @@ counted and a high-risk change ran (red team 19). These run the real validation 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -22,8 +23,9 @@ from activities.execution import ERROR_NOT_AUTHORISED, ExecutionActivities
 from activities.safety import SafetyActivities
 from core.bootstrap import Databases
 from core.decision_proof import sign_decision
-from core.demo import users
+from core.demo import customers, users
 from core.judgement import approval_request_id, judgement_of, sign_judgement
+from core.ledger import executions
 from core.models import (
     ApprovalRequest,
     Assignment,
@@ -284,3 +286,35 @@ async def test_a_ticket_runs_one_plan(dbs: Databases) -> None:
     plan, report = await judged(dbs, other)
 
     assert "a ticket runs one plan" in await refused(dbs, execution(plan, report, []))
+
+
+def suspend(customer: int) -> UpdateOperation:
+    return UpdateOperation(
+        table="customers",
+        values=[Assignment(column="status", value="suspended")],
+        filters=[Filter(column="id", op="eq", value=customer)],
+    )
+
+
+async def test_plans_sent_at_once_under_one_ticket_run_one(dbs: Databases) -> None:
+    """Six plans sent together under a rejected ticket's id each found the ledger empty, and five ran (red team 22)."""
+    judged_plans = [await judged(dbs, suspend(customer)) for customer in (10, 11, 12)]
+    assert all(report.required_approvals == 0 for _, report in judged_plans)
+
+    outcomes = await asyncio.gather(
+        *(run(dbs, execution(plan, report, [])) for plan, report in judged_plans), return_exceptions=True
+    )
+
+    refusals = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    assert len(refusals) == 2, outcomes
+    assert all(isinstance(refusal, ApplicationError) and refusal.type == ERROR_NOT_AUTHORISED for refusal in refusals)
+    async with dbs.target_engine.connect() as connection:
+        suspended = await connection.scalar(
+            select(func.count())
+            .select_from(customers)
+            .where(customers.c.id.in_([10, 11, 12]), customers.c.status == "suspended")
+        )
+        ledger = await connection.scalar(
+            select(func.count()).select_from(executions).where(executions.c.workflow_id == WORKFLOW_ID)
+        )
+    assert (suspended, ledger) == (1, 1)
