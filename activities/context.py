@@ -9,18 +9,19 @@ workflow history, so it is capped (`MAX_CONTEXT_BYTES`) and marked `truncated` w
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Column, ScalarSelect, Table, func, select, text
+from sqlalchemy import Column, Connection, ScalarSelect, Table, func, select, text
 from sqlalchemy import types as sa_types
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.redaction import redact_named_rows
-from activities.sql import reflect_target, row_to_dict, set_read_only, type_name
+from activities.sql import reflect_target, row_to_dict, type_name
 from core.ledger import is_ledger_table
 from core.models import (
     AuditEntry,
@@ -34,6 +35,7 @@ from core.models import (
 )
 from core.names import ACTIVITY_GATHER_CONTEXT, short_id_from, ticket_label
 from core.policy import PolicyCache
+from core.reads import ReadRunner
 from core.schema import AuditEventRow, TicketRow
 
 logger = logging.getLogger(__name__)
@@ -128,8 +130,8 @@ class _Lookup:
     truncated: bool = False
 
 
-async def _match_rows(
-    connection: AsyncConnection, table: Table, column: Column[object], values: Sequence[object], lookup: _Lookup
+def _match_rows(
+    connection: Connection, table: Table, column: Column[object], values: Sequence[object], lookup: _Lookup
 ) -> None:
     """Rows whose `column` equals one of `values` (case-insensitive for text), grouped by value."""
     if not values:
@@ -137,7 +139,7 @@ async def _match_rows(
     is_text = isinstance(column.type, sa_types.String)
     compared = func.lower(column) if is_text else column
     query = select(table).where(compared.in_(list(values))).order_by(*table.primary_key.columns)
-    rows = [dict(row) for row in (await connection.execute(query.limit(MAX_ROWS_PER_QUERY + 1))).mappings()]
+    rows = [dict(row) for row in connection.execute(query.limit(MAX_ROWS_PER_QUERY + 1)).mappings()]
     if len(rows) > MAX_ROWS_PER_QUERY:
         lookup.truncated = True
         rows = rows[:MAX_ROWS_PER_QUERY]
@@ -160,7 +162,7 @@ async def _match_rows(
             lookup.entities.append((table, group[0][key.name], f"{table.name} {match}"))
 
 
-async def _related_rows(connection: AsyncConnection, tables: Sequence[Table], lookup: _Lookup) -> None:
+def _related_rows(connection: Connection, tables: Sequence[Table], lookup: _Lookup) -> None:
     """Rows in other tables that refer to the first few named entities (e.g. a customer's subscription)."""
     seen: set[tuple[str, object]] = set()
     for table, key_value, named_as in lookup.entities:
@@ -175,7 +177,7 @@ async def _related_rows(connection: AsyncConnection, tables: Sequence[Table], lo
                     continue
                 column = foreign_key.parent
                 query = select(other).where(column == key_value).order_by(*other.primary_key.columns)
-                result = await connection.execute(query.limit(MAX_ROWS_PER_MATCH + 1))
+                result = connection.execute(query.limit(MAX_ROWS_PER_MATCH + 1))
                 rows = [dict(row) for row in result.mappings()]
                 if not rows:
                     continue
@@ -196,7 +198,7 @@ def _bounded(row: dict[str, object]) -> dict[str, Scalar]:
     return {key: value[:MAX_TEXT_CHARS] if isinstance(value, str) else value for key, value in values.items()}
 
 
-async def find_named_rows(connection: AsyncConnection, tables: Sequence[Table], text: str) -> _Lookup:
+def find_named_rows(connection: Connection, tables: Sequence[Table], text: str) -> _Lookup:
     """Every row the text names, in the order: ids, emails, slugs, names; then rows referring to them."""
     mentions = find_mentions(text, [table.name for table in tables])
     lookup = _Lookup()
@@ -204,30 +206,30 @@ async def find_named_rows(connection: AsyncConnection, tables: Sequence[Table], 
         key = _integer_key(table)
         ids = mentions.ids.get(table.name, set()) | mentions.ids.get("*", set())
         if key is not None and ids:
-            await _match_rows(connection, table, key, sorted(ids), lookup)
+            _match_rows(connection, table, key, sorted(ids), lookup)
     for suffix, candidates in (("email", mentions.emails), ("slug", mentions.slugs), ("name", mentions.names)):
         for table in tables:
             for column in _text_columns(table, suffix=suffix):
-                await _match_rows(connection, table, column, sorted(candidates), lookup)
-    await _related_rows(connection, tables, lookup)
+                _match_rows(connection, table, column, sorted(candidates), lookup)
+    _related_rows(connection, tables, lookup)
     return lookup
 
 
 # ---------------------------------------------------------------- schema and history
 
 
-async def describe_tables(
-    connection: AsyncConnection, tables: Sequence[Table], engine: AsyncEngine, *, exact_below: int = EXACT_COUNT_BELOW
+def describe_tables(
+    connection: Connection, tables: Sequence[Table], *, exact_below: int = EXACT_COUNT_BELOW
 ) -> list[TableInfo]:
     """Columns, types, keys and (about how many) rows of the tables the planner may use."""
-    counts = await row_counts(connection, tables, exact_below=exact_below)
+    counts = row_counts(connection, tables, exact_below=exact_below)
     return [
         TableInfo(
             name=table.name,
             columns=[
                 ColumnInfo(
                     name=column.name,
-                    type=type_name(column, engine),
+                    type=type_name(column, connection.dialect),
                     nullable=bool(column.nullable),
                     primary_key=column.primary_key,
                     foreign_key=next((key.target_fullname for key in column.foreign_keys), None),
@@ -240,25 +242,25 @@ async def describe_tables(
     ]
 
 
-async def row_counts(
-    connection: AsyncConnection, tables: Sequence[Table], *, exact_below: int = EXACT_COUNT_BELOW
+def row_counts(
+    connection: Connection, tables: Sequence[Table], *, exact_below: int = EXACT_COUNT_BELOW
 ) -> dict[str, int]:
     """Rows per table: PostgreSQL's own estimate for tables it knows to be large, an exact count otherwise.
 
     Counting exactly scans the table, on every ticket; the planner only needs the size's order.
     """
-    estimates = await _postgres_estimates(connection, tables) if connection.dialect.name == "postgresql" else {}
+    estimates = _postgres_estimates(connection, tables) if connection.dialect.name == "postgresql" else {}
     counts = {name: estimate for name, estimate in estimates.items() if estimate >= exact_below}
     to_count = [table for table in tables if table.name not in counts]
     if to_count:
-        row = (await connection.execute(select(*(_row_count(table) for table in to_count)))).one()
+        row = connection.execute(select(*(_row_count(table) for table in to_count))).one()
         counts.update({table.name: int(count or 0) for table, count in zip(to_count, row, strict=True)})
     return counts
 
 
-async def _postgres_estimates(connection: AsyncConnection, tables: Sequence[Table]) -> dict[str, int]:
+def _postgres_estimates(connection: Connection, tables: Sequence[Table]) -> dict[str, int]:
     """`pg_class.reltuples` (kept by ANALYZE and autovacuum; -1 for a table never analyzed)."""
-    result = await connection.execute(
+    result = connection.execute(
         text(
             "SELECT c.relname, c.reltuples FROM pg_class c "
             "WHERE c.relnamespace = to_regnamespace(current_schema()) AND c.relkind IN ('r', 'p') "
@@ -273,47 +275,46 @@ def _row_count(table: Table) -> ScalarSelect[int]:
     return select(func.count()).select_from(table).scalar_subquery()
 
 
-async def requester_history(
-    sessions: async_sessionmaker[AsyncSession], requester: str, ticket_id: str
+def requester_history(
+    connection: Connection, requester: str, ticket_id: str
 ) -> tuple[list[PastTicket], list[AuditEntry]]:
     """The requester's latest other tickets and the latest audit events on them."""
     # Plain column rows, not ORM objects: only a few fields are read, and loading entities cost more CPU.
-    async with sessions() as session:
-        tickets = await session.execute(
-            select(TicketRow.ticket_id, TicketRow.text, TicketRow.status, TicketRow.created_at)
-            .where(TicketRow.requester == requester, TicketRow.ticket_id != ticket_id)
-            .order_by(TicketRow.created_at.desc())
-            .limit(MAX_PAST_TICKETS)
+    tickets = connection.execute(
+        select(TicketRow.ticket_id, TicketRow.text, TicketRow.status, TicketRow.created_at)
+        .where(TicketRow.requester == requester, TicketRow.ticket_id != ticket_id)
+        .order_by(TicketRow.created_at.desc())
+        .limit(MAX_PAST_TICKETS)
+    )
+    past = [
+        PastTicket(
+            ticket_id=row.ticket_id, text=row.text[:MAX_TEXT_CHARS], status=row.status, created_at=row.created_at
         )
-        past = [
-            PastTicket(
-                ticket_id=row.ticket_id, text=row.text[:MAX_TEXT_CHARS], status=row.status, created_at=row.created_at
-            )
-            for row in tickets
-        ]
-        events = await session.execute(
-            select(
-                AuditEventRow.ticket_id,
-                AuditEventRow.kind,
-                AuditEventRow.actor,
-                AuditEventRow.summary,
-                AuditEventRow.created_at,
-            )
-            .join(TicketRow, TicketRow.ticket_id == AuditEventRow.ticket_id)
-            .where(TicketRow.requester == requester, TicketRow.ticket_id != ticket_id)
-            .order_by(AuditEventRow.created_at.desc(), AuditEventRow.id.desc())
-            .limit(MAX_AUDIT_ENTRIES)
+        for row in tickets
+    ]
+    events = connection.execute(
+        select(
+            AuditEventRow.ticket_id,
+            AuditEventRow.kind,
+            AuditEventRow.actor,
+            AuditEventRow.summary,
+            AuditEventRow.created_at,
         )
-        audit = [
-            AuditEntry(
-                ticket_id=row.ticket_id,
-                kind=row.kind,
-                actor=row.actor,
-                summary=row.summary[:MAX_TEXT_CHARS],
-                created_at=row.created_at,
-            )
-            for row in events
-        ]
+        .join(TicketRow, TicketRow.ticket_id == AuditEventRow.ticket_id)
+        .where(TicketRow.requester == requester, TicketRow.ticket_id != ticket_id)
+        .order_by(AuditEventRow.created_at.desc(), AuditEventRow.id.desc())
+        .limit(MAX_AUDIT_ENTRIES)
+    )
+    audit = [
+        AuditEntry(
+            ticket_id=row.ticket_id,
+            kind=row.kind,
+            actor=row.actor,
+            summary=row.summary[:MAX_TEXT_CHARS],
+            created_at=row.created_at,
+        )
+        for row in events
+    ]
     return past, audit
 
 
@@ -346,38 +347,43 @@ def bound_context(context: TicketContext, max_bytes: int = MAX_CONTEXT_BYTES) ->
 
 
 class ContextActivities:
-    """Gathers a ticket's context; receives the app DB session factory and the target engine."""
+    """Gathers a ticket's context; receives the app DB session factory and both databases' read runners.
 
-    def __init__(self, app_sessions: async_sessionmaker[AsyncSession], target_engine: AsyncEngine) -> None:
-        self._app_sessions = app_sessions
+    Each database's reads run whole in one `ReadRunner.read` (`core/reads.py`), the two side by side.
+    """
+
+    def __init__(
+        self, app_sessions: async_sessionmaker[AsyncSession], app_reads: ReadRunner, target_reads: ReadRunner
+    ) -> None:
         self._policy = PolicyCache(app_sessions)
-        self._target = target_engine
+        self._app_reads = app_reads
+        self._target_reads = target_reads
 
     @activity.defn(name=ACTIVITY_GATHER_CONTEXT)
     async def gather_context(self, input: GatherContextInput) -> TicketContext:
         ticket_id = short_id_from(input.ticket_id)
         label = ticket_label(ticket_id)
         policy = await self._policy.current()
-        past, audit = await requester_history(self._app_sessions, input.request.requester, ticket_id)
-        metadata = await reflect_target(self._target)
+        metadata = await reflect_target(self._target_reads.engine)
         tables = [
             metadata.tables[name]
             for name in sorted(policy.tables)
             if name in metadata.tables and not is_ledger_table(name)
         ]
-        async with self._target.connect() as connection:
-            transaction = await connection.begin()
-            try:
-                await set_read_only(connection)
-                schema = await describe_tables(connection, tables, self._target)
-                lookup = await find_named_rows(connection, tables, input.request.text)
-            finally:
-                await transaction.rollback()
+        text = input.request.text
+
+        def read_target(connection: Connection) -> tuple[list[TableInfo], _Lookup]:
+            return describe_tables(connection, tables), find_named_rows(connection, tables, text)
+
+        (past, audit), (schema, lookup) = await asyncio.gather(
+            self._app_reads.read(lambda connection: requester_history(connection, input.request.requester, ticket_id)),
+            self._target_reads.read(read_target),
+        )
         private = {table.name: policy.private_columns(table.name, table.columns.keys()) for table in tables}
         for info in schema:
             for column in info.columns:
                 column.private = column.name in private[info.name]
-        named, redacted = redact_named_rows(lookup.named, private, input.request.text)
+        named, redacted = redact_named_rows(lookup.named, private, text)
         context = TicketContext(
             schema_tables=schema,
             named_rows=named,

@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import types as sa_types
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.ledger import is_ledger_table
@@ -119,10 +119,10 @@ def column_for(table: Table, name: str) -> Column[Any]:
     return column
 
 
-def type_name(column: Column[Any], engine: AsyncEngine | None = None) -> str:
+def type_name(column: Column[Any], dialect: Dialect | None = None) -> str:
     """The column's SQL type as the target's dialect spells it."""
     try:
-        return str(column.type.compile(dialect=engine.dialect if engine else None))
+        return str(column.type.compile(dialect=dialect))
     except Exception:  # a type the dialect cannot render still has a name
         return type(column.type).__name__
 

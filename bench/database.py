@@ -17,8 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Engine, event
 from temporalio.testing import ActivityEnvironment
 
 from activities.context import ContextActivities
@@ -98,14 +97,18 @@ def ten_operation_plan(run: int) -> Plan:
 
 
 class StatementCounter:
-    """Counts the statements an engine sends (SQLAlchemy's `before_cursor_execute`)."""
+    """Counts the statements every engine of this process sends (SQLAlchemy's `before_cursor_execute`):
+    the async engines' and the synchronous ones that reads and audit writes run whole on."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self) -> None:
         self.count = 0
-        event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
+        event.listen(Engine, "before_cursor_execute", self._seen)
 
     def _seen(self, *_: Any) -> None:
         self.count += 1
+
+    def close(self) -> None:
+        event.remove(Engine, "before_cursor_execute", self._seen)
 
 
 @dataclass
@@ -116,12 +119,12 @@ class Measured:
 
 
 async def measure(
-    call: Callable[[int], Awaitable[object]], counters: list[StatementCounter], runs: int, warm_up: int = 5
+    call: Callable[[int], Awaitable[object]], counter: StatementCounter, runs: int, warm_up: int = 5
 ) -> Measured:
-    """Time `call(i)` `runs` times after `warm_up` calls; statements per call across `counters`."""
+    """Time `call(i)` `runs` times after `warm_up` calls; statements per call on every engine."""
     for index in range(warm_up):
         await call(-1 - index)
-    before = sum(counter.count for counter in counters)
+    before = counter.count
     cpu_before = time.process_time()
     samples = []
     for index in range(runs):
@@ -129,11 +132,18 @@ async def measure(
         await call(index)
         samples.append(time.perf_counter() - began)
     cpu = time.process_time() - cpu_before
-    statements = sum(counter.count for counter in counters) - before
+    statements = counter.count - before
     return Measured(summarize(samples), statements / runs, 1000 * cpu / runs)
 
 
 Built = TypeVar("Built")
+
+
+def context_activities(databases: Databases) -> ContextActivities:
+    """The tree's context activities (trees from before the read runners took the target engine)."""
+    if hasattr(databases, "target_reads"):
+        return ContextActivities(databases.app_sessions, databases.app_reads, databases.target_reads)
+    return ContextActivities(databases.app_sessions, databases.target_engine)  # type: ignore[arg-type,call-arg]
 
 
 def with_authority(activities: Callable[..., Built], settings: Settings, *args: Any) -> Built:
@@ -151,12 +161,11 @@ def with_authority(activities: Callable[..., Built], settings: Settings, *args: 
 async def measure_backend(settings: Settings, runs: int) -> dict[str, Measured]:
     await prepare_databases(settings)
     databases = Databases.open(settings)
+    counter = StatementCounter()
     try:
-        target = StatementCounter(databases.target_engine)
-        app = StatementCounter(databases.app_engine)
         execution = with_authority(ExecutionActivities, settings, databases.target_engine)
         safety = with_authority(SafetyActivities, settings, databases.app_sessions, databases.target_engine)
-        context = ContextActivities(databases.app_sessions, databases.target_engine)
+        context = context_activities(databases)
         environment = ActivityEnvironment()
         request = TicketRequest(text="upgrade acme-corp to the pro plan", requester=REQUESTER)
         fixed_plan = ten_operation_plan(0)
@@ -180,15 +189,16 @@ async def measure_backend(settings: Settings, runs: int) -> dict[str, Measured]:
             argument = GatherContextInput(ticket_id="bench", request=request)
             return await environment.run(context.gather_context, argument)
 
-        measured = {"execute_plan": await measure(execute, [target], runs)}
+        measured = {"execute_plan": await measure(execute, counter, runs)}
         try:
-            measured["validate_plan"] = await measure(validate, [target, app], runs)
+            measured["validate_plan"] = await measure(validate, counter, runs)
         except Exception as error:  # the whole-plan dry run is being rebuilt; say why, keep the other rows
             log(f"validate_plan could not be measured: {error!r}")
             VALIDATION_ERRORS.append(f"{settings.target_db_url.split(':', 1)[0]}: {error!r}")
-        measured["gather_context"] = await measure(gather, [target, app], runs)
+        measured["gather_context"] = await measure(gather, counter, runs)
         return measured
     finally:
+        counter.close()
         await databases.close()
 
 

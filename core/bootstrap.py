@@ -11,6 +11,7 @@ from core.demo import create_demo_target
 from core.ledger import create_ledger
 from core.migrations import upgrade_app_db
 from core.policy import Policy, load_policy_file, store_policy
+from core.reads import ReadRunner
 from core.settings import Settings
 from core.transactions import TransactionRunner
 
@@ -25,6 +26,9 @@ class Databases:
     target_sessions: async_sessionmaker[AsyncSession]
     # The app DB's audit writes: each runs whole, so it holds SQLite's write lock only briefly.
     app_transactions: TransactionRunner
+    # Reads of several statements (a ticket's context): each runs whole, read-only.
+    app_reads: ReadRunner
+    target_reads: ReadRunner
 
     @classmethod
     def open(cls, settings: Settings) -> Databases:
@@ -38,10 +42,14 @@ class Databases:
             session_factory(app_engine),
             session_factory(target_engine),
             TransactionRunner(app_engine, sqlite_synchronous="NORMAL"),
+            ReadRunner(app_engine),
+            ReadRunner(target_engine),
         )
 
     async def close(self) -> None:
         self.app_transactions.dispose()
+        self.app_reads.dispose()
+        self.target_reads.dispose()
         await self.app_engine.dispose()
         await self.target_engine.dispose()
 

@@ -58,7 +58,7 @@ class CatalogReader:
         columns = [
             ColumnInfo(
                 name=column.name,
-                type=type_name(column, self._target),
+                type=type_name(column, self._target.dialect),
                 nullable=bool(column.nullable),
                 primary_key=column.primary_key,
                 foreign_key=next((key.target_fullname for key in column.foreign_keys), None),

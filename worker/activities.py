@@ -35,7 +35,7 @@ def slack_dependencies(settings: Settings, databases: Databases) -> tuple[Notifi
 def build_activity_set(settings: Settings, databases: Databases) -> ActivitySet:
     notifier, resolver = slack_dependencies(settings, databases)
     audit = AuditActivities(databases.app_transactions)
-    context = ContextActivities(databases.app_sessions, databases.target_engine)
+    context = ContextActivities(databases.app_sessions, databases.app_reads, databases.target_reads)
     window = settings.revert_window
     approvers = ConfiguredApprovers(resolver, settings.approvers)
     keys, unsigned = settings.decision_keys, settings.allow_unsigned_decisions

@@ -35,7 +35,7 @@ TABLES = ["plans", "customers", "users", "subscriptions", "invoices", "feature_f
 
 
 async def _gather(dbs: Databases, text: str, requester: str = "U1", ticket_id: str = "now") -> TicketContext:
-    activities = ContextActivities(dbs.app_sessions, dbs.target_engine)
+    activities = ContextActivities(dbs.app_sessions, dbs.app_reads, dbs.target_reads)
     request = TicketRequest(text=text, requester=requester)
     context: TicketContext = await ActivityEnvironment().run(
         activities.gather_context, GatherContextInput(ticket_id=ticket_id, request=request)
@@ -162,8 +162,8 @@ async def test_large_postgres_tables_are_estimated_not_scanned(pg_databases: Dat
         await connection.execute(text("INSERT INTO count_probe SELECT generate_series(1, 50)"))
         await connection.execute(text("ANALYZE count_probe"))
         await connection.execute(text("INSERT INTO count_probe SELECT generate_series(51, 60)"))
-        estimated = await row_counts(connection, [probe], exact_below=50)
-        counted = await row_counts(connection, [probe], exact_below=51)
+        estimated = await connection.run_sync(row_counts, [probe], exact_below=50)
+        counted = await connection.run_sync(row_counts, [probe], exact_below=51)
         await connection.rollback()
     assert estimated == {"count_probe": 50}  # what ANALYZE saw, not the 60 rows there are now
     assert counted == {"count_probe": 60}
@@ -179,5 +179,5 @@ async def test_sqlite_tables_are_counted_exactly(databases: Databases) -> None:
                 "INSERT INTO count_probe SELECT i FROM n"
             )
         )
-        assert await row_counts(connection, [probe], exact_below=1) == {"count_probe": 60}
+        assert await connection.run_sync(row_counts, [probe], exact_below=1) == {"count_probe": 60}
         await connection.rollback()

@@ -366,7 +366,7 @@ async def test_documented_examples_plan_and_validate_as_documented(databases: Da
     """Each docs example, end to end: the real context step, the offline planner, the real safety check."""
     request = TicketRequest(text=intent.example, requester="U42")
     env = ActivityEnvironment()
-    context_activities = ContextActivities(databases.app_sessions, databases.target_engine)
+    context_activities = ContextActivities(databases.app_sessions, databases.app_reads, databases.target_reads)
     safety = SafetyActivities(databases.app_sessions, databases.target_engine, dev_authority())
 
     context = await env.run(

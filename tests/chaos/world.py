@@ -272,7 +272,7 @@ def new_ticket(role: Role, index: int) -> Ticket:
 
 async def offline_plans(databases: Databases, texts: list[str]) -> dict[str, Plan]:
     """The plan the offline planner makes of each text, for the fake OpenAI server to answer with."""
-    context = ContextActivities(databases.app_sessions, databases.target_engine)
+    context = ContextActivities(databases.app_sessions, databases.app_reads, databases.target_reads)
     plans = {}
     for text in texts:
         request = TicketRequest(text=text, requester="setup")
