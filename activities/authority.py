@@ -4,9 +4,8 @@ and the approvals (core/judgement.py), with the keys and the approver list only 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
 
-from activities.approvers import ApproverCheck
+from activities.trust import WorkerTrust
 from core.judgement import judgement_of, judgement_problem, shortfall, sign_judgement, signed_approvals
 from core.models import ExecutePlanInput, SafetyReport, TicketRequest
 from core.request_proof import needs_proof, signed_for
@@ -15,16 +14,13 @@ logger = logging.getLogger(__name__)
 
 
 class ExecutionAuthority:
-    """Receives the signing keys (current first), whether unsigned proofs may pass (`agent-ticket dev`),
-    the worker's approvers, and the configured agents' requester names (`agent:<name>`)."""
+    """Receives what the worker trusts proofs with (`activities/trust.py`)."""
 
-    def __init__(
-        self, keys: list[bytes], allow_unsigned: bool, approvers: ApproverCheck, agents: Collection[str] = ()
-    ) -> None:
-        self._keys = keys
-        self._allow_unsigned = allow_unsigned
-        self._approvers = approvers
-        self._agents = frozenset(agents)
+    def __init__(self, trust: WorkerTrust) -> None:
+        self._keys = trust.keys
+        self._allow_unsigned = trust.allow_unsigned
+        self._approvers = trust.approvers
+        self._agents = trust.agents
 
     def vouch(self, report: SafetyReport, request: TicketRequest | None, workflow_id: str) -> SafetyReport:
         """`report` with this worker's judgement of its plan for `workflow_id`: signed when the worker holds

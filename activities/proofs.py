@@ -7,12 +7,11 @@ made it, and the approval rules then ask whether that person may decide now.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
 from datetime import UTC, datetime
 
 from temporalio import activity
 
-from activities.approvers import ApproverCheck
+from activities.trust import WorkerTrust
 from core.decision_proof import proof_problem
 from core.models import DecisionCheck, RequestCheck, VerifyDecisionInput, VerifyRequestInput
 from core.names import ACTIVITY_VERIFY_DECISION, ACTIVITY_VERIFY_REQUEST, short_id_from, ticket_label
@@ -22,16 +21,13 @@ logger = logging.getLogger(__name__)
 
 
 class ProofActivities:
-    """Receives the keys (current first), whether unsigned proofs may pass (`agent-ticket dev`), the
-    worker's approvers, and the configured agents' requester names (`agent:<name>`)."""
+    """Receives what the worker trusts proofs with (`activities/trust.py`)."""
 
-    def __init__(
-        self, keys: list[bytes], allow_unsigned: bool, approvers: ApproverCheck, agents: Collection[str] = ()
-    ) -> None:
-        self._keys = keys
-        self._allow_unsigned = allow_unsigned
-        self._approvers = approvers
-        self._agents = frozenset(agents)
+    def __init__(self, trust: WorkerTrust) -> None:
+        self._keys = trust.keys
+        self._allow_unsigned = trust.allow_unsigned
+        self._approvers = trust.approvers
+        self._agents = trust.agents
 
     @activity.defn(name=ACTIVITY_VERIFY_REQUEST)
     async def verify_request(self, input: VerifyRequestInput) -> RequestCheck:

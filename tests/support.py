@@ -18,6 +18,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.approvers import ConfiguredApprovers, LiteralApprovers
 from activities.authority import ExecutionAuthority
+from activities.trust import WorkerTrust
 from core.models import (
     ExecutePlanInput,
     Finding,
@@ -172,7 +173,7 @@ def scripted_report(plan: Plan, risk: Risk = Risk.LOW, required_approvals: int =
 def dev_authority() -> ExecutionAuthority:
     """What decides whether a plan may run as under `agent-ticket dev`: no judgement or signed approvals
     required, for tests of how plans run; tests/activities/test_authority.py checks the real requirements."""
-    return ExecutionAuthority([], True, ConfiguredApprovers(LiteralApprovers(), APPROVERS))
+    return ExecutionAuthority(WorkerTrust.of([], True, ConfiguredApprovers(LiteralApprovers(), APPROVERS)))
 
 
 async def run_in_its_workflow(

@@ -12,6 +12,7 @@ from activities.planning import PlanningActivities, build_planner
 from activities.proofs import ProofActivities
 from activities.revert import RevertActivities
 from activities.safety import SafetyActivities
+from activities.trust import WorkerTrust
 from core.agents import agent_requester
 from core.bootstrap import Databases
 from core.policy import PolicyCache
@@ -38,15 +39,15 @@ def build_activity_set(settings: Settings, databases: Databases) -> ActivitySet:
     context = ContextActivities(databases.app_sessions, databases.app_reads, databases.target_reads)
     window = settings.revert_window
     approvers = ConfiguredApprovers(resolver, settings.approvers)
-    keys, unsigned = settings.decision_keys, settings.allow_unsigned_decisions
     agents = [agent_requester(agent.name) for agent in settings.mcp_agents]
-    authority = ExecutionAuthority(keys, unsigned, approvers, agents)
+    trust = WorkerTrust.of(settings.decision_keys, settings.allow_unsigned_decisions, approvers, agents)
+    authority = ExecutionAuthority(trust)
     safety = SafetyActivities(databases.app_sessions, databases.target_engine, authority, revert_window=window)
     policy = PolicyCache(databases.app_sessions)
     execution = ExecutionActivities(databases.target_engine, authority, policy, revert_window=window)
     revert = RevertActivities(databases.target_engine, PolicyCache(databases.app_sessions), revert_window=window)
     planning = PlanningActivities(build_planner(settings))
-    proofs = ProofActivities(keys, unsigned, approvers, agents)
+    proofs = ProofActivities(trust)
     return ActivitySet(
         workflow_queue=[
             audit.record_events,

@@ -21,6 +21,7 @@ from activities.approvers import ConfiguredApprovers, LiteralApprovers
 from activities.authority import ExecutionAuthority
 from activities.execution import ERROR_NOT_AUTHORISED, ExecutionActivities
 from activities.safety import SafetyActivities
+from activities.trust import WorkerTrust
 from core.bootstrap import Databases
 from core.decision_proof import sign_decision
 from core.demo import customers, users
@@ -61,7 +62,7 @@ WORKFLOW_ID = "ticket-t1"
 
 
 def authority(approvers: list[str] = APPROVERS) -> ExecutionAuthority:
-    return ExecutionAuthority([KEY], False, ConfiguredApprovers(LiteralApprovers(), approvers))
+    return ExecutionAuthority(WorkerTrust.of([KEY], False, ConfiguredApprovers(LiteralApprovers(), approvers)))
 
 
 def in_workflow(workflow_id: str = WORKFLOW_ID) -> ActivityEnvironment:

@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.notify import NotifyActivities
 from activities.proofs import ProofActivities
+from activities.trust import WorkerTrust
 from core import names
 from core.models import (
     AuditEventKind,
@@ -176,7 +177,7 @@ class ScriptedActivities:
 
     def proof_activities(self) -> list[Callable[..., Awaitable[object]]]:
         """The real proof checks, with this script's keys and approvers."""
-        proofs = ProofActivities(self.signing_keys, self.allow_unsigned, self)
+        proofs = ProofActivities(WorkerTrust.of(self.signing_keys, self.allow_unsigned, self))
         return [proofs.verify_request, proofs.verify_decision]
 
     def activity_set(self) -> ActivitySet:
