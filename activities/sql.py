@@ -235,6 +235,8 @@ def to_scalar(value: Any) -> Scalar:
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, Decimal):
+        if not value.is_finite():  # PostgreSQL's numeric holds Infinity and NaN, which no int or JSON number can
+            return str(value)
         if value == value.to_integral_value():
             return int(value)
         # A decimal a float cannot hold exactly stays text: undo puts it back digit for digit.

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 
@@ -21,6 +21,7 @@ from activities.sql import (
     is_transient_db_error,
     preview_query,
     reflect_target,
+    row_to_dict,
     to_scalar,
 )
 from core.bootstrap import Databases
@@ -226,6 +227,19 @@ def test_to_scalar_makes_db_values_json_friendly() -> None:
     assert to_scalar(Decimal("12")) == 12
     assert to_scalar(Decimal("98765432109876.5432")) == "98765432109876.5432"  # more digits than a float holds
     assert to_scalar(b"abc") == "<3 bytes>"
+    assert [to_scalar(Decimal(word)) for word in ("Infinity", "-Infinity", "NaN", "sNaN")] == [
+        "Infinity",
+        "-Infinity",
+        "NaN",
+        "sNaN",
+    ]
+
+
+async def test_postgres_numeric_infinity_and_nan_read_as_words(pg_databases: Databases) -> None:
+    """PostgreSQL 14+ numeric holds them; converting to an int raised OverflowError (and sNaN compares raise)."""
+    query = text("SELECT 'Infinity'::numeric AS up, '-Infinity'::numeric AS down, 'NaN'::numeric AS odd")
+    row = await pg_databases.target_reads.read(lambda connection: connection.execute(query).mappings().one())
+    assert row_to_dict(row) == {"up": "Infinity", "down": "-Infinity", "odd": "NaN"}
 
 
 class _PgError(Exception):
