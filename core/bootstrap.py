@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -47,9 +48,7 @@ class Databases:
         )
 
     async def close(self) -> None:
-        self.app_transactions.dispose()
-        self.app_reads.dispose()
-        self.target_reads.dispose()
+        await asyncio.gather(self.app_transactions.close(), self.app_reads.close(), self.target_reads.close())
         await self.app_engine.dispose()
         await self.target_engine.dispose()
 

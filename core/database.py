@@ -43,6 +43,18 @@ def is_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
+def is_sqlite_file(url: URL) -> bool:
+    """A SQLite database in a file, which another connection of this process opens too.
+
+    An in-memory one (`:memory:`, `file::memory:`, a `mode=memory` URI) exists only on the connections
+    its own engine makes, or is shared only by name within one driver's cache.
+    """
+    database = url.database or ""
+    in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+    in_memory = in_memory or url.query.get("mode") == "memory"
+    return is_sqlite(url) and not in_memory
+
+
 def use_wal(engine: Engine, synchronous: SqliteSynchronous) -> None:
     """WAL mode, the given `synchronous` and foreign keys on every new connection of `engine`."""
 

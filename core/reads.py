@@ -5,12 +5,13 @@ through the event loop (a cursor, the statement, its rows, closing the cursor), 
 busy worker about 0.8 ms of CPU per statement beside the query itself (bench/notes.md, item 33).
 `ReadRunner.read` hands a SQLite read to a thread of its own, on a synchronous engine over the
 same file, where its statements run one after the other; the event loop waits once. Its
-connections are `query_only`, so nothing read through it can write, and the transaction is
-rolled back when the work returns. Other databases run the same work on the async engine's
-connection (`AsyncConnection.run_sync`) in a transaction made read-only.
+connections are `query_only`, so a read cannot write by mistake, and the transaction is rolled
+back when the work returns. Other databases run the same work on the async engine's connection
+(`AsyncConnection.run_sync`) in a transaction made read-only. (A read that turns these off itself,
+or commits, could still write: `read` is for this code's own queries, never for SQL from outside.)
 
-An in-memory SQLite database exists only on the connection that made it, so it is read through
-the async engine too.
+An in-memory SQLite database exists only on the connections its own engine makes, so it is read
+through the async engine too.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.database import SQLITE_BUSY_TIMEOUT_SECONDS, is_sqlite
+from core.database import SQLITE_BUSY_TIMEOUT_SECONDS, is_sqlite_file
 
 Result = TypeVar("Result")
 Read = Callable[[Connection], Result]
@@ -39,7 +40,7 @@ class ReadRunner:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sqlite: tuple[Engine, ThreadPoolExecutor] | None = None
-        if is_sqlite(engine.url) and engine.url.database not in (None, "", ":memory:"):
+        if is_sqlite_file(engine.url):
             sync_engine = create_sync_engine(
                 engine.url.set(drivername="sqlite"),
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
@@ -62,11 +63,17 @@ class ReadRunner:
         sync_engine, threads = self._sqlite
         return await asyncio.get_running_loop().run_in_executor(threads, _read_and_roll_back, sync_engine, read)
 
-    def dispose(self) -> None:
+    async def close(self) -> None:
+        """Reads not started are dropped; one still running (a locked file: up to the busy time-out) is
+        waited for in a thread, so the event loop goes on meanwhile."""
         if self._sqlite is not None:
             sync_engine, threads = self._sqlite
-            threads.shutdown(wait=True)
-            sync_engine.dispose()
+            await asyncio.to_thread(_shut_down, threads, sync_engine)
+
+
+def _shut_down(threads: ThreadPoolExecutor, engine: Engine) -> None:
+    threads.shutdown(wait=True, cancel_futures=True)
+    engine.dispose()
 
 
 def _query_only(engine: Engine) -> None:

@@ -32,7 +32,7 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.database import SQLITE_BUSY_TIMEOUT_SECONDS, SqliteSynchronous, is_sqlite, use_wal
+from core.database import SQLITE_BUSY_TIMEOUT_SECONDS, SqliteSynchronous, is_sqlite_file, use_wal
 
 Result = TypeVar("Result")
 Work = Callable[[Connection], Result]
@@ -56,7 +56,7 @@ class TransactionRunner:
     def __init__(self, engine: AsyncEngine, *, sqlite_synchronous: SqliteSynchronous = "FULL") -> None:
         self._engine = engine
         self._sqlite: _SqliteWriter | None = None
-        if is_sqlite(engine.url):
+        if is_sqlite_file(engine.url):  # an in-memory one lives only on its own engine's connections
             sync_engine = create_sync_engine(
                 engine.url.set(drivername="sqlite"), connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
             )
@@ -83,10 +83,15 @@ class TransactionRunner:
                 await self._engine.dispose()
             raise
 
-    def dispose(self) -> None:
+    async def close(self) -> None:
+        """Writes already handed over finish first, waited for in a thread so the event loop goes on."""
         if self._sqlite is not None:
-            self._sqlite.thread.shutdown(wait=True)
-            self._sqlite.engine.dispose()
+            await asyncio.to_thread(_shut_down, self._sqlite)
+
+
+def _shut_down(sqlite: _SqliteWriter) -> None:
+    sqlite.thread.shutdown(wait=True)
+    sqlite.engine.dispose()
 
 
 def _refused_as_read_only(error: sa_exc.OperationalError) -> bool:

@@ -63,7 +63,7 @@ async def main(folder: Path) -> None:
         await _writes(runner, "read-only")
         _mount("-o", "remount,bind,rw", str(mounted))
         await _writes(runner, "writable")
-        runner.dispose()
+        await runner.close()
         await engine.dispose()
     finally:
         holder.kill()

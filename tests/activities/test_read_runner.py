@@ -63,17 +63,43 @@ async def test_sqlite_reads_run_whole_while_the_event_loop_is_held(databases: Da
     assert await read > 0
 
 
-async def test_an_in_memory_sqlite_database_is_read_where_it_lives() -> None:
-    """Another connection to `:memory:` would be another, empty database."""
-    engine = create_engine("sqlite+aiosqlite:///:memory:")
+@pytest.mark.parametrize(
+    "database", [":memory:", "file:notes?mode=memory&uri=true", "file::memory:?uri=true"], ids=["plain", "uri", "anon"]
+)
+async def test_an_in_memory_sqlite_database_is_read_where_it_lives(database: str) -> None:
+    """Another engine's connection to an in-memory database would be another, empty database (red team 24)."""
+    engine = create_engine(f"sqlite+aiosqlite:///{database}")
     runner = ReadRunner(engine)
     try:
         async with engine.begin() as connection:
             await connection.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY)"))
             await connection.execute(text("INSERT INTO notes VALUES (1), (2)"))
-        assert (
-            await runner.read(lambda connection: connection.execute(text("SELECT count(*) FROM notes")).scalar()) == 2
-        )
+        count_notes = text("SELECT count(*) FROM notes")
+        assert await runner.read(lambda connection: connection.execute(count_notes).scalar()) == 2
     finally:
-        runner.dispose()
+        await runner.close()
         await engine.dispose()
+
+
+async def test_closing_waits_for_a_running_read_without_holding_the_event_loop(databases: Databases) -> None:
+    """A read stuck on a locked file (up to the busy time-out) kept the worker's loop still while it shut down
+    (red team 24)."""
+    release = threading.Event()
+    started = threading.Event()
+
+    def stuck(connection: Connection) -> int:
+        started.set()
+        release.wait(timeout=10)
+        return _customers(connection)
+
+    read = asyncio.ensure_future(databases.target_reads.read(stuck))
+    await asyncio.to_thread(started.wait, 10)
+    closing = asyncio.ensure_future(databases.target_reads.close())
+    ticks = 0
+    for _ in range(5):  # the loop goes round while close waits for the read
+        await asyncio.sleep(0.02)
+        ticks += 1
+    assert ticks == 5 and not closing.done()
+    release.set()
+    await closing
+    assert await read > 0
