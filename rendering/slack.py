@@ -77,6 +77,11 @@ MAX_CONTEXT_ELEMENTS = 10
 MAX_PREVIEW_ROWS = 5
 MAX_CONFLICT_ROWS = 5
 MAX_LIST_ITEMS = 20
+# One line of a plan's description (an operation, a finding, a row's change): cut to its own share, so a
+# long one never pushes the ones after it out of the message.
+LINE_LIMIT = 600
+MAX_PART_SECTIONS = 5  # per part of a plan's description (operations, findings, preview), of a message's 50 blocks
+MORE_LINES = "… and {count} more (the dashboard shows them all)"
 
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
@@ -162,24 +167,46 @@ def bulleted(lines: Sequence[str], limit: int = MAX_LIST_ITEMS) -> str:
     return "\n".join(shown)
 
 
+def sections(heading: str, lines: Sequence[str], limit: int = MAX_LIST_ITEMS) -> list[SectionBlock]:
+    """`heading` and then the lines, each cut to `LINE_LIMIT`, in as many sections as they fill (at most
+    `MAX_PART_SECTIONS`); what does not fit is counted, never dropped silently.
+
+    One section cut at Slack's 3000 characters let a padded first operation hide a later one from the
+    approvers entirely (red team 26); cut line by line, each operation at least shows what it is.
+    """
+    shown = [truncate(line, LINE_LIMIT) for line in lines[:limit]]
+    texts = [heading]
+    for index, line in enumerate(shown):
+        if len(texts[-1]) + 1 + len(line) <= SECTION_LIMIT - len(MORE_LINES):
+            texts[-1] += "\n" + line
+        elif len(texts) < MAX_PART_SECTIONS:
+            texts.append(line)
+        else:
+            texts[-1] += "\n" + MORE_LINES.format(count=len(lines) - index)
+            return [section(text) for text in texts]
+    if len(lines) > limit:
+        texts[-1] += "\n" + MORE_LINES.format(count=len(lines) - limit)
+    return [section(text) for text in texts]
+
+
 # ------------------------------------------------------------------ describing a plan
 
 # The words are `rendering.words`'; Slack sets names and values in code spans and escapes the rest.
 MRKDWN = words.Marks(name=code, value=code, strong=lambda text: f"*{text}*", person=mention, text=escape)
 
 
-def risk_text(report: SafetyReport) -> str:
+def risk_blocks(report: SafetyReport) -> list[SectionBlock]:
     affected = words.count(report.rows_affected, "row")
-    lines = [f"*Risk:* {RISK_EMOJI[report.risk]} {report.risk.value} · {affected} affected"]
     findings = [
-        f"• {RISK_EMOJI[finding.risk]} {escape(finding.message)}"
-        + (f" _(operation {finding.operation_index + 1})_" if finding.operation_index is not None else "")
+        f"• {RISK_EMOJI[finding.risk]} "
+        + (f"_(operation {finding.operation_index + 1})_ " if finding.operation_index is not None else "")
+        + escape(finding.message)
         for finding in report.findings
     ]
-    return "\n".join([*lines, bulleted(findings)]) if findings else lines[0]
+    return sections(f"*Risk:* {RISK_EMOJI[report.risk]} {report.risk.value} · {affected} affected", findings)
 
 
-def preview_text(report: SafetyReport) -> str | None:
+def preview_blocks(report: SafetyReport) -> list[SectionBlock]:
     lines: list[str] = []
     for impact in report.impacts:
         if impact.kind == "select" or not impact.preview:
@@ -188,7 +215,8 @@ def preview_text(report: SafetyReport) -> str | None:
         lines.extend(f"  {words.row_change_text(change, MRKDWN)}" for change in impact.preview[:MAX_PREVIEW_ROWS])
         if impact.rows_affected > MAX_PREVIEW_ROWS:
             lines.append(f"  … {impact.rows_affected - MAX_PREVIEW_ROWS} more row(s)")
-    return "*Before → after*\n" + "\n".join(lines) if lines else None
+    # Every operation's heading and rows count against the list's length: none is dropped for it.
+    return sections("*Before → after*", lines, limit=len(lines)) if lines else []
 
 
 def conflicts_text(check: RevertCheck) -> str | None:
@@ -252,12 +280,10 @@ def plan_blocks(status: TicketStatus) -> list[Block]:
         feedback = [f"• {escape(item)}" for item in status.feedback]
         blocks.append(section(f"*Reviewer feedback so far*{rounds}\n" + bulleted(feedback)))
     operations = words.plan_lines(plan, MRKDWN)
-    blocks.append(section("*Operations*\n" + (bulleted(operations) if operations else "_none_")))
+    blocks.extend(sections("*Operations*", operations) if operations else [section("*Operations*\n_none_")])
     if report is not None:
-        blocks.append(section(risk_text(report)))
-        preview = preview_text(report)
-        if preview:
-            blocks.append(section(preview))
+        blocks.extend(risk_blocks(report))
+        blocks.extend(preview_blocks(report))
         conflicts = conflicts_text(report.revert) if report.revert is not None else None
         if conflicts:
             blocks.append(section(conflicts))

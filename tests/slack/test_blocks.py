@@ -169,6 +169,28 @@ def test_huge_plans_stay_within_slacks_limits() -> None:
     assert len(buttons(rendered(ticket_message(status, PUBLIC_URL).blocks))) == 3
 
 
+def test_a_padded_operation_cannot_hide_the_ones_after_it() -> None:
+    """Red team 26: one section cut at 3000 characters inside operation 1 hid operation 5's role change."""
+    padding = [Filter(column="email", op=FilterOperator.NE, value=f"{i:02d}" + "x" * 195) for i in range(19)]
+    padded = UpdateOperation(
+        table="users",
+        values=[Assignment(column="active", value=True)],
+        filters=[Filter(column="email", op=FilterOperator.LIKE, value="%@acme-corp.example"), *padding],
+    )
+    promote = UpdateOperation(
+        table="users",
+        values=[Assignment(column="role", value="admin")],
+        filters=[Filter(column="id", op=FilterOperator.EQ, value=7)],
+    )
+    plan = Plan(summary="activate acme users", operations=[padded, padded, padded, padded, promote], planner="llm")
+    status = awaiting(planned(received(text="activate acme users"), plan))
+
+    shown = texts(rendered(ticket_message(status, PUBLIC_URL).blocks))
+
+    assert "5. *update* `users`: set `role` = `'admin'` where `id` = `7`" in shown
+    assert all(f"{number}. *update* `users`" in shown for number in range(1, 5))
+
+
 def test_status_reply_is_the_message_without_buttons() -> None:
     blocks = rendered(status_reply(awaiting(), PUBLIC_URL).blocks)
     assert buttons(blocks) == [] and "Awaiting approval" in texts(blocks)
