@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import MetaData, insert, select
+from sqlalchemy import MetaData, Table, insert, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
@@ -29,7 +29,7 @@ from temporalio.exceptions import ApplicationError
 from activities import before_images, budget, revert
 from activities.authority import ExecutionAuthority
 from activities.heartbeat import heartbeating
-from activities.plan_runner import PlanRunner, StepOutcome, sort_keys
+from activities.plan_runner import PlanRunner, StepOutcome, key_columns, sort_keys
 from activities.sql import (
     AnyOperation,
     SqlCompileError,
@@ -83,6 +83,8 @@ class _Step:
     approved_rows: int | None
     approved_keys: list[str] | None
     approved_version: str = ""  # the rows' version the dry run showed (updates and deletes)
+    # Whether a refusal may name the rows by key: not when the key holds a private value (red team 26).
+    names_rows: bool = True
 
 
 class ExecutionActivities:
@@ -122,8 +124,8 @@ class ExecutionActivities:
             )
         metadata = await reflect_target(self._target)
         plan = await self._plan_to_run(input, label)
-        steps = _compile(input, plan, metadata, label)
         policy = await self._policy.current() if self._policy is not None else None
+        steps = _compile(input, plan, metadata, policy, label)
         async with heartbeating():  # a long transaction must not look like a dead worker
             result = await self._run(input, steps, metadata, policy, label)
         verb = "replayed" if result.replayed else "executed"
@@ -219,7 +221,7 @@ class ExecutionActivities:
         return result
 
 
-def _compile(input: ExecutePlanInput, plan: Plan, metadata: MetaData, label: str) -> list[_Step]:
+def _compile(input: ExecutePlanInput, plan: Plan, metadata: MetaData, policy: Policy | None, label: str) -> list[_Step]:
     """Every statement checked before anything runs; unfiltered writes are refused outright."""
     operations = plan.operations
     approved_keys = input.approved_row_keys
@@ -247,8 +249,17 @@ def _compile(input: ExecutePlanInput, plan: Plan, metadata: MetaData, label: str
         approved = input.approved_rows[index] if index < len(input.approved_rows) else None
         keys = approved_keys[index] if approved_keys else None
         version = input.approved_versions[index] if index < len(input.approved_versions) else ""
-        steps.append(_Step(index, operation, approved, keys, version))
+        names_rows = not _private_key(metadata.tables[operation.table], policy)
+        steps.append(_Step(index, operation, approved, keys, version, names_rows))
     return steps
+
+
+def _private_key(table: Table, policy: Policy | None) -> bool:
+    """Whether the columns that name a row (its primary key; every column without one) hold a private value."""
+    if policy is None:
+        return False
+    private = set(policy.private_columns(table.name, table.columns.keys()))
+    return any(column.name in private for column in key_columns(table))
 
 
 async def _run_step(runner: PlanRunner, step: _Step) -> StepOutcome:
@@ -260,7 +271,9 @@ async def _run_step(runner: PlanRunner, step: _Step) -> StepOutcome:
         error.add_note(f"operation {step.index} ({operation.kind} on {operation.table})")
         raise
     if step.approved_keys is not None:
-        reason = rows_changed_reason(step.index, operation, outcome.keys, step.approved_keys)
+        reason = rows_changed_reason(
+            step.index, operation, outcome.keys, step.approved_keys, names_rows=step.names_rows
+        )
         if reason is None and step.approved_version and outcome.version != step.approved_version:
             where = f"operation {step.index + 1} ({operation.kind} on {operation.table})"
             reason = f"the rows changed since approval: {where}: the same rows now hold other values"
@@ -274,17 +287,23 @@ async def _run_step(runner: PlanRunner, step: _Step) -> StepOutcome:
     return outcome
 
 
-def rows_changed_reason(index: int, operation: AnyOperation, touched: list[str], approved: list[str]) -> str | None:
-    """Why the rows an operation touches now are not the approved ones, in words, or None if they are."""
+def rows_changed_reason(
+    index: int, operation: AnyOperation, touched: list[str], approved: list[str], *, names_rows: bool = True
+) -> str | None:
+    """Why the rows an operation touches now are not the approved ones, in words, or None if they are.
+
+    `names_rows=False` counts the rows instead of naming them by key, for keys that hold private values.
+    """
     added, gone = sort_keys(set(touched) - set(approved)), sort_keys(set(approved) - set(touched))
     if not added and not gone:
         return None
     verb = "read" if isinstance(operation, SelectOperation) else "change"
+    named = _named if names_rows else _counted
     parts = []
     if added:
-        parts.append(f"it would now also {verb} {_named(added)}")
+        parts.append(f"it would now also {verb} {named(added)}")
     if gone:
-        parts.append(f"it would no longer {verb} {_named(gone)}")
+        parts.append(f"it would no longer {verb} {named(gone)}")
     where = f"operation {index + 1} ({operation.kind} on {operation.table})"
     return f"the rows changed since approval: {where}: {' and '.join(parts)}"
 
@@ -293,6 +312,10 @@ def _named(keys: list[str]) -> str:
     shown = ", ".join(keys[:MAX_KEYS_NAMED])
     more = f" and {len(keys) - MAX_KEYS_NAMED} more" if len(keys) > MAX_KEYS_NAMED else ""
     return f"row{'s' if len(keys) > 1 else ''} {shown}{more}"
+
+
+def _counted(keys: list[str]) -> str:
+    return f"{len(keys)} row{'s' if len(keys) > 1 else ''}"
 
 
 def _result(outcome: StepOutcome, private: dict[str, list[str]]) -> OperationResult:

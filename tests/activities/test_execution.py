@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -23,6 +23,7 @@ from activities.execution import (
     ExecutionActivities,
 )
 from activities.safety import SafetyActivities
+from activities.sql import forget_reflection
 from core.bootstrap import Databases
 from core.demo import feature_flags, users
 from core.ledger import budget_charges, executions
@@ -42,7 +43,7 @@ from core.models import (
     plan_hash,
 )
 from core.names import ERROR_APPROVED_ROWS_CHANGED
-from core.policy import PolicyCache
+from core.policy import PolicyCache, TablePolicy, store_policy
 from tests.support import dev_authority, run_in_its_workflow
 
 from .conftest import plan_of
@@ -270,6 +271,39 @@ async def test_rows_that_changed_since_approval_roll_back_and_ask_again(dbs: Dat
     assert "would now also change row 8" in caught.value.message and "nothing was written" in caught.value.message
     assert await _roles(dbs, 3, 8) == roles_before
     assert await _ledger_rows(dbs) == 0
+
+
+@pytest.mark.parametrize(
+    ("table", "shown_key"),
+    [
+        ("CREATE TABLE sessions (token VARCHAR(64) PRIMARY KEY, user_id INTEGER NOT NULL)", "tok_live_"),
+        ("CREATE TABLE sessions (token VARCHAR(64) NOT NULL, user_id INTEGER NOT NULL)", "tok_live_"),  # no key
+    ],
+    ids=["private-primary-key", "no-primary-key"],
+)
+async def test_rows_changed_since_approval_are_counted_not_named_when_their_key_is_private(
+    dbs: Databases, table: str, shown_key: str
+) -> None:
+    """Red team 26: the refusal named the new row by its key, a private session token, in the status and audit."""
+    async with dbs.target_engine.begin() as connection:
+        await connection.execute(text(table))
+        await connection.execute(text("INSERT INTO sessions VALUES ('tok_live_first', 3)"))
+    policy = await PolicyCache(dbs.app_sessions).current()
+    policy.tables["sessions"] = TablePolicy(operations=["select"], max_rows=50)
+    await store_policy(dbs.app_sessions, policy)
+    forget_reflection(dbs.target_engine)
+    assert policy.private_columns("sessions", ["token", "user_id"]) == ["token"]  # the shipped *token* pattern
+    sessions_of_3 = SelectOperation(
+        table="sessions", columns=["user_id"], filters=[Filter(column="user_id", op="eq", value=3)]
+    )
+    report = await _report(dbs, sessions_of_3)
+    async with dbs.target_engine.begin() as connection:  # user 3 signs in again before the plan runs
+        await connection.execute(text("INSERT INTO sessions VALUES ('tok_live_SECRET_NEW', 3)"))
+    with pytest.raises(ApplicationError) as caught:
+        await run_in_its_workflow(_executor(dbs).execute_plan, _bound(report, sessions_of_3))
+    assert caught.value.type == ERROR_APPROVED_ROWS_CHANGED
+    assert "it would now also read 1 row;" in caught.value.message
+    assert shown_key not in caught.value.message
 
 
 async def test_new_rows_match_whatever_key_the_database_gives_them(dbs: Databases) -> None:
