@@ -9,6 +9,7 @@ themselves stay here.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -82,14 +83,34 @@ def cell_text(value: Value) -> str:
         return "NULL"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str):
+        return "".join(_unseen(character) or character for character in value)
     return str(value)
 
 
 def value_text(value: Value) -> str:
-    """A value inside a sentence: as `cell_text`, with text in single quotes so it stands apart."""
+    """A value inside a sentence: as `cell_text`, with text in single quotes so it stands apart.
+
+    A quote or backslash inside the text is escaped, so `x' and name = 'sso` cannot read as a second
+    condition, and a character no one sees (zero-width, bidirectional control) is spelled `\\u200b`, so
+    `'ad\\u200bmin'` does not pass for `'admin'` (red team 27).
+    """
     if isinstance(value, str):
-        return f"'{value}'"
+        return "'" + "".join(_spelled(character) for character in value) + "'"
     return cell_text(value)
+
+
+def _spelled(character: str) -> str:
+    if character in "'\\":
+        return "\\" + character
+    return _unseen(character) or character
+
+
+def _unseen(character: str) -> str | None:
+    """`\\u200b` for a character that shows as nothing or as a plain space: controls, format, separators."""
+    if character != " " and unicodedata.category(character)[0] in "CZ":
+        return f"\\u{ord(character):04x}"
+    return None
 
 
 # ------------------------------------------------------------------ filters and assignments

@@ -47,6 +47,12 @@ CODE = words.Marks(name=lambda text: f"[{text}]", value=lambda text: f"<{text}>"
         ("pro", "'pro'", "pro"),
         ("", "''", ""),
         (["a", 1, None, True], "('a', 1, NULL, true)", "('a', 1, NULL, true)"),
+        # Red team 27: a quote in a value read as a second condition; a zero-width space passed for nothing.
+        ("x' and name = 'sso", "'x\\' and name = \\'sso'", "x' and name = 'sso"),
+        ("C:\\temp", "'C:\\\\temp'", "C:\\temp"),
+        ("ad\u200bmin", "'ad\\u200bmin'", "ad\\u200bmin"),
+        ("\u202eevil", "'\\u202eevil'", "\\u202eevil"),
+        ("a\u00a0b c", "'a\\u00a0b c'", "a\\u00a0b c"),
     ],
 )
 def test_a_value_has_one_spelling(value: Scalar | list[Scalar], inline: str, cell: str) -> None:
