@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from activities import safety_rules as rules
 from activities.plan_runner import PlanRunner, StepOutcome, sort_keys
+from activities.result_size import shown
 from activities.sql import (
     AnyOperation,
     SqlCompileError,
@@ -48,6 +49,9 @@ from core.policy import Policy
 logger = logging.getLogger(__name__)
 
 DIFF_ROWS = 10  # rows per operation whose values before and after approvers are shown
+# Rows one operation may touch and still be approved row by row: their keys travel in the report and the
+# approval, which must fit in workflow history (a select reads at most 500).
+MAX_KEYED_ROWS = 500
 
 # How the databases word a refused constraint, and what that means for the plan.
 _CONSTRAINT_MEANINGS = (
@@ -91,6 +95,7 @@ async def dry_run(
                             outcome = await runner.run(index, operation)
                             result.impacts.append(_impact(outcome, policy, metadata))
                             result.tenants |= _tenants(outcome, policy)
+                            result.findings.extend(_too_many_to_key(index, operation, outcome))
                     except Exception as error:
                         result.findings.append(_refusal(index, operation, error, policy))
                         break
@@ -108,6 +113,15 @@ async def _counted(
         counted = int(await connection.scalar(query) or 0)
         impact.rows_affected = min(counted, operation.limit) if isinstance(operation, SelectOperation) else counted
     return impact
+
+
+def _too_many_to_key(index: int, operation: AnyOperation, outcome: StepOutcome) -> list[Finding]:
+    """A block for an operation touching more rows than an approval can name (its keys are then dropped)."""
+    if len(outcome.keys) <= MAX_KEYED_ROWS:
+        return []
+    where = f"operation {index + 1} ({operation.kind} on {operation.table})"
+    message = f"{where} touches {len(outcome.keys)} rows; more than {MAX_KEYED_ROWS} cannot be approved row by row."
+    return [Finding(rule=rules.RULE_MAX_ROWS, risk=Risk.BLOCKED, message=message, operation_index=index)]
 
 
 def _refusal(index: int, operation: AnyOperation, error: Exception, policy: Policy) -> Finding:
@@ -141,17 +155,17 @@ def _impact(outcome: StepOutcome, policy: Policy, metadata: MetaData) -> Operati
         rows_version=outcome.version,
     )
     if isinstance(operation, InsertOperation):
-        after = {name: to_scalar(value) for name, value in assigned_values(table, operation).items()}
+        after = shown({name: to_scalar(value) for name, value in assigned_values(table, operation).items()})
         impact.preview = [RowChange(key=outcome.keys[0], after=after)]
     elif isinstance(operation, UpdateOperation):
         assigned = [item.column for item in operation.values]
         filtered = [item.column for item in operation.filters]  # what made the row match, to recognise it by
-        shown = [column.name for column in table.primary_key.columns] + filtered + assigned
+        columns = [column.name for column in table.primary_key.columns] + filtered + assigned
         impact.preview = [
             RowChange(
                 key=key,
-                before=_masked(_pick(before, shown), private),
-                after=_masked(_pick(outcome.after.get(key, before), shown), private - set(assigned)),
+                before=_masked(_pick(before, columns), private),
+                after=_masked(_pick(outcome.after.get(key, before), columns), private - set(assigned)),
             )
             for key, before in list(outcome.before.items())[:DIFF_ROWS]
         ]
@@ -168,7 +182,8 @@ def _pick(row: dict[str, Scalar], names: list[str]) -> dict[str, Scalar]:
 
 
 def _masked(row: dict[str, Scalar], private: set[str]) -> dict[str, Scalar]:
-    return {name: MASK if name in private and value is not None else value for name, value in row.items()}
+    """The row as approvers see it: private values masked, long ones cut."""
+    return shown({name: MASK if name in private and value is not None else value for name, value in row.items()})
 
 
 def _tenants(outcome: StepOutcome, policy: Policy) -> set[str]:

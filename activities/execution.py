@@ -30,6 +30,7 @@ from activities import before_images, budget, revert
 from activities.authority import ExecutionAuthority
 from activities.heartbeat import heartbeating
 from activities.plan_runner import PlanRunner, StepOutcome, key_columns, sort_keys
+from activities.result_size import MAX_READ_CHARS, MAX_RESULT_BYTES, drop_from_the_end, model_bytes, row_bytes, shown
 from activities.sql import (
     AnyOperation,
     SqlCompileError,
@@ -43,7 +44,9 @@ from core.masking import mask_row
 from core.models import (
     DeleteOperation,
     ExecutePlanInput,
+    ExecutionLookup,
     ExecutionResult,
+    FindExecutionInput,
     InsertOperation,
     OperationResult,
     Plan,
@@ -51,7 +54,13 @@ from core.models import (
     UpdateOperation,
     plan_hash,
 )
-from core.names import ACTIVITY_EXECUTE_PLAN, ERROR_APPROVED_ROWS_CHANGED, ERROR_REVERT_REFUSED, ticket_label
+from core.names import (
+    ACTIVITY_EXECUTE_PLAN,
+    ACTIVITY_FIND_EXECUTION,
+    ERROR_APPROVED_ROWS_CHANGED,
+    ERROR_REVERT_REFUSED,
+    ticket_label,
+)
 from core.policy import Policy, PolicyCache
 
 logger = logging.getLogger(__name__)
@@ -132,6 +141,26 @@ class ExecutionActivities:
         logger.info("%s: plan %s %s, %d rows changed", label, expected, verb, result.rows_changed)
         return result
 
+    @activity.defn(name=ACTIVITY_FIND_EXECUTION)
+    async def find_execution(self, input: FindExecutionInput) -> ExecutionLookup:
+        """Whether the asking ticket's plan ran: its ledger row commits with its writes, so the row is the answer.
+
+        Asked before a ticket is told its execution failed for want of an answer (a worker gone past the
+        step's bound, a result that could not be reported): the plan may have committed all the same
+        (red team 25). Only the asking workflow's own row is read.
+        """
+        workflow_id = activity.info().workflow_id or ""
+        async with self._target.connect() as connection:
+            query = select(executions.c.result).where(
+                executions.c.workflow_id == workflow_id, executions.c.plan_hash == input.plan_hash
+            )
+            stored = await connection.scalar(query)
+        if stored is None:
+            return ExecutionLookup()
+        return ExecutionLookup(
+            result=_bounded(ExecutionResult.model_validate(stored)).model_copy(update={"replayed": True})
+        )
+
     async def _plan_to_run(self, input: ExecutePlanInput, label: str) -> Plan:
         """The plan itself; for a revert, with the values its before-images hold where the plan shows them masked."""
         if not input.reverts:
@@ -204,7 +233,7 @@ class ExecutionActivities:
         if input.requester and _unapproved(input) and written and policy is not None:
             await _charge_budget(connection, input, len(written), policy, executed_at)
         await before_images.purge_now_and_then(connection, executed_at - self._revert_window)
-        result = ExecutionResult(plan_hash=input.plan_hash, results=results, executed_at=executed_at)
+        result = _bounded(ExecutionResult(plan_hash=input.plan_hash, results=results, executed_at=executed_at))
         await connection.execute(
             insert(executions).values(
                 workflow_id=input.workflow_id,
@@ -325,9 +354,19 @@ def _result(outcome: StepOutcome, private: dict[str, list[str]]) -> OperationRes
     )
     if isinstance(operation, SelectOperation):
         hidden = private.get(operation.table, [])
-        result.rows = [mask_row(row, hidden) for row in outcome.rows[:MAX_RESULT_ROWS]]
+        result.rows = [shown(mask_row(row, hidden), MAX_READ_CHARS) for row in outcome.rows[:MAX_RESULT_ROWS]]
     elif isinstance(operation, InsertOperation):  # the new row's key, so the outcome can name what was created
         result.rows = list(outcome.primary_keys.values())
+    return result
+
+
+def _bounded(result: ExecutionResult) -> ExecutionResult:
+    """The result within `MAX_RESULT_BYTES`, rows dropped from the end of the last select (their count
+    stays): it is stored in the ledger and returned to history, and a result Temporal refuses would fail
+    every retry of a plan already committed (red team 25)."""
+    excess = model_bytes(result) - MAX_RESULT_BYTES
+    if excess > 0:
+        drop_from_the_end([item.rows for item in result.results], excess, row_bytes)
     return result
 
 

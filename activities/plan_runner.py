@@ -36,6 +36,9 @@ from activities.sql import (
 from core.models import DeleteOperation, InsertOperation, Scalar, SelectOperation, UpdateOperation
 
 NEW_ROW_PREFIX = "new:"
+# A key longer than this (a long text primary key, or a table keyed by all its columns) is named by a
+# digest: keys travel in the report and the approval, which must fit in workflow history (red team 25).
+MAX_KEY_CHARS = 64
 
 
 @dataclass
@@ -71,11 +74,13 @@ def sort_keys(keys: Iterable[str]) -> list[str]:
 
 
 def key_of(values: Sequence[Any]) -> str:
-    """A stable string for a primary key: the value itself for one column, a JSON list for several."""
+    """A stable string for a primary key: the value itself for one column, a JSON list for several, a
+    digest for a long one."""
     scalars = list(row_to_dict({str(i): value for i, value in enumerate(values)}).values())
-    if len(scalars) == 1:
-        return str(scalars[0])
-    return json.dumps(scalars, separators=(",", ":"))
+    key = str(scalars[0]) if len(scalars) == 1 else json.dumps(scalars, separators=(",", ":"))
+    if len(key) > MAX_KEY_CHARS:
+        return "sha256:" + hashlib.sha256(key.encode()).hexdigest()[:32]
+    return key
 
 
 def key_columns(table: Table) -> list[Column[Any]]:

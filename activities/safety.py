@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities import plan_limits
 from activities import revert as undo
@@ -22,7 +23,8 @@ from activities import safety_rules as rules
 from activities.authority import ExecutionAuthority
 from activities.before_images import lineage, load_change, refusal
 from activities.budget import rows_charged
-from activities.dry_run import dry_run
+from activities.dry_run import MAX_KEYED_ROWS, dry_run
+from activities.result_size import MAX_RESULT_BYTES, drop_from_the_end, model_bytes
 from activities.sql import forget_reflection, reflect_target
 from core.ledger import is_ledger_table
 from core.masking import mask_row
@@ -41,6 +43,8 @@ from core.names import ACTIVITY_VALIDATE_PLAN, ticket_label
 from core.policy import Policy, PolicyCache
 
 logger = logging.getLogger(__name__)
+
+ERROR_REPORT_TOO_LARGE = "ReportTooLarge"
 
 RULE_REVERT = "revert"
 RULE_REVERT_CONFLICT = "revert_conflict"
@@ -80,6 +84,34 @@ class JudgedRevert:
     runs: Plan | None = None
 
 
+def bounded_report(report: SafetyReport) -> SafetyReport:
+    """The report within `MAX_RESULT_BYTES`, so it can be recorded: a blocked plan's keys of operations
+    too large to approve row by row are dropped (it never runs), then preview rows from the end.
+
+    A report that still does not fit fails the step for good, with the reason, rather than fail the
+    workflow task on every try and hold the ticket unanswered (red team 25).
+    """
+    if model_bytes(report) <= MAX_RESULT_BYTES:
+        return report
+    impacts = [impact.model_copy(deep=True) for impact in report.impacts]
+    if report.risk is Risk.BLOCKED:
+        for impact in impacts:
+            if len(impact.row_keys) > MAX_KEYED_ROWS:
+                impact.row_keys = []
+    bounded = report.model_copy(update={"impacts": impacts})
+    excess = drop_from_the_end(
+        [impact.preview for impact in impacts], model_bytes(bounded) - MAX_RESULT_BYTES, model_bytes
+    )
+    if excess > 0:
+        raise ApplicationError(
+            f"the plan's safety report is {model_bytes(bounded)} bytes even without its preview, over the "
+            f"{MAX_RESULT_BYTES} a step may record",
+            type=ERROR_REPORT_TOO_LARGE,
+            non_retryable=True,
+        )
+    return bounded
+
+
 def _private_after_masked(impact: OperationImpact, private: list[str]) -> OperationImpact:
     """A revert's preview with old private values masked after the change too: they come from the images."""
     if not private:
@@ -116,7 +148,7 @@ class SafetyActivities:
         if reverts is not None:  # judged against the columns as they are now (activities/revert.py)
             forget_reflection(self._target)
         metadata = await reflect_target(self._target)
-        report = await self.assess(input.plan, policy, metadata, requester=requester, reverts=reverts)
+        report = bounded_report(await self.assess(input.plan, policy, metadata, requester=requester, reverts=reverts))
         # What the executor will require: vouched for the workflow that asked, as Temporal names it.
         report = self._authority.vouch(report, input.request, activity.info().workflow_id or "")
         logger.info(

@@ -54,6 +54,7 @@ def build_activity_set(settings: Settings, databases: Databases) -> ActivitySet:
             context.gather_context,
             safety.validate_plan,
             execution.execute_plan,
+            execution.find_execution,
             revert.plan_revert,
             NotifyActivities(notifier).notify_ticket,
             ApproverActivities(approvers).resolve_approvers,

@@ -64,6 +64,9 @@ RECORD_EVENTS_DURABLE = ActivityOptions(
     start_to_close=timedelta(seconds=30), retry=_retry(maximum=PATH_BACKOFF), schedule_to_close=APP_DB_BOUND
 )
 GATHER_CONTEXT = QUICK_LOCAL
+# Asking the ledger whether a plan ran before a ticket is told its execution failed: local only (a poller
+# of the task queue could answer "it ran"), a few tries over about a minute.
+FIND_EXECUTION = ActivityOptions(start_to_close=timedelta(seconds=10), retry=_retry(6, maximum=PATH_BACKOFF))
 VERIFY_REQUEST = QUICK_LOCAL
 VALIDATE_PLAN = QUICK_LOCAL
 READ_DURABLE = ActivityOptions(

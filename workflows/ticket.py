@@ -30,7 +30,9 @@ with workflow.unsafe.imports_passed_through():
         DecisionCheck,
         DecisionRecord,
         ExecutePlanInput,
+        ExecutionLookup,
         ExecutionResult,
+        FindExecutionInput,
         GatherContextInput,
         NotifyEvent,
         OutcomeStatus,
@@ -555,15 +557,18 @@ class TicketWorkflow:
             if cause is not None and cause.type == names.ERROR_REVERT_REFUSED:
                 return self._finish(OutcomeStatus.BLOCKED, cause.message, decided_by=decided_by)
             if cause is None or cause.type != names.ERROR_APPROVED_ROWS_CHANGED:
-                bound = EXECUTE_PLAN.options.schedule_to_close
-                raise TicketFailed(f"{names.ACTIVITY_EXECUTE_PLAN} failed: {describe(error, bound)}") from error
-            self._rows_changed += 1
-            why = withheld_rows_changed(cause.message, report, plan)
-            if self._rows_changed > MAX_REJUDGED:
-                raise TicketFailed(f"the rows kept changing under the plan: {why}") from error
-            self._status.rejudged_because = why
-            self._record(AuditEventKind.ROWS_CHANGED, f"nothing written, judged again: {why}")
-            return None
+                failed = (
+                    f"{names.ACTIVITY_EXECUTE_PLAN} failed: {describe(error, EXECUTE_PLAN.options.schedule_to_close)}"
+                )
+                result = await self._ran_after_all(report.plan_hash, failed, certain=cause is not None)
+            else:
+                self._rows_changed += 1
+                why = withheld_rows_changed(cause.message, report, plan)
+                if self._rows_changed > MAX_REJUDGED:
+                    raise TicketFailed(f"the rows kept changing under the plan: {why}") from error
+                self._status.rejudged_because = why
+                self._record(AuditEventKind.ROWS_CHANGED, f"nothing written, judged again: {why}")
+                return None
         self._record(
             AuditEventKind.EXECUTED,
             f"{result.rows_changed} row(s) changed" + (" (already applied)" if result.replayed else ""),
@@ -571,6 +576,29 @@ class TicketWorkflow:
         )
         summary = f"executed: {result.rows_changed} row(s) changed"
         return self._finish(OutcomeStatus.DONE, summary, execution=result, decided_by=decided_by)
+
+    async def _ran_after_all(self, plan_hash: str, failed: str, *, certain: bool) -> ExecutionResult:
+        """The plan's stored result if the ledger shows it ran although its step failed; else `TicketFailed`.
+
+        A step can fail after its transaction committed: a worker gone past the step's bound, a result it
+        could not report. The ledger row commits with the writes, so it says which (red team 25). `certain`:
+        the executor itself said it wrote nothing, so the message needs no word from the ledger.
+        """
+        try:
+            lookup: ExecutionLookup = await workflow.execute_local_activity(
+                names.ACTIVITY_FIND_EXECUTION,
+                FindExecutionInput(plan_hash=plan_hash),
+                result_type=ExecutionLookup,
+                start_to_close_timeout=options.FIND_EXECUTION.start_to_close,
+                retry_policy=options.FIND_EXECUTION.retry,
+            )
+        except FailureError as error:
+            raise TicketFailed(
+                f"{failed}; whether it ran could not be checked ({describe(error)}): its ledger row would say"
+            ) from error
+        if lookup.result is not None:
+            return lookup.result
+        raise TicketFailed(failed if certain else f"{failed}; its ledger holds no run of it: nothing was written")
 
     def _finish(
         self,

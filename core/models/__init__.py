@@ -45,6 +45,8 @@ from core.models.safety import Finding, Judgement, OperationImpact, Risk, RowCha
 from core.models.status import ExecutionResult, OperationResult, OutcomeStatus, Stage, TicketOutcome, TicketStatus
 from core.models.steps import (
     ExecutePlanInput,
+    ExecutionLookup,
+    FindExecutionInput,
     GatherContextInput,
     PlanTicketInput,
     RequestCheck,
@@ -77,9 +79,11 @@ __all__ = [
     "DecisionSource",
     "DeleteOperation",
     "ExecutePlanInput",
+    "ExecutionLookup",
     "ExecutionResult",
     "Filter",
     "FilterOperator",
+    "FindExecutionInput",
     "Finding",
     "GatherContextInput",
     "Identifier",

@@ -13,6 +13,7 @@ from core.models.plan import Plan
 from core.models.request import TicketRequest
 from core.models.revert import RevertOf
 from core.models.safety import Judgement
+from core.models.status import ExecutionResult
 
 
 class GatherContextInput(Model):
@@ -62,6 +63,18 @@ class ExecutePlanInput(Model):
     # worker's signed judgement, and the signed decisions that approved it on this approval request.
     judgement: Judgement | None = None
     approvals: list[Decision] = Field(default_factory=list)
+
+
+class FindExecutionInput(Model):
+    """The plan whose run the ledger is asked about, under the asking workflow's own id."""
+
+    plan_hash: str
+
+
+class ExecutionLookup(Model):
+    """What the ledger holds for a plan: its stored result if it ran (committed with its writes), else None."""
+
+    result: ExecutionResult | None = None
 
 
 class ResolveApproversInput(Model):

@@ -17,8 +17,10 @@ from core import names
 from core.models import (
     AuditEventKind,
     ExecutePlanInput,
+    ExecutionLookup,
     ExecutionResult,
     Filter,
+    FindExecutionInput,
     GatherContextInput,
     NotifyEvent,
     NotifyInput,
@@ -95,6 +97,11 @@ class ScriptedActivities:
     app_db_answers: asyncio.Event = field(default_factory=answering)
     refused_with: AuditEventKind | None = None  # batches holding an event of this kind fail while set, as if down
     refused_durably: int = 0  # audit writes refused while down on their durable tries (past the local ones)
+    # The execution commits, then cannot answer (a worker gone past the step's bound, a result Temporal
+    # refuses): its ledger row is what says it ran. `execute_fails_before_commit` fails it with nothing written.
+    execute_fails_after_commit: bool = False
+    execute_fails_before_commit: bool = False
+    ledger: dict[str, ExecutionResult] = field(default_factory=dict)  # plan hash → stored result
 
     @activity.defn(name=names.ACTIVITY_RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> None:
@@ -157,11 +164,25 @@ class ScriptedActivities:
     async def execute_plan(self, input: ExecutePlanInput) -> ExecutionResult:
         self.executions.append(input)
         self.trail.append("execute")
-        return ExecutionResult(
-            plan_hash=input.plan_hash,
-            results=[OperationResult(operation_index=0, kind="update", table="subscriptions", rows_affected=1)],
-            executed_at=datetime.now(UTC),
+        if self.execute_fails_before_commit:
+            raise ApplicationError("the target DB is gone (scripted)", non_retryable=True)
+        result = self.ledger.setdefault(
+            input.plan_hash,
+            ExecutionResult(
+                plan_hash=input.plan_hash,
+                results=[OperationResult(operation_index=0, kind="update", table="subscriptions", rows_affected=1)],
+                executed_at=datetime.now(UTC),
+            ),
         )
+        if self.execute_fails_after_commit:
+            raise ApplicationError("[TMPRL1103] payloads too large (scripted)", non_retryable=True)
+        return result
+
+    @activity.defn(name=names.ACTIVITY_FIND_EXECUTION)
+    async def find_execution(self, input: FindExecutionInput) -> ExecutionLookup:
+        self.trail.append("find execution")
+        stored = self.ledger.get(input.plan_hash)
+        return ExecutionLookup(result=stored.model_copy(update={"replayed": True}) if stored else None)
 
     async def publish(self, status: TicketStatus, posts: list[NotifyPost]) -> NotifyResult:
         """The notifier the real notify activity is given (`activities.notify.Notifier`): always delivered."""
@@ -188,6 +209,7 @@ class ScriptedActivities:
                 self.validate_plan,
                 self.resolve_approvers,
                 self.execute_plan,
+                self.find_execution,
                 self.plan_revert,
                 self.notify_activity(),
                 *self.proof_activities(),

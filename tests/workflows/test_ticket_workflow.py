@@ -94,6 +94,30 @@ async def test_low_risk_ticket_executes_without_approval(time_env: WorkflowEnvir
     assert fakes.notifications[-1].event is NotifyEvent.OUTCOME
 
 
+async def test_a_plan_that_committed_but_could_not_answer_ends_done_from_its_ledger_row(
+    time_env: WorkflowEnvironment,
+) -> None:
+    """Red team 25: an execution whose result Temporal refused was told `failed` though its change committed."""
+    fakes = ScriptedActivities(risk=Risk.LOW, execute_fails_after_commit=True)
+    async with running(time_env, fakes, request()) as handle:
+        outcome = await handle.result()
+    assert outcome.status is OutcomeStatus.DONE and outcome.execution is not None and outcome.execution.replayed
+    assert "find execution" in fakes.trail
+    executed = [event for event in fakes.events if event.kind is AuditEventKind.EXECUTED]
+    assert len(executed) == 1 and "already applied" in executed[0].summary
+
+
+async def test_a_plan_that_failed_before_committing_is_told_failed_with_the_executors_reason(
+    time_env: WorkflowEnvironment,
+) -> None:
+    fakes = ScriptedActivities(risk=Risk.LOW, execute_fails_before_commit=True)
+    async with running(time_env, fakes, request()) as handle:
+        outcome = await handle.result()
+    assert outcome.status is OutcomeStatus.FAILED
+    assert outcome.reason == "execute_plan failed: the target DB is gone (scripted)"
+    assert "find execution" in fakes.trail and fakes.ledger == {}
+
+
 async def test_a_ticket_whose_context_read_must_wait_is_on_record_before_it_waits(
     time_env: WorkflowEnvironment,
 ) -> None:

@@ -1,0 +1,130 @@
+"""Step results fit in workflow history whatever the target holds (red team 25).
+
+A 300 KB text value in each of ten rows made the dry run's report 3 MB: Temporal refused it, and the
+ticket sat at `validating` for good; the same rows read by an executed plan ended a committed ticket
+`failed`. Previews and results are cut and bounded at the source instead; counts stay true.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from temporalio.testing import ActivityEnvironment
+
+from activities.dry_run import MAX_KEYED_ROWS
+from activities.execution import ExecutionActivities
+from activities.plan_runner import MAX_KEY_CHARS
+from activities.result_size import MAX_READ_CHARS, MAX_RESULT_BYTES, MAX_SHOWN_CHARS, model_bytes
+from activities.safety import SafetyActivities
+from activities.sql import forget_reflection
+from core.bootstrap import Databases
+from core.models import (
+    Assignment,
+    ExecutePlanInput,
+    Filter,
+    Plan,
+    Risk,
+    SafetyReport,
+    SelectOperation,
+    UpdateOperation,
+    ValidatePlanInput,
+)
+from core.policy import PolicyCache, TablePolicy, store_policy
+from tests.support import dev_authority, run_in_its_workflow
+
+BIG = 300_000
+
+
+async def _notes_table(dbs: Databases, rows: int, *, key: str = "INTEGER PRIMARY KEY") -> None:
+    """`notes(id, body, extra)` listed in the policy for selects and updates; the first 100 of its `rows`
+    rows hold 300 KB in each text column, the others a word."""
+    async with dbs.target_engine.begin() as connection:
+        await connection.execute(text(f"CREATE TABLE notes (id {key}, body TEXT NOT NULL, extra TEXT NOT NULL)"))
+        for start in range(1, rows + 1, 100):
+            await connection.execute(
+                text("INSERT INTO notes (id, body, extra) VALUES (:id, :body, :body)"),
+                [
+                    {"id": i, "body": "n" * BIG if i <= 100 else "short"}
+                    for i in range(start, min(start + 100, rows + 1))
+                ],
+            )
+    policy = await PolicyCache(dbs.app_sessions).current()
+    policy.tables["notes"] = TablePolicy(operations=["select", "update"], max_rows=2000)
+    policy.limits.max_rows_returned = 1000
+    await store_policy(dbs.app_sessions, policy)
+    forget_reflection(dbs.target_engine)
+
+
+async def _validated(dbs: Databases, *operations: Any) -> SafetyReport:
+    activities = SafetyActivities(dbs.app_sessions, dbs.target_engine, dev_authority())
+    plan = Plan(summary="notes", operations=list(operations))
+    report: SafetyReport = await ActivityEnvironment().run(
+        activities.validate_plan, ValidatePlanInput(ticket_id="t1", plan=plan)
+    )
+    return report
+
+
+def _ten_notes() -> Filter:
+    return Filter(column="id", op="in", value=list(range(1, 11)))
+
+
+async def test_a_dry_run_of_huge_values_reports_them_cut_and_within_the_bound(dbs: Databases) -> None:
+    await _notes_table(dbs, 40)
+    report = await _validated(
+        dbs, UpdateOperation(table="notes", values=[Assignment(column="body", value="x")], filters=[_ten_notes()])
+    )
+    assert model_bytes(report) <= MAX_RESULT_BYTES
+    impact = report.impacts[0]
+    assert impact.rows_affected == 10 and len(impact.row_keys) == 10
+    before = impact.preview[0].before or {}
+    assert len(str(before["body"])) == MAX_SHOWN_CHARS and str(before["body"]).endswith("…")
+
+
+async def test_an_executed_read_of_huge_values_returns_them_cut_and_within_the_bound(dbs: Databases) -> None:
+    await _notes_table(dbs, 200)  # 100 rows of 2 x 4,000 characters shown: more than the bound
+    read_all = SelectOperation(table="notes", columns=["id", "body", "extra"], filters=[], limit=100)
+    report = await _validated(dbs, read_all)
+    plan = Plan(summary="notes", operations=[read_all])
+    executor = ExecutionActivities(dbs.target_engine, dev_authority(), PolicyCache(dbs.app_sessions))
+    result = await run_in_its_workflow(
+        executor.execute_plan,
+        ExecutePlanInput(
+            ticket_id="t1",
+            workflow_id="ticket-t1",
+            plan=plan,
+            plan_hash=report.plan_hash,
+            approved_row_keys=report.approved_row_keys,
+            approved_by=["alice"],
+        ),
+    )
+    assert model_bytes(result) <= MAX_RESULT_BYTES
+    shown = result.results[0]
+    assert shown.rows_affected == 100 and 0 < len(shown.rows) < 100  # the count says how many are not shown
+    assert all(len(str(row["body"])) <= MAX_READ_CHARS for row in shown.rows)
+
+
+async def test_long_text_keys_are_named_by_a_digest(dbs: Databases) -> None:
+    async with dbs.target_engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE tags (label TEXT PRIMARY KEY, note TEXT)"))
+        await connection.execute(text("INSERT INTO tags VALUES (:label, 'x')"), {"label": "t" * 5000})
+    policy = await PolicyCache(dbs.app_sessions).current()
+    policy.tables["tags"] = TablePolicy(operations=["select"], max_rows=10)
+    await store_policy(dbs.app_sessions, policy)
+    forget_reflection(dbs.target_engine)
+    report = await _validated(dbs, SelectOperation(table="tags", columns=["note"], filters=[]))
+    [key] = report.impacts[0].row_keys
+    assert key.startswith("sha256:") and len(key) <= MAX_KEY_CHARS
+
+
+async def test_an_update_of_more_rows_than_can_be_approved_one_by_one_is_blocked_without_its_keys(
+    dbs: Databases,
+) -> None:
+    await _notes_table(dbs, MAX_KEYED_ROWS + 60)
+    everything = UpdateOperation(
+        table="notes", values=[Assignment(column="body", value="x")], filters=[Filter(column="id", op="gt", value=0)]
+    )
+    report = await _validated(dbs, everything)
+    assert report.risk is Risk.BLOCKED
+    assert any(f"more than {MAX_KEYED_ROWS} cannot be approved" in finding.message for finding in report.findings)
+    assert model_bytes(report) <= MAX_RESULT_BYTES
