@@ -21,7 +21,9 @@ from core.models import Scalar
 
 MAX_SHOWN_CHARS = 300  # a value in a preview, beside the value it replaces
 MAX_READ_CHARS = 4000  # a value a select returns: what was asked for, in full where it reasonably can be
-MAX_RESULT_BYTES = 512 * 1024
+# A ticket's status carries the plan (256 KB at most), its report and its result, and every notification
+# carries the status: each part a quarter of Temporal's 2 MB, with room for the decisions (red team 28).
+MAX_RESULT_BYTES = 256 * 1024
 
 Item = TypeVar("Item")
 

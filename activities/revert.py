@@ -26,6 +26,7 @@ from temporalio import activity
 
 from activities.before_images import Change, Lineage, RowImage, load_change, refusal
 from activities.plan_runner import key_of
+from activities.planning import within_size
 from activities.sql import coerce_value, forget_reflection, reflect_target, row_to_dict
 from core.masking import MASK
 from core.models import (
@@ -298,4 +299,4 @@ class RevertActivities:
         except ValueError as error:
             return RevertPlan(refusal=f"{ticket_label(short_id_from(change.workflow_id))} cannot be reverted: {error}")
         logger.info("%s: revert plan of %d operation(s) for %s", label, len(plan.operations), change.workflow_id)
-        return RevertPlan(plan=plan)
+        return RevertPlan(plan=within_size(label, plan))  # every step's answer must fit in history (red team 28)

@@ -23,7 +23,7 @@ from activities import safety_rules as rules
 from activities.authority import ExecutionAuthority
 from activities.before_images import lineage, load_change, refusal
 from activities.budget import rows_charged
-from activities.dry_run import MAX_KEYED_ROWS, dry_run
+from activities.dry_run import dry_run
 from activities.result_size import MAX_RESULT_BYTES, drop_from_the_end, model_bytes
 from activities.sql import forget_reflection, reflect_target
 from core.ledger import is_ledger_table
@@ -85,8 +85,8 @@ class JudgedRevert:
 
 
 def bounded_report(report: SafetyReport) -> SafetyReport:
-    """The report within `MAX_RESULT_BYTES`, so it can be recorded: a blocked plan's keys of operations
-    too large to approve row by row are dropped (it never runs), then preview rows from the end.
+    """The report within `MAX_RESULT_BYTES`, so it can be recorded: a blocked plan's row keys are dropped
+    (it never runs), then preview rows from the end.
 
     A report that still does not fit fails the step for good, with the reason, rather than fail the
     workflow task on every try and hold the ticket unanswered (red team 25).
@@ -94,10 +94,9 @@ def bounded_report(report: SafetyReport) -> SafetyReport:
     if model_bytes(report) <= MAX_RESULT_BYTES:
         return report
     impacts = [impact.model_copy(deep=True) for impact in report.impacts]
-    if report.risk is Risk.BLOCKED:
+    if report.risk is Risk.BLOCKED:  # it never runs, so nothing binds to its keys
         for impact in impacts:
-            if len(impact.row_keys) > MAX_KEYED_ROWS:
-                impact.row_keys = []
+            impact.row_keys = []
     bounded = report.model_copy(update={"impacts": impacts})
     excess = drop_from_the_end(
         [impact.preview for impact in impacts], model_bytes(bounded) - MAX_RESULT_BYTES, model_bytes

@@ -65,8 +65,9 @@ with workflow.unsafe.imports_passed_through():
 # Review rounds (reject with feedback, plan again) per run before continuing as new.
 ROUNDS_PER_RUN = 20
 MAX_FEEDBACK_KEPT = 10
-# Decisions kept in the status: enough for any real review, bounded against a flood of signals.
-MAX_DECISIONS_KEPT = 100
+# Decisions kept in the status: enough for any real review, bounded against a flood of signals (the status
+# goes with every notification, within Temporal's 2 MB: activities/result_size.py).
+MAX_DECISIONS_KEPT = 50
 # Times the rows a plan touches may change between judgement and execution before the ticket gives up.
 MAX_REJUDGED = 3
 
@@ -594,7 +595,8 @@ class TicketWorkflow:
             )
         except FailureError as error:
             raise TicketFailed(
-                f"{failed}; whether it ran could not be checked ({describe(error)}): its ledger row would say"
+                f"{failed}; whether it ran could not be checked ({describe(error)}): "
+                "its ledger row says, once the target DB answers"
             ) from error
         if lookup.result is not None:
             return lookup.result

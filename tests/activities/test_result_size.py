@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import text
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.dry_run import MAX_KEYED_ROWS
 from activities.execution import ExecutionActivities
-from activities.plan_runner import MAX_KEY_CHARS
+from activities.plan_runner import DIGEST_PREFIX, MAX_KEY_CHARS, key_of
+from activities.planning import ERROR_PLAN_TOO_LARGE
 from activities.result_size import MAX_READ_CHARS, MAX_RESULT_BYTES, MAX_SHOWN_CHARS, model_bytes
+from activities.revert import RevertActivities
 from activities.safety import SafetyActivities
 from activities.sql import forget_reflection
 from core.bootstrap import Databases
@@ -24,6 +28,8 @@ from core.models import (
     ExecutePlanInput,
     Filter,
     Plan,
+    PlanRevertInput,
+    RevertOf,
     Risk,
     SafetyReport,
     SelectOperation,
@@ -128,3 +134,46 @@ async def test_an_update_of_more_rows_than_can_be_approved_one_by_one_is_blocked
     assert report.risk is Risk.BLOCKED
     assert any(f"more than {MAX_KEYED_ROWS} cannot be approved" in finding.message for finding in report.findings)
     assert model_bytes(report) <= MAX_RESULT_BYTES
+
+
+def test_a_key_spelled_like_a_digest_or_a_new_row_cannot_stand_for_another_row() -> None:
+    """Red team 28: a row keyed `sha256:<digest of another row's long key>` shared that row's key, and an
+    update changed both with the approval of one."""
+    long = "zz/" + "a" * 80
+    digest = key_of([long])
+    assert digest.startswith(DIGEST_PREFIX)
+    assert key_of([digest]) != digest and key_of([digest]).startswith(DIGEST_PREFIX)
+    assert key_of(["new:0"]) != "new:0"  # the name of the plan's first inserted row
+    assert key_of(["plain"]) == "plain" and key_of([12]) == "12"
+
+
+async def test_a_revert_of_a_change_too_large_to_record_is_refused_with_the_reason(dbs: Databases) -> None:
+    """Red team 28: the inverse of 100 rows of 27 KB values was a 2.7 MB revert plan, and the revert ticket
+    sat at `validating` for good."""
+    await _notes_table(dbs, 100)
+    async with dbs.target_engine.begin() as connection:
+        # A value of its own in each row: rows holding one value are put back by one operation.
+        await connection.execute(text("UPDATE notes SET body = id || :body"), {"body": ":" + "文" * 9000})
+    every_note = Filter(column="id", op="le", value=100)
+    archive = UpdateOperation(table="notes", values=[Assignment(column="body", value="archived")], filters=[every_note])
+    report = await _validated(dbs, archive)
+    executor = ExecutionActivities(dbs.target_engine, dev_authority(), PolicyCache(dbs.app_sessions))
+    plan = Plan(summary="notes", operations=[archive])
+    await run_in_its_workflow(
+        executor.execute_plan,
+        ExecutePlanInput(
+            ticket_id="t1",
+            workflow_id="ticket-t1",
+            plan=plan,
+            plan_hash=report.plan_hash,
+            approved_row_keys=report.approved_row_keys,
+            approved_versions=[impact.rows_version for impact in report.impacts],
+            approved_by=["alice", "bob"],
+        ),
+    )
+    reverts = RevertActivities(dbs.target_engine, PolicyCache(dbs.app_sessions))
+    with pytest.raises(ApplicationError) as caught:
+        await ActivityEnvironment().run(
+            reverts.plan_revert, PlanRevertInput(ticket_id="t2", reverts=RevertOf(workflow_id="ticket-t1"))
+        )
+    assert caught.value.type == ERROR_PLAN_TOO_LARGE and caught.value.non_retryable
