@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,15 +76,38 @@ def sort_keys(keys: Iterable[str]) -> list[str]:
 
 
 def key_of(values: Sequence[Any]) -> str:
-    """A stable string for a primary key: the value itself for one column, a JSON list for several, a
-    digest for a long one."""
-    scalars = list(row_to_dict({str(i): value for i, value in enumerate(values)}).values())
-    key = str(scalars[0]) if len(scalars) == 1 else json.dumps(scalars, separators=(",", ":"))
-    # A key spelled like a digest or a new row's name is digested too: kept as it was, `sha256:<hex>` could
-    # be another row's digest, and two rows under one key passed the approval check as one (red team 28).
-    if len(key) > MAX_KEY_CHARS or key.startswith((DIGEST_PREFIX, NEW_ROW_PREFIX)):
+    """A string that tells a row from every other: an integer key as itself (`12`), any other as JSON
+    that keeps its type (`"acme"`, `null`, `{"bytes":"<digest>"}`), several columns as a JSON list, and a
+    long one as a digest.
+
+    Spelled through `to_scalar`, different rows had shared a key: every binary key of one length, a
+    NULL and the text 'None', integer 1 and text '1' in a column SQLite gives no type; the rows then
+    counted and were approved as one (red team 29). Nothing spelled this way starts like a digest or
+    a new row's name (`new:0`), so those cannot be forged either (red team 28).
+    """
+    if len(values) == 1 and isinstance(values[0], int) and not isinstance(values[0], bool):
+        key = str(values[0])
+    else:
+        typed = [_typed(value) for value in values]
+        key = json.dumps(typed[0] if len(typed) == 1 else typed, separators=(",", ":"), ensure_ascii=False)
+    if len(key) > MAX_KEY_CHARS:
         return DIGEST_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:32]
     return key
+
+
+def _typed(value: Any) -> Any:
+    """A key's value as JSON keeps it apart from values of other types."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"float": repr(value)}
+    if isinstance(value, bytes | bytearray | memoryview):  # often a secret's hash: named, not spelled out
+        return {"bytes": hashlib.sha256(bytes(value)).hexdigest()[:32]}
+    return {type(value).__name__: str(value)}
+
+
+def _has_null(values: Sequence[Any]) -> bool:
+    return any(value is None for value in values)
 
 
 def key_columns(table: Table) -> list[Column[Any]]:
@@ -141,7 +165,10 @@ class PlanRunner:
         )
         row = result.mappings().one()
         symbolic = f"{NEW_ROW_PREFIX}{outcome.index}"
-        self._new_rows[(table.name, key_of([row[column.name] for column in key_columns(table)]))] = symbolic
+        values = [row[column.name] for column in key_columns(table)]
+        if _has_null(values):  # SQLite lets a text key be NULL: such a row could not be told from others
+            raise SqlCompileError(f"the row inserted into {table.name} has no key (NULL); give it one")
+        self._new_rows[(table.name, key_of(values))] = symbolic
         outcome.keys = [symbolic]
         outcome.after = {symbolic: row_to_dict(row)}
         outcome.primary_keys = {symbolic: _primary_key(table, row)}
@@ -159,6 +186,9 @@ class PlanRunner:
             statement = delete(table).where(condition)
         rows = (await self._connection.execute(statement.returning(*table.columns))).mappings().all()
         keyed = {self._key(table, row): row for row in rows}
+        if len(keyed) != len(rows) or any(_has_null([row[c.name] for c in key_columns(table)]) for row in rows):
+            # Rows an approval cannot name one by one (NULL or repeated keys) would count and pass as fewer.
+            raise SqlCompileError(f"{operation.kind} on {table.name} touches rows that have no key of their own")
         if isinstance(operation, DeleteOperation):
             was = keyed
         outcome.keys = sort_keys(list(keyed))

@@ -27,6 +27,7 @@ from core.models import (
     Assignment,
     ExecutePlanInput,
     Filter,
+    InsertOperation,
     Plan,
     PlanRevertInput,
     RevertOf,
@@ -141,10 +142,54 @@ def test_a_key_spelled_like_a_digest_or_a_new_row_cannot_stand_for_another_row()
     update changed both with the approval of one."""
     long = "zz/" + "a" * 80
     digest = key_of([long])
-    assert digest.startswith(DIGEST_PREFIX)
-    assert key_of([digest]) != digest and key_of([digest]).startswith(DIGEST_PREFIX)
+    assert digest.startswith(DIGEST_PREFIX) and len(digest) <= MAX_KEY_CHARS
+    assert key_of([digest]) != digest
     assert key_of(["new:0"]) != "new:0"  # the name of the plan's first inserted row
-    assert key_of(["plain"]) == "plain" and key_of([12]) == "12"
+    assert key_of([12]) == "12" and key_of(["acme"]) == '"acme"' and key_of([1, "a"]) == '[1,"a"]'
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ([b"\x01\x02\x03\x04"], [b"\x05\x06\x07\x08"]),  # both were "<4 bytes>"
+        ([None], ["None"]),
+        ([1], ["1"]),  # a column SQLite gives no type holds both
+        ([1], [1.0]),
+        ([1], [True]),
+        ([1, None], [1, "None"]),
+    ],
+)
+def test_keys_of_different_values_differ_whatever_their_type(one: list[Any], other: list[Any]) -> None:
+    """Red team 29: spelled through `to_scalar`, these named different rows alike."""
+    assert key_of(one) != key_of(other)
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        "(NULL, 'mallory', 'a'), (NULL, 'mallory', 'b')",  # SQLite lets a text key be NULL, twice
+        "(NULL, 'mallory', 'a'), ('None', 'mallory', 'b')",
+    ],
+)
+async def test_a_write_to_rows_without_a_key_of_their_own_is_blocked(databases: Databases, rows: str) -> None:
+    async with databases.target_engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE documents (path TEXT PRIMARY KEY, owner TEXT, title TEXT)"))
+        await connection.execute(text(f"INSERT INTO documents VALUES {rows}"))
+    policy = await PolicyCache(databases.app_sessions).current()
+    policy.tables["documents"] = TablePolicy(
+        operations=["select", "update", "insert"], max_rows=10, auto_approve_rows=5
+    )
+    await store_policy(databases.app_sessions, policy)
+    forget_reflection(databases.target_engine)
+    archive = UpdateOperation(
+        table="documents",
+        values=[Assignment(column="title", value="archived")],
+        filters=[Filter(column="owner", op="eq", value="mallory")],
+    )
+    report = await _validated(databases, archive)
+    assert report.risk is Risk.BLOCKED, report.findings
+    new_document = InsertOperation(table="documents", values=[Assignment(column="owner", value="eve")])
+    assert (await _validated(databases, new_document)).risk is Risk.BLOCKED
 
 
 async def test_a_revert_of_a_change_too_large_to_record_is_refused_with_the_reason(dbs: Databases) -> None:
