@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import MetaData, Table
+from sqlalchemy import Column, MetaData, Table
+from sqlalchemy import types as sa_types
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -72,7 +74,16 @@ def _table_shape(table: Table) -> rules.TableShape:
         required=frozenset(required),
         primary_key=frozenset(column.name for column in table.primary_key.columns),
         foreign_keys=frozenset(column.name for column in table.columns if column.foreign_keys),
+        inexact_key=frozenset(column.name for column in table.primary_key.columns if not _read_exactly(column)),
     )
+
+
+# Key types whose values come back from the driver as stored: two different rows never read back alike.
+_EXACT_KEY_TYPES = (sa_types.Integer, sa_types.String, sa_types.Uuid, sa_types.LargeBinary)
+
+
+def _read_exactly(column: Column[Any]) -> bool:
+    return isinstance(column.type, _EXACT_KEY_TYPES)
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,10 @@ class TableShape:
     required: frozenset[str] = frozenset()  # NOT NULL, no default, not generated: an insert must set them
     primary_key: frozenset[str] = frozenset()
     foreign_keys: frozenset[str] = frozenset()  # columns that refer to another table's rows
+    # Key columns whose values the driver reads back as something other than what is stored (a SQLite
+    # DATE, a NUMERIC, an untyped column; a PostgreSQL date's 'infinity', an array's bounds): two rows
+    # can read back alike, so a write cannot name its rows one by one (red team 30).
+    inexact_key: frozenset[str] = frozenset()
 
 
 TargetShape = Mapping[str, TableShape]
@@ -235,9 +239,16 @@ def check_required_columns(index: int, operation: AnyOperation, shape: TargetSha
 def check_primary_key(index: int, operation: AnyOperation, shape: TargetShape) -> list[Finding]:
     """A write must be able to name the rows it touches, which approvals are bound to."""
     table = shape.get(operation.table)
-    if table is None or not is_write(operation) or table.primary_key:
+    if table is None or not is_write(operation) or (table.primary_key and not table.inexact_key):
         return []
-    message = f"Table {operation.table} has no primary key, so the rows a write touches cannot be named."
+    if table.primary_key:
+        columns = ", ".join(sorted(table.inexact_key))
+        message = (
+            f"Table {operation.table}'s key ({columns}) is of a type read back inexactly, so the rows a write "
+            "touches cannot be named one by one."
+        )
+    else:
+        message = f"Table {operation.table} has no primary key, so the rows a write touches cannot be named."
     return [_finding(RULE_NO_PRIMARY_KEY, Risk.BLOCKED, message, index)]
 
 

@@ -222,3 +222,25 @@ async def test_a_revert_of_a_change_too_large_to_record_is_refused_with_the_reas
             reverts.plan_revert, PlanRevertInput(ticket_id="t2", reverts=RevertOf(workflow_id="ticket-t1"))
         )
     assert caught.value.type == ERROR_PLAN_TOO_LARGE and caught.value.non_retryable
+
+
+@pytest.mark.parametrize("key", ["DATE", "NUMERIC(10, 2)", "BOOLEAN"])
+async def test_a_write_to_a_table_keyed_by_a_type_read_back_inexactly_is_blocked(dbs: Databases, key: str) -> None:
+    """Red team 30: SQLite read '2024-01-01' and '2024-W01-1' back as one date, PostgreSQL 'infinity' and
+    '9999-12-31' alike; two rows then counted, and were approved, as one."""
+    async with dbs.target_engine.begin() as connection:
+        await connection.execute(text(f"CREATE TABLE holidays (day {key} PRIMARY KEY, owner TEXT, name TEXT)"))
+    policy = await PolicyCache(dbs.app_sessions).current()
+    policy.tables["holidays"] = TablePolicy(operations=["select", "update"], max_rows=10, auto_approve_rows=5)
+    await store_policy(dbs.app_sessions, policy)
+    forget_reflection(dbs.target_engine)
+    rename = UpdateOperation(
+        table="holidays",
+        values=[Assignment(column="name", value="renamed")],
+        filters=[Filter(column="owner", op="eq", value="mallory")],
+    )
+    report = await _validated(dbs, rename)
+    assert report.risk is Risk.BLOCKED
+    assert any("read back inexactly" in finding.message for finding in report.findings)
+    read = SelectOperation(table="holidays", columns=["name"], filters=[])
+    assert (await _validated(dbs, read)).risk is not Risk.BLOCKED  # reading it stays possible
