@@ -27,7 +27,7 @@ from activities.before_images import lineage, load_change, refusal
 from activities.budget import rows_charged
 from activities.dry_run import dry_run
 from activities.result_size import MAX_RESULT_BYTES, drop_from_the_end, model_bytes
-from activities.sql import forget_reflection, reflect_target
+from activities.sql import INHERITED, forget_reflection, reflect_target
 from core.ledger import is_ledger_table
 from core.masking import mask_row
 from core.models import (
@@ -75,6 +75,7 @@ def _table_shape(table: Table) -> rules.TableShape:
         primary_key=frozenset(column.name for column in table.primary_key.columns),
         foreign_keys=frozenset(column.name for column in table.columns if column.foreign_keys),
         inexact_key=frozenset(column.name for column in table.primary_key.columns if not _read_exactly(column)),
+        inherited=bool(table.info.get(INHERITED)),
     )
 
 

@@ -96,6 +96,8 @@ class TableShape:
     # DATE, a NUMERIC, an untyped column; a PostgreSQL date's 'infinity', an array's bounds): two rows
     # can read back alike, so a write cannot name its rows one by one (red team 30).
     inexact_key: frozenset[str] = frozenset()
+    # PostgreSQL tables inherit from it: its queries reach their rows, which its key does not keep apart.
+    inherited: bool = False
 
 
 TargetShape = Mapping[str, TableShape]
@@ -239,9 +241,18 @@ def check_required_columns(index: int, operation: AnyOperation, shape: TargetSha
 def check_primary_key(index: int, operation: AnyOperation, shape: TargetShape) -> list[Finding]:
     """A write must be able to name the rows it touches, which approvals are bound to."""
     table = shape.get(operation.table)
-    if table is None or not is_write(operation) or (table.primary_key and not table.inexact_key):
+    if (
+        table is None
+        or not is_write(operation)
+        or (table.primary_key and not table.inexact_key and not table.inherited)
+    ):
         return []
-    if table.primary_key:
+    if table.inherited:
+        message = (
+            f"Tables inherit from {operation.table}: a write to it reaches their rows too, which its key does "
+            "not tell apart from its own, so the rows cannot be named one by one."
+        )
+    elif table.primary_key:
         columns = ", ".join(sorted(table.inexact_key))
         message = (
             f"Table {operation.table}'s key ({columns}) is of a type read back inexactly, so the rows a write "

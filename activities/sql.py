@@ -33,6 +33,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy import exc as sa_exc
@@ -92,9 +93,30 @@ async def reflect_target(engine: AsyncEngine) -> MetaData:
         metadata = MetaData()
         async with engine.connect() as connection:
             await connection.run_sync(metadata.reflect)
+            if connection.dialect.name == "postgresql":
+                for name in await _inherited_tables(connection):
+                    if name in metadata.tables:
+                        metadata.tables[name].info[INHERITED] = True
         _cache[key] = _Reflected(metadata)
         logger.info("reflected %d tables from the target DB", len(metadata.tables))
         return metadata
+
+
+# `Table.info` flag: PostgreSQL tables inherit from it. Its queries reach their rows too, and its primary key
+# does not cover them, so a key can name a row of the table and one of a child (red team 31).
+INHERITED = "agent_ticket_inherited"
+
+
+async def _inherited_tables(connection: AsyncConnection) -> list[str]:
+    """Plain tables of the current schema that others inherit from (partitioned tables keep one key across
+    their partitions and are not among them)."""
+    result = await connection.execute(
+        text(
+            "SELECT DISTINCT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent "
+            "WHERE c.relkind = 'r' AND c.relnamespace = to_regnamespace(current_schema())"
+        )
+    )
+    return [name for (name,) in result]
 
 
 def forget_reflection(engine: AsyncEngine) -> None:

@@ -244,3 +244,25 @@ async def test_a_write_to_a_table_keyed_by_a_type_read_back_inexactly_is_blocked
     assert any("read back inexactly" in finding.message for finding in report.findings)
     read = SelectOperation(table="holidays", columns=["name"], filters=[])
     assert (await _validated(dbs, read)).risk is not Risk.BLOCKED  # reading it stays possible
+
+
+async def test_a_write_to_a_postgres_table_others_inherit_from_is_blocked(pg_databases: Databases) -> None:
+    """Red team 31: the parent's key does not cover a child's rows, which its queries reach: row 1 of the
+    parent and row 1 of the child counted, and were approved, as one."""
+    async with pg_databases.target_engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT, note TEXT)"))
+        await connection.execute(text("CREATE TABLE accounts_archive () INHERITS (accounts)"))
+        await connection.execute(text("INSERT INTO accounts VALUES (1, 'mallory', 'm')"))
+        await connection.execute(text("INSERT INTO accounts_archive VALUES (1, 'bob', 'b')"))
+    policy = await PolicyCache(pg_databases.app_sessions).current()
+    policy.tables["accounts"] = TablePolicy(operations=["select", "update"], max_rows=10, auto_approve_rows=5)
+    await store_policy(pg_databases.app_sessions, policy)
+    forget_reflection(pg_databases.target_engine)
+    edit = UpdateOperation(
+        table="accounts",
+        values=[Assignment(column="note", value="edited")],
+        filters=[Filter(column="id", op="eq", value=1)],
+    )
+    report = await _validated(pg_databases, edit)
+    assert report.risk is Risk.BLOCKED
+    assert any("inherit from accounts" in finding.message for finding in report.findings)
