@@ -26,6 +26,7 @@ from core.bootstrap import Databases
 from core.models import (
     Assignment,
     ExecutePlanInput,
+    ExecutionResult,
     Filter,
     InsertOperation,
     Plan,
@@ -43,6 +44,15 @@ from tests.support import dev_authority, run_in_its_workflow
 BIG = 300_000
 
 
+async def _listed(dbs: Databases, name: str, table: TablePolicy) -> None:
+    """`name`, just created in the target, listed in the policy as `table`, and the schema read again."""
+    policy = await PolicyCache(dbs.app_sessions).current()
+    policy.tables[name] = table
+    policy.limits.max_rows_returned = 1000
+    await store_policy(dbs.app_sessions, policy)
+    forget_reflection(dbs.target_engine)
+
+
 async def _notes_table(dbs: Databases, rows: int, *, key: str = "INTEGER PRIMARY KEY") -> None:
     """`notes(id, body, extra)` listed in the policy for selects and updates; the first 100 of its `rows`
     rows hold 300 KB in each text column, the others a word."""
@@ -56,11 +66,7 @@ async def _notes_table(dbs: Databases, rows: int, *, key: str = "INTEGER PRIMARY
                     for i in range(start, min(start + 100, rows + 1))
                 ],
             )
-    policy = await PolicyCache(dbs.app_sessions).current()
-    policy.tables["notes"] = TablePolicy(operations=["select", "update"], max_rows=2000)
-    policy.limits.max_rows_returned = 1000
-    await store_policy(dbs.app_sessions, policy)
-    forget_reflection(dbs.target_engine)
+    await _listed(dbs, "notes", TablePolicy(operations=["select", "update"], max_rows=2000))
 
 
 async def _validated(dbs: Databases, *operations: Any) -> SafetyReport:
@@ -70,6 +76,24 @@ async def _validated(dbs: Databases, *operations: Any) -> SafetyReport:
         activities.validate_plan, ValidatePlanInput(ticket_id="t1", plan=plan)
     )
     return report
+
+
+async def _executed(dbs: Databases, report: SafetyReport, operation: Any, approvers: list[str]) -> ExecutionResult:
+    """The one-operation plan run as the workflow runs it once `approvers` approved `report`."""
+    executor = ExecutionActivities(dbs.target_engine, dev_authority(), PolicyCache(dbs.app_sessions))
+    result: ExecutionResult = await run_in_its_workflow(
+        executor.execute_plan,
+        ExecutePlanInput(
+            ticket_id="t1",
+            workflow_id="ticket-t1",
+            plan=Plan(summary="notes", operations=[operation]),
+            plan_hash=report.plan_hash,
+            approved_row_keys=report.approved_row_keys,
+            approved_versions=[impact.rows_version for impact in report.impacts],
+            approved_by=approvers,
+        ),
+    )
+    return result
 
 
 def _ten_notes() -> Filter:
@@ -92,19 +116,7 @@ async def test_an_executed_read_of_huge_values_returns_them_cut_and_within_the_b
     await _notes_table(dbs, 200)  # 100 rows of 2 x 4,000 characters shown: more than the bound
     read_all = SelectOperation(table="notes", columns=["id", "body", "extra"], filters=[], limit=100)
     report = await _validated(dbs, read_all)
-    plan = Plan(summary="notes", operations=[read_all])
-    executor = ExecutionActivities(dbs.target_engine, dev_authority(), PolicyCache(dbs.app_sessions))
-    result = await run_in_its_workflow(
-        executor.execute_plan,
-        ExecutePlanInput(
-            ticket_id="t1",
-            workflow_id="ticket-t1",
-            plan=plan,
-            plan_hash=report.plan_hash,
-            approved_row_keys=report.approved_row_keys,
-            approved_by=["alice"],
-        ),
-    )
+    result = await _executed(dbs, report, read_all, ["alice"])
     assert model_bytes(result) <= MAX_RESULT_BYTES
     shown = result.results[0]
     assert shown.rows_affected == 100 and 0 < len(shown.rows) < 100  # the count says how many are not shown
@@ -115,10 +127,7 @@ async def test_long_text_keys_are_named_by_a_digest(dbs: Databases) -> None:
     async with dbs.target_engine.begin() as connection:
         await connection.execute(text("CREATE TABLE tags (label TEXT PRIMARY KEY, note TEXT)"))
         await connection.execute(text("INSERT INTO tags VALUES (:label, 'x')"), {"label": "t" * 5000})
-    policy = await PolicyCache(dbs.app_sessions).current()
-    policy.tables["tags"] = TablePolicy(operations=["select"], max_rows=10)
-    await store_policy(dbs.app_sessions, policy)
-    forget_reflection(dbs.target_engine)
+    await _listed(dbs, "tags", TablePolicy(operations=["select"], max_rows=10))
     report = await _validated(dbs, SelectOperation(table="tags", columns=["note"], filters=[]))
     [key] = report.impacts[0].row_keys
     assert key.startswith("sha256:") and len(key) <= MAX_KEY_CHARS
@@ -175,12 +184,9 @@ async def test_a_write_to_rows_without_a_key_of_their_own_is_blocked(databases: 
     async with databases.target_engine.begin() as connection:
         await connection.execute(text("CREATE TABLE documents (path TEXT PRIMARY KEY, owner TEXT, title TEXT)"))
         await connection.execute(text(f"INSERT INTO documents VALUES {rows}"))
-    policy = await PolicyCache(databases.app_sessions).current()
-    policy.tables["documents"] = TablePolicy(
-        operations=["select", "update", "insert"], max_rows=10, auto_approve_rows=5
+    await _listed(
+        databases, "documents", TablePolicy(operations=["select", "update", "insert"], max_rows=10, auto_approve_rows=5)
     )
-    await store_policy(databases.app_sessions, policy)
-    forget_reflection(databases.target_engine)
     archive = UpdateOperation(
         table="documents",
         values=[Assignment(column="title", value="archived")],
@@ -202,20 +208,7 @@ async def test_a_revert_of_a_change_too_large_to_record_is_refused_with_the_reas
     every_note = Filter(column="id", op="le", value=100)
     archive = UpdateOperation(table="notes", values=[Assignment(column="body", value="archived")], filters=[every_note])
     report = await _validated(dbs, archive)
-    executor = ExecutionActivities(dbs.target_engine, dev_authority(), PolicyCache(dbs.app_sessions))
-    plan = Plan(summary="notes", operations=[archive])
-    await run_in_its_workflow(
-        executor.execute_plan,
-        ExecutePlanInput(
-            ticket_id="t1",
-            workflow_id="ticket-t1",
-            plan=plan,
-            plan_hash=report.plan_hash,
-            approved_row_keys=report.approved_row_keys,
-            approved_versions=[impact.rows_version for impact in report.impacts],
-            approved_by=["alice", "bob"],
-        ),
-    )
+    await _executed(dbs, report, archive, ["alice", "bob"])
     reverts = RevertActivities(dbs.target_engine, PolicyCache(dbs.app_sessions))
     with pytest.raises(ApplicationError) as caught:
         await ActivityEnvironment().run(
@@ -230,10 +223,7 @@ async def test_a_write_to_a_table_keyed_by_a_type_read_back_inexactly_is_blocked
     '9999-12-31' alike; two rows then counted, and were approved, as one."""
     async with dbs.target_engine.begin() as connection:
         await connection.execute(text(f"CREATE TABLE holidays (day {key} PRIMARY KEY, owner TEXT, name TEXT)"))
-    policy = await PolicyCache(dbs.app_sessions).current()
-    policy.tables["holidays"] = TablePolicy(operations=["select", "update"], max_rows=10, auto_approve_rows=5)
-    await store_policy(dbs.app_sessions, policy)
-    forget_reflection(dbs.target_engine)
+    await _listed(dbs, "holidays", TablePolicy(operations=["select", "update"], max_rows=10, auto_approve_rows=5))
     rename = UpdateOperation(
         table="holidays",
         values=[Assignment(column="name", value="renamed")],
@@ -254,10 +244,9 @@ async def test_a_write_to_a_postgres_table_others_inherit_from_is_blocked(pg_dat
         await connection.execute(text("CREATE TABLE accounts_archive () INHERITS (accounts)"))
         await connection.execute(text("INSERT INTO accounts VALUES (1, 'mallory', 'm')"))
         await connection.execute(text("INSERT INTO accounts_archive VALUES (1, 'bob', 'b')"))
-    policy = await PolicyCache(pg_databases.app_sessions).current()
-    policy.tables["accounts"] = TablePolicy(operations=["select", "update"], max_rows=10, auto_approve_rows=5)
-    await store_policy(pg_databases.app_sessions, policy)
-    forget_reflection(pg_databases.target_engine)
+    await _listed(
+        pg_databases, "accounts", TablePolicy(operations=["select", "update"], max_rows=10, auto_approve_rows=5)
+    )
     edit = UpdateOperation(
         table="accounts",
         values=[Assignment(column="note", value="edited")],
