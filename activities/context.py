@@ -263,7 +263,8 @@ def _postgres_estimates(connection: Connection, tables: Sequence[Table]) -> dict
     result = connection.execute(
         text(
             "SELECT c.relname, c.reltuples FROM pg_class c "
-            "WHERE c.relnamespace = to_regnamespace(current_schema()) AND c.relkind IN ('r', 'p') "
+            "WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) "
+            "AND c.relkind IN ('r', 'p') "
             "AND c.relname = ANY(:names)"
         ),
         {"names": [table.name for table in tables]},

@@ -149,17 +149,9 @@ class ExecutionActivities:
         step's bound, a result that could not be reported): the plan may have committed all the same
         (red team 25). Only the asking workflow's own row is read.
         """
-        workflow_id = activity.info().workflow_id or ""
         async with self._target.connect() as connection:
-            query = select(executions.c.result).where(
-                executions.c.workflow_id == workflow_id, executions.c.plan_hash == input.plan_hash
-            )
-            stored = await connection.scalar(query)
-        if stored is None:
-            return ExecutionLookup()
-        return ExecutionLookup(
-            result=_bounded(ExecutionResult.model_validate(stored)).model_copy(update={"replayed": True})
-        )
+            stored = await _stored_result(connection, activity.info().workflow_id or "", input.plan_hash)
+        return ExecutionLookup(result=_bounded(stored) if stored is not None else None)
 
     async def _plan_to_run(self, input: ExecutePlanInput, label: str) -> Plan:
         """The plan itself; for a revert, with the values its before-images hold where the plan shows them masked."""
@@ -167,7 +159,7 @@ class ExecutionActivities:
             return input.plan
         async with self._target.connect() as connection:
             change = await before_images.load_change(connection, input.reverts)
-            done_before = await _stored_result(connection, input) is not None
+            done_before = await _stored_result(connection, input.workflow_id, input.plan_hash) is not None
         try:
             filled = revert.filled_from_images(input.plan, change) if change is not None else None
         except ValueError:  # the images no longer make a valid plan: judged and refused before this
@@ -393,9 +385,9 @@ async def _charge_budget(
     await budget.charge(connection, input.requester, input.workflow_id, input.plan_hash, rows, now)
 
 
-async def _stored_result(connection: AsyncConnection, input: ExecutePlanInput) -> ExecutionResult | None:
+async def _stored_result(connection: AsyncConnection, workflow_id: str, plan_hash: str) -> ExecutionResult | None:
     query = select(executions.c.result).where(
-        executions.c.workflow_id == input.workflow_id, executions.c.plan_hash == input.plan_hash
+        executions.c.workflow_id == workflow_id, executions.c.plan_hash == plan_hash
     )
     stored = await connection.scalar(query)
     if stored is None:

@@ -113,7 +113,9 @@ async def _inherited_tables(connection: AsyncConnection) -> list[str]:
     result = await connection.execute(
         text(
             "SELECT DISTINCT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent "
-            "WHERE c.relkind = 'r' AND c.relnamespace = to_regnamespace(current_schema())"
+            "WHERE c.relkind = 'r' "
+            # By name, not `to_regnamespace`: a mixed-case schema read as an unquoted identifier (red team 32).
+            "AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
         )
     )
     return [name for (name,) in result]
