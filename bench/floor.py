@@ -1,7 +1,7 @@
 """The floor's worker process: `python -m bench.floor --address A --queue Q`, polling Q and Q-llm.
 
 Built as `agent-ticket worker` builds its workers (pydantic data converter, the product's sandbox
-runner, workflow cache and sticky time-out from `worker/build.py`, one worker per queue, 100 activity
+runner, payload passes, workflow cache and sticky time-out from `worker/build.py`, one worker per queue, 100 activity
 slots, start-up objects frozen out of the garbage collector's sight), so the process differs from the
 product's worker only in the work it is given. Prints "Worker polling" once both poll, then runs until
 SIGTERM.
@@ -33,6 +33,7 @@ async def main() -> None:
     client = await Client.connect(options.address, data_converter=pydantic_data_converter)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    install_product_payload_passes()
     async with (
         Worker(
             client, task_queue=options.queue, workflows=[FloorWorkflow], activities=[noop], **product_workflow_options()
@@ -43,6 +44,13 @@ async def main() -> None:
         gc.collect()
         gc.freeze()  # as `agent-ticket worker` does once polling (cli/running.py)
         await stop.wait()
+
+
+def install_product_payload_passes() -> None:
+    """The SDK's payload passes as the product's worker runs them (trees before item 36 have no `install`)."""
+    install = getattr(getattr(product_build, "payload_passes", None), "install", None)
+    if install is not None:
+        install()
 
 
 def product_workflow_options() -> dict[str, Any]:

@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxRestrictions
 
 from core.names import WORKFLOW_TASK_QUEUE
+from worker import payload_passes
 from worker.interceptors import ActivityMetricsInterceptor
 from worker.sandbox_runner import RememberingContextSandboxRunner
 from workflows.ticket import TicketWorkflow
@@ -90,6 +91,7 @@ def build_workers(
     """
     workers = []
     if role in (QueueRole.WORKFLOWS, QueueRole.ALL):
+        payload_passes.install()
         workers.append(
             Worker(
                 client,

@@ -2,7 +2,9 @@
 
 Before it decodes an activation and after it encodes a completion, the SDK asks the workflow
 instance which serialization context each payload sequence belongs to: six passes over every
-activation and completion (temporalio 1.35), 81 lookups for an auto-approved ticket. The sandboxed
+activation and completion (temporalio 1.35), 81 lookups for an auto-approved ticket. (Only with a
+payload codec or external storage configured: without either the passes are left out,
+worker/payload_passes.py.) The sandboxed
 instance answers each one by compiling and `exec`ing a snippet in the sandbox: 14.6 % of the
 worker's Python time at full load (bench/notes.md, item 20).
 

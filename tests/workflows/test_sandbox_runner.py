@@ -23,6 +23,7 @@ from tests.support import wait_for_stage
 from tests.workflows.fake_activities import ScriptedActivities
 from tests.workflows.forbidden_workflows import ActingQueueWorkflow, ClockReadingWorkflow
 from tests.workflows.test_ticket_workflow import decision, running
+from worker import payload_passes
 from worker.sandbox_runner import CommandInfo, RememberingContextInstance, RememberingContextSandboxRunner
 
 Answer = tuple[CommandInfo | None, object, object]
@@ -56,6 +57,8 @@ async def test_every_remembered_context_is_the_one_the_sdk_gives_afresh(
     monkeypatch.setattr(ComparingInstance, "answers", answers)
     comparing = ComparingRunner(restrictions=worker.build.WORKFLOW_RUNNER.restrictions)
     monkeypatch.setattr(worker.build, "WORKFLOW_RUNNER", comparing)
+    # The SDK's payload passes run, as with a codec configured: they are what asks for the contexts.
+    monkeypatch.setattr(payload_passes, "passes_change_nothing", lambda _converter: False)
     fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1)
     ticket = TicketRequest(
         text="upgrade acme-corp to the pro plan", requester="dave", approval=ApprovalSettings(approvers=["bob"])
