@@ -37,13 +37,19 @@ STICKY_QUEUE_TIMEOUT = timedelta(seconds=5)
 # worker 0.4 s of slack on the 2 s time-out (workflows/options.py); pass each 0.5 s beat on instead.
 HEARTBEAT_THROTTLE = timedelta(milliseconds=500)
 # The sandbox imports the workflow's module afresh for every workflow run, and with it the package's
-# other modules. These hold no decisions of their own (constants, and thin wrappers that schedule
-# activities through `temporalio.workflow`), so they are imported once and shared instead. The
+# other modules. These keep no state at module level (constants, functions and classes whose
+# instances belong to one run, acting through `temporalio.workflow`), so they are imported once and
+# shared instead; the replay tests hold them to determinism as they hold ticket.py. The
 # runner asks the sandbox for each payload's serialization context once between two activations
 # instead of up to six times (worker/sandbox_runner.py).
 WORKFLOW_RUNNER = RememberingContextSandboxRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        "workflows.options", "workflows.steps", "workflows.audit_log", "workflows.search_index"
+        "workflows.options",
+        "workflows.steps",
+        "workflows.audit_log",
+        "workflows.search_index",
+        "workflows.delivery",
+        "workflows.metrics",
     )
 )
 
