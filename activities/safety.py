@@ -27,7 +27,7 @@ from activities.before_images import lineage, load_change, refusal
 from activities.budget import rows_charged
 from activities.dry_run import dry_run
 from activities.result_size import MAX_RESULT_BYTES, drop_from_the_end, model_bytes
-from activities.sql import INHERITED, forget_reflection, reflect_target
+from activities.sql import INHERITED, forget_reflection, plan_tables, reflect_target
 from core.ledger import is_ledger_table
 from core.masking import mask_row
 from core.models import (
@@ -158,7 +158,7 @@ class SafetyActivities:
         requester, reverts = input.judged_requester, input.judged_reverts
         if reverts is not None:  # judged against the columns as they are now (activities/revert.py)
             forget_reflection(self._target)
-        metadata = await reflect_target(self._target)
+        metadata = await reflect_target(self._target, plan_tables(input.plan))
         report = bounded_report(await self.assess(input.plan, policy, metadata, requester=requester, reverts=reverts))
         # What the executor will require: vouched for the workflow that asked, as Temporal names it.
         report = self._authority.vouch(report, input.request, activity.info().workflow_id or "")

@@ -12,7 +12,7 @@ import logging
 import math
 import re
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -47,6 +47,7 @@ from core.models import (
     Filter,
     FilterOperator,
     InsertOperation,
+    Plan,
     Scalar,
     SelectOperation,
     UpdateOperation,
@@ -73,16 +74,31 @@ class SqlCompileError(ValueError):
 @dataclass(frozen=True)
 class _Reflected:
     metadata: MetaData
+    shapes: Mapping[str, str]  # what each table's shape was when reflected (`_shapes`)
 
 
 _cache: weakref.WeakKeyDictionary[Engine, _Reflected] = weakref.WeakKeyDictionary()
 _locks: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
-async def reflect_target(engine: AsyncEngine) -> MetaData:
-    """The target's tables as reflected once per engine; reflecting on every call is slow."""
+async def reflect_target(engine: AsyncEngine, tables: Collection[str] = ()) -> MetaData:
+    """The target's tables as reflected once per engine; reflecting on every call is slow.
+
+    With `tables` (a plan being judged), their shape in the catalog is read first (one query), and
+    the schema is reflected again if any changed since: a migration, a column added or dropped, a new
+    key, a table that others now inherit from. A plan is judged on the tables as they are (red team
+    32: a table inherited from after the worker started passed as plain). The execution runs on the
+    schema it was judged on and needs no such read: it checks in its transaction that the rows it
+    touches are the ones approved, which a schema changed since would alter (more rows, other keys).
+    """
     key = engine.sync_engine
     cached = _cache.get(key)
+    if cached is not None and tables:
+        async with engine.connect() as connection:
+            now = await _shapes(connection, tables)
+        if any(cached.shapes.get(name, "") != now.get(name, "") for name in {*tables, *now}):
+            _forget_if_still(key, cached)
+            cached = None
     if cached is not None:
         return cached.metadata
     lock = _locks.setdefault(key, asyncio.Lock())
@@ -92,14 +108,63 @@ async def reflect_target(engine: AsyncEngine) -> MetaData:
             return cached.metadata
         metadata = MetaData()
         async with engine.connect() as connection:
+            # Read before reflecting: a change in between then shows as a change at the next check.
+            shapes = await _shapes(connection, None)
             await connection.run_sync(metadata.reflect)
             if connection.dialect.name == "postgresql":
                 for name in await _inherited_tables(connection):
                     if name in metadata.tables:
                         metadata.tables[name].info[INHERITED] = True
-        _cache[key] = _Reflected(metadata)
+        _cache[key] = _Reflected(metadata, shapes)
         logger.info("reflected %d tables from the target DB", len(metadata.tables))
         return metadata
+
+
+def plan_tables(plan: Plan) -> set[str]:
+    return {operation.table for operation in plan.operations}
+
+
+def _forget_if_still(key: Engine, stale: _Reflected) -> None:
+    """Drop `stale` unless another call has already reflected again."""
+    if _cache.get(key) is stale:
+        _cache.pop(key, None)
+        logger.info("the target's schema changed since it was reflected: reflecting again")
+
+
+async def _shapes(connection: AsyncConnection, tables: Collection[str] | None) -> dict[str, str]:
+    """The named tables' (None: every table's) shapes as the catalog has them now; a missing table has none.
+
+    SQLite counts every change to its schema in one number (`PRAGMA schema_version`), kept under
+    `EVERY_TABLE`. PostgreSQL gets a digest per table of what reflection and the safety rules read:
+    its columns (name, type, modifier, collation, nullability, default, identity, generation), its
+    constraints and indexes, and how many tables inherit from it.
+    """
+    if connection.dialect.name == "sqlite":
+        version = (await connection.exec_driver_sql("PRAGMA schema_version")).scalar_one()
+        return {EVERY_TABLE: str(version)}
+    if connection.dialect.name != "postgresql":
+        return {}
+    names = None if tables is None else sorted(set(tables))
+    result = await connection.execute(_POSTGRES_SHAPES, {"every": names is None, "names": names or []})
+    return {name: digest for name, digest in result}
+
+
+EVERY_TABLE = "*"
+_POSTGRES_SHAPES = text(
+    "SELECT c.relname, md5(concat_ws('|', c.oid, c.relkind, "
+    "(SELECT string_agg(concat_ws(':', a.attnum, a.attname, a.atttypid, a.atttypmod, a.attcollation, "
+    "a.attnotnull, a.atthasdef, a.attidentity, a.attgenerated), ',' ORDER BY a.attnum) "
+    "FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), "
+    "(SELECT string_agg(concat_ws(':', k.conname, k.contype, array_to_string(k.conkey, ' '), k.confrelid), ',' "
+    "ORDER BY k.conname) FROM pg_constraint k WHERE k.conrelid = c.oid), "
+    "(SELECT string_agg(concat_ws(':', x.indexrelid, x.indisunique, x.indisprimary, x.indkey::text), ',' "
+    "ORDER BY x.indexrelid) FROM pg_index x WHERE x.indrelid = c.oid), "
+    "(SELECT count(*) FROM pg_inherits h WHERE h.inhparent = c.oid))) "
+    "FROM pg_class c WHERE (CAST(:every AS boolean) OR c.relname = ANY(CAST(:names AS text[]))) "
+    "AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+    # By name, not `to_regnamespace`: a mixed-case schema read as an unquoted identifier (red team 32).
+    "AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
+)
 
 
 # `Table.info` flag: PostgreSQL tables inherit from it. Its queries reach their rows too, and its primary key
