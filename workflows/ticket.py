@@ -9,6 +9,7 @@ the Slack message follows beside it (workflows/delivery.py), never in its way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -54,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         ValidatePlanInput,
         VerifyDecisionInput,
         VerifyRequestInput,
+        WaitingApproval,
     )
     from workflows import metrics as ticket_metrics
     from workflows import options
@@ -70,6 +72,9 @@ MAX_FEEDBACK_KEPT = 10
 MAX_DECISIONS_KEPT = 50
 # Times the rows a plan touches may change between judgement and execution before the ticket gives up.
 MAX_REJUDGED = 3
+# A wait for approval that many signals made long continues as new; decisions still being judged get this
+# long to finish first (a flood of them may never let all finish).
+HANDLERS_BEFORE_CONTINUING = timedelta(seconds=30)
 
 # A revert's plan comes from the original's before-images in the target DB, never from the LLM.
 PLAN_REVERT = Step(names.ACTIVITY_PLAN_REVERT, options.READ_DURABLE, RevertPlan, local=options.VALIDATE_PLAN)
@@ -115,6 +120,10 @@ class TicketWorkflow:
         self._decisions_received = 0
         self._decisions_judged = 0
         self._approvers: list[str] | None = None
+        # This run continues a wait for approval: `_decide` waits on the restored gate instead of opening one.
+        self._resumed: WaitingApproval | None = continued.waiting if continued else None
+        if self._resumed is not None:
+            self._resume_wait(self._resumed)
         # Started with the ticket search attributes, so the namespace has them and upserts are safe.
         self._index = TicketIndex(
             enabled=workflow.info().typed_search_attributes.get(ticket_search.TICKET_REQUESTER) is not None
@@ -263,6 +272,27 @@ class TicketWorkflow:
     async def _process(self, request: TicketRequest) -> TicketOutcome:
         if request.reverts is not None:
             return await self._process_revert(request, request.reverts)
+        context: TicketContext | None = None
+        plan: Plan | None = self._resumed.plan if self._resumed else None
+        report: SafetyReport | None = self._resumed.report if self._resumed else None
+        while True:
+            if plan is None:
+                context = context or await self._gather_context(request)
+                plan, report = await self._plan_and_validate(request, context)
+            elif report is None:  # its rows changed after approval: judged again, and asked again
+                report = await self._validate(plan)
+            decision = await self._decide(request, plan, report)
+            if isinstance(decision, TicketOutcome):
+                return decision
+            if decision is None:  # a reviewer asked for a new plan
+                plan = report = None
+                continue
+            executed = await self._execute(plan, report, approvals=decision)
+            if executed is not None:
+                return executed
+            report = None
+
+    async def _gather_context(self, request: TicketRequest) -> TicketContext:
         self._set_stage(Stage.GATHERING_CONTEXT)
         context: TicketContext = await self._step(
             GATHER_CONTEXT, GatherContextInput(ticket_id=self._status.ticket_id, request=request)
@@ -271,21 +301,7 @@ class TicketWorkflow:
         self._record(
             AuditEventKind.CONTEXT_GATHERED, self._status.context_summary, detail={"redacted": context.redacted}
         )
-        plan: Plan | None = None
-        while True:
-            if plan is None:
-                plan, report = await self._plan_and_validate(request, context)
-            else:  # its rows changed after approval: judged again, and asked again
-                report = await self._validate(plan)
-            decision = await self._decide(request, plan, report)
-            if isinstance(decision, TicketOutcome):
-                return decision
-            if decision is None:  # a reviewer asked for a new plan
-                plan = None
-                continue
-            executed = await self._execute(plan, report, approvals=decision)
-            if executed is not None:
-                return executed
+        return context
 
     async def _process_revert(self, request: TicketRequest, reverts: RevertOf) -> TicketOutcome:
         """Undo an executed ticket: the inverse plan from its before-images, then the same judge and approvals.
@@ -296,23 +312,32 @@ class TicketWorkflow:
         self._status.context_summary = f"reverts {original}" + (
             ", overwriting later changes" if reverts.include_conflicts else ""
         )
+        resumed = self._resumed
         while True:
-            self._set_stage(Stage.PLANNING)
-            planned: RevertPlan = await self._step(
-                PLAN_REVERT, PlanRevertInput(ticket_id=self._status.ticket_id, reverts=reverts)
-            )
-            if planned.plan is None:
-                self._record(AuditEventKind.DECIDED, f"cannot revert {original}")
-                return self._finish(OutcomeStatus.BLOCKED, planned.refusal)
-            plan = planned.plan
-            self._status.plan = plan
-            self._record(
-                AuditEventKind.PLANNED,
-                f"{len(plan.operations)} operation(s) by {plan.planner}: {plan.summary}",
-                detail={"planner": plan.planner, "operations": len(plan.operations), "reverts": reverts.workflow_id},
-            )
+            if resumed is not None:
+                plan: Plan = resumed.plan
+            else:
+                self._set_stage(Stage.PLANNING)
+                planned: RevertPlan = await self._step(
+                    PLAN_REVERT, PlanRevertInput(ticket_id=self._status.ticket_id, reverts=reverts)
+                )
+                if planned.plan is None:
+                    self._record(AuditEventKind.DECIDED, f"cannot revert {original}")
+                    return self._finish(OutcomeStatus.BLOCKED, planned.refusal)
+                plan = planned.plan
+                self._status.plan = plan
+                self._record(
+                    AuditEventKind.PLANNED,
+                    f"{len(plan.operations)} operation(s) by {plan.planner}: {plan.summary}",
+                    detail={
+                        "planner": plan.planner,
+                        "operations": len(plan.operations),
+                        "reverts": reverts.workflow_id,
+                    },
+                )
             while True:
-                report = await self._validate(plan)
+                report = resumed.report if resumed is not None else await self._validate(plan)
+                resumed = None
                 decision = await self._decide(request, plan, report)
                 if isinstance(decision, TicketOutcome):
                     return decision
@@ -338,6 +363,9 @@ class TicketWorkflow:
         self, request: TicketRequest, plan: Plan, report: SafetyReport
     ) -> list[Decision] | TicketOutcome | None:
         """The plan's approvals ([] when it needs none), the outcome that ends the ticket, or None to plan again."""
+        if self._resumed is not None and self._gate is not None:  # the last run was waiting on this gate
+            self._resumed = None
+            return await self._verdict_of(self._gate, request)
         if report.risk is Risk.BLOCKED:
             # Nobody will approve it, so what its private lookups matched stays withheld for good: the
             # words of a finding such as "reads 102 rows" counted them (red team).
@@ -353,6 +381,9 @@ class TicketWorkflow:
         gate = await self._open_approval(request, report)
         if isinstance(gate, TicketOutcome):
             return gate
+        return await self._verdict_of(gate, request)
+
+    async def _verdict_of(self, gate: ApprovalGate, request: TicketRequest) -> list[Decision] | TicketOutcome | None:
         await self._wait_for_verdict(gate, request)
         outcome = self._close_approval(gate)
         if outcome is not None:
@@ -454,6 +485,9 @@ class TicketWorkflow:
             now = workflow.now()
             if now >= approval.deadline:
                 return
+            if workflow.info().is_continue_as_new_suggested():
+                await self._continue_waiting(request, gate)
+                continue
             wake_at = approval.reminder_at if approval.reminder_at and now < approval.reminder_at else approval.deadline
             try:
                 await workflow.wait_condition(
@@ -463,6 +497,60 @@ class TicketWorkflow:
             except TimeoutError:
                 if approval.reminder_at and workflow.now() >= approval.reminder_at and not self._status.reminders_sent:
                     self._remind(request)
+
+    async def _continue_waiting(self, request: TicketRequest, gate: ApprovalGate) -> None:
+        """Go on waiting in a fresh run: the same gate, deadline and approvals counted so far.
+
+        Each decision adds to the history, and a flood of forged ones would take a waiting ticket to
+        Temporal's limit, where it ends, never told (red team 28). Returns only if a decision judged
+        meanwhile settled the gate.
+        """
+        await self._write_until_quiet(within=HANDLERS_BEFORE_CONTINUING)
+        if gate.verdict is not Verdict.PENDING:
+            return
+        status = self._status
+        assert status.plan is not None and status.report is not None  # judged before approval was asked
+        waiting = WaitingApproval(
+            plan=status.plan,
+            report=status.report,
+            approval=gate.request,
+            approvals=list(gate.approvals),
+            decisions=status.decisions,
+            reminders_sent=status.reminders_sent,
+            context_summary=status.context_summary,
+            rejudged_because=status.rejudged_because,
+            rows_changed=self._rows_changed,
+        )
+        workflow.continue_as_new(request.model_copy(update={"continued": self._continued(waiting)}))
+
+    def _continued(self, waiting: WaitingApproval | None = None) -> ContinuedTicket:
+        """What the next run carries; a post still owed is not carried over (it shows its state in the same message)."""
+        return ContinuedTicket(
+            created_at=self._status.created_at,
+            feedback=self._status.feedback,
+            rounds=self._status.review_rounds,
+            slack_message=self._status.slack_message,
+            waiting=waiting,
+        )
+
+    def _resume_wait(self, waiting: WaitingApproval) -> None:
+        """Stand where the last run stood when it continued as new: waiting on the same approval request."""
+        status = self._status
+        status.plan, status.report, status.plan_hash = waiting.plan, waiting.report, waiting.report.plan_hash
+        status.approval = waiting.approval
+        status.approved_by = [decision.decider for decision in waiting.approvals]
+        status.decisions = list(waiting.decisions)
+        status.reminders_sent = waiting.reminders_sent
+        status.context_summary = waiting.context_summary
+        status.rejudged_because = waiting.rejudged_because
+        status.stage = Stage.AWAITING_APPROVAL
+        self._rows_changed = waiting.rows_changed
+        self._gate = ApprovalGate(
+            request=waiting.approval,
+            requester=status.request.requester,
+            approved_by=list(status.approved_by),
+            approvals=list(waiting.approvals),
+        )
 
     def _close_approval(self, gate: ApprovalGate) -> TicketOutcome | None:
         """The outcome the verdict means, or None to go on (approved, or a new plan requested)."""
@@ -507,19 +595,7 @@ class TicketWorkflow:
         )
         if self._rounds_this_run >= ROUNDS_PER_RUN or workflow.info().is_continue_as_new_suggested():
             await self._write_until_quiet()
-            # The new run shows its state in the same message; a post still owed is not carried over.
-            workflow.continue_as_new(
-                request.model_copy(
-                    update={
-                        "continued": ContinuedTicket(
-                            created_at=self._status.created_at,
-                            feedback=self._status.feedback,
-                            rounds=self._status.review_rounds,
-                            slack_message=self._status.slack_message,
-                        )
-                    }
-                )
-            )
+            workflow.continue_as_new(request.model_copy(update={"continued": self._continued()}))
 
     # ------------------------------------------------------------ execution and outcome
 
@@ -641,18 +717,26 @@ class TicketWorkflow:
         await self._leave()
         await self._write_until_quiet(lambda: not self._delivery.owed)
 
-    async def _write_until_quiet(self, also: Callable[[], bool] = lambda: True) -> None:
+    async def _write_until_quiet(
+        self, also: Callable[[], bool] = lambda: True, within: timedelta | None = None
+    ) -> None:
         """Write what the handlers queue until none is running, nothing is queued and `also()` holds.
 
         The run may end or continue as new after this, in the same workflow task: a decision that came
         in while the last batch was being written is on record first, never left behind with the run.
+        `within`: stop after writing what is queued once this long has passed, quiet or not.
         """
+        until = workflow.now() + within if within is not None else None
         while True:
-            await workflow.wait_condition(
-                lambda: self._audit.has_queued or (also() and workflow.all_handlers_finished())
-            )
+            left = max(until - workflow.now(), timedelta(seconds=1)) if until is not None else None
+            with contextlib.suppress(TimeoutError):  # past `within`: what is queued is written, and that is all
+                await workflow.wait_condition(
+                    lambda: self._audit.has_queued or (also() and workflow.all_handlers_finished()), timeout=left
+                )
             await self._leave()
             if also() and workflow.all_handlers_finished() and not self._audit.has_queued:
+                return
+            if until is not None and workflow.now() >= until:
                 return
 
     # ------------------------------------------------------------ helpers

@@ -39,7 +39,14 @@ from core.models.plan import (
     bounded_value,
     plan_hash,
 )
-from core.models.request import ApprovalSettings, ContinuedTicket, SlackMessageRef, TicketRequest, TicketSource
+from core.models.request import (
+    ApprovalSettings,
+    ContinuedTicket,
+    SlackMessageRef,
+    TicketRequest,
+    TicketSource,
+    WaitingApproval,
+)
 from core.models.revert import PlanRevertInput, RevertCheck, RevertOf, RevertPlan, RowConflict
 from core.models.safety import Finding, Judgement, OperationImpact, Risk, RowChange, SafetyReport
 from core.models.status import ExecutionResult, OperationResult, OutcomeStatus, Stage, TicketOutcome, TicketStatus
@@ -128,6 +135,7 @@ __all__ = [
     "ValidatePlanInput",
     "VerifyDecisionInput",
     "VerifyRequestInput",
+    "WaitingApproval",
     "bounded_value",
     "clean_ticket_text",
     "hidden_character",

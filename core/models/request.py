@@ -8,8 +8,10 @@ from enum import StrEnum
 from pydantic import Field, ValidationInfo, field_validator
 
 from core.models.base import Model
+from core.models.decisions import ApprovalRequest, Decision, DecisionRecord
 from core.models.plan import Plan
 from core.models.revert import RevertOf
+from core.models.safety import SafetyReport
 from core.models.text import MAX_TICKET_TEXT, clean_ticket_text, refuse_hidden_characters
 
 MAX_REASON = 1000
@@ -37,13 +39,29 @@ class SlackMessageRef(Model):
     ts: str
 
 
+class WaitingApproval(Model):
+    """Where a ticket that continued as new while waiting for approval stood: the new run waits on."""
+
+    plan: Plan
+    report: SafetyReport
+    approval: ApprovalRequest
+    approvals: list[Decision] = Field(default_factory=list)  # counted so far, proofs and all, for the executor
+    decisions: list[DecisionRecord] = Field(default_factory=list)
+    reminders_sent: int = 0
+    context_summary: str = ""
+    rejudged_because: str = ""
+    rows_changed: int = 0
+
+
 class ContinuedTicket(Model):
-    """What a ticket carries into a fresh run when a long review conversation continues as new."""
+    """What a ticket carries into a fresh run when its history grows long: a long review conversation,
+    or a wait for approval that many signals made long."""
 
     created_at: datetime
     feedback: list[str] = Field(default_factory=list)
     rounds: int = 0
     slack_message: SlackMessageRef | None = None
+    waiting: WaitingApproval | None = None
 
 
 class TicketRequest(Model):

@@ -1,0 +1,122 @@
+"""A wait for approval that signals make long goes on in a fresh run, as if nothing had happened.
+
+Every decision adds to the history, forged ones too; a flood of them took a waiting ticket to
+Temporal's history limit, where it ended terminated and never told (red team 28). The server here
+suggests continuing as new after 150 events instead of 4,096, so a few dozen signals are a flood.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from cli.devserver import SERVER_DYNAMIC_CONFIG
+from core.models import OutcomeStatus, Risk, Stage, TicketOutcome
+from core.names import SIGNAL_APPROVE, SIGNAL_REJECT
+from service.temporal import temporal_cli_path
+from tests.support import wait_for_status
+from tests.workflows.fake_activities import ScriptedActivities
+from tests.workflows.test_ticket_workflow import awaiting_approval, decision, request, running
+
+SUGGEST_AFTER_EVENTS = 150
+
+
+@pytest.fixture
+async def short_histories() -> AsyncIterator[WorkflowEnvironment]:
+    async with await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(temporal_cli_path()),
+        dev_server_extra_args=[
+            *SERVER_DYNAMIC_CONFIG,
+            "--dynamic-config-value",
+            f"limit.historyCount.suggestContinueAsNew={SUGGEST_AFTER_EVENTS}",
+        ],
+    ) as env:
+        yield env
+
+
+async def _flood(env: WorkflowEnvironment, workflow_id: str, signals: int) -> None:
+    """Decisions nobody should count: malformed ones, and well-formed ones from someone who is no approver."""
+    handle = env.client.get_workflow_handle(workflow_id)
+    status = await awaiting_approval(handle)
+    for n in range(signals):
+        if n % 2:
+            await handle.signal(SIGNAL_APPROVE, {"decider": f"mallory-{n}"})
+        else:
+            await handle.signal(SIGNAL_REJECT, decision(status, "mallory", approve=False, comment=f"no {n}"))
+
+
+async def _runs(env: WorkflowEnvironment, workflow_id: str) -> list[int]:
+    """The history length of each run of the ticket so far, oldest first."""
+    lengths = []
+    async for execution in env.client.list_workflows(f'WorkflowId = "{workflow_id}"'):
+        handle: WorkflowHandle[object, object] = env.client.get_workflow_handle(workflow_id, run_id=execution.run_id)
+        lengths.append(len([event async for event in handle.fetch_history_events()]))
+    return lengths
+
+
+async def _continued_as_new(env: WorkflowEnvironment, workflow_id: str, within: float = 30) -> None:
+    """Once the ticket's first run has continued as new."""
+    for _ in range(int(within / 0.2)):
+        async for execution in env.client.list_workflows(f'WorkflowId = "{workflow_id}"'):
+            if execution.status is WorkflowExecutionStatus.CONTINUED_AS_NEW:
+                return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{workflow_id} did not continue as new within {within} s")
+
+
+async def test_a_flood_of_decisions_while_waiting_continues_the_wait_and_keeps_the_approvals(
+    short_histories: WorkflowEnvironment,
+) -> None:
+    env = short_histories
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=2)
+    async with running(env, fakes, request()) as started:
+        workflow_id = started.id
+        first = await awaiting_approval(started)
+        await started.signal(SIGNAL_APPROVE, decision(first, "bob"))
+        await wait_for_status(started, workflow_id, lambda s: s.approved_by == ["bob"], "bob's approval counted")
+
+        await _flood(env, workflow_id, signals=60)
+        await _continued_as_new(env, workflow_id)
+        current = env.client.get_workflow_handle(workflow_id, result_type=TicketOutcome)
+        resumed = await wait_for_status(
+            current, workflow_id, lambda s: s.approved_by == ["bob"] and s.stage is Stage.AWAITING_APPROVAL
+        )
+        assert resumed.approval is not None and first.approval is not None
+        assert resumed.approval.request_id == first.approval.request_id
+        assert resumed.approval.deadline == first.approval.deadline
+        assert resumed.plan_hash == first.plan_hash
+
+        await current.signal(SIGNAL_APPROVE, decision(resumed, "carol"))
+        outcome = await current.result()
+
+    assert outcome.status is OutcomeStatus.DONE
+    assert len(fakes.executions) == 1
+    assert sorted(fakes.executions[0].approved_by) == ["bob", "carol"]
+    assert sorted(approval.decider for approval in fakes.executions[0].approvals) == ["bob", "carol"]
+    lengths = await _runs(env, workflow_id)
+    assert len(lengths) >= 2
+    assert max(lengths) < 3 * SUGGEST_AFTER_EVENTS, lengths
+
+
+async def test_a_ticket_that_continued_while_waiting_can_still_be_rejected(
+    short_histories: WorkflowEnvironment,
+) -> None:
+    env = short_histories
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1)
+    async with running(env, fakes, request()) as started:
+        workflow_id = started.id
+        await awaiting_approval(started)
+        await _flood(env, workflow_id, signals=60)
+        await _continued_as_new(env, workflow_id)
+        current = env.client.get_workflow_handle(workflow_id, result_type=TicketOutcome)
+        resumed = await awaiting_approval(current)
+        await current.signal(SIGNAL_REJECT, decision(resumed, "bob", approve=False, comment="not today"))
+        outcome = await current.result()
+    assert outcome.status is OutcomeStatus.REJECTED and "not today" in outcome.reason
+    assert fakes.executions == []
