@@ -263,11 +263,12 @@ def _postgres_estimates(connection: Connection, tables: Sequence[Table]) -> dict
     result = connection.execute(
         text(
             "SELECT c.relname, c.reltuples FROM pg_class c "
-            "WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) "
+            "WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = :schema) "
             "AND c.relkind IN ('r', 'p') "
             "AND c.relname = ANY(:names)"
         ),
-        {"names": [table.name for table in tables]},
+        # The schema the tables were reflected from (activities/sql.py).
+        {"names": [table.name for table in tables], "schema": connection.dialect.default_schema_name},
     )
     return {name: int(estimate) for name, estimate in result if estimate is not None and estimate >= 0}
 

@@ -27,7 +27,10 @@ from activities.sql import (
     count_query,
     describe_db_error,
     is_transient_db_error,
+    judged_shapes_digest,
+    plan_tables,
     set_read_only,
+    shapes_digest,
     to_scalar,
 )
 from activities.statement_timeout import is_timeout, statement_timeout
@@ -69,6 +72,11 @@ class DryRun:
     impacts: list[OperationImpact] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     tenants: set[str] = field(default_factory=set)
+    schema_digest: str = ""  # the plan's tables' definitions it ran on (`shapes_digest`)
+
+
+class SchemaChangedWhileJudged(RuntimeError):
+    """A migration landed while the plan was judged (its statements waited for it): judged again on a retry."""
 
 
 async def dry_run(
@@ -99,9 +107,19 @@ async def dry_run(
                     except Exception as error:
                         result.findings.append(_refusal(index, operation, error, policy))
                         break
+                else:  # every operation ran (a refused one blocks the plan, and aborts a PostgreSQL transaction)
+                    await _check_schema(connection, metadata, plan, result)
         finally:
             await transaction.rollback()
     return result
+
+
+async def _check_schema(connection: AsyncConnection, metadata: MetaData, plan: Plan, result: DryRun) -> None:
+    """The plan ran on the tables as reflected: read after its statements, which waited for any migration."""
+    tables = plan_tables(plan)
+    result.schema_digest = await shapes_digest(connection, tables)
+    if result.schema_digest != judged_shapes_digest(metadata, tables):
+        raise SchemaChangedWhileJudged("the plan's tables changed while it was judged (a migration); judged again")
 
 
 async def _counted(

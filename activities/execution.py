@@ -37,7 +37,9 @@ from activities.sql import (
     compile_operation,
     describe_db_error,
     is_transient_db_error,
+    plan_tables,
     reflect_target,
+    shapes_digest,
 )
 from core.ledger import executions
 from core.masking import mask_row
@@ -220,6 +222,7 @@ class ExecutionActivities:
         runner = PlanRunner(connection, metadata, every_column=bool(input.reverts))
         private = _private_columns(input, metadata, policy)
         outcomes = [await _run_step(runner, step) for step in steps]
+        await _check_schema(connection, input)
         results = [_result(outcome, private) for outcome in outcomes]
         written = {(o.operation.table, key) for o in outcomes if o.written for key in o.keys}
         if input.requester and _unapproved(input) and written and policy is not None:
@@ -240,6 +243,17 @@ class ExecutionActivities:
         )
         await connection.commit()
         return result
+
+
+async def _check_schema(connection: AsyncConnection, input: ExecutePlanInput) -> None:
+    """The plan's tables are defined as when it was judged; read after its statements, which hold their locks.
+
+    A migration since approval may have added what the judgement would have weighed (a cascading key
+    on another table, a key of another type): such a plan is judged and asked for again (red team 38).
+    """
+    judged = input.judgement.schema_digest if input.judgement is not None else input.schema_digest
+    if judged and await shapes_digest(connection, plan_tables(input.plan)) != judged:
+        raise _ApprovedRowsChanged("the tables it writes were altered since approval (a migration)")
 
 
 def _compile(input: ExecutePlanInput, plan: Plan, metadata: MetaData, policy: Policy | None, label: str) -> list[_Step]:

@@ -54,10 +54,35 @@ RULE_REVERT_CONFLICT = "revert_conflict"
 
 def target_shape(metadata: MetaData) -> dict[str, rules.TableShape]:
     """Columns, insert-required columns and keys of every reflected table except the ledgers."""
-    return {name: _table_shape(table) for name, table in metadata.tables.items() if not is_ledger_table(name)}
+    cascades = _cascades(metadata)
+    return {
+        name: _table_shape(table, cascades.get(name, ()))
+        for name, table in metadata.tables.items()
+        if not is_ledger_table(name)
+    }
 
 
-def _table_shape(table: Table) -> rules.TableShape:
+def _cascades(metadata: MetaData) -> dict[str, tuple[rules.Cascade, ...]]:
+    """Per table, the other tables' foreign keys on it whose actions change their own rows."""
+    found: dict[str, list[rules.Cascade]] = {}
+    for table in metadata.tables.values():
+        for constraint in table.foreign_key_constraints:
+            on_update, on_delete = (
+                action if (action := (value or "").upper()) in rules.CASCADING_ACTIONS else ""
+                for value in (constraint.onupdate, constraint.ondelete)
+            )
+            if on_update or on_delete:
+                cascade = rules.Cascade(
+                    table=table.name,
+                    columns=frozenset(element.column.name for element in constraint.elements),
+                    on_update=on_update,
+                    on_delete=on_delete,
+                )
+                found.setdefault(constraint.referred_table.name, []).append(cascade)
+    return {name: tuple(cascades) for name, cascades in found.items()}
+
+
+def _table_shape(table: Table, cascades: tuple[rules.Cascade, ...] = ()) -> rules.TableShape:
     generated = table.autoincrement_column
     required = {
         column.name
@@ -76,6 +101,7 @@ def _table_shape(table: Table) -> rules.TableShape:
         foreign_keys=frozenset(column.name for column in table.columns if column.foreign_keys),
         inexact_key=frozenset(column.name for column in table.primary_key.columns if not _read_exactly(column)),
         inherited=bool(table.info.get(INHERITED)),
+        cascades=cascades,
     )
 
 
@@ -219,6 +245,7 @@ class SafetyActivities:
             plan_hash=plan_hash(shown),
             private_columns=private,
             revert=check,
+            schema_digest=run.schema_digest,
         )
 
     async def _judge_revert(self, plan: Plan, reverts: RevertOf, policy: Policy, metadata: MetaData) -> JudgedRevert:

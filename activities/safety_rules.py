@@ -46,6 +46,7 @@ RULE_DATABASE_REFUSED = "database_refused"
 RULE_DRY_RUN_TIMEOUT = "dry_run_timeout"
 RULE_NO_PRIMARY_KEY = "no_primary_key"
 RULE_FOREIGN_KEY = "foreign_key"
+RULE_CASCADE = "cascade"
 RULE_TENANT_MOVE = "tenant_move"
 RULE_PRIVATE_READ = "private_read"
 RULE_PRIVATE_PROBE = "private_probe"
@@ -75,6 +76,7 @@ PLAN_RULES = frozenset(
         RULE_INVALID_VALUE,
         RULE_NO_PRIMARY_KEY,
         RULE_FOREIGN_KEY,
+        RULE_CASCADE,
         RULE_TENANT_MOVE,
         RULE_PRIVATE_READ,
         RULE_PRIVATE_PROBE,
@@ -82,6 +84,20 @@ PLAN_RULES = frozenset(
         value_rules.RULE_VALUE_RULE,
     }
 )
+
+
+# What another table's foreign key may do to its own rows when the rows it refers to change.
+CASCADING_ACTIONS = frozenset({"CASCADE", "SET NULL", "SET DEFAULT"})
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """Another table's foreign key on this one that changes that table's rows when these change or go."""
+
+    table: str  # the table whose rows refer to this one's
+    columns: frozenset[str]  # this table's columns they refer to
+    on_update: str = ""  # a `CASCADING_ACTIONS` member, or "" when an update leaves its rows alone
+    on_delete: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,6 +114,7 @@ class TableShape:
     inexact_key: frozenset[str] = frozenset()
     # PostgreSQL tables inherit from it: its queries reach their rows, which its key does not keep apart.
     inherited: bool = False
+    cascades: tuple[Cascade, ...] = ()
 
 
 TargetShape = Mapping[str, TableShape]
@@ -286,6 +303,42 @@ def check_references(index: int, operation: AnyOperation, policy: Policy, shape:
     return findings
 
 
+def check_cascades(index: int, operation: AnyOperation, shape: TargetShape) -> list[Finding]:
+    """A write that makes the database change other tables' rows (red team 38) needs people to approve it.
+
+    An update of the columns another table's foreign key refers to `ON UPDATE CASCADE` (or `SET NULL`,
+    `SET DEFAULT`), or a delete under `ON DELETE` ones, changes rows of that table the plan does not name:
+    the dry run neither counts nor shows them, no row limit or budget holds them, and undo does not put
+    them back. Renaming one team's code (one row, within the auto-approve limit) rewrote 50 members' rows.
+    """
+    table = shape.get(operation.table)
+    if table is None or not isinstance(operation, UpdateOperation | DeleteOperation):
+        return []
+    if isinstance(operation, UpdateOperation):
+        written = set(written_columns(operation))
+        verb, actions = (
+            "Updating",
+            [
+                (cascade.table, f"ON UPDATE {cascade.on_update}")
+                for cascade in table.cascades
+                if cascade.on_update and cascade.columns & written
+            ],
+        )
+    else:
+        verb, actions = (
+            "Deleting",
+            [(cascade.table, f"ON DELETE {cascade.on_delete}") for cascade in table.cascades if cascade.on_delete],
+        )
+    if not actions:
+        return []
+    reached = ", ".join(f"{other} ({action})" for other, action in sorted(set(actions)))
+    message = (
+        f"{verb} rows of {operation.table} also changes the rows of {reached} that refer to them: those rows "
+        "are not counted or shown here, and undo does not put them back."
+    )
+    return [_finding(RULE_CASCADE, Risk.HIGH, message, index)]
+
+
 def check_private_reads(index: int, operation: AnyOperation, policy: Policy, shape: TargetShape) -> list[Finding]:
     """Reading private values needs approval; so does testing them with anything but equality."""
     target = shape.get(operation.table)
@@ -347,6 +400,7 @@ def operation_findings(
         ),
         *check_sensitive_columns(index, operation, policy),
         *check_references(index, operation, policy, shape),
+        *check_cascades(index, operation, shape),
         *check_private_reads(index, operation, policy, shape),
         *check_required_columns(index, operation, shape),
         *value_rules.check_values(index, operation, policy),

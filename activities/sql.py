@@ -8,6 +8,8 @@ value is coerced to its column's type and bound as a parameter.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import math
 import re
@@ -77,6 +79,10 @@ class _Reflected:
     shapes: Mapping[str, str]  # what each table's shape was when reflected (`_shapes`)
 
 
+# `MetaData.info` key: the shapes its tables had when it was reflected.
+SHAPES = "agent_ticket_shapes"
+
+
 _cache: weakref.WeakKeyDictionary[Engine, _Reflected] = weakref.WeakKeyDictionary()
 _locks: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
 
@@ -92,20 +98,56 @@ async def reflect_target(engine: AsyncEngine, tables: Collection[str] = ()) -> M
     touches are the ones approved, which a schema changed since would alter (more rows, other keys).
     """
     key = engine.sync_engine
-    cached = _cache.get(key)
-    if cached is not None and tables:
+    for _ in range(MAX_REFLECTIONS):
+        cached = _cache.get(key) or await _reflect(engine)
+        if not tables:
+            return cached.metadata
+        # Checked even when just reflected, by this call or another one it waited for: a change can
+        # land between another call's reflection and this plan's (red team 38).
         async with engine.connect() as connection:
             now = await _shapes(connection, tables)
-        if any(cached.shapes.get(name, "") != now.get(name, "") for name in {*tables, *now}):
-            _forget_if_still(key, cached)
-            cached = None
-    if cached is not None:
-        return cached.metadata
-    lock = _locks.setdefault(key, asyncio.Lock())
-    async with lock:
+        if all(cached.shapes.get(name, "") == now.get(name, "") for name in {*tables, *now}):
+            return cached.metadata
+        _forget_if_still(key, cached)
+    raise SchemaUnsettled(
+        "the target's tables kept changing while they were read, or their names now reach tables of another "
+        "schema than the worker read (search_path); retry after the migration, or restart the worker"
+    )
+
+
+MAX_REFLECTIONS = 3
+
+
+class SchemaUnsettled(RuntimeError):
+    """The shape of a plan's tables differed from a fresh reflection's each time."""
+
+
+async def shapes_digest(connection: AsyncConnection, tables: Collection[str]) -> str:
+    """A digest of the plan's tables' shapes as the catalog has them now, in the caller's transaction.
+
+    Read after a plan's statements, which hold their tables' locks: a migration that one of them
+    waited for is in it (red team 38: a dry run that waited for an ALTER ran on the altered table).
+    """
+    return _digest(await _shapes(connection, tables), tables)
+
+
+def judged_shapes_digest(metadata: MetaData, tables: Collection[str]) -> str:
+    """The same digest for the shapes `metadata` was reflected with: equal when it is the schema as it is."""
+    return _digest(metadata.info.get(SHAPES, {}), tables)
+
+
+def _digest(shapes: Mapping[str, str], tables: Collection[str]) -> str:
+    material = [[name, shapes.get(name, "")] for name in sorted({*tables, EVERY_TABLE})]
+    return hashlib.sha256(json.dumps(material).encode()).hexdigest()[:16]
+
+
+async def _reflect(engine: AsyncEngine) -> _Reflected:
+    """The whole schema read once, by one call at a time; a call that waited takes the one just read."""
+    key = engine.sync_engine
+    async with _locks.setdefault(key, asyncio.Lock()):
         cached = _cache.get(key)
         if cached is not None:
-            return cached.metadata
+            return cached
         metadata = MetaData()
         async with engine.connect() as connection:
             # Read before reflecting: a change in between then shows as a change at the next check.
@@ -115,9 +157,33 @@ async def reflect_target(engine: AsyncEngine, tables: Collection[str] = ()) -> M
                 for name in await _inherited_tables(connection):
                     if name in metadata.tables:
                         metadata.tables[name].info[INHERITED] = True
-        _cache[key] = _Reflected(metadata, shapes)
+            if connection.dialect.name == "sqlite":
+                await _sqlite_key_actions(connection, metadata)
+        metadata.info[SHAPES] = shapes
+        reflected = _cache[key] = _Reflected(metadata, shapes)
         logger.info("reflected %d tables from the target DB", len(metadata.tables))
-        return metadata
+        return reflected
+
+
+async def _sqlite_key_actions(connection: AsyncConnection, metadata: MetaData) -> None:
+    """Each foreign key's ON UPDATE / ON DELETE action, which SQLAlchemy does not reflect from SQLite."""
+    for table in metadata.tables.values():
+        rows = (await connection.exec_driver_sql(f"PRAGMA foreign_key_list({_sqlite_quoted(table.name)})")).all()
+        actions: dict[tuple[str, tuple[str, ...]], tuple[str, str]] = {}
+        by_id: dict[int, list[Any]] = {}
+        for row in rows:
+            by_id.setdefault(row[0], []).append(row)
+        for group in by_id.values():
+            columns = tuple(row[3] for row in sorted(group, key=lambda row: row[1]))
+            actions[(group[0][2], columns)] = (group[0][5], group[0][6])
+        for constraint in table.foreign_key_constraints:
+            key = (constraint.referred_table.name, tuple(column.name for column in constraint.columns))
+            if key in actions:
+                constraint.onupdate, constraint.ondelete = actions[key]
+
+
+def _sqlite_quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def plan_tables(plan: Plan) -> set[str]:
@@ -145,11 +211,16 @@ async def _shapes(connection: AsyncConnection, tables: Collection[str] | None) -
     if connection.dialect.name != "postgresql":
         return {}
     names = None if tables is None else sorted(set(tables))
-    result = await connection.execute(_POSTGRES_SHAPES, {"every": names is None, "names": names or []})
+    parameters = {"every": names is None, "names": names or [], "schema": connection.dialect.default_schema_name}
+    result = await connection.execute(_POSTGRES_SHAPES, parameters)
     return {name: digest for name, digest in result}
 
 
 EVERY_TABLE = "*"
+# The schema reflection reads (SQLAlchemy's default schema, the connection's `current_schema()` when the engine
+# first connected), by name, not `to_regnamespace`: a mixed-case schema read as an unquoted identifier (red team
+# 32). Not `current_schema()` now: a schema created later under the role's name becomes that (red team 38).
+_REFLECTED_SCHEMA = "(SELECT oid FROM pg_namespace WHERE nspname = :schema)"
 _POSTGRES_SHAPES = text(
     "SELECT c.relname, md5(concat_ws('|', c.oid, c.relkind, "
     "(SELECT string_agg(concat_ws(':', a.attnum, a.attname, a.atttypid, a.atttypmod, a.attcollation, "
@@ -159,11 +230,12 @@ _POSTGRES_SHAPES = text(
     "ORDER BY k.conname) FROM pg_constraint k WHERE k.conrelid = c.oid), "
     "(SELECT string_agg(concat_ws(':', x.indexrelid, x.indisunique, x.indisprimary, x.indkey::text), ',' "
     "ORDER BY x.indexrelid) FROM pg_index x WHERE x.indrelid = c.oid), "
-    "(SELECT count(*) FROM pg_inherits h WHERE h.inhparent = c.oid))) "
+    "(SELECT count(*) FROM pg_inherits h WHERE h.inhparent = c.oid), "
+    # Whether the plain name still reaches this table, not a same-named one a schema earlier on the search path.
+    "coalesce(to_regclass(quote_ident(c.relname))::oid = c.oid, false))) "
     "FROM pg_class c WHERE (CAST(:every AS boolean) OR c.relname = ANY(CAST(:names AS text[]))) "
     "AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
-    # By name, not `to_regnamespace`: a mixed-case schema read as an unquoted identifier (red team 32).
-    "AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
+    f"AND c.relnamespace = {_REFLECTED_SCHEMA}"
 )
 
 
@@ -173,15 +245,14 @@ INHERITED = "agent_ticket_inherited"
 
 
 async def _inherited_tables(connection: AsyncConnection) -> list[str]:
-    """Plain tables of the current schema that others inherit from (partitioned tables keep one key across
+    """Plain tables of the reflected schema that others inherit from (partitioned tables keep one key across
     their partitions and are not among them)."""
     result = await connection.execute(
         text(
             "SELECT DISTINCT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent "
-            "WHERE c.relkind = 'r' "
-            # By name, not `to_regnamespace`: a mixed-case schema read as an unquoted identifier (red team 32).
-            "AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
-        )
+            f"WHERE c.relkind = 'r' AND c.relnamespace = {_REFLECTED_SCHEMA}"
+        ),
+        {"schema": connection.dialect.default_schema_name},
     )
     return [name for (name,) in result]
 

@@ -36,6 +36,7 @@ def judgement_of(report: SafetyReport, workflow_id: str, requester: str, reverts
         approved_rows=[impact.rows_affected for impact in report.impacts],
         approved_row_keys=report.approved_row_keys,
         approved_versions=[impact.rows_version for impact in report.impacts],
+        schema_digest=report.schema_digest,
     )
 
 

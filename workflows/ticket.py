@@ -622,6 +622,7 @@ class TicketWorkflow:
                     approved_rows=[impact.rows_affected for impact in report.impacts],
                     approved_row_keys=report.approved_row_keys,
                     approved_versions=[impact.rows_version for impact in report.impacts],
+                    schema_digest=report.schema_digest,
                     requester=self._status.request.requester,
                     approved_by=decided_by,
                     reverts=reverts.workflow_id if (reverts := self._status.request.reverts) else "",

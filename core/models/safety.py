@@ -71,6 +71,9 @@ class Judgement(Model):
     approved_rows: list[int] = Field(default_factory=list)
     approved_row_keys: list[list[str]] = Field(default_factory=list)
     approved_versions: list[str] = Field(default_factory=list)
+    # The plan's tables' definitions it was judged on (`activities.sql.shapes_digest`): a migration since
+    # approval (a cascading key added, say) sends it back to be judged again.
+    schema_digest: str = ""
     proof: str = ""
 
 
@@ -83,6 +86,7 @@ class SafetyReport(Model):
     # Private columns per table the plan touches: their values are masked unless the plan was approved.
     private_columns: dict[str, list[str]] = Field(default_factory=dict)
     revert: RevertCheck | None = None  # set when the plan reverts an executed ticket
+    schema_digest: str = ""  # the plan's tables' definitions the dry run ran on
     judgement: Judgement | None = None  # set by the worker that judged it, for the executor
 
     @property

@@ -56,6 +56,8 @@ class ExecutePlanInput(Model):
     # when given, execution refuses with ERROR_APPROVED_ROWS_CHANGED if it would touch any others.
     approved_row_keys: list[list[str]] = Field(default_factory=list)
     approved_versions: list[str] = Field(default_factory=list)  # `OperationImpact.rows_version`, per operation
+    # `SafetyReport.schema_digest`; the signed judgement's copy counts where there is one.
+    schema_digest: str = ""
     requester: str = ""  # charged for the rows changed when no one approved the plan
     approved_by: list[str] = Field(default_factory=list)  # empty: ran without approval (budget, masking)
     reverts: str = ""  # the workflow id of the ticket this plan reverts: claimed in the same transaction

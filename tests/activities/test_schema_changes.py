@@ -8,12 +8,14 @@ child's rows under the parent's key, approved as fewer rows than it changed.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 from temporalio.exceptions import ApplicationError
 
+from activities.dry_run import SchemaChangedWhileJudged
 from activities.execution import ExecutionActivities
 from activities.safety import SafetyActivities
 from activities.sql import reflect_target
@@ -28,6 +30,7 @@ from core.models import (
     UpdateOperation,
     ValidatePlanInput,
 )
+from core.names import ERROR_APPROVED_ROWS_CHANGED
 from core.policy import PolicyCache, TablePolicy, store_policy
 from tests.activities.conftest import activity_env
 from tests.support import dev_authority, run_in_its_workflow
@@ -152,3 +155,69 @@ async def test_a_plan_approved_before_a_table_was_inherited_from_writes_nothing(
     async with pg_databases.target_engine.connect() as connection:
         notes = (await connection.execute(text("SELECT note FROM ledgers ORDER BY note"))).scalars().all()
     assert notes == ["b", "m"]
+
+
+def _set_ref(key: int, ref: int) -> UpdateOperation:
+    return UpdateOperation(
+        table="accounts",
+        values=[Assignment(column="ref", value=ref)],
+        filters=[Filter(column="id", op="eq", value=key)],
+    )
+
+
+async def _accounts_with_parents(dbs: Databases) -> None:
+    await _ddl(
+        dbs,
+        "CREATE TABLE parents (id INTEGER PRIMARY KEY)",
+        "INSERT INTO parents VALUES (1), (2)",
+        "CREATE TABLE accounts (id INTEGER PRIMARY KEY, ref INTEGER, note TEXT)",
+        "INSERT INTO accounts VALUES (1, 1, 'a')",
+    )
+    await _listed(dbs, "accounts")
+
+
+async def test_a_migration_that_a_dry_run_waited_for_has_the_plan_judged_again(pg_databases: Databases) -> None:
+    """Red team 38: the shape check read the committed catalog, then the dry run's update waited for an ALTER's
+    lock and ran on the altered table: judged low (no approval) where the new foreign key makes it high."""
+    dbs = pg_databases
+    await _accounts_with_parents(dbs)
+    assert (await _validated(dbs, _set_ref(1, 2))).risk is Risk.LOW
+    async with dbs.target_engine.connect() as migration:
+        await migration.begin()
+        await migration.execute(text("ALTER TABLE accounts ADD FOREIGN KEY (ref) REFERENCES parents (id)"))
+        judging = asyncio.create_task(_validated(dbs, _set_ref(1, 2)))
+        await asyncio.sleep(0.5)  # within the dry run's 2 s: its update waits for the migration's lock
+        await migration.commit()
+    with pytest.raises(SchemaChangedWhileJudged):
+        await judging
+    assert (await _validated(dbs, _set_ref(1, 2))).risk is Risk.HIGH  # the retry judges the new definition
+
+
+async def test_a_plan_approved_before_a_migration_is_judged_again(dbs: Databases) -> None:
+    """The execution runs only on the definitions its signed judgement names: a cascading key added since
+    approval would change rows nobody approved."""
+    await _accounts_with_parents(dbs)
+    edit = _set_ref(1, 2)
+    report = await _validated(dbs, edit)
+    assert report.risk is Risk.LOW and report.schema_digest
+    await _ddl(dbs, "CREATE TABLE notes (id INTEGER PRIMARY KEY, account INTEGER REFERENCES accounts (id))")
+    if dbs.target_engine.dialect.name == "postgresql":  # SQLite counts any schema change, this one included
+        await _ddl(dbs, "ALTER TABLE accounts ADD COLUMN extra TEXT")
+    executor = ExecutionActivities(dbs.target_engine, dev_authority(), PolicyCache(dbs.app_sessions))
+    approved = ExecutePlanInput(
+        ticket_id="t1",
+        workflow_id="ticket-t1",
+        plan=_plan(edit),
+        plan_hash=report.plan_hash,
+        approved_rows=[impact.rows_affected for impact in report.impacts],
+        approved_row_keys=report.approved_row_keys,
+        approved_versions=[impact.rows_version for impact in report.impacts],
+        schema_digest=report.schema_digest,
+        judgement=report.judgement,
+    )
+    with pytest.raises(ApplicationError) as refused:
+        await run_in_its_workflow(executor.execute_plan, approved)
+    assert refused.value.type == ERROR_APPROVED_ROWS_CHANGED
+    assert "altered since approval" in refused.value.message
+    async with dbs.target_engine.connect() as connection:
+        assert await connection.scalar(text("SELECT ref FROM accounts WHERE id = 1")) == 1
