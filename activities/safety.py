@@ -25,9 +25,10 @@ from activities import safety_rules as rules
 from activities.authority import ExecutionAuthority
 from activities.before_images import lineage, load_change, refusal
 from activities.budget import rows_charged
+from activities.cascades import Cascade, Cascades
 from activities.dry_run import dry_run
 from activities.result_size import MAX_RESULT_BYTES, drop_from_the_end, model_bytes
-from activities.sql import INHERITED, forget_reflection, plan_tables, reflect_target
+from activities.sql import CASCADES, INHERITED, forget_reflection, plan_tables, reflect_target
 from core.ledger import is_ledger_table
 from core.masking import mask_row
 from core.models import (
@@ -54,7 +55,7 @@ RULE_REVERT_CONFLICT = "revert_conflict"
 
 def target_shape(metadata: MetaData) -> dict[str, rules.TableShape]:
     """Columns, insert-required columns and keys of every reflected table except the ledgers."""
-    cascades = _cascades(metadata)
+    cascades: Cascades = metadata.info.get(CASCADES, {})
     return {
         name: _table_shape(table, cascades.get(name, ()))
         for name, table in metadata.tables.items()
@@ -62,27 +63,7 @@ def target_shape(metadata: MetaData) -> dict[str, rules.TableShape]:
     }
 
 
-def _cascades(metadata: MetaData) -> dict[str, tuple[rules.Cascade, ...]]:
-    """Per table, the other tables' foreign keys on it whose actions change their own rows."""
-    found: dict[str, list[rules.Cascade]] = {}
-    for table in metadata.tables.values():
-        for constraint in table.foreign_key_constraints:
-            on_update, on_delete = (
-                action if (action := (value or "").upper()) in rules.CASCADING_ACTIONS else ""
-                for value in (constraint.onupdate, constraint.ondelete)
-            )
-            if on_update or on_delete:
-                cascade = rules.Cascade(
-                    table=table.name,
-                    columns=frozenset(element.column.name for element in constraint.elements),
-                    on_update=on_update,
-                    on_delete=on_delete,
-                )
-                found.setdefault(constraint.referred_table.name, []).append(cascade)
-    return {name: tuple(cascades) for name, cascades in found.items()}
-
-
-def _table_shape(table: Table, cascades: tuple[rules.Cascade, ...] = ()) -> rules.TableShape:
+def _table_shape(table: Table, cascades: tuple[Cascade, ...] = ()) -> rules.TableShape:
     generated = table.autoincrement_column
     required = {
         column.name

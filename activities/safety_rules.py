@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from activities import value_rules
+from activities.cascades import Cascade
 from core.ledger import is_ledger_table
 from core.models import (
     DeleteOperation,
@@ -84,20 +85,6 @@ PLAN_RULES = frozenset(
         value_rules.RULE_VALUE_RULE,
     }
 )
-
-
-# What another table's foreign key may do to its own rows when the rows it refers to change.
-CASCADING_ACTIONS = frozenset({"CASCADE", "SET NULL", "SET DEFAULT"})
-
-
-@dataclass(frozen=True)
-class Cascade:
-    """Another table's foreign key on this one that changes that table's rows when these change or go."""
-
-    table: str  # the table whose rows refer to this one's
-    columns: frozenset[str]  # this table's columns they refer to
-    on_update: str = ""  # a `CASCADING_ACTIONS` member, or "" when an update leaves its rows alone
-    on_delete: str = ""
 
 
 @dataclass(frozen=True)
@@ -315,13 +302,13 @@ def check_cascades(index: int, operation: AnyOperation, shape: TargetShape) -> l
     if table is None or not isinstance(operation, UpdateOperation | DeleteOperation):
         return []
     if isinstance(operation, UpdateOperation):
-        written = set(written_columns(operation))
+        written = {name.lower() for name in written_columns(operation)}
         verb, actions = (
             "Updating",
             [
                 (cascade.table, f"ON UPDATE {cascade.on_update}")
                 for cascade in table.cascades
-                if cascade.on_update and cascade.columns & written
+                if cascade.on_update and (cascade.derived or cascade.columns & written)
             ],
         )
     else:

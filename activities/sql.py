@@ -43,6 +43,7 @@ from sqlalchemy import types as sa_types
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from activities.cascades import read_cascades
 from core.ledger import is_ledger_table
 from core.models import (
     DeleteOperation,
@@ -79,8 +80,9 @@ class _Reflected:
     shapes: Mapping[str, str]  # what each table's shape was when reflected (`_shapes`)
 
 
-# `MetaData.info` key: the shapes its tables had when it was reflected.
+# `MetaData.info` keys: the shapes its tables had when it was reflected; the keys that cascade onto them.
 SHAPES = "agent_ticket_shapes"
+CASCADES = "agent_ticket_cascades"
 
 
 _cache: weakref.WeakKeyDictionary[Engine, _Reflected] = weakref.WeakKeyDictionary()
@@ -157,33 +159,11 @@ async def _reflect(engine: AsyncEngine) -> _Reflected:
                 for name in await _inherited_tables(connection):
                     if name in metadata.tables:
                         metadata.tables[name].info[INHERITED] = True
-            if connection.dialect.name == "sqlite":
-                await _sqlite_key_actions(connection, metadata)
+            metadata.info[CASCADES] = await read_cascades(connection)
         metadata.info[SHAPES] = shapes
         reflected = _cache[key] = _Reflected(metadata, shapes)
         logger.info("reflected %d tables from the target DB", len(metadata.tables))
         return reflected
-
-
-async def _sqlite_key_actions(connection: AsyncConnection, metadata: MetaData) -> None:
-    """Each foreign key's ON UPDATE / ON DELETE action, which SQLAlchemy does not reflect from SQLite."""
-    for table in metadata.tables.values():
-        rows = (await connection.exec_driver_sql(f"PRAGMA foreign_key_list({_sqlite_quoted(table.name)})")).all()
-        actions: dict[tuple[str, tuple[str, ...]], tuple[str, str]] = {}
-        by_id: dict[int, list[Any]] = {}
-        for row in rows:
-            by_id.setdefault(row[0], []).append(row)
-        for group in by_id.values():
-            columns = tuple(row[3] for row in sorted(group, key=lambda row: row[1]))
-            actions[(group[0][2], columns)] = (group[0][5], group[0][6])
-        for constraint in table.foreign_key_constraints:
-            key = (constraint.referred_table.name, tuple(column.name for column in constraint.columns))
-            if key in actions:
-                constraint.onupdate, constraint.ondelete = actions[key]
-
-
-def _sqlite_quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def plan_tables(plan: Plan) -> set[str]:
@@ -226,8 +206,13 @@ _POSTGRES_SHAPES = text(
     "(SELECT string_agg(concat_ws(':', a.attnum, a.attname, a.atttypid, a.atttypmod, a.attcollation, "
     "a.attnotnull, a.atthasdef, a.attidentity, a.attgenerated), ',' ORDER BY a.attnum) "
     "FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), "
-    "(SELECT string_agg(concat_ws(':', k.conname, k.contype, array_to_string(k.conkey, ' '), k.confrelid), ',' "
-    "ORDER BY k.conname) FROM pg_constraint k WHERE k.conrelid = c.oid), "
+    "(SELECT string_agg(concat_ws(':', k.conname, k.contype, array_to_string(k.conkey, ' '), k.confrelid, "
+    "k.confupdtype, k.confdeltype, array_to_string(k.confkey, ' '), k.condeferrable), ',' ORDER BY k.conname) "
+    "FROM pg_constraint k WHERE k.conrelid = c.oid), "
+    # Other tables' keys on it, in any schema: what they do when its rows change (red team 39).
+    "(SELECT string_agg(concat_ws(':', r.oid, r.conrelid, r.confupdtype, r.confdeltype, "
+    "array_to_string(r.confkey, ' ')), ',' ORDER BY r.oid) FROM pg_constraint r "
+    "WHERE r.contype = 'f' AND r.confrelid = c.oid), "
     "(SELECT string_agg(concat_ws(':', x.indexrelid, x.indisunique, x.indisprimary, x.indkey::text), ',' "
     "ORDER BY x.indexrelid) FROM pg_index x WHERE x.indrelid = c.oid), "
     "(SELECT count(*) FROM pg_inherits h WHERE h.inhparent = c.oid), "
