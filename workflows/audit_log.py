@@ -33,6 +33,7 @@ class AuditLog:
         self._refused = 0  # batches the log refused for good: the record of this ticket has a gap
         self._writing = False  # one batch at a time, so batches reach the log in the order they were queued
         self._waiting = False  # the batch being written failed its local tries: it waits for the app DB
+        self._in_flight: list[RecordEventInput] = []  # the batch being written
 
     @property
     def has_queued(self) -> bool:
@@ -41,6 +42,18 @@ class AuditLog:
     @property
     def writing(self) -> bool:
         return self._writing
+
+    def unrecorded(self) -> list[RecordEventInput]:
+        """Events not known to be on record (the batch being written, then the queue), keys and all.
+
+        A run that continues as new carries them, and the next one writes them (`adopt`): their keys
+        keep each on record once, whether or not the batch in flight landed.
+        """
+        return [*self._in_flight, *self._queue]
+
+    def adopt(self, events: list[RecordEventInput]) -> None:
+        """Queue events a previous run of the ticket could not write, as they are."""
+        self._queue = [*events, *self._queue]
 
     def queue(self, event: RecordEventInput) -> None:
         """Queue `event` with a key of its own: the n-th event of this content in this run.
@@ -76,6 +89,7 @@ class AuditLog:
                 await before_durable()
 
         self._writing = True
+        self._in_flight = batch
         try:
             chain = workflow.info().first_execution_run_id
             await run_step(
@@ -87,6 +101,7 @@ class AuditLog:
             self._refused += 1
         finally:
             self._writing = self._waiting = False
+            self._in_flight = []
         return self._refused == 0
 
     async def _after_the_batch_being_written(self, before_durable: Callable[[], Awaitable[object]] | None) -> None:

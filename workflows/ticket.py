@@ -75,6 +75,9 @@ MAX_REJUDGED = 3
 # A wait for approval that many signals made long continues as new; decisions still being judged get this
 # long to finish first (a flood of them may never let all finish).
 HANDLERS_BEFORE_CONTINUING = timedelta(seconds=30)
+# Audit events one run carries to the next at most (a flood while the app DB is down queues one per signal):
+# past it, the ignored decisions in the middle are counted in one event instead of listed.
+MAX_CARRIED_EVENTS = 200
 
 # A revert's plan comes from the original's before-images in the target DB, never from the LLM.
 PLAN_REVERT = Step(names.ACTIVITY_PLAN_REVERT, options.READ_DURABLE, RevertPlan, local=options.VALIDATE_PLAN)
@@ -241,6 +244,14 @@ class TicketWorkflow:
         request is checked; a continuation carries it from there, and only the ticket's run makes one.
         """
         info = workflow.info()
+        if info.cron_schedule:
+            # A cron run starts with the last run's id as if continued: a client's forged `continued` state
+            # would pass as the ticket's own (red team 40). Tickets never run on a schedule.
+            raise ApplicationError(
+                "a ticket's workflow never runs on a cron schedule; start tickets with TicketService",
+                type=names.ERROR_UNPROVEN_REQUEST,
+                non_retryable=True,
+            )
         if request.continued is not None:
             if info.continued_run_id is None:
                 raise ApplicationError(
@@ -485,18 +496,21 @@ class TicketWorkflow:
             now = workflow.now()
             if now >= approval.deadline:
                 return
+            if approval.reminder_at and now >= approval.reminder_at and not self._status.reminders_sent:
+                self._remind(request)  # due, however the wait woke (a decision, or a run continued after it)
             if workflow.info().is_continue_as_new_suggested():
                 await self._continue_waiting(request, gate)
                 continue
             wake_at = approval.reminder_at if approval.reminder_at and now < approval.reminder_at else approval.deadline
-            try:
+            with contextlib.suppress(TimeoutError):  # the deadline or the reminder: the loop's checks act on them
                 await workflow.wait_condition(
-                    lambda: (self._audit.has_queued and not self._audit.writing) or gate.verdict is not Verdict.PENDING,
+                    lambda: (
+                        (self._audit.has_queued and not self._audit.writing)
+                        or gate.verdict is not Verdict.PENDING
+                        or workflow.info().is_continue_as_new_suggested()
+                    ),
                     timeout=max(wake_at - now, timedelta(seconds=1)),
                 )
-            except TimeoutError:
-                if approval.reminder_at and workflow.now() >= approval.reminder_at and not self._status.reminders_sent:
-                    self._remind(request)
 
     async def _continue_waiting(self, request: TicketRequest, gate: ApprovalGate) -> None:
         """Go on waiting in a fresh run: the same gate, deadline and approvals counted so far.
@@ -505,7 +519,10 @@ class TicketWorkflow:
         Temporal's limit, where it ends, never told (red team 28). Returns only if a decision judged
         meanwhile settled the gate.
         """
-        await self._write_until_quiet(within=HANDLERS_BEFORE_CONTINUING)
+        # Not waiting for the audit log: with the app DB down its write waits for days while the flood goes
+        # on (red team 40). What it has not written goes with the run.
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(workflow.all_handlers_finished, timeout=HANDLERS_BEFORE_CONTINUING)
         if gate.verdict is not Verdict.PENDING:
             return
         status = self._status
@@ -520,8 +537,20 @@ class TicketWorkflow:
             context_summary=status.context_summary,
             rejudged_because=status.rejudged_because,
             rows_changed=self._rows_changed,
+            unrecorded=[event.model_dump(mode="json") for event in self._carried_events()],
         )
         workflow.continue_as_new(request.model_copy(update={"continued": self._continued(waiting)}))
+
+    def _carried_events(self) -> list[RecordEventInput]:
+        """The audit events not yet written, within `MAX_CARRIED_EVENTS`: the oldest ignored decisions past it
+        are counted in one event instead of listed."""
+        events = self._audit.unrecorded()
+        if len(events) <= MAX_CARRIED_EVENTS:
+            return events
+        ignored = [index for index, event in enumerate(events) if event.kind is AuditEventKind.DECISION_IGNORED]
+        dropped = set(ignored[: len(events) - MAX_CARRIED_EVENTS + 1])
+        self._record(AuditEventKind.DECISION_IGNORED, f"{len(dropped)} more decisions ignored, not listed one by one")
+        return [event for index, event in enumerate(self._audit.unrecorded()) if index not in dropped]
 
     def _continued(self, waiting: WaitingApproval | None = None) -> ContinuedTicket:
         """What the next run carries; a post still owed is not carried over (it shows its state in the same message)."""
@@ -545,6 +574,7 @@ class TicketWorkflow:
         status.rejudged_because = waiting.rejudged_because
         status.stage = Stage.AWAITING_APPROVAL
         self._rows_changed = waiting.rows_changed
+        self._audit.adopt([RecordEventInput.model_validate(event) for event in waiting.unrecorded])
         self._gate = ApprovalGate(
             request=waiting.approval,
             requester=status.request.requester,
@@ -718,26 +748,18 @@ class TicketWorkflow:
         await self._leave()
         await self._write_until_quiet(lambda: not self._delivery.owed)
 
-    async def _write_until_quiet(
-        self, also: Callable[[], bool] = lambda: True, within: timedelta | None = None
-    ) -> None:
+    async def _write_until_quiet(self, also: Callable[[], bool] = lambda: True) -> None:
         """Write what the handlers queue until none is running, nothing is queued and `also()` holds.
 
         The run may end or continue as new after this, in the same workflow task: a decision that came
         in while the last batch was being written is on record first, never left behind with the run.
-        `within`: stop after writing what is queued once this long has passed, quiet or not.
         """
-        until = workflow.now() + within if within is not None else None
         while True:
-            left = max(until - workflow.now(), timedelta(seconds=1)) if until is not None else None
-            with contextlib.suppress(TimeoutError):  # past `within`: what is queued is written, and that is all
-                await workflow.wait_condition(
-                    lambda: self._audit.has_queued or (also() and workflow.all_handlers_finished()), timeout=left
-                )
+            await workflow.wait_condition(
+                lambda: self._audit.has_queued or (also() and workflow.all_handlers_finished())
+            )
             await self._leave()
             if also() and workflow.all_handlers_finished() and not self._audit.has_queued:
-                return
-            if until is not None and workflow.now() >= until:
                 return
 
     # ------------------------------------------------------------ helpers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -51,6 +52,9 @@ class WaitingApproval(Model):
     context_summary: str = ""
     rejudged_because: str = ""
     rows_changed: int = 0
+    # Audit events the last run could not write (the app DB was down), written by this one, each once:
+    # `RecordEventInput`s as JSON (core/models/audit.py builds on this module).
+    unrecorded: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class ContinuedTicket(Model):

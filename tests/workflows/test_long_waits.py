@@ -8,7 +8,9 @@ suggests continuing as new after 150 events instead of 4,096, so a few dozen sig
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
@@ -16,12 +18,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from cli.devserver import SERVER_DYNAMIC_CONFIG
-from core.models import OutcomeStatus, Risk, Stage, TicketOutcome
-from core.names import SIGNAL_APPROVE, SIGNAL_REJECT
+from core.models import AuditEventKind, OutcomeStatus, Risk, Stage, TicketOutcome
+from core.names import AUDIT_EVENT_KEY, SIGNAL_APPROVE, SIGNAL_REJECT, WORKFLOW_NAME
 from service.temporal import temporal_cli_path
 from tests.support import wait_for_status
 from tests.workflows.fake_activities import ScriptedActivities
 from tests.workflows.test_ticket_workflow import awaiting_approval, decision, request, running
+from worker.build import build_workers
 
 SUGGEST_AFTER_EVENTS = 150
 
@@ -120,3 +123,55 @@ async def test_a_ticket_that_continued_while_waiting_can_still_be_rejected(
         outcome = await current.result()
     assert outcome.status is OutcomeStatus.REJECTED and "not today" in outcome.reason
     assert fakes.executions == []
+
+
+async def test_a_flood_while_the_app_db_is_down_still_continues_and_loses_no_event(
+    short_histories: WorkflowEnvironment,
+) -> None:
+    """Red team 40: the wait continued only once the audit log answered, so with the app DB down the flood
+    took the ticket to Temporal's history limit. Now the unwritten events go with the run."""
+    env = short_histories
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1)
+    async with running(env, fakes, request()) as started:
+        workflow_id = started.id
+        await awaiting_approval(started)
+        fakes.app_db_down = True
+        await _flood(env, workflow_id, signals=120)
+        await _continued_as_new(env, workflow_id)
+        fakes.app_db_down = False
+        current = env.client.get_workflow_handle(workflow_id, result_type=TicketOutcome)
+        resumed = await awaiting_approval(current)
+        await current.signal(SIGNAL_APPROVE, decision(resumed, "bob"))
+        outcome = await current.result()
+    assert outcome.status is OutcomeStatus.DONE and len(fakes.executions) == 1
+    kinds = [event.kind for event in fakes.events]
+    assert kinds.count(AuditEventKind.DECISION_IGNORED) >= 60  # the flood's decisions, written once the DB was back
+    keys = [event.detail[AUDIT_EVENT_KEY] for event in fakes.events]
+    assert len(keys) == len(set(keys))  # none twice
+
+
+async def test_a_ticket_started_on_a_cron_schedule_is_refused(local_env: WorkflowEnvironment) -> None:
+    """Red team 40: a cron run starts as if continued, so a client's forged waiting state passed as the ticket's."""
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1)
+    queue = f"cron-{uuid.uuid4().hex[:8]}"
+    async with AsyncExitStack() as stack:
+        for worker in build_workers(local_env.client, fakes.activity_set(), task_queue=queue):
+            await stack.enter_async_context(worker)
+        handle = await local_env.client.start_workflow(
+            WORKFLOW_NAME, request(), id=f"ticket-{uuid.uuid4().hex[:10]}", task_queue=queue, cron_schedule="@every 1s"
+        )
+        failure = await _run_failure(local_env, handle.id, handle.first_execution_run_id or "")
+        await handle.terminate("test over")
+    assert "cron schedule" in failure
+    assert fakes.executions == [] and fakes.events == []
+
+
+async def _run_failure(env: WorkflowEnvironment, workflow_id: str, run_id: str, within: float = 30) -> str:
+    """The message the run ended with once it failed."""
+    handle = env.client.get_workflow_handle(workflow_id, run_id=run_id)
+    for _ in range(int(within / 0.2)):
+        async for event in handle.fetch_history_events():
+            if event.HasField("workflow_execution_failed_event_attributes"):
+                return event.workflow_execution_failed_event_attributes.failure.message
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"run {run_id} of {workflow_id} did not fail within {within} s")
