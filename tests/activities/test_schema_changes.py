@@ -23,6 +23,7 @@ from core.bootstrap import Databases
 from core.models import (
     Assignment,
     ExecutePlanInput,
+    ExecutionResult,
     Filter,
     Plan,
     Risk,
@@ -49,6 +50,24 @@ async def _validated(dbs: Databases, operation: Any) -> SafetyReport:
         activities.validate_plan, ValidatePlanInput(ticket_id="t1", plan=plan)
     )
     return report
+
+
+async def _run_approved(dbs: Databases, report: SafetyReport, operation: Any) -> ExecutionResult:
+    """The one-operation plan run as the workflow runs it once `report` was approved."""
+    executor = ExecutionActivities(dbs.target_engine, dev_authority(), PolicyCache(dbs.app_sessions))
+    approved = ExecutePlanInput(
+        ticket_id="t1",
+        workflow_id="ticket-t1",
+        plan=_plan(operation),
+        plan_hash=report.plan_hash,
+        approved_rows=[impact.rows_affected for impact in report.impacts],
+        approved_row_keys=report.approved_row_keys,
+        approved_versions=[impact.rows_version for impact in report.impacts],
+        schema_digest=report.schema_digest,
+        judgement=report.judgement,
+    )
+    result: ExecutionResult = await run_in_its_workflow(executor.execute_plan, approved)
+    return result
 
 
 def _plan(operation: Any) -> Plan:
@@ -137,19 +156,8 @@ async def test_a_plan_approved_before_a_table_was_inherited_from_writes_nothing(
         "CREATE TABLE ledgers_archive () INHERITS (ledgers)",
         "INSERT INTO ledgers_archive VALUES (1, 'bob', 'b')",
     )
-    executor = ExecutionActivities(pg_databases.target_engine, dev_authority(), PolicyCache(pg_databases.app_sessions))
-    approved = ExecutePlanInput(
-        ticket_id="t1",
-        workflow_id="ticket-t1",
-        plan=_plan(edit),
-        plan_hash=report.plan_hash,
-        approved_rows=[impact.rows_affected for impact in report.impacts],
-        approved_row_keys=report.approved_row_keys,
-        approved_versions=[impact.rows_version for impact in report.impacts],
-        judgement=report.judgement,
-    )
     with pytest.raises(ApplicationError) as refused:
-        await run_in_its_workflow(executor.execute_plan, approved)
+        await _run_approved(pg_databases, report, edit)
     assert "rows that have no key of their own" in refused.value.message
     assert refused.value.non_retryable
     async with pg_databases.target_engine.connect() as connection:
@@ -203,20 +211,8 @@ async def test_a_plan_approved_before_a_migration_is_judged_again(dbs: Databases
     await _ddl(dbs, "CREATE TABLE notes (id INTEGER PRIMARY KEY, account INTEGER REFERENCES accounts (id))")
     if dbs.target_engine.dialect.name == "postgresql":  # SQLite counts any schema change, this one included
         await _ddl(dbs, "ALTER TABLE accounts ADD COLUMN extra TEXT")
-    executor = ExecutionActivities(dbs.target_engine, dev_authority(), PolicyCache(dbs.app_sessions))
-    approved = ExecutePlanInput(
-        ticket_id="t1",
-        workflow_id="ticket-t1",
-        plan=_plan(edit),
-        plan_hash=report.plan_hash,
-        approved_rows=[impact.rows_affected for impact in report.impacts],
-        approved_row_keys=report.approved_row_keys,
-        approved_versions=[impact.rows_version for impact in report.impacts],
-        schema_digest=report.schema_digest,
-        judgement=report.judgement,
-    )
     with pytest.raises(ApplicationError) as refused:
-        await run_in_its_workflow(executor.execute_plan, approved)
+        await _run_approved(dbs, report, edit)
     assert refused.value.type == ERROR_APPROVED_ROWS_CHANGED
     assert "altered since approval" in refused.value.message
     async with dbs.target_engine.connect() as connection:
