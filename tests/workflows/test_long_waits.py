@@ -29,8 +29,9 @@ from worker.build import build_workers
 SUGGEST_AFTER_EVENTS = 150
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def short_histories() -> AsyncIterator[WorkflowEnvironment]:
+    """One server for the module: each test runs its ticket on a queue and id of its own."""
     async with await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=str(temporal_cli_path()),
