@@ -77,7 +77,12 @@ class SqlCompileError(ValueError):
 @dataclass(frozen=True)
 class _Reflected:
     metadata: MetaData
-    shapes: Mapping[str, str]  # what each table's shape was when reflected (`_shapes`)
+
+    @property
+    def shapes(self) -> Mapping[str, str]:
+        """What each table's shape was when reflected (`_shapes`), kept with the metadata."""
+        shapes: Mapping[str, str] = self.metadata.info[SHAPES]
+        return shapes
 
 
 # `MetaData.info` keys: the shapes its tables had when it was reflected; the keys that cascade onto them.
@@ -161,7 +166,7 @@ async def _reflect(engine: AsyncEngine) -> _Reflected:
                         metadata.tables[name].info[INHERITED] = True
             metadata.info[CASCADES] = await read_cascades(connection)
         metadata.info[SHAPES] = shapes
-        reflected = _cache[key] = _Reflected(metadata, shapes)
+        reflected = _cache[key] = _Reflected(metadata)
         logger.info("reflected %d tables from the target DB", len(metadata.tables))
         return reflected
 
