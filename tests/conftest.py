@@ -19,6 +19,7 @@ from core.search_attributes import TICKET_KEYS
 from core.settings import Settings
 from service.temporal import temporal_cli_path, temporal_test_server_path
 from tests.postgres import fresh_postgres_database
+from tests.seeded import SeededSqlite, postgres_template
 from tests.support import build_settings
 
 # Fixtures of the fake external services, shared by every test package.
@@ -51,11 +52,20 @@ def settings(tmp_path: Path) -> Settings:
     return build_settings(tmp_path / "data")
 
 
+@pytest.fixture(scope="session")
+def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> SeededSqlite:
+    return SeededSqlite(tmp_path_factory.mktemp("sqlite-templates"))
+
+
 @pytest.fixture
-async def databases(settings: Settings) -> AsyncIterator[Databases]:
-    """Both databases created and seeded for `settings`."""
+async def databases(settings: Settings, seeded_sqlite: SeededSqlite) -> AsyncIterator[Databases]:
+    """Both databases created and seeded for `settings` (SQLite files: copies of ones made for such settings)."""
+    copy = seeded_sqlite.copyable(settings)
+    if copy:
+        await seeded_sqlite.copy_into(settings)
     dbs = Databases.open(settings)
-    await init_databases(dbs, settings)
+    if not copy:
+        await init_databases(dbs, settings)
     yield dbs
     await dbs.close()
 
@@ -66,10 +76,28 @@ async def postgres_url() -> AsyncIterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+async def postgres_template_name(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    async with postgres_template(tmp_path_factory.mktemp("pg-template") / "data") as name:
+        yield name
+
+
 @pytest.fixture
-async def pg_settings(tmp_path: Path, postgres_url: str) -> Settings:
-    """Like `settings`, but the app DB and target DB are two schemas' worth of tables in one PostgreSQL DB."""
-    return build_settings(tmp_path / "data", app_database_url=postgres_url, target_database_url=postgres_url)
+async def seeded_postgres_url(postgres_template_name: str) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database holding what `init_databases` makes for `pg_settings` (a copy of the template)."""
+    async with fresh_postgres_database(template=postgres_template_name) as url:
+        yield url
+
+
+@pytest.fixture
+async def pg_settings(tmp_path: Path, seeded_postgres_url: str) -> Settings:
+    """Like `settings`, but the app DB and target DB are two schemas' worth of tables in one PostgreSQL DB.
+
+    That DB is fresh and already holds what `init_databases` makes for these settings.
+    """
+    return build_settings(
+        tmp_path / "data", app_database_url=seeded_postgres_url, target_database_url=seeded_postgres_url
+    )
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from temporalio.testing import ActivityEnvironment
 
-from core.bootstrap import Databases, init_databases
+from core.bootstrap import Databases
 from core.demo import subscriptions
 from core.schema import AuditEventRow
 from core.settings import Settings
@@ -17,9 +17,8 @@ from core.settings import Settings
 
 @pytest.fixture
 async def pg_databases(pg_settings: Settings) -> AsyncIterator[Databases]:
-    """Both databases created and seeded in a fresh PostgreSQL database."""
+    """Both databases created and seeded in a fresh PostgreSQL database (`pg_settings` made them)."""
     dbs = Databases.open(pg_settings)
-    await init_databases(dbs, pg_settings)
     yield dbs
     await dbs.close()
 
