@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from core.approval import NO_LONGER_AN_APPROVER
+from core.bootstrap import Databases
 from core.demo import subscriptions, users
 from core.ledger import executions
 from core.models import (
@@ -34,21 +35,31 @@ from mcp_door.identity import new_token
 from service.tickets import StartedTicket
 from tests.pipeline import Pipeline, running_pipeline
 from tests.postgres import fresh_postgres_database
+from tests.seeded import SeededSqlite
 from tests.support import TEST_SIGNING_KEY, build_settings, wait_for_status
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def pipeline(
-    request: pytest.FixtureRequest, tmp_path: Path, local_env: WorkflowEnvironment
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    local_env: WorkflowEnvironment,
+    seeded_sqlite: SeededSqlite,
+    postgres_template_name: str,
 ) -> AsyncIterator[Pipeline]:
+    """Fresh databases as `init_databases` makes them (copies of the session's), real workers on a queue of its own."""
     queue = f"e2e-{uuid.uuid4().hex[:8]}"
     async with AsyncExitStack() as stack:
         urls: dict[str, str] = {}
         if request.param == "postgresql":
-            url = await stack.enter_async_context(fresh_postgres_database())
+            url = await stack.enter_async_context(fresh_postgres_database(template=postgres_template_name))
             urls = {"app_database_url": url, "target_database_url": url}
         settings = build_settings(tmp_path / "data", queue, **urls)
-        yield await stack.enter_async_context(running_pipeline(local_env.client, settings))
+        if request.param == "sqlite":
+            await seeded_sqlite.copy_into(settings)
+        databases = Databases.open(settings)
+        stack.push_async_callback(databases.close)
+        yield await stack.enter_async_context(running_pipeline(local_env.client, settings, databases))
 
 
 async def test_low_risk_ticket_runs_to_done(pipeline: Pipeline) -> None:
