@@ -11,9 +11,11 @@ from temporalio.common import SearchAttributeUpdate
 class TicketIndex:
     """Upserts the ticket's search attributes, for tickets that started with them.
 
-    Updates wait and go out as one upsert when the ticket next leaves this worker (`flush`),
-    each attribute at its latest value: every upsert is a history event and a visibility
-    write on the server.
+    Updates wait and go out as one upsert where the ticket rests (`flush`: waiting for approval,
+    continuing as new, its outcome), each attribute at its latest value. Every upsert is a history
+    event and a visibility write on the server, about as costly as one of the ticket's activities
+    (bench/notes.md, item 38), so the stages a ticket passes through in a moment are not upserted:
+    its live stage is the status query's (dashboard, CLI, Slack message) and the app DB's.
     """
 
     def __init__(self, enabled: bool) -> None:
@@ -27,7 +29,7 @@ class TicketIndex:
             self._pending[change.key.name] = change
 
     def flush(self) -> None:
-        """Before a step on another queue, a wait or the end: visibility shows where the ticket stands."""
+        """Where the ticket rests: visibility shows where it stands."""
         if self._pending:
             workflow.upsert_search_attributes(list(self._pending.values()))
             self._pending.clear()

@@ -486,6 +486,7 @@ class TicketWorkflow:
     async def _wait_for_verdict(self, gate: ApprovalGate, request: TicketRequest) -> None:
         """Wait, using no CPU, for enough approvals, a rejection or the deadline; remind on the way."""
         approval = gate.request
+        self._index.flush()  # the ticket rests here: visibility lists it as awaiting approval, with its risk
         # The decisions' events are written beside the wait, so a verdict or the deadline is acted on
         # (and a rejection told) while the app DB is down; `AuditLog` keeps the batches in order.
         while True:
@@ -539,6 +540,7 @@ class TicketWorkflow:
             rows_changed=self._rows_changed,
             unrecorded=[event.model_dump(mode="json") for event in self._carried_events()],
         )
+        self._index.flush()
         workflow.continue_as_new(request.model_copy(update={"continued": self._continued(waiting)}))
 
     def _carried_events(self) -> list[RecordEventInput]:
@@ -625,6 +627,7 @@ class TicketWorkflow:
         )
         if self._rounds_this_run >= ROUNDS_PER_RUN or workflow.info().is_continue_as_new_suggested():
             await self._write_until_quiet()
+            self._index.flush()
             workflow.continue_as_new(request.model_copy(update={"continued": self._continued()}))
 
     # ------------------------------------------------------------ execution and outcome
@@ -735,6 +738,7 @@ class TicketWorkflow:
         Told in the same workflow task as the audit write, the delivery's status query met the task that
         records the write still running and waited about a second for it (bench/notes.md, item 18).
         """
+        self._index.flush()
         await self._leave(before_durable=self._tell_outcome)
         await self._tell_outcome()
 
@@ -803,9 +807,9 @@ class TicketWorkflow:
         )
 
     async def _leave(self, before_durable: Callable[[], Awaitable[object]] | None = None) -> bool:
-        """The ticket is about to leave this worker: visibility and the audit log catch up first.
+        """The ticket is about to leave this worker (a step on another queue, a wait, the end): the audit log
+        catches up first. Visibility catches up only where the ticket rests (`TicketIndex`).
 
         `before_durable` runs if the audit's local tries fail and it goes on to wait for the app DB.
         """
-        self._index.flush()
         return await self._audit.flush(before_durable)
