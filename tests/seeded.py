@@ -1,7 +1,7 @@
 """Databases as `init_databases` leaves them, made once per session and copied for each test that wants fresh ones.
 
 `init_databases` (migrations, policy, demo rows, ledger) took 0.1-0.2 s per test on SQLite and
-0.3-0.6 s on PostgreSQL, for some 250 tests each; a copy of databases it made is a few ms of file
+0.3-0.6 s on PostgreSQL, for hundreds of tests; a copy of databases it made is a few ms of file
 copying (SQLite) or one `CREATE DATABASE ... TEMPLATE` (PostgreSQL). Every test still gets
 databases of its own, byte for byte what `init_databases` makes for its settings.
 """
@@ -51,6 +51,7 @@ class SeededSqlite:
         return defaults and not any((settings.data_dir / name).exists() for name in SQLITE_FILES)
 
     async def copy_into(self, settings: Settings) -> None:
+        assert self.copyable(settings), f"{settings.data_dir} does not take copied databases"
         key = init_key(settings)
         template = self._templates.get(key)
         if template is None:
