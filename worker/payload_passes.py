@@ -92,7 +92,7 @@ def install() -> None:
             setattr(bridge_worker, name, _skipping_idle_passes(sdk_pass, refuses_references=refuses_references))
     converter = sdk_workflow_worker._CommandAwareDataConverter
     if not hasattr(converter.create, WRAPPED):
-        converter.create = staticmethod(_plain_when_passes_idle(converter.create))  # type: ignore[method-assign,assignment]
+        converter.create = staticmethod(_plain_when_passes_idle(converter.create))  # type: ignore[method-assign]
 
 
 def installed() -> bool:
