@@ -14,10 +14,7 @@ outside Temporal, which this worker cannot read (the task fails and waits; red t
 workflow handed the reference as if it were the value). An activation that may hold one, by the
 SDK's own markers anywhere in its bytes, is walked as before.
 The SDK calls the entry points through their module on every activation, so the wrapper applies
-to every worker in the process. Before each walk the SDK also builds a command-aware data converter
-(a new payload converter and failure converter each time: 4 % of the worker's Python time at full
-load, item 38) that only the walks use; with nothing for them to change, the worker's own converter
-goes to them instead. `tests/worker/test_payload_passes.py` checks each path and that
+to every worker in the process. `tests/worker/test_payload_passes.py` checks each path and that
 the SDK still has what this wraps.
 """
 
@@ -28,7 +25,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import temporalio.bridge.worker as bridge_worker
-import temporalio.worker._workflow as sdk_workflow_worker
 from google.protobuf.message import Message
 from temporalio.converter import DataConverter
 from temporalio.converter._extstore import (
@@ -67,34 +63,13 @@ def _skipping_idle_passes(sdk_pass: PayloadPass, *, refuses_references: bool) ->
     return run
 
 
-def _plain_when_passes_idle(sdk_create: Callable[..., DataConverter]) -> Callable[..., DataConverter]:
-    """The SDK's per-activation converter for the passes, or the workflow's own when no pass can change a payload.
-
-    Per-command serialization contexts matter only to a codec or an external store; without either,
-    a walk that still runs (for a storage reference) refuses references the same with either converter.
-    """
-
-    @functools.wraps(sdk_create)
-    def create(*, workflow_context_dc: DataConverter, **sdk_arguments: Any) -> DataConverter:
-        if passes_change_nothing(workflow_context_dc):
-            return workflow_context_dc
-        return sdk_create(workflow_context_dc=workflow_context_dc, **sdk_arguments)
-
-    setattr(create, WRAPPED, sdk_create)
-    return create
-
-
 def install() -> None:
-    """Skip the passes, and the converters built for them, where they cannot change anything; idempotent."""
+    """Skip the passes for converters they cannot change; idempotent."""
     for name, refuses_references in (("decode_activation", True), ("encode_completion", False)):
         sdk_pass = getattr(bridge_worker, name)
         if not hasattr(sdk_pass, WRAPPED):
             setattr(bridge_worker, name, _skipping_idle_passes(sdk_pass, refuses_references=refuses_references))
-    converter = sdk_workflow_worker._CommandAwareDataConverter
-    if not hasattr(converter.create, WRAPPED):
-        converter.create = staticmethod(_plain_when_passes_idle(converter.create))  # type: ignore[method-assign]
 
 
 def installed() -> bool:
-    passes = all(hasattr(getattr(bridge_worker, name), WRAPPED) for name in ("decode_activation", "encode_completion"))
-    return passes and hasattr(sdk_workflow_worker._CommandAwareDataConverter.create, WRAPPED)
+    return all(hasattr(getattr(bridge_worker, name), WRAPPED) for name in ("decode_activation", "encode_completion"))

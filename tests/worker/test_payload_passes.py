@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import temporalio.bridge.worker as bridge_worker
-import temporalio.worker._workflow as sdk_workflow_worker
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.bridge.proto.workflow_activation import WorkflowActivation
@@ -29,7 +28,6 @@ from temporalio.converter import (
     StorageDriverClaim,
     StorageDriverRetrieveContext,
     StorageDriverStoreContext,
-    WorkflowSerializationContext,
 )
 from temporalio.converter._extstore import StorageOperationMetrics
 from temporalio.testing import WorkflowEnvironment
@@ -143,43 +141,15 @@ async def _first_task_failure(handle: WorkflowHandle[Any, Any], within: float) -
     raise AssertionError(f"no workflow task of {handle.id} failed within {within} s")
 
 
-def test_the_passes_get_the_workflows_own_converter_only_when_they_can_change_nothing() -> None:
-    """The per-command converter is built for a codec or an external store, and only then."""
-    payload_passes.install()
-    context = WorkflowSerializationContext(namespace="default", workflow_id="ticket-t1")
-    build = sdk_workflow_worker._CommandAwareDataConverter.create
-    for plain in (DataConverter.default, pydantic_data_converter):
-        converter = build(instance=None, context_free_dc=plain, workflow_context_dc=plain, workflow_context=context)
-        assert converter is plain
-    storage = ExternalStorage(drivers=[MemoryStorage()], payload_size_threshold=0)
-    for configured in (
-        dataclasses.replace(pydantic_data_converter, payload_codec=EncryptionCodec([K1])),
-        dataclasses.replace(pydantic_data_converter, external_storage=storage),
-    ):
-        converter = build(
-            instance=None, context_free_dc=configured, workflow_context_dc=configured, workflow_context=context
-        )
-        assert isinstance(converter, sdk_workflow_worker._CommandAwareDataConverter)
-        assert converter.payload_codec is configured.payload_codec
-        assert converter.external_storage is configured.external_storage
-
-
-def _installed_wrappers() -> list[Any]:
-    return [
-        *(getattr(bridge_worker, name) for name in ENTRY_POINTS),
-        sdk_workflow_worker._CommandAwareDataConverter.create,
-    ]
-
-
 def test_installing_wraps_each_sdk_entry_point_once() -> None:
     payload_passes.install()
-    first = _installed_wrappers()
+    first = [getattr(bridge_worker, name) for name in ENTRY_POINTS]
     payload_passes.install()
-    assert _installed_wrappers() == first
+    assert [getattr(bridge_worker, name) for name in ENTRY_POINTS] == first
     assert payload_passes.installed()
     for wrapper in first:
-        sdk_function = getattr(wrapper, payload_passes.WRAPPED)
-        assert not hasattr(sdk_function, payload_passes.WRAPPED)
+        sdk_pass = getattr(wrapper, payload_passes.WRAPPED)
+        assert not hasattr(sdk_pass, payload_passes.WRAPPED)
 
 
 def test_the_sdk_still_has_the_entry_points_this_wraps_as_it_calls_them() -> None:
@@ -189,10 +159,3 @@ def test_the_sdk_still_has_the_entry_points_this_wraps_as_it_calls_them() -> Non
         sdk_pass = getattr(getattr(bridge_worker, name), payload_passes.WRAPPED)
         assert inspect.iscoroutinefunction(sdk_pass)
         assert list(inspect.signature(sdk_pass).parameters)[1] == "data_converter"
-    sdk_create = getattr(sdk_workflow_worker._CommandAwareDataConverter.create, payload_passes.WRAPPED)
-    assert list(inspect.signature(sdk_create).parameters) == [
-        "instance",
-        "context_free_dc",
-        "workflow_context_dc",
-        "workflow_context",
-    ]
