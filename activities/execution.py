@@ -41,6 +41,7 @@ from activities.sql import (
     reflect_target,
     shapes_digest,
 )
+from activities.to_the_end import run_to_the_end
 from core.ledger import executions
 from core.masking import mask_row
 from core.models import (
@@ -151,9 +152,13 @@ class ExecutionActivities:
         step's bound, a result that could not be reported): the plan may have committed all the same
         (red team 25). Only the asking workflow's own row is read.
         """
-        async with self._target.connect() as connection:
-            stored = await _stored_result(connection, activity.info().workflow_id or "", input.plan_hash)
+        workflow_id = activity.info().workflow_id or ""
+        stored = await run_to_the_end(self._stored_result(workflow_id, input.plan_hash))
         return ExecutionLookup(result=_bounded(stored) if stored is not None else None)
+
+    async def _stored_result(self, workflow_id: str, plan_hash: str) -> ExecutionResult | None:
+        async with self._target.connect() as connection:
+            return await _stored_result(connection, workflow_id, plan_hash)
 
     async def _plan_to_run(self, input: ExecutePlanInput, label: str) -> Plan:
         """The plan itself; for a revert, with the values its before-images hold where the plan shows them masked."""

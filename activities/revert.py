@@ -28,6 +28,7 @@ from activities.before_images import Change, Lineage, RowImage, load_change, ref
 from activities.plan_runner import key_of
 from activities.planning import within_size
 from activities.sql import coerce_value, forget_reflection, reflect_target, row_to_dict
+from activities.to_the_end import run_to_the_end
 from core.masking import MASK
 from core.models import (
     Assignment,
@@ -281,6 +282,9 @@ class RevertActivities:
 
     @activity.defn(name=ACTIVITY_PLAN_REVERT)
     async def plan_revert(self, input: PlanRevertInput) -> RevertPlan:
+        return await run_to_the_end(self._plan_revert(input))
+
+    async def _plan_revert(self, input: PlanRevertInput) -> RevertPlan:
         label = ticket_label(input.ticket_id)
         forget_reflection(self._target)  # the columns as they are now: a table altered since must be seen
         metadata = await reflect_target(self._target)

@@ -29,6 +29,7 @@ from activities.cascades import Cascade, Cascades
 from activities.dry_run import dry_run
 from activities.result_size import MAX_RESULT_BYTES, drop_from_the_end, model_bytes
 from activities.sql import CASCADES, INHERITED, forget_reflection, plan_tables, reflect_target
+from activities.to_the_end import run_to_the_end
 from core.ledger import is_ledger_table
 from core.masking import mask_row
 from core.models import (
@@ -160,6 +161,9 @@ class SafetyActivities:
 
     @activity.defn(name=ACTIVITY_VALIDATE_PLAN)
     async def validate_plan(self, input: ValidatePlanInput) -> SafetyReport:
+        return await run_to_the_end(self._validate(input))
+
+    async def _validate(self, input: ValidatePlanInput) -> SafetyReport:
         label = ticket_label(input.ticket_id)
         policy = await self._policy.current()
         requester, reverts = input.judged_requester, input.judged_reverts
