@@ -93,6 +93,10 @@ async def dry_run(
         try:
             if count_only:
                 await set_read_only(connection)
+            elif connection.dialect.name == "sqlite":
+                # The write lock first, then the clock: under a burst the wait for another dry run's lock
+                # counted as this plan's run time, and a plan was blocked as too expensive (item 39).
+                await connection.exec_driver_sql("BEGIN IMMEDIATE")
             async with statement_timeout(connection, policy.limits.dry_run_timeout_ms):
                 runner = PlanRunner(connection, metadata, every_column=revert)
                 for index, operation in runnable:

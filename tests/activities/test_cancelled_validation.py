@@ -13,10 +13,11 @@ import time
 
 from activities.safety import SafetyActivities
 from core.bootstrap import Databases
-from core.models import Plan, ValidatePlanInput
+from core.models import Assignment, Plan, UpdateOperation, ValidatePlanInput
+from core.policy import PolicyCache, TablePolicy, store_policy
 from core.settings import Settings
 from tests.activities.conftest import activity_env
-from tests.activities.test_execution import UPGRADE
+from tests.activities.test_execution import ACME, UPGRADE
 from tests.support import dev_authority
 
 
@@ -68,3 +69,33 @@ async def test_a_validation_cancelled_mid_dry_run_hands_its_connection_back(
         await asyncio.sleep(0.2)
     report = await env.run(activities.validate_plan, validate)  # and the next validation runs
     assert report.plan_hash
+
+
+async def test_a_dry_run_that_waited_for_the_write_lock_is_not_judged_too_expensive(
+    databases: Databases, settings: Settings
+) -> None:
+    """Under a burst, the wait for another dry run's lock is not this plan's run time (bench/notes.md, item 39)."""
+    bulk = sqlite3.connect(_target_file(settings), isolation_level=None)
+    bulk.execute("CREATE TABLE bulk (id INTEGER PRIMARY KEY, customer_id INTEGER, flag INTEGER)")
+    bulk.executemany("INSERT INTO bulk (customer_id, flag) VALUES (?, 0)", [(n,) for n in range(5000)])
+    bulk.close()  # a scan of it takes the progress handler past its first check
+    policy = await PolicyCache(databases.app_sessions).current()
+    policy.tables["bulk"] = TablePolicy(operations=["select", "update"], max_rows=10, auto_approve_rows=5)
+    await store_policy(databases.app_sessions, policy)
+    flag = UpdateOperation(table="bulk", values=[Assignment(column="flag", value=1)], filters=[ACME])
+    activities = SafetyActivities(databases.app_sessions, databases.target_engine, dev_authority())
+    validate = ValidatePlanInput(ticket_id="t1", plan=Plan(summary="flag one", operations=[flag]))
+    env = activity_env("validate")
+    first = await env.run(activities.validate_plan, validate)
+    assert first.rows_affected == 1
+    limit_ms = (await PolicyCache(databases.app_sessions).current()).limits.dry_run_timeout_ms
+
+    holder = sqlite3.connect(_target_file(settings), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another dry run holds the lock longer than the dry-run limit
+    validating = asyncio.create_task(env.run(activities.validate_plan, validate))
+    await asyncio.sleep(limit_ms / 1000 + 0.5)
+    holder.execute("ROLLBACK")
+    holder.close()
+    report = await validating
+    assert report.risk is first.risk and report.rows_affected == first.rows_affected
+    assert not [finding for finding in report.findings if "took longer than" in finding.message]
