@@ -16,6 +16,7 @@ change is reverted twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -41,7 +42,7 @@ from activities.sql import (
     reflect_target,
     shapes_digest,
 )
-from activities.to_the_end import run_to_the_end
+from activities.to_the_end import run_to_the_end, stopped_where_it_may
 from core.ledger import executions
 from core.masking import mask_row
 from core.models import (
@@ -78,10 +79,20 @@ ERROR_INVALID_OPERATION = "InvalidOperation"
 ERROR_ROW_LIMIT = "RowLimitExceeded"
 ERROR_OPERATION_FAILED = "OperationFailed"
 ERROR_TARGET_UNAVAILABLE = "TargetUnavailable"
+ERROR_STOPPED = "ExecutionStopped"  # cancelled: rolled back before its commit
 
 
 class _RowLimitExceeded(Exception):
     """An update or delete touched more rows than were approved (tickets that pass counts, not keys)."""
+
+
+class _Stopped(Exception):
+    """The activity was cancelled: the transaction goes no further and rolls back."""
+
+
+def _unless_stopped(stop: asyncio.Event) -> None:
+    if stop.is_set():
+        raise _Stopped("the step was cancelled before its commit")
 
 
 class _ApprovedRowsChanged(Exception):
@@ -118,6 +129,10 @@ class ExecutionActivities:
 
     @activity.defn(name=ACTIVITY_EXECUTE_PLAN)
     async def execute_plan(self, input: ExecutePlanInput) -> ExecutionResult:
+        # Cancelled (a missed heartbeat, the worker stopping), it ends once its transaction has.
+        return await stopped_where_it_may(lambda stop: self._execute_plan(input, stop))
+
+    async def _execute_plan(self, input: ExecutePlanInput, stop: asyncio.Event) -> ExecutionResult:
         label = ticket_label(input.ticket_id)
         expected = plan_hash(input.plan)
         if input.plan_hash != expected:
@@ -139,7 +154,7 @@ class ExecutionActivities:
         policy = await self._policy.current() if self._policy is not None else None
         steps = _compile(input, plan, metadata, policy, label)
         async with heartbeating():  # a long transaction must not look like a dead worker
-            result = await self._run(input, steps, metadata, policy, label)
+            result = await self._run(input, steps, metadata, policy, label, stop)
         verb = "replayed" if result.replayed else "executed"
         logger.info("%s: plan %s %s, %d rows changed", label, expected, verb, result.rows_changed)
         return result
@@ -153,10 +168,10 @@ class ExecutionActivities:
         (red team 25). Only the asking workflow's own row is read.
         """
         workflow_id = activity.info().workflow_id or ""
-        stored = await run_to_the_end(self._stored_result(workflow_id, input.plan_hash))
+        stored = await run_to_the_end(self._look_up_stored_result(workflow_id, input.plan_hash))
         return ExecutionLookup(result=_bounded(stored) if stored is not None else None)
 
-    async def _stored_result(self, workflow_id: str, plan_hash: str) -> ExecutionResult | None:
+    async def _look_up_stored_result(self, workflow_id: str, plan_hash: str) -> ExecutionResult | None:
         async with self._target.connect() as connection:
             return await _stored_result(connection, workflow_id, plan_hash)
 
@@ -183,11 +198,17 @@ class ExecutionActivities:
         return filled
 
     async def _run(
-        self, input: ExecutePlanInput, steps: list[_Step], metadata: MetaData, policy: Policy | None, label: str
+        self,
+        input: ExecutePlanInput,
+        steps: list[_Step],
+        metadata: MetaData,
+        policy: Policy | None,
+        label: str,
+        stop: asyncio.Event,
     ) -> ExecutionResult:
         async with self._target.connect() as connection:
             try:
-                return await self._run_once(connection, input, steps, metadata, policy, label)
+                return await self._run_once(connection, input, steps, metadata, policy, label, stop)
             except Exception as error:
                 failure = _as_application_error(error, label)
                 stored, ran = await _stored_after_failure(connection, input)
@@ -209,6 +230,7 @@ class ExecutionActivities:
         metadata: MetaData,
         policy: Policy | None,
         label: str,
+        stop: asyncio.Event,
     ) -> ExecutionResult:
         await connection.begin()
         stored, ran = await _ledger_of(connection, input)
@@ -226,7 +248,11 @@ class ExecutionActivities:
             )
         runner = PlanRunner(connection, metadata, every_column=bool(input.reverts))
         private = _private_columns(input, metadata, policy)
-        outcomes = [await _run_step(runner, step) for step in steps]
+        outcomes = []
+        for step in steps:
+            _unless_stopped(stop)
+            outcomes.append(await _run_step(runner, step))
+        _unless_stopped(stop)
         await _check_schema(connection, input)
         results = [_result(outcome, private) for outcome in outcomes]
         written = {(o.operation.table, key) for o in outcomes if o.written for key in o.keys}
@@ -246,6 +272,7 @@ class ExecutionActivities:
                 reverts=input.reverts or None,
             )
         )
+        _unless_stopped(stop)
         await connection.commit()
         return result
 
@@ -467,6 +494,8 @@ def _as_application_error(error: Exception, label: str) -> ApplicationError:
         return ApplicationError(
             f"{label}: {error}; nothing was written", type=ERROR_APPROVED_ROWS_CHANGED, non_retryable=True
         )
+    if isinstance(error, _Stopped):
+        return ApplicationError(f"{label}: {error}; nothing was written", type=ERROR_STOPPED)
     if isinstance(error, _RowLimitExceeded):
         return ApplicationError(
             f"{label}: {error}; the whole plan was rolled back", type=ERROR_ROW_LIMIT, non_retryable=True
