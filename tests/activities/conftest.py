@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from collections.abc import AsyncIterator
 
 import pytest
@@ -53,3 +54,21 @@ async def audit_events(dbs: Databases, ticket_id: str = "abc") -> list[AuditEven
     async with dbs.app_sessions() as session:
         query = select(AuditEventRow).where(AuditEventRow.ticket_id == ticket_id).order_by(AuditEventRow.id)
         return list((await session.scalars(query)).all())
+
+
+def target_file(settings: Settings) -> str:
+    """The path of the SQLite target DB of `settings`."""
+    return settings.target_db_url.removeprefix("sqlite+aiosqlite:///")
+
+
+def write_lock_free(path: str) -> bool:
+    """Whether another writer could take the SQLite file's write lock now."""
+    connection = sqlite3.connect(path, timeout=0.1)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        connection.close()

@@ -19,7 +19,7 @@ from core.bootstrap import Databases
 from core.ledger import LEDGER_TABLE
 from core.models import ExecutePlanInput, Plan
 from core.settings import Settings
-from tests.activities.conftest import activity_env, plan_of
+from tests.activities.conftest import activity_env, plan_of, target_file, write_lock_free
 from tests.activities.test_execution import NEW_FLAG, UPGRADE, plan_hash
 from tests.support import dev_authority
 
@@ -39,18 +39,6 @@ def _ledger(path: str) -> list[str]:
         connection.close()
 
 
-def _write_lock_free(path: str) -> bool:
-    connection = sqlite3.connect(path, timeout=0.1)
-    try:
-        connection.execute("BEGIN IMMEDIATE")
-        connection.execute("ROLLBACK")
-        return True
-    except sqlite3.OperationalError:
-        return False
-    finally:
-        connection.close()
-
-
 def _connections_closing() -> list[asyncio.Task[object]]:
     """Tasks of SQLAlchemy's still closing a connection: one that never ends keeps the process from exiting."""
     return [task for task in asyncio.all_tasks() if "close" in task.get_coro().__qualname__]  # type: ignore[union-attr]
@@ -64,7 +52,7 @@ async def test_an_execution_cancelled_while_waiting_for_the_lock_ends_with_its_t
     await activity_env("warm", workflow_id="ticket-warm").run(executor.execute_plan, _input("ticket-warm", NEW_FLAG))
     before = await plan_of(databases, 1)
     assert before != UPGRADE.values[0].value
-    path = settings.target_db_url.removeprefix("sqlite+aiosqlite:///")
+    path = target_file(settings)
 
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another writer holds the target: the execution waits for it
@@ -85,7 +73,7 @@ async def test_an_execution_cancelled_while_waiting_for_the_lock_ends_with_its_t
     # Rolled back, nothing written, the connection back in the pool, none left closing, the lock free.
     assert databases.target_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     assert not _connections_closing()
-    assert _write_lock_free(path)
+    assert write_lock_free(path)
     assert _ledger(path) == ["ticket-warm"]
     assert await plan_of(databases, 1) == before
 
