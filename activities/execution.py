@@ -43,7 +43,8 @@ from activities.sql import (
     shapes_digest,
 )
 from activities.to_the_end import run_to_the_end, stopped_where_it_may
-from core.ledger import executions
+from core.judgement import stale_approvals
+from core.ledger import executions, spent_approvals
 from core.masking import mask_row
 from core.models import (
     DeleteOperation,
@@ -93,6 +94,10 @@ class _Stopped(Exception):
 def _unless_stopped(stop: asyncio.Event) -> None:
     if stop.is_set():
         raise _Stopped("the step was cancelled before its commit")
+
+
+class _ApprovalsSpent(Exception):
+    """The approvals sent went with a run refused for good before: they run nothing."""
 
 
 class _ApprovedRowsChanged(Exception):
@@ -148,6 +153,11 @@ class ExecutionActivities:
                 f"{label}: not authorised to run: {refusal}; nothing was written",
                 type=ERROR_NOT_AUTHORISED,
                 non_retryable=True,
+            )
+        too_old = stale_approvals(input.approvals, datetime.now(UTC))
+        if too_old is not None:  # a person asked again, not a licence kept for later (red team 60)
+            raise ApplicationError(
+                f"{label}: {too_old}; nothing was written", type=ERROR_APPROVED_ROWS_CHANGED, non_retryable=True
             )
         metadata = await reflect_target(self._target)
         plan = await self._plan_to_run(input, label)
@@ -217,6 +227,8 @@ class ExecutionActivities:
                     return stored
                 if ran is not None:  # another plan committed under this id meanwhile: this one rolled back
                     failure = _ran_another_plan(ran, label)
+                elif failure.non_retryable and input.approvals and not isinstance(error, _ApprovalsSpent):
+                    await _spend(connection, input, failure, label)
                 logger.warning("%s", failure.message)
                 if failure is error:  # `raise e from e` makes a cause loop the SDK cannot encode
                     raise
@@ -241,6 +253,10 @@ class ExecutionActivities:
         if ran is not None:  # a workflow of one's own under a done ticket's id ran plans of its choosing (red team 21)
             await connection.rollback()
             raise _ran_another_plan(ran, label)
+        spent = await _spent_on(connection, input) if input.approvals else None
+        if spent is not None:
+            await connection.rollback()
+            raise _ApprovalsSpent(f"its approvals went with a run refused before ({spent})")
         executed_at = datetime.now(UTC)
         if input.reverts:
             await before_images.claim_revert(
@@ -453,6 +469,38 @@ async def _ledger_of(connection: AsyncConnection, input: ExecutePlanInput) -> tu
     return None, other
 
 
+async def _spent_on(connection: AsyncConnection, input: ExecutePlanInput) -> str | None:
+    """Why the approval request the approvals answer (all answer one: `signed_approvals`) is spent, if it is."""
+    query = select(spent_approvals.c.reason).where(
+        spent_approvals.c.workflow_id == input.workflow_id,
+        spent_approvals.c.request_id == input.approvals[0].request_id,
+    )
+    reason: str | None = await connection.scalar(query)
+    return reason
+
+
+async def _spend(connection: AsyncConnection, input: ExecutePlanInput, failure: ApplicationError, label: str) -> None:
+    """Keep the approvals of a run refused for good from running anything later (red team 60).
+
+    The workflow asks again with a new approval request, or ends the ticket; a workflow of someone
+    else's under this id, once the ticket closed, finds these approvals spent. Should this write fail,
+    the approvals still expire (`stale_approvals`).
+    """
+    row = {
+        "workflow_id": input.workflow_id,
+        "request_id": input.approvals[0].request_id,
+        "reason": f"{failure.type}: {failure.message}"[:500],
+        "spent_at": datetime.now(UTC),
+    }
+    try:
+        async with connection.begin():
+            await connection.execute(insert(spent_approvals).values(**row))
+    except sa_exc.IntegrityError:
+        pass  # spent already, by an attempt beside this one
+    except Exception as error:
+        logger.warning("%s: could not mark approvals %s spent: %s", label, row["request_id"], error)
+
+
 def _unapproved(input: ExecutePlanInput) -> bool:
     """Whether the plan runs on the requester's budget: its signed judgement needed no approval (the
     executor's check refused approvers named beside such a judgement), else no one is named."""
@@ -490,7 +538,7 @@ def _as_application_error(error: Exception, label: str) -> ApplicationError:
         return error
     if isinstance(error, before_images.RevertRefused):
         return ApplicationError(f"{label}: {error}; nothing was written", type=ERROR_REVERT_REFUSED, non_retryable=True)
-    if isinstance(error, _ApprovedRowsChanged):
+    if isinstance(error, _ApprovedRowsChanged | _ApprovalsSpent):
         return ApplicationError(
             f"{label}: {error}; nothing was written", type=ERROR_APPROVED_ROWS_CHANGED, non_retryable=True
         )

@@ -12,7 +12,7 @@ An execution must not write after its activity ended (its ticket could be told t
 written), nor be cancelled mid-statement: SQLAlchemy then invalidates the connection and force-closes
 it, and on SQLite the statement that got the lock afterwards kept it, with its transaction open, for
 the life of the process (red team 57 saw the worker unable to exit, too). So a cancelled execution is
-asked to stop, stops at its next statement or before its commit, rolls back, and only then does its
+asked to stop, stops before its next operation or its commit, rolls back, and only then does its
 activity end, bounded by the statement's own time limits.
 """
 
@@ -48,7 +48,7 @@ async def stopped_where_it_may(start: Callable[[asyncio.Event], Coroutine[Any, A
     """Await `start(stop)`; if the caller is cancelled, set `stop` and end only when the work has.
 
     The work is never cancelled itself: it checks `stop` where it may end cleanly (before each
-    statement of its transaction and before its commit) and rolls back there. Its result, if it had
+    operation of its transaction and before its commit) and rolls back there. Its result, if it had
     committed before it looked, is returned: what it committed is what happened.
     """
     stop = asyncio.Event()

@@ -14,6 +14,10 @@ SqliteSynchronous = Literal["FULL", "NORMAL"]
 # SQLite serialises writers; a busy timeout lets concurrent writers queue instead of failing
 # with "database is locked".
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+# PostgreSQL's statements wait for a lock as long, then fail (retryably) instead of waiting for good: a
+# cancelled execution stops only between its statements, and one waiting on a row lock that another
+# session kept held its activity, its connection and the worker's shutdown as long (red team 59).
+POSTGRES_LOCK_TIMEOUT_MS = SQLITE_BUSY_TIMEOUT_SECONDS * 1000
 
 
 def create_engine(url: str, *, sqlite_synchronous: SqliteSynchronous = "FULL") -> AsyncEngine:
@@ -36,7 +40,10 @@ def create_engine(url: str, *, sqlite_synchronous: SqliteSynchronous = "FULL") -
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
         use_wal(engine.sync_engine, sqlite_synchronous)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_driver_name() == "asyncpg":
+        connect_args["server_settings"] = {"lock_timeout": str(POSTGRES_LOCK_TIMEOUT_MS)}
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args=connect_args)
 
 
 def is_sqlite(url: URL) -> bool:

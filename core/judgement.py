@@ -16,11 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from core.decision_proof import SIGNATURE_PREFIX, digest, proven, signed_by_a_front_door
 from core.models import Decision, ExecutePlanInput, Judgement, Risk, SafetyReport
 
 JUDGEMENT_TAG_LENGTH = 16
+# A plan runs within this long of the approval that completed its quorum, or people are asked again: a
+# ticket closed without running (a rogue poller reporting its execution failed, say) leaves no ledger
+# row, and its approvals must not stay a licence to run it whenever someone chooses (red team 60).
+APPROVALS_GOOD_FOR = timedelta(hours=1)
 
 
 def judgement_of(report: SafetyReport, workflow_id: str, requester: str, reverts: str) -> Judgement:
@@ -145,6 +150,20 @@ def _approval_problem(decision: Decision, judgement: Judgement, keys: list[bytes
     if decision.decider == judgement.requester or decision.decider in judgement.excluded:
         return "may not decide on this plan"
     return None
+
+
+def stale_approvals(approvals: Sequence[Decision], now: datetime) -> str | None:
+    """Why `approvals` are too old to run on at `now`, or None.
+
+    Their newest signature counts (earlier ones may be days older: people approve in their own
+    time); signed times are covered by the signatures, which the executor's check proves.
+    Unsigned approvals (ALLOW_UNSIGNED_DECISIONS) carry no time and are not aged.
+    """
+    signed = [decision.signed_at for decision in approvals if decision.signed_at is not None]
+    if not signed or now - max(signed) <= APPROVALS_GOOD_FOR:
+        return None
+    hours = APPROVALS_GOOD_FOR.total_seconds() / 3600
+    return f"its last approval was given more than {hours:g} hour(s) ago, at {max(signed):%Y-%m-%d %H:%M} UTC"
 
 
 def shortfall(judgement: Judgement, approvers: Sequence[str]) -> str | None:

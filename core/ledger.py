@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 LEDGER_TABLE = "agent_ticket_executions"
 BUDGET_TABLE = "agent_ticket_budget"
-LEDGER_TABLES = frozenset({LEDGER_TABLE, BUDGET_TABLE})
+SPENT_TABLE = "agent_ticket_spent_approvals"
+LEDGER_TABLES = frozenset({LEDGER_TABLE, BUDGET_TABLE, SPENT_TABLE})
 
 ledger_metadata = MetaData()
 
@@ -52,6 +53,19 @@ budget_charges = Table(
     Column("rows", Integer, nullable=False),
     Column("charged_at", DateTime(timezone=True), nullable=False),
     Index("ix_agent_ticket_budget_requester_charged_at", "requester", "charged_at"),
+)
+
+# Approval requests whose approvals went with a run the executor refused for good (the rows changed
+# since, a statement refused): those approvals run nothing, ever. A ticket that closed without running
+# its plan has no execution row, and a workflow of someone else's started under its id could run the
+# plan later on them, against a rejection given since (red team 60). Written by the executor itself.
+spent_approvals = Table(
+    SPENT_TABLE,
+    ledger_metadata,
+    Column("workflow_id", String(80), primary_key=True),
+    Column("request_id", String(100), primary_key=True),
+    Column("reason", String(500), nullable=False),
+    Column("spent_at", DateTime(timezone=True), nullable=False),
 )
 
 

@@ -42,6 +42,7 @@ from core.models import (
     UpdateOperation,
     ValidatePlanInput,
 )
+from core.names import ERROR_APPROVED_ROWS_CHANGED
 from core.policy import PolicyCache
 from core.request_proof import sign_request
 from tests.support import APPROVERS
@@ -85,9 +86,17 @@ async def judged(dbs: Databases, operation: Any, request: TicketRequest | None =
     return plan, report
 
 
-def signed(report: SafetyReport, decider: str, *, key: bytes = KEY, request_id: str | None = None) -> Decision:
-    now = datetime.now(UTC)
-    asked = request_id if request_id is not None else approval_request_id("round1", report.judgement)
+def signed(
+    report: SafetyReport,
+    decider: str,
+    *,
+    key: bytes = KEY,
+    request_id: str | None = None,
+    ago: timedelta = timedelta(0),
+    round_id: str = "round1",
+) -> Decision:
+    now = datetime.now(UTC) - ago
+    asked = request_id if request_id is not None else approval_request_id(round_id, report.judgement)
     approval = ApprovalRequest(
         request_id=asked, plan_hash=report.plan_hash, requested_at=now, deadline=now + timedelta(days=1)
     )
@@ -319,3 +328,43 @@ async def test_plans_sent_at_once_under_one_ticket_run_one(dbs: Databases) -> No
             select(func.count()).select_from(executions).where(executions.c.workflow_id == WORKFLOW_ID)
         )
     assert (suspended, ledger) == (1, 1)
+
+
+async def asked_again(dbs: Databases, input: ExecutePlanInput) -> str:
+    """The executor's refusal that sends the plan back to be judged and approved again, nothing written."""
+    with pytest.raises(ApplicationError) as raised:
+        await run(dbs, input)
+    assert raised.value.type == ERROR_APPROVED_ROWS_CHANGED and raised.value.non_retryable
+    return raised.value.message
+
+
+async def test_a_plan_runs_only_within_an_hour_of_the_approval_that_completed_it(dbs: Databases) -> None:
+    """Red team 60: approvals are not a licence kept to run the plan whenever someone chooses."""
+    plan, report = await judged(dbs, MAKE_CAROL_ADMIN)
+    days_ago = signed(report, "alice", ago=timedelta(days=3))  # people approve in their own time
+    stale = execution(plan, report, [days_ago, signed(report, "bob", ago=timedelta(minutes=61))])
+    assert "more than 1 hour(s) ago" in await asked_again(dbs, stale)
+    assert await carols_role(dbs) != "admin"
+
+    await run(dbs, execution(plan, report, [days_ago, signed(report, "bob", ago=timedelta(minutes=59))]))
+    assert await carols_role(dbs) == "admin"
+
+
+async def test_approvals_that_went_with_a_run_refused_for_good_run_nothing_later(dbs: Databases) -> None:
+    """Red team 60: refused because the rows changed, the ticket rejected since, the rows as judged again."""
+    plan, report = await judged(dbs, MAKE_CAROL_ADMIN)
+    round1 = execution(plan, report, [signed(report, "alice"), signed(report, "bob")])
+    carol = users.update().where(users.c.email == CAROL)
+    async with dbs.target_engine.begin() as connection:
+        name = await connection.scalar(select(users.c.name).where(users.c.email == CAROL))
+        await connection.execute(carol.values(name=f"{name} (on leave)"))
+    assert "changed since approval" in await asked_again(dbs, round1)
+    async with dbs.target_engine.begin() as connection:
+        await connection.execute(carol.values(name=name))
+
+    assert "went with a run refused before" in await asked_again(dbs, round1)
+    assert await carols_role(dbs) != "admin"
+    # A new round of the same judgement (the rows as judged once more) is asked and approved afresh.
+    round2 = [signed(report, "alice", round_id="round2"), signed(report, "bob", round_id="round2")]
+    await run(dbs, execution(plan, report, round2))
+    assert await carols_role(dbs) == "admin"

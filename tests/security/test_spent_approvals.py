@@ -1,0 +1,96 @@
+"""Approvals that went with a run the executor refused for good run nothing later (red team 60).
+
+A ticket that closes without running its plan (rejected in a later round, or told its execution failed)
+leaves no execution row, and anyone with namespace access can start a workflow of their own under its
+id, read its signed judgement and approvals from its history, and send them to the real executor.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+from temporalio.client import WorkflowFailureError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from core.demo import users
+from core.ledger import executions, spent_approvals
+from core.models import DecisionSource, OutcomeStatus, Stage
+from tests.pipeline import Pipeline, running_pipeline
+from tests.security.test_rogue_pollers import Replay, ReplayApprovedPlan, started_request
+from tests.support import build_settings, wait_for_status
+
+CAROL = "carol@acme-corp.example"
+
+
+async def _carol(pipeline: Pipeline) -> tuple[str, str]:
+    async with pipeline.databases.target_sessions() as session:
+        name, role = (await session.execute(select(users.c.name, users.c.role).where(users.c.email == CAROL))).one()
+    return str(name), str(role)
+
+
+async def _rename_carol(pipeline: Pipeline, name: str) -> None:
+    async with pipeline.databases.target_sessions() as session:
+        await session.execute(update(users).where(users.c.email == CAROL).values(name=name))
+        await session.commit()
+
+
+async def test_a_superseded_rounds_approvals_run_nothing_once_the_ticket_is_rejected(
+    local_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    settings = build_settings(tmp_path / "data", f"spent-{uuid.uuid4().hex[:8]}")
+    async with running_pipeline(local_env.client, settings) as pipeline:
+        service = pipeline.service
+        name, role = await _carol(pipeline)
+        started = await service.start(pipeline.request(f"make {CAROL} an admin"))
+        first = await pipeline.wait_for_stage(started.short_id, Stage.AWAITING_APPROVAL)
+        assert first.approval is not None and first.approval.required_approvals == 2
+        await service.decide(started.short_id, first.approval.decision("alice", DecisionSource.DASHBOARD))
+        await _rename_carol(pipeline, name + " (on leave)")  # another writer: the approved rows change
+        await service.decide(started.short_id, first.approval.decision("bob", DecisionSource.DASHBOARD))
+
+        # The executor refuses round 1 (the rows changed) and the ticket asks again; alice says no.
+        second = await wait_for_status(
+            service,
+            started.short_id,
+            lambda status: status.approval is not None and status.approval.request_id != first.approval.request_id,
+        )
+        assert second.approval is not None and second.outcome is None
+        no = second.approval.decision("alice", DecisionSource.DASHBOARD, approve=False, comment="not any more")
+        await service.decide(started.short_id, no)
+        assert (await service.result(started.short_id)).status is OutcomeStatus.REJECTED
+        await _rename_carol(pipeline, name)  # carol's row is as round 1 judged it again
+
+        # Someone with namespace access sends round 1 to the real executor, as the closed ticket.
+        final = await service.status(started.short_id)
+        approvals = [
+            record.decision
+            for record in final.decisions
+            if record.accepted and record.decision.request_id == first.approval.request_id
+        ]
+        assert sorted(decision.decider for decision in approvals) == ["alice", "bob"]
+        replay = Replay(
+            queue=settings.temporal_task_queue,
+            ticket=started.workflow_id,
+            plan=first.plan,
+            request=started_request(await service.handle(started.short_id).fetch_history()),
+            judgement=first.report.judgement,
+            approvals=approvals,
+            send_as_the_ticket=True,
+        )
+        rogue_queue = f"rogue-{uuid.uuid4().hex[:8]}"
+        async with Worker(local_env.client, task_queue=rogue_queue, workflows=[ReplayApprovedPlan]):
+            with pytest.raises(WorkflowFailureError) as refused:
+                await local_env.client.execute_workflow(
+                    ReplayApprovedPlan.run, replay, id=started.workflow_id, task_queue=rogue_queue
+                )
+        assert "went with a run refused before" in str(refused.value.cause.cause)
+        assert await _carol(pipeline) == (name, role)
+        async with pipeline.databases.target_sessions() as session:
+            ran = (await session.scalars(select(executions.c.workflow_id))).all()
+            spent = (await session.scalars(select(spent_approvals.c.request_id))).all()
+        assert started.workflow_id not in ran
+        assert spent == [first.approval.request_id]
