@@ -64,6 +64,7 @@ from core.names import (
     ACTIVITY_FIND_EXECUTION,
     ERROR_APPROVED_ROWS_CHANGED,
     ERROR_REVERT_REFUSED,
+    short_id_from,
     ticket_label,
 )
 from core.policy import Policy, PolicyCache
@@ -178,12 +179,17 @@ class ExecutionActivities:
         (red team 25). Only the asking workflow's own row is read.
         """
         workflow_id = activity.info().workflow_id or ""
-        stored = await run_to_the_end(self._look_up_stored_result(workflow_id, input.plan_hash))
+        stored = await run_to_the_end(self._stored_result_else_spend(workflow_id, input))
         return ExecutionLookup(result=_bounded(stored) if stored is not None else None)
 
-    async def _look_up_stored_result(self, workflow_id: str, plan_hash: str) -> ExecutionResult | None:
+    async def _stored_result_else_spend(self, workflow_id: str, input: FindExecutionInput) -> ExecutionResult | None:
         async with self._target.connect() as connection:
-            return await _stored_result(connection, workflow_id, plan_hash)
+            stored = await _stored_result(connection, workflow_id, input.plan_hash)
+            if stored is None and input.approval_request_id:
+                told = "the ticket was told its execution failed: nothing was written"
+                label = ticket_label(short_id_from(workflow_id))
+                await _spend(connection, workflow_id, input.approval_request_id, told, label)
+            return stored
 
     async def _plan_to_run(self, input: ExecutePlanInput, label: str) -> Plan:
         """The plan itself; for a revert, with the values its before-images hold where the plan shows them masked."""
@@ -228,7 +234,8 @@ class ExecutionActivities:
                 if ran is not None:  # another plan committed under this id meanwhile: this one rolled back
                     failure = _ran_another_plan(ran, label)
                 elif failure.non_retryable and input.approvals and not isinstance(error, _ApprovalsSpent):
-                    await _spend(connection, input, failure, label)
+                    reason = f"{failure.type}: {failure.message}"
+                    await _spend(connection, input.workflow_id, input.approvals[0].request_id, reason, label)
                 logger.warning("%s", failure.message)
                 if failure is error:  # `raise e from e` makes a cause loop the SDK cannot encode
                     raise
@@ -479,20 +486,18 @@ async def _spent_on(connection: AsyncConnection, input: ExecutePlanInput) -> str
     return reason
 
 
-async def _spend(connection: AsyncConnection, input: ExecutePlanInput, failure: ApplicationError, label: str) -> None:
-    """Keep the approvals of a run refused for good from running anything later (red team 60).
+async def _spend(connection: AsyncConnection, workflow_id: str, request_id: str, reason: str, label: str) -> None:
+    """Keep the approvals of a run refused for good, or of one the ticket was told failed, from running
+    anything later (red team 60).
 
     The workflow asks again with a new approval request, or ends the ticket; a workflow of someone
     else's under this id, once the ticket closed, finds these approvals spent. Should this write fail,
     the approvals still expire (`stale_approvals`).
     """
-    row = {
-        "workflow_id": input.workflow_id,
-        "request_id": input.approvals[0].request_id,
-        "reason": f"{failure.type}: {failure.message}"[:500],
-        "spent_at": datetime.now(UTC),
-    }
+    row = {"workflow_id": workflow_id, "request_id": request_id, "reason": reason[:500], "spent_at": datetime.now(UTC)}
     try:
+        if connection.in_transaction():
+            await connection.rollback()
         async with connection.begin():
             await connection.execute(insert(spent_approvals).values(**row))
     except sa_exc.IntegrityError:

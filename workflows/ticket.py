@@ -671,7 +671,8 @@ class TicketWorkflow:
                 failed = (
                     f"{names.ACTIVITY_EXECUTE_PLAN} failed: {describe(error, EXECUTE_PLAN.options.schedule_to_close)}"
                 )
-                result = await self._ran_after_all(report.plan_hash, failed, certain=cause is not None)
+                answered = approvals[0].request_id if approvals else ""
+                result = await self._ran_after_all(report.plan_hash, failed, answered, certain=cause is not None)
             else:
                 self._rows_changed += 1
                 why = withheld_rows_changed(cause.message, report, plan)
@@ -688,17 +689,21 @@ class TicketWorkflow:
         summary = f"executed: {result.rows_changed} row(s) changed"
         return self._finish(OutcomeStatus.DONE, summary, execution=result, decided_by=decided_by)
 
-    async def _ran_after_all(self, plan_hash: str, failed: str, *, certain: bool) -> ExecutionResult:
+    async def _ran_after_all(
+        self, plan_hash: str, failed: str, approval_request_id: str, *, certain: bool
+    ) -> ExecutionResult:
         """The plan's stored result if the ledger shows it ran although its step failed; else `TicketFailed`.
 
         A step can fail after its transaction committed: a worker gone past the step's bound, a result it
         could not report. The ledger row commits with the writes, so it says which (red team 25). `certain`:
-        the executor itself said it wrote nothing, so the message needs no word from the ledger.
+        the executor itself said it wrote nothing, so the message needs no word from the ledger. Found not
+        to have run, its approvals are spent: the ticket is told so, and they must run nothing later (red
+        team 60: an execution answered with a false failure by a rogue poller, then run on them).
         """
         try:
             lookup: ExecutionLookup = await workflow.execute_local_activity(
                 names.ACTIVITY_FIND_EXECUTION,
-                FindExecutionInput(plan_hash=plan_hash),
+                FindExecutionInput(plan_hash=plan_hash, approval_request_id=approval_request_id),
                 result_type=ExecutionLookup,
                 start_to_close_timeout=options.FIND_EXECUTION.start_to_close,
                 retry_policy=options.FIND_EXECUTION.retry,

@@ -71,6 +71,8 @@ class FindExecutionInput(Model):
     """The plan whose run the ledger is asked about, under the asking workflow's own id."""
 
     plan_hash: str
+    # The approval request its approvals answered: spent if the plan did not run (the ticket is told it failed).
+    approval_request_id: str = Field(default="", max_length=100)
 
 
 class ExecutionLookup(Model):

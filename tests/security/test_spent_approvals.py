@@ -12,16 +12,20 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
+from temporalio import activity
 from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from core import names
 from core.demo import users
 from core.ledger import executions, spent_approvals
-from core.models import DecisionSource, OutcomeStatus, Stage
-from tests.pipeline import Pipeline, running_pipeline
+from core.models import DecisionSource, ExecutePlanInput, ExecutionResult, OutcomeStatus, Stage
+from tests.pipeline import Pipeline, activity_named, running_pipeline, with_activities
 from tests.security.test_rogue_pollers import Replay, ReplayApprovedPlan, started_request
 from tests.support import build_settings, wait_for_status
+from worker.build import ActivitySet
 
 CAROL = "carol@acme-corp.example"
 
@@ -94,3 +98,58 @@ async def test_a_superseded_rounds_approvals_run_nothing_once_the_ticket_is_reje
             spent = (await session.scalars(select(spent_approvals.c.request_id))).all()
         assert started.workflow_id not in ran
         assert spent == [first.approval.request_id]
+
+
+DANA = "dana@acme-corp.example"
+
+
+def _rogue_wins_the_first_execution(activities: ActivitySet) -> ActivitySet:
+    """A poller on the ticket's queue takes its first execution and answers that the target refused it."""
+    real = activity_named(activities, names.ACTIVITY_EXECUTE_PLAN)
+    taken: list[ExecutePlanInput] = []
+
+    @activity.defn(name=names.ACTIVITY_EXECUTE_PLAN)
+    async def execute_plan(input: ExecutePlanInput) -> ExecutionResult:
+        if not taken:
+            taken.append(input)
+            raise ApplicationError("the target DB refused: made up", type="OperationFailed", non_retryable=True)
+        result: ExecutionResult = await real(input)
+        return result
+
+    return with_activities(activities, execute_plan)
+
+
+async def test_approvals_of_a_ticket_told_its_execution_failed_run_nothing_later(
+    local_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    settings = build_settings(tmp_path / "data", f"spent-{uuid.uuid4().hex[:8]}")
+    async with running_pipeline(local_env.client, settings, adjust=_rogue_wins_the_first_execution) as pipeline:
+        service = pipeline.service
+        started = await service.start(pipeline.request(f"add user {DANA} to acme-corp as admin"))
+        asked = await pipeline.wait_for_stage(started.short_id, Stage.AWAITING_APPROVAL)
+        assert asked.approval is not None and asked.approval.required_approvals == 2
+        for approver in ("alice", "bob"):
+            await service.decide(started.short_id, asked.approval.decision(approver, DecisionSource.DASHBOARD))
+        outcome = await service.result(started.short_id)
+        assert outcome.status is OutcomeStatus.FAILED and "made up" in outcome.reason
+
+        # Within the hour, someone with namespace access runs the plan on those approvals, as the ticket.
+        approvals = [record.decision for record in (await service.status(started.short_id)).decisions]
+        replay = Replay(
+            queue=settings.temporal_task_queue,
+            ticket=started.workflow_id,
+            plan=asked.plan,
+            request=started_request(await service.handle(started.short_id).fetch_history()),
+            judgement=asked.report.judgement,
+            approvals=[decision for decision in approvals if decision.approve],
+            send_as_the_ticket=True,
+        )
+        rogue_queue = f"rogue-{uuid.uuid4().hex[:8]}"
+        async with Worker(local_env.client, task_queue=rogue_queue, workflows=[ReplayApprovedPlan]):
+            with pytest.raises(WorkflowFailureError) as refused:
+                await local_env.client.execute_workflow(
+                    ReplayApprovedPlan.run, replay, id=started.workflow_id, task_queue=rogue_queue
+                )
+        assert "went with a run refused before" in str(refused.value.cause.cause)
+        async with pipeline.databases.target_sessions() as session:
+            assert await session.scalar(select(users.c.role).where(users.c.email == DANA)) is None
