@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -165,7 +166,9 @@ class ExecutionActivities:
         policy = await self._policy.current() if self._policy is not None else None
         steps = _compile(input, plan, metadata, policy, label)
         async with heartbeating():  # a long transaction must not look like a dead worker
-            result = await self._run(input, steps, metadata, policy, label, stop)
+            result = await self._run(
+                input, label, lambda connection: self._run_once(connection, input, steps, metadata, policy, label, stop)
+            )
         verb = "replayed" if result.replayed else "executed"
         logger.info("%s: plan %s %s, %d rows changed", label, expected, verb, result.rows_changed)
         return result
@@ -216,15 +219,13 @@ class ExecutionActivities:
     async def _run(
         self,
         input: ExecutePlanInput,
-        steps: list[_Step],
-        metadata: MetaData,
-        policy: Policy | None,
         label: str,
-        stop: asyncio.Event,
+        attempt: Callable[[AsyncConnection], Awaitable[ExecutionResult]],
     ) -> ExecutionResult:
+        """`attempt` in a connection of its own; failed, what the ledger says instead, or why."""
         async with self._target.connect() as connection:
             try:
-                return await self._run_once(connection, input, steps, metadata, policy, label, stop)
+                return await attempt(connection)
             except Exception as error:
                 failure = _as_application_error(error, label)
                 stored, ran = await _stored_after_failure(connection, input)

@@ -21,7 +21,8 @@ from temporalio.worker import Worker
 from core import names
 from core.demo import users
 from core.ledger import executions, spent_approvals
-from core.models import DecisionSource, ExecutePlanInput, ExecutionResult, OutcomeStatus, Stage
+from core.models import Decision, DecisionSource, ExecutePlanInput, ExecutionResult, OutcomeStatus, Stage, TicketStatus
+from service.tickets import StartedTicket
 from tests.pipeline import Pipeline, activity_named, running_pipeline, with_activities
 from tests.security.test_rogue_pollers import Replay, ReplayApprovedPlan, started_request
 from tests.support import build_settings, wait_for_status
@@ -40,6 +41,30 @@ async def _rename_carol(pipeline: Pipeline, name: str) -> None:
     async with pipeline.databases.target_sessions() as session:
         await session.execute(update(users).where(users.c.email == CAROL).values(name=name))
         await session.commit()
+
+
+async def _refusal_of_a_run_under_its_id(
+    env: WorkflowEnvironment, pipeline: Pipeline, started: StartedTicket, asked: TicketStatus, approvals: list[Decision]
+) -> str:
+    """What the real executor says to a workflow of someone else's, started under the closed ticket's id, that
+    sends it the plan, judgement and approvals read from the ticket's status and history."""
+    history = await pipeline.service.handle(started.short_id).fetch_history()
+    replay = Replay(
+        queue=pipeline.settings.temporal_task_queue,
+        ticket=started.workflow_id,
+        plan=asked.plan,
+        request=started_request(history),
+        judgement=asked.report.judgement,
+        approvals=approvals,
+        send_as_the_ticket=True,
+    )
+    rogue_queue = f"rogue-{uuid.uuid4().hex[:8]}"
+    async with Worker(env.client, task_queue=rogue_queue, workflows=[ReplayApprovedPlan]):
+        with pytest.raises(WorkflowFailureError) as refused:
+            await env.client.execute_workflow(
+                ReplayApprovedPlan.run, replay, id=started.workflow_id, task_queue=rogue_queue
+            )
+    return str(refused.value.cause.cause)
 
 
 async def test_a_superseded_rounds_approvals_run_nothing_once_the_ticket_is_rejected(
@@ -76,22 +101,8 @@ async def test_a_superseded_rounds_approvals_run_nothing_once_the_ticket_is_reje
             if record.accepted and record.decision.request_id == first.approval.request_id
         ]
         assert sorted(decision.decider for decision in approvals) == ["alice", "bob"]
-        replay = Replay(
-            queue=settings.temporal_task_queue,
-            ticket=started.workflow_id,
-            plan=first.plan,
-            request=started_request(await service.handle(started.short_id).fetch_history()),
-            judgement=first.report.judgement,
-            approvals=approvals,
-            send_as_the_ticket=True,
-        )
-        rogue_queue = f"rogue-{uuid.uuid4().hex[:8]}"
-        async with Worker(local_env.client, task_queue=rogue_queue, workflows=[ReplayApprovedPlan]):
-            with pytest.raises(WorkflowFailureError) as refused:
-                await local_env.client.execute_workflow(
-                    ReplayApprovedPlan.run, replay, id=started.workflow_id, task_queue=rogue_queue
-                )
-        assert "went with a run refused before" in str(refused.value.cause.cause)
+        refusal = await _refusal_of_a_run_under_its_id(local_env, pipeline, started, first, approvals)
+        assert "went with a run refused before" in refusal
         assert await _carol(pipeline) == (name, role)
         async with pipeline.databases.target_sessions() as session:
             ran = (await session.scalars(select(executions.c.workflow_id))).all()
@@ -135,21 +146,8 @@ async def test_approvals_of_a_ticket_told_its_execution_failed_run_nothing_later
 
         # Within the hour, someone with namespace access runs the plan on those approvals, as the ticket.
         approvals = [record.decision for record in (await service.status(started.short_id)).decisions]
-        replay = Replay(
-            queue=settings.temporal_task_queue,
-            ticket=started.workflow_id,
-            plan=asked.plan,
-            request=started_request(await service.handle(started.short_id).fetch_history()),
-            judgement=asked.report.judgement,
-            approvals=[decision for decision in approvals if decision.approve],
-            send_as_the_ticket=True,
-        )
-        rogue_queue = f"rogue-{uuid.uuid4().hex[:8]}"
-        async with Worker(local_env.client, task_queue=rogue_queue, workflows=[ReplayApprovedPlan]):
-            with pytest.raises(WorkflowFailureError) as refused:
-                await local_env.client.execute_workflow(
-                    ReplayApprovedPlan.run, replay, id=started.workflow_id, task_queue=rogue_queue
-                )
-        assert "went with a run refused before" in str(refused.value.cause.cause)
+        given = [decision for decision in approvals if decision.approve]
+        refusal = await _refusal_of_a_run_under_its_id(local_env, pipeline, started, asked, given)
+        assert "went with a run refused before" in refusal
         async with pipeline.databases.target_sessions() as session:
             assert await session.scalar(select(users.c.role).where(users.c.email == DANA)) is None
