@@ -65,7 +65,6 @@ from core.names import (
     ACTIVITY_FIND_EXECUTION,
     ERROR_APPROVED_ROWS_CHANGED,
     ERROR_REVERT_REFUSED,
-    short_id_from,
     ticket_label,
 )
 from core.policy import Policy, PolicyCache
@@ -98,12 +97,12 @@ def _unless_stopped(stop: asyncio.Event) -> None:
         raise _Stopped("the step was cancelled before its commit")
 
 
-class _ApprovalsSpent(Exception):
-    """The approvals sent went with a run refused for good before: they run nothing."""
-
-
 class _ApprovedRowsChanged(Exception):
     """The rows differ from the approved ones, or the budget ran out: roll back and ask again."""
+
+
+class _ApprovalsSpent(_ApprovedRowsChanged):
+    """The approvals sent went with a run refused for good before, or are too old: ask again."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +139,17 @@ class ExecutionActivities:
         return await stopped_where_it_may(lambda stop: self._execute_plan(input, stop))
 
     async def _execute_plan(self, input: ExecutePlanInput, stop: asyncio.Event) -> ExecutionResult:
+        try:
+            return await self._checked_and_run(input, stop)
+        except ApplicationError as failure:
+            # Refused for good: the approvals it came with run nothing later (red teams 60, 61). Only the
+            # ticket's own workflow spends them: another's would name a ticket still waiting for them.
+            if failure.non_retryable and _approved(input) and activity.info().workflow_id == input.workflow_id:
+                reason = f"{failure.type}: {failure.message}"
+                await _spend(self._target, input.workflow_id, input.approvals[0].request_id, reason)
+            raise
+
+    async def _checked_and_run(self, input: ExecutePlanInput, stop: asyncio.Event) -> ExecutionResult:
         label = ticket_label(input.ticket_id)
         expected = plan_hash(input.plan)
         if input.plan_hash != expected:
@@ -155,11 +165,6 @@ class ExecutionActivities:
                 f"{label}: not authorised to run: {refusal}; nothing was written",
                 type=ERROR_NOT_AUTHORISED,
                 non_retryable=True,
-            )
-        too_old = stale_approvals(input.approvals, datetime.now(UTC))
-        if too_old is not None:  # a person asked again, not a licence kept for later (red team 60)
-            raise ApplicationError(
-                f"{label}: {too_old}; nothing was written", type=ERROR_APPROVED_ROWS_CHANGED, non_retryable=True
             )
         metadata = await reflect_target(self._target)
         plan = await self._plan_to_run(input, label)
@@ -190,8 +195,7 @@ class ExecutionActivities:
             stored = await _stored_result(connection, workflow_id, input.plan_hash)
             if stored is None and input.approval_request_id:
                 told = "the ticket was told its execution failed: nothing was written"
-                label = ticket_label(short_id_from(workflow_id))
-                await _spend(connection, workflow_id, input.approval_request_id, told, label)
+                await _spend(self._target, workflow_id, input.approval_request_id, told)
             return stored
 
     async def _plan_to_run(self, input: ExecutePlanInput, label: str) -> Plan:
@@ -234,9 +238,6 @@ class ExecutionActivities:
                     return stored
                 if ran is not None:  # another plan committed under this id meanwhile: this one rolled back
                     failure = _ran_another_plan(ran, label)
-                elif failure.non_retryable and input.approvals and not isinstance(error, _ApprovalsSpent):
-                    reason = f"{failure.type}: {failure.message}"
-                    await _spend(connection, input.workflow_id, input.approvals[0].request_id, reason, label)
                 logger.warning("%s", failure.message)
                 if failure is error:  # `raise e from e` makes a cause loop the SDK cannot encode
                     raise
@@ -266,6 +267,10 @@ class ExecutionActivities:
             await connection.rollback()
             raise _ApprovalsSpent(f"its approvals went with a run refused before ({spent})")
         executed_at = datetime.now(UTC)
+        too_old = stale_approvals(input.approvals, executed_at)  # after the ledger: a run's retry replays it
+        if too_old is not None:  # a person asked again, not a licence kept for later (red team 60)
+            await connection.rollback()
+            raise _ApprovalsSpent(too_old)
         if input.reverts:
             await before_images.claim_revert(
                 connection, input.reverts, input.workflow_id, executed_at, self._revert_window
@@ -487,7 +492,7 @@ async def _spent_on(connection: AsyncConnection, input: ExecutePlanInput) -> str
     return reason
 
 
-async def _spend(connection: AsyncConnection, workflow_id: str, request_id: str, reason: str, label: str) -> None:
+async def _spend(target: AsyncEngine, workflow_id: str, request_id: str, reason: str) -> None:
     """Keep the approvals of a run refused for good, or of one the ticket was told failed, from running
     anything later (red team 60).
 
@@ -497,14 +502,17 @@ async def _spend(connection: AsyncConnection, workflow_id: str, request_id: str,
     """
     row = {"workflow_id": workflow_id, "request_id": request_id, "reason": reason[:500], "spent_at": datetime.now(UTC)}
     try:
-        if connection.in_transaction():
-            await connection.rollback()
-        async with connection.begin():
+        async with target.begin() as connection:
             await connection.execute(insert(spent_approvals).values(**row))
     except sa_exc.IntegrityError:
-        pass  # spent already, by an attempt beside this one
+        pass  # spent already (an attempt beside this one, a replay of a refused run)
     except Exception as error:
-        logger.warning("%s: could not mark approvals %s spent: %s", label, row["request_id"], error)
+        logger.warning("%s: could not mark approvals %s spent: %s", workflow_id, request_id, error)
+
+
+def _approved(input: ExecutePlanInput) -> bool:
+    """Whether the plan came with approvals its signed judgement asked for."""
+    return bool(input.approvals) and input.judgement is not None and input.judgement.required_approvals > 0
 
 
 def _unapproved(input: ExecutePlanInput) -> bool:
@@ -544,7 +552,7 @@ def _as_application_error(error: Exception, label: str) -> ApplicationError:
         return error
     if isinstance(error, before_images.RevertRefused):
         return ApplicationError(f"{label}: {error}; nothing was written", type=ERROR_REVERT_REFUSED, non_retryable=True)
-    if isinstance(error, _ApprovedRowsChanged | _ApprovalsSpent):
+    if isinstance(error, _ApprovedRowsChanged):
         return ApplicationError(
             f"{label}: {error}; nothing was written", type=ERROR_APPROVED_ROWS_CHANGED, non_retryable=True
         )

@@ -33,6 +33,7 @@ from core.models import (
     Decision,
     DecisionSource,
     ExecutePlanInput,
+    ExecutionResult,
     Filter,
     Plan,
     Risk,
@@ -126,6 +127,12 @@ async def run(
 ) -> None:
     executor = ExecutionActivities(dbs.target_engine, authority(approvers), PolicyCache(dbs.app_sessions))
     await in_workflow(caller).run(executor.execute_plan, input)
+
+
+async def run_for_its_result(dbs: Databases, input: ExecutePlanInput) -> ExecutionResult:
+    executor = ExecutionActivities(dbs.target_engine, authority(), PolicyCache(dbs.app_sessions))
+    result: ExecutionResult = await in_workflow().run(executor.execute_plan, input)
+    return result
 
 
 async def carols_role(dbs: Databases) -> str:
@@ -223,8 +230,9 @@ async def test_an_approver_taken_off_approvers_before_the_plan_runs_no_longer_co
     input = execution(plan, report, [signed(report, "alice"), signed(report, "bob")])
 
     assert "bob: APPROVERS does not name them now" in await refused(dbs, input, approvers=["alice", "carol"])
-    await run(dbs, input)
-    assert await carols_role(dbs) == "admin"
+    # Refused for good, the ticket fails: those approvals run nothing later, bob named again or not.
+    assert "went with a run refused before" in await asked_again(dbs, input)
+    assert await carols_role(dbs) != "admin"
 
 
 @pytest.mark.parametrize("replay", ["another workflow sends it", "another workflow was judged", "another requester"])
@@ -346,8 +354,17 @@ async def test_a_plan_runs_only_within_an_hour_of_the_approval_that_completed_it
     assert "more than 1 hour(s) ago" in await asked_again(dbs, stale)
     assert await carols_role(dbs) != "admin"
 
-    await run(dbs, execution(plan, report, [days_ago, signed(report, "bob", ago=timedelta(minutes=59))]))
-    assert await carols_role(dbs) == "admin"
+    # Asked again: a new round, approved within the hour.
+    alice = signed(report, "alice", round_id="round2")
+    first = await run_for_its_result(
+        dbs, execution(plan, report, [alice, signed(report, "bob", round_id="round2", ago=timedelta(minutes=59))])
+    )
+    assert not first.replayed and await carols_role(dbs) == "admin"
+
+    # Its result lost after the commit, a retry after the hour gets it from the ledger (red team 61).
+    late = [signed(report, name, round_id="round2", ago=timedelta(minutes=61)) for name in ("alice", "bob")]
+    retried = await run_for_its_result(dbs, execution(plan, report, late))
+    assert retried.replayed and retried.rows_changed == first.rows_changed
 
 
 async def test_approvals_that_went_with_a_run_refused_for_good_run_nothing_later(dbs: Databases) -> None:
