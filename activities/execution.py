@@ -267,10 +267,6 @@ class ExecutionActivities:
             await connection.rollback()
             raise _ApprovalsSpent(f"its approvals went with a run refused before ({spent})")
         executed_at = datetime.now(UTC)
-        too_old = stale_approvals(input.approvals, executed_at)  # after the ledger: a run's retry replays it
-        if too_old is not None:  # a person asked again, not a licence kept for later (red team 60)
-            await connection.rollback()
-            raise _ApprovalsSpent(too_old)
         if input.reverts:
             await before_images.claim_revert(
                 connection, input.reverts, input.workflow_id, executed_at, self._revert_window
@@ -301,6 +297,12 @@ class ExecutionActivities:
                 reverts=input.reverts or None,
             )
         )
+        # Aged approvals are asked again, not a licence kept for later (red team 60). Checked last: by now
+        # this attempt's writes have waited for any other attempt's, whose ledger row then stops it (red
+        # teams 61 and 62: a retry of a plan that ran, told the plan did not).
+        too_old = stale_approvals(input.approvals, executed_at)
+        if too_old is not None:
+            raise _ApprovalsSpent(too_old)
         _unless_stopped(stop)
         await connection.commit()
         return result

@@ -71,6 +71,8 @@ MAX_FEEDBACK_KEPT = 10
 # goes with every notification, within Temporal's 2 MB: activities/result_size.py).
 MAX_DECISIONS_KEPT = 50
 # Times the rows a plan touches may change between judgement and execution before the ticket gives up.
+# The executor's refusals that say nothing ran and do not fail the ticket: a revert it refuses, rows to judge again.
+ANSWERS_NOTHING_RAN = (names.ERROR_REVERT_REFUSED, names.ERROR_APPROVED_ROWS_CHANGED)
 MAX_REJUDGED = 3
 # A wait for approval that many signals made long continues as new; decisions still being judged get this
 # long to finish first (a flood of them may never let all finish).
@@ -397,6 +399,10 @@ class TicketWorkflow:
     async def _verdict_of(self, gate: ApprovalGate, request: TicketRequest) -> list[Decision] | TicketOutcome | None:
         await self._wait_for_verdict(gate, request)
         outcome = self._close_approval(gate)
+        if outcome is not None or gate.replan_requested:
+            # Closed without a run: the approvals it got, and any signed later on an old button, must run
+            # nothing once this ticket has ended or moved on (red team 62). It cannot have run.
+            await self._ran_else_spend(gate.request.plan_hash, gate.request.request_id)
         if outcome is not None:
             return outcome
         if gate.replan_requested:
@@ -665,22 +671,19 @@ class TicketWorkflow:
             )
         except FailureError as error:
             cause = permanent(error)
-            if cause is not None and cause.type == names.ERROR_REVERT_REFUSED:
-                return self._finish(OutcomeStatus.BLOCKED, cause.message, decided_by=decided_by)
-            if cause is None or cause.type != names.ERROR_APPROVED_ROWS_CHANGED:
+            answered = approvals[0].request_id if approvals else ""
+            if cause is None or cause.type not in ANSWERS_NOTHING_RAN:
                 failed = (
                     f"{names.ACTIVITY_EXECUTE_PLAN} failed: {describe(error, EXECUTE_PLAN.options.schedule_to_close)}"
                 )
-                answered = approvals[0].request_id if approvals else ""
                 result = await self._ran_after_all(report.plan_hash, failed, answered, certain=cause is not None)
             else:
-                self._rows_changed += 1
-                why = withheld_rows_changed(cause.message, report, plan)
-                if self._rows_changed > MAX_REJUDGED:
-                    raise TicketFailed(f"the rows kept changing under the plan: {why}") from error
-                self._status.rejudged_because = why
-                self._record(AuditEventKind.ROWS_CHANGED, f"nothing written, judged again: {why}")
-                return None
+                # That word may be a rogue poller's: the ledger says whether it ran, and its approvals are
+                # spent if not, so they run nothing once this ticket has asked again or ended (red team 62).
+                found = await self._ran_else_spend(report.plan_hash, answered) if answered else None
+                if found is None:
+                    return self._not_run(cause, report, plan, decided_by)
+                result = found
         self._record(
             AuditEventKind.EXECUTED,
             f"{result.rows_changed} row(s) changed" + (" (already applied)" if result.replayed else ""),
@@ -688,6 +691,21 @@ class TicketWorkflow:
         )
         summary = f"executed: {result.rows_changed} row(s) changed"
         return self._finish(OutcomeStatus.DONE, summary, execution=result, decided_by=decided_by)
+
+    def _not_run(
+        self, cause: ApplicationError, report: SafetyReport, plan: Plan, decided_by: list[str]
+    ) -> TicketOutcome | None:
+        """The executor ran nothing and says why: a revert it refuses is blocked; rows changed since
+        approval (or approvals spent or aged) are judged and asked about again, so None."""
+        if cause.type == names.ERROR_REVERT_REFUSED:
+            return self._finish(OutcomeStatus.BLOCKED, cause.message, decided_by=decided_by)
+        self._rows_changed += 1
+        why = withheld_rows_changed(cause.message, report, plan)
+        if self._rows_changed > MAX_REJUDGED:
+            raise TicketFailed(f"the rows kept changing under the plan: {why}") from cause
+        self._status.rejudged_because = why
+        self._record(AuditEventKind.ROWS_CHANGED, f"nothing written, judged again: {why}")
+        return None
 
     async def _ran_after_all(
         self, plan_hash: str, failed: str, approval_request_id: str, *, certain: bool
@@ -701,13 +719,7 @@ class TicketWorkflow:
         team 60: an execution answered with a false failure by a rogue poller, then run on them).
         """
         try:
-            lookup: ExecutionLookup = await workflow.execute_local_activity(
-                names.ACTIVITY_FIND_EXECUTION,
-                FindExecutionInput(plan_hash=plan_hash, approval_request_id=approval_request_id),
-                result_type=ExecutionLookup,
-                start_to_close_timeout=options.FIND_EXECUTION.start_to_close,
-                retry_policy=options.FIND_EXECUTION.retry,
-            )
+            lookup = await self._find_execution(plan_hash, approval_request_id)
         except FailureError as error:
             raise TicketFailed(
                 f"{failed}; whether it ran could not be checked ({describe(error)}): "
@@ -716,6 +728,26 @@ class TicketWorkflow:
         if lookup.result is not None:
             return lookup.result
         raise TicketFailed(failed if certain else f"{failed}; its ledger holds no run of it: nothing was written")
+
+    async def _ran_else_spend(self, plan_hash: str, approval_request_id: str) -> ExecutionResult | None:
+        """The plan's stored result if it ran after all, else None with its approvals spent; None, too,
+        if the ledger cannot be read now (the approvals then only age: `core.judgement.APPROVALS_GOOD_FOR`)."""
+        try:
+            return (await self._find_execution(plan_hash, approval_request_id)).result
+        except FailureError:
+            return None
+
+    async def _find_execution(self, plan_hash: str, approval_request_id: str) -> ExecutionLookup:
+        """The ledger's word on the plan; not run, the approval request is spent (a local activity: only this
+        ticket's own worker answers it)."""
+        lookup: ExecutionLookup = await workflow.execute_local_activity(
+            names.ACTIVITY_FIND_EXECUTION,
+            FindExecutionInput(plan_hash=plan_hash, approval_request_id=approval_request_id),
+            result_type=ExecutionLookup,
+            start_to_close_timeout=options.FIND_EXECUTION.start_to_close,
+            retry_policy=options.FIND_EXECUTION.retry,
+        )
+        return lookup
 
     def _finish(
         self,

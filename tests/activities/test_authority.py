@@ -8,6 +8,7 @@ counted and a high-risk change ran (red team 19). These run the real validation 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy import func, select
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities import execution as execution_module
 from activities.approvers import ConfiguredApprovers, LiteralApprovers
 from activities.authority import ExecutionAuthority
 from activities.execution import ERROR_NOT_AUTHORISED, ExecutionActivities
@@ -26,7 +28,7 @@ from core.bootstrap import Databases
 from core.decision_proof import sign_decision
 from core.demo import customers, users
 from core.judgement import approval_request_id, judgement_of, sign_judgement
-from core.ledger import executions
+from core.ledger import executions, spent_approvals
 from core.models import (
     ApprovalRequest,
     Assignment,
@@ -385,3 +387,44 @@ async def test_approvals_that_went_with_a_run_refused_for_good_run_nothing_later
     round2 = [signed(report, "alice", round_id="round2"), signed(report, "bob", round_id="round2")]
     await run(dbs, execution(plan, report, round2))
     assert await carols_role(dbs) == "admin"
+
+
+async def test_a_retry_beside_an_attempt_still_running_is_not_told_the_plan_did_not_run(
+    dbs: Databases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team 62: attempt 1 (a stalled worker) wrote and holds its transaction; attempt 2 runs past the hour.
+
+    Aged approvals were refused before attempt 2 waited for anything: it said nothing was written and spent
+    them, and attempt 1 then committed. Checked after the writes, attempt 2 waits for attempt 1's instead.
+    """
+    plan, report = await judged(dbs, MAKE_CAROL_ADMIN)
+    input = execution(plan, report, [signed(report, name, ago=timedelta(minutes=58)) for name in ("alice", "bob")])
+    attempt: contextvars.ContextVar[int] = contextvars.ContextVar("attempt", default=1)
+    holding, release = asyncio.Event(), asyncio.Event()
+    real_age, real_schema_check = execution_module.stale_approvals, execution_module._check_schema
+
+    def aged_for_attempt_two(approvals: list[Decision], now: datetime) -> str | None:
+        return real_age(approvals, now + timedelta(minutes=3) if attempt.get() == 2 else now)
+
+    async def attempt_one_stalls(connection: Any, input: ExecutePlanInput) -> None:
+        if attempt.get() == 1:
+            holding.set()
+            await release.wait()
+        await real_schema_check(connection, input)
+
+    monkeypatch.setattr(execution_module, "stale_approvals", aged_for_attempt_two)
+    monkeypatch.setattr(execution_module, "_check_schema", attempt_one_stalls)
+    first = asyncio.create_task(run_for_its_result(dbs, input))
+    await holding.wait()
+    attempt.set(2)
+    second = asyncio.create_task(run_for_its_result(dbs, input))
+    await asyncio.sleep(1)
+    release.set()
+    assert not (await first).replayed
+    try:
+        assert (await second).replayed  # it waited for attempt 1's rows, then found its ledger row
+    except ApplicationError as error:  # SQLite: its snapshot is older than attempt 1's commit; retried, it replays
+        assert not error.non_retryable, error
+    assert await carols_role(dbs) == "admin"
+    async with dbs.target_engine.connect() as connection:
+        assert not (await connection.scalars(select(spent_approvals.c.request_id))).all()

@@ -8,6 +8,7 @@ id, read its signed judgement and approvals from its history, and send them to t
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -108,33 +109,42 @@ async def test_a_superseded_rounds_approvals_run_nothing_once_the_ticket_is_reje
             ran = (await session.scalars(select(executions.c.workflow_id))).all()
             spent = (await session.scalars(select(spent_approvals.c.request_id))).all()
         assert started.workflow_id not in ran
-        assert spent == [first.approval.request_id]
+        assert sorted(spent) == sorted([first.approval.request_id, second.approval.request_id])  # refused; rejected
 
 
 DANA = "dana@acme-corp.example"
+MADE_UP_FAILURE = ApplicationError("the target DB refused: made up", type="OperationFailed", non_retryable=True)
+MADE_UP_ROWS_CHANGED = ApplicationError(
+    "the rows changed since approval: made up", type=names.ERROR_APPROVED_ROWS_CHANGED, non_retryable=True
+)
 
 
-def _rogue_wins_the_first_execution(activities: ActivitySet) -> ActivitySet:
-    """A poller on the ticket's queue takes its first execution and answers that the target refused it."""
-    real = activity_named(activities, names.ACTIVITY_EXECUTE_PLAN)
-    taken: list[ExecutePlanInput] = []
+def _rogue_wins_the_first_execution(answer: ApplicationError) -> Callable[[ActivitySet], ActivitySet]:
+    """A poller on the ticket's queue takes its first execution and answers `answer`, running nothing."""
 
-    @activity.defn(name=names.ACTIVITY_EXECUTE_PLAN)
-    async def execute_plan(input: ExecutePlanInput) -> ExecutionResult:
-        if not taken:
-            taken.append(input)
-            raise ApplicationError("the target DB refused: made up", type="OperationFailed", non_retryable=True)
-        result: ExecutionResult = await real(input)
-        return result
+    def adjust(activities: ActivitySet) -> ActivitySet:
+        real = activity_named(activities, names.ACTIVITY_EXECUTE_PLAN)
+        taken: list[ExecutePlanInput] = []
 
-    return with_activities(activities, execute_plan)
+        @activity.defn(name=names.ACTIVITY_EXECUTE_PLAN)
+        async def execute_plan(input: ExecutePlanInput) -> ExecutionResult:
+            if not taken:
+                taken.append(input)
+                raise answer
+            result: ExecutionResult = await real(input)
+            return result
+
+        return with_activities(activities, execute_plan)
+
+    return adjust
 
 
 async def test_approvals_of_a_ticket_told_its_execution_failed_run_nothing_later(
     local_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     settings = build_settings(tmp_path / "data", f"spent-{uuid.uuid4().hex[:8]}")
-    async with running_pipeline(local_env.client, settings, adjust=_rogue_wins_the_first_execution) as pipeline:
+    rogue = _rogue_wins_the_first_execution(MADE_UP_FAILURE)
+    async with running_pipeline(local_env.client, settings, adjust=rogue) as pipeline:
         service = pipeline.service
         started = await service.start(pipeline.request(f"add user {DANA} to acme-corp as admin"))
         asked = await pipeline.wait_for_stage(started.short_id, Stage.AWAITING_APPROVAL)
@@ -148,6 +158,37 @@ async def test_approvals_of_a_ticket_told_its_execution_failed_run_nothing_later
         approvals = [record.decision for record in (await service.status(started.short_id)).decisions]
         given = [decision for decision in approvals if decision.approve]
         refusal = await _refusal_of_a_run_under_its_id(local_env, pipeline, started, asked, given)
+        assert "went with a run refused before" in refusal
+        async with pipeline.databases.target_sessions() as session:
+            assert await session.scalar(select(users.c.role).where(users.c.email == DANA)) is None
+
+
+async def test_approvals_a_rogue_poller_said_were_refused_run_nothing_once_the_ticket_is_rejected(
+    local_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Red team 62: told "rows changed" by a poller, the ticket asked again and never spent round 1's approvals."""
+    settings = build_settings(tmp_path / "data", f"spent-{uuid.uuid4().hex[:8]}")
+    rogue = _rogue_wins_the_first_execution(MADE_UP_ROWS_CHANGED)
+    async with running_pipeline(local_env.client, settings, adjust=rogue) as pipeline:
+        service = pipeline.service
+        started = await service.start(pipeline.request(f"add user {DANA} to acme-corp as admin"))
+        first = await pipeline.wait_for_stage(started.short_id, Stage.AWAITING_APPROVAL)
+        assert first.approval is not None
+        for approver in ("alice", "bob"):
+            await service.decide(started.short_id, first.approval.decision(approver, DecisionSource.DASHBOARD))
+        second = await wait_for_status(
+            service,
+            started.short_id,
+            lambda status: status.approval is not None and status.approval.request_id != first.approval.request_id,
+        )
+        assert second.approval is not None
+        no = second.approval.decision("alice", DecisionSource.DASHBOARD, approve=False)
+        await service.decide(started.short_id, no)
+        assert (await service.result(started.short_id)).status is OutcomeStatus.REJECTED
+
+        round1 = [record.decision for record in (await service.status(started.short_id)).decisions]
+        given = [decision for decision in round1 if decision.request_id == first.approval.request_id]
+        refusal = await _refusal_of_a_run_under_its_id(local_env, pipeline, started, first, given)
         assert "went with a run refused before" in refusal
         async with pipeline.databases.target_sessions() as session:
             assert await session.scalar(select(users.c.role).where(users.c.email == DANA)) is None
