@@ -82,6 +82,7 @@ ERROR_ROW_LIMIT = "RowLimitExceeded"
 ERROR_OPERATION_FAILED = "OperationFailed"
 ERROR_TARGET_UNAVAILABLE = "TargetUnavailable"
 ERROR_STOPPED = "ExecutionStopped"  # cancelled: rolled back before its commit
+USED_BY_A_RUN = "used by a run of the plan"  # an approval request's record, written with the run
 
 
 class _RowLimitExceeded(Exception):
@@ -191,12 +192,16 @@ class ExecutionActivities:
         return ExecutionLookup(result=_bounded(stored) if stored is not None else None)
 
     async def _stored_result_else_spend(self, workflow_id: str, input: FindExecutionInput) -> ExecutionResult | None:
+        stored = await self._look_up_stored_result(workflow_id, input.plan_hash)
+        if stored is None and input.approval_request_id:
+            told = "the ticket was told its execution failed: nothing was written"
+            if not await _spend(self._target, workflow_id, input.approval_request_id, told):
+                stored = await self._look_up_stored_result(workflow_id, input.plan_hash)  # a run claimed them
+        return stored
+
+    async def _look_up_stored_result(self, workflow_id: str, plan_hash: str) -> ExecutionResult | None:
         async with self._target.connect() as connection:
-            stored = await _stored_result(connection, workflow_id, input.plan_hash)
-            if stored is None and input.approval_request_id:
-                told = "the ticket was told its execution failed: nothing was written"
-                await _spend(self._target, workflow_id, input.approval_request_id, told)
-            return stored
+            return await _stored_result(connection, workflow_id, plan_hash)
 
     async def _plan_to_run(self, input: ExecutePlanInput, label: str) -> Plan:
         """The plan itself; for a revert, with the values its before-images hold where the plan shows them masked."""
@@ -262,11 +267,9 @@ class ExecutionActivities:
         if ran is not None:  # a workflow of one's own under a done ticket's id ran plans of its choosing (red team 21)
             await connection.rollback()
             raise _ran_another_plan(ran, label)
-        spent = await _spent_on(connection, input) if input.approvals else None
-        if spent is not None:
-            await connection.rollback()
-            raise _ApprovalsSpent(f"its approvals went with a run refused before ({spent})")
         executed_at = datetime.now(UTC)
+        if input.approvals:
+            await _claim_approvals(connection, input, executed_at)
         if input.reverts:
             await before_images.claim_revert(
                 connection, input.reverts, input.workflow_id, executed_at, self._revert_window
@@ -484,32 +487,45 @@ async def _ledger_of(connection: AsyncConnection, input: ExecutePlanInput) -> tu
     return None, other
 
 
-async def _spent_on(connection: AsyncConnection, input: ExecutePlanInput) -> str | None:
-    """Why the approval request the approvals answer (all answer one: `signed_approvals`) is spent, if it is."""
-    query = select(spent_approvals.c.reason).where(
-        spent_approvals.c.workflow_id == input.workflow_id,
-        spent_approvals.c.request_id == input.approvals[0].request_id,
-    )
-    reason: str | None = await connection.scalar(query)
-    return reason
+async def _claim_approvals(connection: AsyncConnection, input: ExecutePlanInput, now: datetime) -> None:
+    """Record the approval request the approvals answer (all answer one: `signed_approvals`) as used by this
+    run, in its transaction; `_ApprovalsSpent` if it is spent already.
+
+    One row per request, so a spend and a run of it cannot both commit: a spend made while this run is
+    open waits for its end, then finds its ledger row; a run of spent approvals stops here (red team 63:
+    a stalled attempt committed after the ticket had been told nothing ran and its approvals spent).
+    """
+    request_id = input.approvals[0].request_id
+    used = {"workflow_id": input.workflow_id, "request_id": request_id, "reason": USED_BY_A_RUN, "spent_at": now}
+    try:
+        await connection.execute(insert(spent_approvals).values(**used))
+    except sa_exc.IntegrityError:
+        await connection.rollback()
+        spent = spent_approvals.c
+        query = select(spent.reason).where(spent.workflow_id == input.workflow_id, spent.request_id == request_id)
+        reason = await connection.scalar(query)
+        await connection.rollback()
+        raise _ApprovalsSpent(f"its approvals went with a run refused before ({reason})") from None
 
 
-async def _spend(target: AsyncEngine, workflow_id: str, request_id: str, reason: str) -> None:
+async def _spend(target: AsyncEngine, workflow_id: str, request_id: str, reason: str) -> bool:
     """Keep the approvals of a run refused for good, or of one the ticket was told failed, from running
     anything later (red team 60).
 
     The workflow asks again with a new approval request, or ends the ticket; a workflow of someone
     else's under this id, once the ticket closed, finds these approvals spent. Should this write fail,
-    the approvals still expire (`stale_approvals`).
+    the approvals still expire (`stale_approvals`). Whether no run had claimed them: False when a record
+    was there already (a run's, which may have committed meanwhile, or an earlier spend).
     """
     row = {"workflow_id": workflow_id, "request_id": request_id, "reason": reason[:500], "spent_at": datetime.now(UTC)}
     try:
         async with target.begin() as connection:
             await connection.execute(insert(spent_approvals).values(**row))
     except sa_exc.IntegrityError:
-        pass  # spent already (an attempt beside this one, a replay of a refused run)
+        return False
     except Exception as error:
         logger.warning("%s: could not mark approvals %s spent: %s", workflow_id, request_id, error)
+    return True
 
 
 def _approved(input: ExecutePlanInput) -> bool:

@@ -21,7 +21,7 @@ from temporalio.testing import ActivityEnvironment
 from activities import execution as execution_module
 from activities.approvers import ConfiguredApprovers, LiteralApprovers
 from activities.authority import ExecutionAuthority
-from activities.execution import ERROR_NOT_AUTHORISED, ExecutionActivities
+from activities.execution import ERROR_NOT_AUTHORISED, USED_BY_A_RUN, ExecutionActivities
 from activities.safety import SafetyActivities
 from activities.trust import WorkerTrust
 from core.bootstrap import Databases
@@ -35,8 +35,10 @@ from core.models import (
     Decision,
     DecisionSource,
     ExecutePlanInput,
+    ExecutionLookup,
     ExecutionResult,
     Filter,
+    FindExecutionInput,
     Plan,
     Risk,
     SafetyReport,
@@ -426,5 +428,36 @@ async def test_a_retry_beside_an_attempt_still_running_is_not_told_the_plan_did_
     except ApplicationError as error:  # SQLite: its snapshot is older than attempt 1's commit; retried, it replays
         assert not error.non_retryable, error
     assert await carols_role(dbs) == "admin"
+    async with dbs.target_engine.connect() as connection:  # used by the run, not spent by a refusal
+        assert (await connection.scalars(select(spent_approvals.c.reason))).all() == [USED_BY_A_RUN]
+
+
+async def test_a_spend_beside_a_run_still_open_waits_for_it_and_finds_it_ran(
+    dbs: Databases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team 63: told nothing ran while a stalled attempt held its transaction, the ticket spent the approvals,
+    and the attempt committed all the same. A spend and a run now claim the same record: one of them wins."""
+    plan, report = await judged(dbs, MAKE_CAROL_ADMIN)
+    input = execution(plan, report, [signed(report, "alice"), signed(report, "bob")])
+    holding, release = asyncio.Event(), asyncio.Event()
+    real_schema_check = execution_module._check_schema
+
+    async def stalls(connection: Any, input: ExecutePlanInput) -> None:
+        holding.set()
+        await release.wait()
+        await real_schema_check(connection, input)
+
+    monkeypatch.setattr(execution_module, "_check_schema", stalls)
+    running = asyncio.create_task(run_for_its_result(dbs, input))
+    await holding.wait()
+    executor = ExecutionActivities(dbs.target_engine, authority(), PolicyCache(dbs.app_sessions))
+    asked = FindExecutionInput(plan_hash=report.plan_hash, approval_request_id=input.approvals[0].request_id)
+    finding = asyncio.create_task(in_workflow().run(executor.find_execution, asked))
+    await asyncio.sleep(1)
+    release.set()
+    ran = await running
+    lookup: ExecutionLookup = await finding
+    assert lookup.result is not None and lookup.result.plan_hash == ran.plan_hash
+    assert await carols_role(dbs) == "admin"
     async with dbs.target_engine.connect() as connection:
-        assert not (await connection.scalars(select(spent_approvals.c.request_id))).all()
+        assert (await connection.scalars(select(spent_approvals.c.reason))).all() == [USED_BY_A_RUN]
