@@ -22,13 +22,16 @@ class ExecutionAuthority:
         self._approvers = trust.approvers
         self._agents = trust.agents
 
-    def vouch(self, report: SafetyReport, request: TicketRequest | None, workflow_id: str) -> SafetyReport:
-        """`report` with this worker's judgement of its plan for `workflow_id`: signed when the worker holds
-        a key and the request is one a front door signed for that workflow (or needs no signature)."""
+    def vouch(
+        self, report: SafetyReport, request: TicketRequest | None, workflow_id: str, first_run_id: str = ""
+    ) -> SafetyReport:
+        """`report` with this worker's judgement of its plan for `workflow_id` (the runs that began with
+        `first_run_id`): signed when the worker holds a key and the request is one a front door signed for
+        that workflow (or needs no signature)."""
         if request is None:
             return report
         reverts = request.reverts.workflow_id if request.reverts else ""
-        judgement = judgement_of(report, workflow_id, request.requester, reverts)
+        judgement = judgement_of(report, workflow_id, request.requester, reverts, first_run_id)
         if request.proof:
             vouched = signed_for(request, workflow_id, self._keys)
         else:

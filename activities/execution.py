@@ -27,6 +27,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from activities import before_images, budget, revert
 from activities.authority import ExecutionAuthority
@@ -160,6 +161,7 @@ class ExecutionActivities:
                 non_retryable=True,
             )
         refusal = await self._authority.refusal(input, activity.info().workflow_id or "")
+        refusal = refusal or await _another_chain(input)
         if refusal is not None:
             logger.error("%s: plan %s refused: %s", label, input.plan_hash, refusal)
             raise ApplicationError(
@@ -526,6 +528,26 @@ async def _spend(target: AsyncEngine, workflow_id: str, request_id: str, reason:
     except Exception as error:
         logger.warning("%s: could not mark approvals %s spent: %s", workflow_id, request_id, error)
     return True
+
+
+async def _another_chain(input: ExecutePlanInput) -> str | None:
+    """Why the calling run is not of the ticket whose plan was judged, or None: a workflow started under the
+    ticket's id once it closed (terminated, say, while its approvals were complete) begins a chain of its
+    own, which Temporal tells apart (red team 63). Judgements without a chain (tools, tests) are not asked."""
+    judged = input.judgement.first_run_id if input.judgement is not None else ""
+    if not judged or not _approved(input):
+        return None
+    info = activity.info()
+    handle = activity.client().get_workflow_handle(info.workflow_id or "", run_id=info.workflow_run_id)
+    try:
+        described = await handle.describe()
+    except RPCError as error:  # Temporal did not answer: retried
+        asking = f"could not ask Temporal which run is asking: {error}"
+        raise ApplicationError(asking, type="TemporalUnavailable") from error
+    chain = described.raw_description.workflow_execution_info.first_run_id or info.workflow_run_id
+    if chain == judged:
+        return None
+    return "it was judged for another run of this ticket's id (a workflow started under it since)"
 
 
 def _approved(input: ExecutePlanInput) -> bool:

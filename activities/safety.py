@@ -172,7 +172,7 @@ class SafetyActivities:
         metadata = await reflect_target(self._target, plan_tables(input.plan))
         report = bounded_report(await self.assess(input.plan, policy, metadata, requester=requester, reverts=reverts))
         # What the executor will require: vouched for the workflow that asked, as Temporal names it.
-        report = self._authority.vouch(report, input.request, activity.info().workflow_id or "")
+        report = self._authority.vouch(report, input.request, activity.info().workflow_id or "", input.first_run_id)
         logger.info(
             "%s: plan %s is %s risk (%d findings, %d rows), %d approvals needed",
             label,

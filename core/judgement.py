@@ -28,10 +28,14 @@ JUDGEMENT_TAG_LENGTH = 16
 APPROVALS_GOOD_FOR = timedelta(hours=1)
 
 
-def judgement_of(report: SafetyReport, workflow_id: str, requester: str, reverts: str) -> Judgement:
-    """What `report` says about running its plan for `workflow_id`, unsigned."""
+def judgement_of(
+    report: SafetyReport, workflow_id: str, requester: str, reverts: str, first_run_id: str = ""
+) -> Judgement:
+    """What `report` says about running its plan for `workflow_id` (the runs that began with `first_run_id`),
+    unsigned."""
     return Judgement(
         workflow_id=workflow_id,
+        first_run_id=first_run_id,
         requester=requester,
         reverts=reverts,
         plan_hash=report.plan_hash,

@@ -430,7 +430,12 @@ class TicketWorkflow:
         self._set_stage(Stage.VALIDATING)
         report: SafetyReport = await self._step(
             VALIDATE_PLAN,
-            ValidatePlanInput(ticket_id=self._status.ticket_id, plan=plan, request=self._status.request),
+            ValidatePlanInput(
+                ticket_id=self._status.ticket_id,
+                plan=plan,
+                request=self._status.request,
+                first_run_id=workflow.info().first_execution_run_id,
+            ),
         )
         self._status.report = report
         self._status.plan_hash = report.plan_hash

@@ -74,6 +74,9 @@ class Judgement(Model):
     # The plan's tables' definitions it was judged on (`activities.sql.shapes_digest`): a migration since
     # approval (a cascading key added, say) sends it back to be judged again.
     schema_digest: str = ""
+    # The first run of the ticket's workflow, as Temporal names it: a workflow started under the ticket's id
+    # once it closed is another chain, and runs nothing on this judgement (red team 63).
+    first_run_id: str = ""
     proof: str = ""
 
 

@@ -36,6 +36,7 @@ class ValidatePlanInput(Model):
     request: TicketRequest | None = None
     requester: str = ""  # whose budget of unapproved changes the plan would spend ("": none checked)
     reverts: RevertOf | None = None  # the plan claims to revert this ticket: checked against its before-images
+    first_run_id: str = ""  # the asking workflow's first run: the judgement holds only for its runs
 
     @property
     def judged_requester(self) -> str:

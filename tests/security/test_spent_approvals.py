@@ -7,6 +7,7 @@ id, read its signed judgement and approvals from its history, and send them to t
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.execution import USED_BY_A_RUN
 from core import names
 from core.demo import users
 from core.ledger import executions, spent_approvals
@@ -42,6 +44,18 @@ async def _rename_carol(pipeline: Pipeline, name: str) -> None:
     async with pipeline.databases.target_sessions() as session:
         await session.execute(update(users).where(users.c.email == CAROL).values(name=name))
         await session.commit()
+
+
+def _refused(refusal: str) -> bool:
+    """Refused as a workflow started under the closed ticket's id (another chain), else as spent approvals."""
+    return "judged for another run of this ticket's id" in refusal or "went with a run refused before" in refusal
+
+
+async def _spent(pipeline: Pipeline) -> list[str]:
+    """The approval requests spent without a run."""
+    async with pipeline.databases.target_sessions() as session:
+        query = select(spent_approvals.c.request_id).where(spent_approvals.c.reason != USED_BY_A_RUN)
+        return list((await session.scalars(query)).all())
 
 
 async def _refusal_of_a_run_under_its_id(
@@ -103,7 +117,7 @@ async def test_a_superseded_rounds_approvals_run_nothing_once_the_ticket_is_reje
         ]
         assert sorted(decision.decider for decision in approvals) == ["alice", "bob"]
         refusal = await _refusal_of_a_run_under_its_id(local_env, pipeline, started, first, approvals)
-        assert "went with a run refused before" in refusal
+        assert _refused(refusal)
         assert await _carol(pipeline) == (name, role)
         async with pipeline.databases.target_sessions() as session:
             ran = (await session.scalars(select(executions.c.workflow_id))).all()
@@ -158,7 +172,8 @@ async def test_approvals_of_a_ticket_told_its_execution_failed_run_nothing_later
         approvals = [record.decision for record in (await service.status(started.short_id)).decisions]
         given = [decision for decision in approvals if decision.approve]
         refusal = await _refusal_of_a_run_under_its_id(local_env, pipeline, started, asked, given)
-        assert "went with a run refused before" in refusal
+        assert _refused(refusal)
+        assert await _spent(pipeline) == [asked.approval.request_id]
         async with pipeline.databases.target_sessions() as session:
             assert await session.scalar(select(users.c.role).where(users.c.email == DANA)) is None
 
@@ -189,6 +204,51 @@ async def test_approvals_a_rogue_poller_said_were_refused_run_nothing_once_the_t
         round1 = [record.decision for record in (await service.status(started.short_id)).decisions]
         given = [decision for decision in round1 if decision.request_id == first.approval.request_id]
         refusal = await _refusal_of_a_run_under_its_id(local_env, pipeline, started, first, given)
-        assert "went with a run refused before" in refusal
+        assert _refused(refusal)
+        assert sorted(await _spent(pipeline)) == sorted([first.approval.request_id, second.approval.request_id])
+        async with pipeline.databases.target_sessions() as session:
+            assert await session.scalar(select(users.c.role).where(users.c.email == DANA)) is None
+
+
+def _rogue_holds_the_tickets_execution(taken: asyncio.Event) -> Callable[[ActivitySet], ActivitySet]:
+    """A poller on the ticket's queue takes the ticket's execution and never answers it."""
+
+    def adjust(activities: ActivitySet) -> ActivitySet:
+        real = activity_named(activities, names.ACTIVITY_EXECUTE_PLAN)
+
+        @activity.defn(name=names.ACTIVITY_EXECUTE_PLAN)
+        async def execute_plan(input: ExecutePlanInput) -> ExecutionResult:
+            if activity.info().workflow_type != ReplayApprovedPlan.__name__:
+                taken.set()
+                await asyncio.sleep(3600)
+            result: ExecutionResult = await real(input)
+            return result
+
+        return with_activities(activities, execute_plan)
+
+    return adjust
+
+
+async def test_approvals_of_a_ticket_terminated_before_its_run_run_nothing_under_its_id(
+    local_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Red team 63: terminated with its approvals complete (its execution held by a poller), the ticket ran no
+    code to spend them, and a workflow started under its id ran the plan on them."""
+    settings = build_settings(tmp_path / "data", f"spent-{uuid.uuid4().hex[:8]}")
+    taken = asyncio.Event()
+    rogue = _rogue_holds_the_tickets_execution(taken)
+    async with running_pipeline(local_env.client, settings, adjust=rogue) as pipeline:
+        service = pipeline.service
+        started = await service.start(pipeline.request(f"add user {DANA} to acme-corp as admin"))
+        asked = await pipeline.wait_for_stage(started.short_id, Stage.AWAITING_APPROVAL)
+        assert asked.approval is not None
+        for approver in ("alice", "bob"):
+            await service.decide(started.short_id, asked.approval.decision(approver, DecisionSource.DASHBOARD))
+        await asyncio.wait_for(taken.wait(), timeout=10)  # the poller holds the execution
+        approvals = [record.decision for record in (await service.status(started.short_id)).decisions]
+        await service.handle(started.short_id).terminate("someone with namespace access")
+
+        refusal = await _refusal_of_a_run_under_its_id(local_env, pipeline, started, asked, approvals)
+        assert "judged for another run of this ticket's id" in refusal
         async with pipeline.databases.target_sessions() as session:
             assert await session.scalar(select(users.c.role).where(users.c.email == DANA)) is None
