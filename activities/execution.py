@@ -148,7 +148,10 @@ class ExecutionActivities:
             # ticket's own workflow spends them: another's would name a ticket still waiting for them.
             if failure.non_retryable and _approved(input) and activity.info().workflow_id == input.workflow_id:
                 reason = f"{failure.type}: {failure.message}"
-                await _spend(self._target, input.workflow_id, input.approvals[0].request_id, reason)
+                try:
+                    await _spend(self._target, input.workflow_id, input.approvals[0].request_id, reason)
+                except Exception as error:  # the refusal stands; unspent, the approvals only age
+                    logger.warning("%s: could not mark its approvals spent: %s", input.workflow_id, error)
             raise
 
     async def _checked_and_run(self, input: ExecutePlanInput, stop: asyncio.Event) -> ExecutionResult:
@@ -517,7 +520,9 @@ async def _spend(target: AsyncEngine, workflow_id: str, request_id: str, reason:
     The workflow asks again with a new approval request, or ends the ticket; a workflow of someone
     else's under this id, once the ticket closed, finds these approvals spent. Should this write fail,
     the approvals still expire (`stale_approvals`). Whether no run had claimed them: False when a record
-    was there already (a run's, which may have committed meanwhile, or an earlier spend).
+    was there already (a run's, which may have committed meanwhile, or an earlier spend). Any other
+    failure is raised: a spend that waited out a run's lock cannot tell whether that run commits (red
+    team 64), so the ticket must not be told that nothing ran.
     """
     row = {"workflow_id": workflow_id, "request_id": request_id, "reason": reason[:500], "spent_at": datetime.now(UTC)}
     try:
@@ -525,8 +530,6 @@ async def _spend(target: AsyncEngine, workflow_id: str, request_id: str, reason:
             await connection.execute(insert(spent_approvals).values(**row))
     except sa_exc.IntegrityError:
         return False
-    except Exception as error:
-        logger.warning("%s: could not mark approvals %s spent: %s", workflow_id, request_id, error)
     return True
 
 

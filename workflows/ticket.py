@@ -402,7 +402,7 @@ class TicketWorkflow:
         if outcome is not None or gate.replan_requested:
             # Closed without a run: the approvals it got, and any signed later on an old button, must run
             # nothing once this ticket has ended or moved on (red team 62). It cannot have run.
-            await self._ran_else_spend(gate.request.plan_hash, gate.request.request_id)
+            await self._spend_closed_round(gate.request.plan_hash, gate.request.request_id)
         if outcome is not None:
             return outcome
         if gate.replan_requested:
@@ -685,7 +685,7 @@ class TicketWorkflow:
             else:
                 # That word may be a rogue poller's: the ledger says whether it ran, and its approvals are
                 # spent if not, so they run nothing once this ticket has asked again or ended (red team 62).
-                found = await self._ran_else_spend(report.plan_hash, answered) if answered else None
+                found = await self._said_nothing_ran(report.plan_hash, answered, cause) if answered else None
                 if found is None:
                     return self._not_run(cause, report, plan, decided_by)
                 result = found
@@ -734,13 +734,24 @@ class TicketWorkflow:
             return lookup.result
         raise TicketFailed(failed if certain else f"{failed}; its ledger holds no run of it: nothing was written")
 
-    async def _ran_else_spend(self, plan_hash: str, approval_request_id: str) -> ExecutionResult | None:
-        """The plan's stored result if it ran after all, else None with its approvals spent; None, too,
-        if the ledger cannot be read now (the approvals then only age: `core.judgement.APPROVALS_GOOD_FOR`)."""
+    async def _said_nothing_ran(
+        self, plan_hash: str, approval_request_id: str, cause: ApplicationError
+    ) -> ExecutionResult | None:
+        """The plan's stored result if it ran after all, else None with its approvals spent; `TicketFailed` if
+        the ledger cannot tell now: a run may still be committing (red team 64), so "nothing ran" is not said."""
         try:
             return (await self._find_execution(plan_hash, approval_request_id)).result
-        except FailureError:
-            return None
+        except FailureError as error:
+            raise TicketFailed(
+                f"{names.ACTIVITY_EXECUTE_PLAN} said nothing ran ({cause.message}), but whether it ran could not be "
+                f"checked ({describe(error)}): its ledger row says, once the target DB answers"
+            ) from error
+
+    async def _spend_closed_round(self, plan_hash: str, approval_request_id: str) -> None:
+        """Spend a round that closed without a quorum run: it cannot have run. If the target DB cannot take
+        it now, the round closes all the same (its approvals then only age: `core.judgement.APPROVALS_GOOD_FOR`)."""
+        with contextlib.suppress(FailureError):
+            await self._find_execution(plan_hash, approval_request_id)
 
     async def _find_execution(self, plan_hash: str, approval_request_id: str) -> ExecutionLookup:
         """The ledger's word on the plan; not run, the approval request is spent (a local activity: only this

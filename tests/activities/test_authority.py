@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -24,6 +25,7 @@ from activities.authority import ExecutionAuthority
 from activities.execution import ERROR_NOT_AUTHORISED, USED_BY_A_RUN, ExecutionActivities
 from activities.safety import SafetyActivities
 from activities.trust import WorkerTrust
+from core import database
 from core.bootstrap import Databases
 from core.decision_proof import sign_decision
 from core.demo import customers, users
@@ -50,6 +52,7 @@ from core.models import (
 from core.names import ERROR_APPROVED_ROWS_CHANGED
 from core.policy import PolicyCache
 from core.request_proof import sign_request
+from core.settings import Settings
 from tests.support import APPROVERS
 
 KEY = b"the-workers-and-the-front-doors-share-this-key"
@@ -461,3 +464,33 @@ async def test_a_spend_beside_a_run_still_open_waits_for_it_and_finds_it_ran(
     assert await carols_role(dbs) == "admin"
     async with dbs.target_engine.connect() as connection:
         assert (await connection.scalars(select(spent_approvals.c.reason))).all() == [USED_BY_A_RUN]
+
+
+async def test_a_spend_that_cannot_wait_out_a_run_says_it_cannot_tell(
+    settings: Settings, databases: Databases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team 64: a spend that gave up on a stalled run's lock reported that nothing ran; the run then committed."""
+    monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_SECONDS", 1)
+    short_waits = Databases.open(settings)  # engines that wait a second for a lock
+    try:
+        plan, report = await judged(short_waits, MAKE_CAROL_ADMIN)
+        input = execution(plan, report, [signed(report, "alice"), signed(report, "bob")])
+        holding, release = asyncio.Event(), asyncio.Event()
+        real_schema_check = execution_module._check_schema
+
+        async def stalls(connection: Any, input: ExecutePlanInput) -> None:
+            holding.set()
+            await release.wait()
+            await real_schema_check(connection, input)
+
+        monkeypatch.setattr(execution_module, "_check_schema", stalls)
+        running = asyncio.create_task(run_for_its_result(short_waits, input))
+        await holding.wait()
+        executor = ExecutionActivities(short_waits.target_engine, authority(), PolicyCache(short_waits.app_sessions))
+        asked = FindExecutionInput(plan_hash=report.plan_hash, approval_request_id=input.approvals[0].request_id)
+        with pytest.raises(sa_exc.OperationalError, match="locked"):  # not "it did not run"
+            await in_workflow().run(executor.find_execution, asked)
+        release.set()
+        assert not (await running).replayed and await carols_role(short_waits) == "admin"
+    finally:
+        await short_waits.close()

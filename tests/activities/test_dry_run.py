@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import statistics
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -267,7 +266,8 @@ async def test_statement_timeout_stops_a_slow_statement(dbs: Databases) -> None:
     assert time.monotonic() - started < 1.5
 
 
-async def test_a_ten_operation_plan_validates_quickly_on_sqlite(databases: Databases) -> None:
+async def test_a_ten_operation_plan_is_judged_operation_by_operation(databases: Databases) -> None:
+    """The plan the dry-run benchmark times (bench/database.py: p50 target 20 ms); timed there, not here."""
     plan = (
         [UpdateOperation(table="feature_flags", values=_set(enabled=True), filters=_id(n)) for n in range(1, 5)]
         + [SelectOperation(table="plans", limit=5)]
@@ -275,16 +275,8 @@ async def test_a_ten_operation_plan_validates_quickly_on_sqlite(databases: Datab
         + [InsertOperation(table="feature_flags", values=_set(customer_id=1, name="dark_mode", enabled=True))]
     )
     assert len(plan) == 10
-    await _validate(databases, *plan, requester="dave")  # reflection and the policy are cached after this
-    timings = []
-    for _ in range(15):
-        started = time.perf_counter()
-        report = await _validate(databases, *plan, requester="dave")
-        timings.append(time.perf_counter() - started)
+    report = await _validate(databases, *plan, requester="dave")
     assert len(report.impacts) == 10
-    p50 = statistics.median(timings) * 1000
-    print(f"\n[dry run] 10-operation plan on SQLite: p50 {p50:.1f} ms, min {min(timings) * 1000:.1f} ms")
-    assert p50 < 60  # the target is 20 ms; shared cores swing, so the test leaves headroom
 
 
 async def test_a_dry_run_that_waited_for_the_write_lock_is_not_judged_too_expensive(
