@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import dataclasses
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -435,11 +436,23 @@ async def test_a_retry_beside_an_attempt_still_running_is_not_told_the_plan_did_
         assert (await connection.scalars(select(spent_approvals.c.reason))).all() == [USED_BY_A_RUN]
 
 
-async def test_a_spend_beside_a_run_still_open_waits_for_it_and_finds_it_ran(
-    dbs: Databases, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Red team 63: told nothing ran while a stalled attempt held its transaction, the ticket spent the approvals,
-    and the attempt committed all the same. A spend and a run now claim the same record: one of them wins."""
+@dataclasses.dataclass
+class StalledRun:
+    """A run of approved `input` that wrote its rows and holds its transaction until `release` is set."""
+
+    input: ExecutePlanInput
+    running: asyncio.Task[ExecutionResult]
+    release: asyncio.Event
+
+    def spend(self, dbs: Databases) -> Awaitable[ExecutionLookup]:
+        """The ticket's `find_execution` for the run's plan and approvals (told nothing ran)."""
+        executor = ExecutionActivities(dbs.target_engine, authority(), PolicyCache(dbs.app_sessions))
+        request_id = self.input.approvals[0].request_id
+        asked = FindExecutionInput(plan_hash=self.input.plan_hash, approval_request_id=request_id)
+        return in_workflow().run(executor.find_execution, asked)  # type: ignore[no-any-return]
+
+
+async def stalled_run(dbs: Databases, monkeypatch: pytest.MonkeyPatch) -> StalledRun:
     plan, report = await judged(dbs, MAKE_CAROL_ADMIN)
     input = execution(plan, report, [signed(report, "alice"), signed(report, "bob")])
     holding, release = asyncio.Event(), asyncio.Event()
@@ -453,13 +466,20 @@ async def test_a_spend_beside_a_run_still_open_waits_for_it_and_finds_it_ran(
     monkeypatch.setattr(execution_module, "_check_schema", stalls)
     running = asyncio.create_task(run_for_its_result(dbs, input))
     await holding.wait()
-    executor = ExecutionActivities(dbs.target_engine, authority(), PolicyCache(dbs.app_sessions))
-    asked = FindExecutionInput(plan_hash=report.plan_hash, approval_request_id=input.approvals[0].request_id)
-    finding = asyncio.create_task(in_workflow().run(executor.find_execution, asked))
+    return StalledRun(input, running, release)
+
+
+async def test_a_spend_beside_a_run_still_open_waits_for_it_and_finds_it_ran(
+    dbs: Databases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team 63: told nothing ran while a stalled attempt held its transaction, the ticket spent the approvals,
+    and the attempt committed all the same. A spend and a run now claim the same record: one of them wins."""
+    stalled = await stalled_run(dbs, monkeypatch)
+    finding = asyncio.ensure_future(stalled.spend(dbs))
     await asyncio.sleep(1)
-    release.set()
-    ran = await running
-    lookup: ExecutionLookup = await finding
+    stalled.release.set()
+    ran = await stalled.running
+    lookup = await finding
     assert lookup.result is not None and lookup.result.plan_hash == ran.plan_hash
     assert await carols_role(dbs) == "admin"
     async with dbs.target_engine.connect() as connection:
@@ -473,24 +493,10 @@ async def test_a_spend_that_cannot_wait_out_a_run_says_it_cannot_tell(
     monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_SECONDS", 1)
     short_waits = Databases.open(settings)  # engines that wait a second for a lock
     try:
-        plan, report = await judged(short_waits, MAKE_CAROL_ADMIN)
-        input = execution(plan, report, [signed(report, "alice"), signed(report, "bob")])
-        holding, release = asyncio.Event(), asyncio.Event()
-        real_schema_check = execution_module._check_schema
-
-        async def stalls(connection: Any, input: ExecutePlanInput) -> None:
-            holding.set()
-            await release.wait()
-            await real_schema_check(connection, input)
-
-        monkeypatch.setattr(execution_module, "_check_schema", stalls)
-        running = asyncio.create_task(run_for_its_result(short_waits, input))
-        await holding.wait()
-        executor = ExecutionActivities(short_waits.target_engine, authority(), PolicyCache(short_waits.app_sessions))
-        asked = FindExecutionInput(plan_hash=report.plan_hash, approval_request_id=input.approvals[0].request_id)
+        stalled = await stalled_run(short_waits, monkeypatch)
         with pytest.raises(sa_exc.OperationalError, match="locked"):  # not "it did not run"
-            await in_workflow().run(executor.find_execution, asked)
-        release.set()
-        assert not (await running).replayed and await carols_role(short_waits) == "admin"
+            await stalled.spend(short_waits)
+        stalled.release.set()
+        assert not (await stalled.running).replayed and await carols_role(short_waits) == "admin"
     finally:
         await short_waits.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -133,8 +133,11 @@ MADE_UP_ROWS_CHANGED = ApplicationError(
 )
 
 
-def _rogue_wins_the_first_execution(answer: ApplicationError) -> Callable[[ActivitySet], ActivitySet]:
-    """A poller on the ticket's queue takes its first execution and answers `answer`, running nothing."""
+def _rogue_takes_the_tickets_first_execution(
+    answer: Callable[[], Awaitable[None]],
+) -> Callable[[ActivitySet], ActivitySet]:
+    """A poller on the ticket's queue takes the first execution the ticket asks for and does `answer` with it
+    (raise a made-up failure, or hold it), running nothing; every other reaches the real executor."""
 
     def adjust(activities: ActivitySet) -> ActivitySet:
         real = activity_named(activities, names.ACTIVITY_EXECUTE_PLAN)
@@ -142,9 +145,9 @@ def _rogue_wins_the_first_execution(answer: ApplicationError) -> Callable[[Activ
 
         @activity.defn(name=names.ACTIVITY_EXECUTE_PLAN)
         async def execute_plan(input: ExecutePlanInput) -> ExecutionResult:
-            if not taken:
+            if not taken and activity.info().workflow_type != ReplayApprovedPlan.__name__:
                 taken.append(input)
-                raise answer
+                await answer()
             result: ExecutionResult = await real(input)
             return result
 
@@ -153,18 +156,32 @@ def _rogue_wins_the_first_execution(answer: ApplicationError) -> Callable[[Activ
     return adjust
 
 
+def _answers(error: ApplicationError) -> Callable[[], Awaitable[None]]:
+    async def answer() -> None:
+        raise error
+
+    return answer
+
+
+async def _dana_made_admin_and_approved(pipeline: Pipeline) -> tuple[StartedTicket, TicketStatus]:
+    """A ticket needing two approvals, approved by alice and bob; its status when it asked for them."""
+    service = pipeline.service
+    started = await service.start(pipeline.request(f"add user {DANA} to acme-corp as admin"))
+    asked = await pipeline.wait_for_stage(started.short_id, Stage.AWAITING_APPROVAL)
+    assert asked.approval is not None and asked.approval.required_approvals == 2
+    for approver in ("alice", "bob"):
+        await service.decide(started.short_id, asked.approval.decision(approver, DecisionSource.DASHBOARD))
+    return started, asked
+
+
 async def test_approvals_of_a_ticket_told_its_execution_failed_run_nothing_later(
     local_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     settings = build_settings(tmp_path / "data", f"spent-{uuid.uuid4().hex[:8]}")
-    rogue = _rogue_wins_the_first_execution(MADE_UP_FAILURE)
+    rogue = _rogue_takes_the_tickets_first_execution(_answers(MADE_UP_FAILURE))
     async with running_pipeline(local_env.client, settings, adjust=rogue) as pipeline:
         service = pipeline.service
-        started = await service.start(pipeline.request(f"add user {DANA} to acme-corp as admin"))
-        asked = await pipeline.wait_for_stage(started.short_id, Stage.AWAITING_APPROVAL)
-        assert asked.approval is not None and asked.approval.required_approvals == 2
-        for approver in ("alice", "bob"):
-            await service.decide(started.short_id, asked.approval.decision(approver, DecisionSource.DASHBOARD))
+        started, asked = await _dana_made_admin_and_approved(pipeline)
         outcome = await service.result(started.short_id)
         assert outcome.status is OutcomeStatus.FAILED and "made up" in outcome.reason
 
@@ -183,14 +200,10 @@ async def test_approvals_a_rogue_poller_said_were_refused_run_nothing_once_the_t
 ) -> None:
     """Red team 62: told "rows changed" by a poller, the ticket asked again and never spent round 1's approvals."""
     settings = build_settings(tmp_path / "data", f"spent-{uuid.uuid4().hex[:8]}")
-    rogue = _rogue_wins_the_first_execution(MADE_UP_ROWS_CHANGED)
+    rogue = _rogue_takes_the_tickets_first_execution(_answers(MADE_UP_ROWS_CHANGED))
     async with running_pipeline(local_env.client, settings, adjust=rogue) as pipeline:
         service = pipeline.service
-        started = await service.start(pipeline.request(f"add user {DANA} to acme-corp as admin"))
-        first = await pipeline.wait_for_stage(started.short_id, Stage.AWAITING_APPROVAL)
-        assert first.approval is not None
-        for approver in ("alice", "bob"):
-            await service.decide(started.short_id, first.approval.decision(approver, DecisionSource.DASHBOARD))
+        started, first = await _dana_made_admin_and_approved(pipeline)
         second = await wait_for_status(
             service,
             started.short_id,
@@ -210,25 +223,6 @@ async def test_approvals_a_rogue_poller_said_were_refused_run_nothing_once_the_t
             assert await session.scalar(select(users.c.role).where(users.c.email == DANA)) is None
 
 
-def _rogue_holds_the_tickets_execution(taken: asyncio.Event) -> Callable[[ActivitySet], ActivitySet]:
-    """A poller on the ticket's queue takes the ticket's execution and never answers it."""
-
-    def adjust(activities: ActivitySet) -> ActivitySet:
-        real = activity_named(activities, names.ACTIVITY_EXECUTE_PLAN)
-
-        @activity.defn(name=names.ACTIVITY_EXECUTE_PLAN)
-        async def execute_plan(input: ExecutePlanInput) -> ExecutionResult:
-            if activity.info().workflow_type != ReplayApprovedPlan.__name__:
-                taken.set()
-                await asyncio.sleep(3600)
-            result: ExecutionResult = await real(input)
-            return result
-
-        return with_activities(activities, execute_plan)
-
-    return adjust
-
-
 async def test_approvals_of_a_ticket_terminated_before_its_run_run_nothing_under_its_id(
     local_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
@@ -236,14 +230,15 @@ async def test_approvals_of_a_ticket_terminated_before_its_run_run_nothing_under
     code to spend them, and a workflow started under its id ran the plan on them."""
     settings = build_settings(tmp_path / "data", f"spent-{uuid.uuid4().hex[:8]}")
     taken = asyncio.Event()
-    rogue = _rogue_holds_the_tickets_execution(taken)
+
+    async def holds() -> None:
+        taken.set()
+        await asyncio.sleep(3600)
+
+    rogue = _rogue_takes_the_tickets_first_execution(holds)
     async with running_pipeline(local_env.client, settings, adjust=rogue) as pipeline:
         service = pipeline.service
-        started = await service.start(pipeline.request(f"add user {DANA} to acme-corp as admin"))
-        asked = await pipeline.wait_for_stage(started.short_id, Stage.AWAITING_APPROVAL)
-        assert asked.approval is not None
-        for approver in ("alice", "bob"):
-            await service.decide(started.short_id, asked.approval.decision(approver, DecisionSource.DASHBOARD))
+        started, asked = await _dana_made_admin_and_approved(pipeline)
         await asyncio.wait_for(taken.wait(), timeout=10)  # the poller holds the execution
         approvals = [record.decision for record in (await service.status(started.short_id)).decisions]
         await service.handle(started.short_id).terminate("someone with namespace access")
