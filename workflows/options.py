@@ -68,6 +68,12 @@ GATHER_CONTEXT = QUICK_LOCAL
 # of the task queue could answer "it ran"), and quick, inside the workflow task: backing off for a target
 # DB that is down held the task for a minute (the ticket then says whether it ran could not be checked).
 FIND_EXECUTION = QUICK_LOCAL
+# Asked whether a plan the executor said did not run ran all the same, the ledger is waited for, up to the
+# target DB's bound: one try outlasts the lock wait of a run still open (30 s), and a blip of the target DB
+# does not end a ticket that would only have been asked again (red team 65).
+FIND_EXECUTION_PATIENTLY = ActivityOptions(
+    start_to_close=timedelta(seconds=40), retry=_retry(maximum=PATH_BACKOFF), schedule_to_close=TARGET_DB_BOUND
+)
 VERIFY_REQUEST = QUICK_LOCAL
 VALIDATE_PLAN = QUICK_LOCAL
 READ_DURABLE = ActivityOptions(

@@ -685,7 +685,7 @@ class TicketWorkflow:
             else:
                 # That word may be a rogue poller's: the ledger says whether it ran, and its approvals are
                 # spent if not, so they run nothing once this ticket has asked again or ended (red team 62).
-                found = await self._said_nothing_ran(report.plan_hash, answered, cause) if answered else None
+                found = await self._said_nothing_ran(report.plan_hash, answered, cause)
                 if found is None:
                     return self._not_run(cause, report, plan, decided_by)
                 result = found
@@ -740,7 +740,7 @@ class TicketWorkflow:
         """The plan's stored result if it ran after all, else None with its approvals spent; `TicketFailed` if
         the ledger cannot tell now: a run may still be committing (red team 64), so "nothing ran" is not said."""
         try:
-            return (await self._find_execution(plan_hash, approval_request_id)).result
+            return (await self._find_execution(plan_hash, approval_request_id, options.FIND_EXECUTION_PATIENTLY)).result
         except FailureError as error:
             raise TicketFailed(
                 f"{names.ACTIVITY_EXECUTE_PLAN} said nothing ran ({cause.message}), but whether it ran could not be "
@@ -753,15 +753,18 @@ class TicketWorkflow:
         with contextlib.suppress(FailureError):
             await self._find_execution(plan_hash, approval_request_id)
 
-    async def _find_execution(self, plan_hash: str, approval_request_id: str) -> ExecutionLookup:
+    async def _find_execution(
+        self, plan_hash: str, approval_request_id: str, asked: options.ActivityOptions = options.FIND_EXECUTION
+    ) -> ExecutionLookup:
         """The ledger's word on the plan; not run, the approval request is spent (a local activity: only this
         ticket's own worker answers it)."""
         lookup: ExecutionLookup = await workflow.execute_local_activity(
             names.ACTIVITY_FIND_EXECUTION,
             FindExecutionInput(plan_hash=plan_hash, approval_request_id=approval_request_id),
             result_type=ExecutionLookup,
-            start_to_close_timeout=options.FIND_EXECUTION.start_to_close,
-            retry_policy=options.FIND_EXECUTION.retry,
+            start_to_close_timeout=asked.start_to_close,
+            schedule_to_close_timeout=asked.schedule_to_close,
+            retry_policy=asked.retry,
         )
         return lookup
 

@@ -247,3 +247,32 @@ async def test_approvals_of_a_ticket_terminated_before_its_run_run_nothing_under
         assert "judged for another run of this ticket's id" in refusal
         async with pipeline.databases.target_sessions() as session:
             assert await session.scalar(select(users.c.role).where(users.c.email == DANA)) is None
+
+
+def _rogue_runs_then_says_nothing_ran(activities: ActivitySet) -> ActivitySet:
+    """A poller takes the ticket's first execution, runs it through the real executor, and answers "rows changed"."""
+    real = activity_named(activities, names.ACTIVITY_EXECUTE_PLAN)
+    taken: list[ExecutePlanInput] = []
+
+    @activity.defn(name=names.ACTIVITY_EXECUTE_PLAN)
+    async def execute_plan(input: ExecutePlanInput) -> ExecutionResult:
+        result: ExecutionResult = await real(input)
+        if not taken:
+            taken.append(input)
+            raise MADE_UP_ROWS_CHANGED
+        return result
+
+    return with_activities(activities, execute_plan)
+
+
+async def test_a_ticket_told_nothing_ran_by_a_poller_asks_the_ledger_before_judging_again(
+    local_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Red team 65: a plan needing no approval was judged again (its audit saying nothing was written) after it ran."""
+    settings = build_settings(tmp_path / "data", f"spent-{uuid.uuid4().hex[:8]}")
+    async with running_pipeline(local_env.client, settings, adjust=_rogue_runs_then_says_nothing_ran) as pipeline:
+        started = await pipeline.service.start(pipeline.request("upgrade acme-corp to the pro plan"))
+        outcome = await pipeline.service.result(started.short_id)
+        status = await pipeline.service.status(started.short_id)
+    assert outcome.status is OutcomeStatus.DONE and outcome.execution is not None
+    assert not status.rejudged_because and status.review_rounds == 0
