@@ -70,9 +70,9 @@ MAX_FEEDBACK_KEPT = 10
 # Decisions kept in the status: enough for any real review, bounded against a flood of signals (the status
 # goes with every notification, within Temporal's 2 MB: activities/result_size.py).
 MAX_DECISIONS_KEPT = 50
-# Times the rows a plan touches may change between judgement and execution before the ticket gives up.
 # The executor's refusals that say nothing ran and do not fail the ticket: a revert it refuses, rows to judge again.
 ANSWERS_NOTHING_RAN = (names.ERROR_REVERT_REFUSED, names.ERROR_APPROVED_ROWS_CHANGED)
+# Times the rows a plan touches may change between judgement and execution before the ticket gives up.
 MAX_REJUDGED = 3
 # A wait for approval that many signals made long continues as new; decisions still being judged get this
 # long to finish first (a flood of them may never let all finish).
