@@ -56,13 +56,16 @@ class AuditLog:
         self._queue = [*events, *self._queue]
 
     def queue(self, event: RecordEventInput) -> None:
-        """Queue `event` with a key of its own: the n-th event of this content in this run.
+        """Queue `event` with a key of its own: the n-th event of this kind by this actor in this run.
 
-        A workflow task that wrote a batch (a local activity) can be lost before it is recorded;
-        the run then goes on from its history, where signals and results may fall differently, and
-        batches form differently. Content and occurrence do not change, so each event is written once.
+        A workflow task that wrote a batch (a local activity) can be lost before Temporal records it;
+        the run then goes on from its history, where signals fall differently and batches form
+        differently, and re-runs the local steps before it, whose results can differ (the context
+        step counts rows and audit entries that moved meanwhile). Kind, actor and occurrence do not
+        change, so each event is written once: the one on record is the first written, possibly with
+        what the lost task saw.
         """
-        content = f"{event.kind.value}|{event.actor}|{event.summary}".encode()
+        content = f"{event.kind.value}|{event.actor}".encode()
         signature = f"{event.kind.value}/{hashlib.sha256(content).hexdigest()[:12]}"
         self._seen[signature] = occurrence = self._seen.get(signature, 0) + 1
         key = f"{workflow.info().run_id}/{signature}/{occurrence}"

@@ -6,6 +6,9 @@ while the LLM planning activity is in flight, and after the execution transactio
 recovery time, from the new worker's "polling" line to the interrupted step's
 completion in the workflow history, is printed and must stay under 5 s with the
 heartbeat settings the product ships (`workflows/options.py`).
+
+A third point loses a workflow task after its audit batch committed: the ticket's record
+still holds each event once.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +26,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from core.bootstrap import Databases, init_databases
 from core.demo import subscriptions
-from core.models import OutcomeStatus, TicketOutcome
+from core.models import AuditEventKind, OutcomeStatus, TicketOutcome
 from core.names import ACTIVITY_EXECUTE_PLAN, ACTIVITY_PLAN_TICKET
+from core.schema import AuditEventRow
 from service.tickets import StartedTicket, TicketService
 from tests.durability.processes import ChildProcess, go, wait_until_polling, warm_up, worker_process
 from tests.durability.support import (
@@ -34,7 +39,7 @@ from tests.durability.support import (
     worker_env,
     writes_logged,
 )
-from tests.durability.worker_process import CRASH_AFTER_COMMIT, CRASH_PLANNING
+from tests.durability.worker_process import CRASH_AFTER_COMMIT, CRASH_AFTER_CONTEXT_RECORDED, CRASH_PLANNING
 from tests.support import build_settings
 from workflows import options
 
@@ -169,3 +174,53 @@ async def test_sigkill_mid_step_loses_nothing_and_writes_once(tmp_path: Path, lo
         print(report.line())
     for report in reports:
         assert max(report.recoveries) < RECOVERY_LIMIT_SECONDS, report.line()
+
+
+@pytest.mark.timeout(150)
+async def test_a_workflow_task_lost_after_its_audit_batch_leaves_each_event_once(
+    tmp_path: Path, local_env: WorkflowEnvironment
+) -> None:
+    """The chaos run's flake: the task that ran the context step and wrote its event died unrecorded.
+
+    The replacement re-runs the context step, which now sees other counts, and writes that batch
+    again; the event must not land a second time under its new summary.
+    """
+    queue = f"crash-audit-{uuid.uuid4().hex[:8]}"
+    settings = build_settings(tmp_path / "data", queue)
+    databases = Databases.open(settings)
+    marker_dir = tmp_path / "markers"
+    env = worker_env(settings, local_env.client.service_client.config.target_host)
+    crashing = worker_process(
+        "crashing worker (audit)",
+        {**env, "CRASH_POINT": CRASH_AFTER_CONTEXT_RECORDED, "CRASH_MARKER_DIR": str(marker_dir)},
+    )
+    fresh = worker_process("replacement worker (audit)", {**env, "WAIT_FOR_GO": "1"})
+    try:
+        await asyncio.gather(crashing.start(), fresh.start())
+        async with _init_lock:
+            await init_databases(databases, settings)
+        service = TicketService(local_env.client, databases.app_sessions, queue, signing_key=settings.signing_key)
+        await asyncio.gather(wait_until_polling(crashing), warm_up(fresh))
+
+        ticket = await service.start(ticket_request(settings, UPGRADES[0].text))
+        await wait_for_markers(marker_dir, [ticket.workflow_id], crashing, within=60)
+        await crashing.kill()  # before the stalled local activity's task could be heartbeated, and so recorded
+        await go(fresh)
+        outcome: TicketOutcome = await asyncio.wait_for(service.result(ticket.short_id), timeout=90)
+        assert outcome.status is OutcomeStatus.DONE, outcome.reason
+
+        async with databases.app_sessions() as session:
+            recorded = select(AuditEventRow).where(AuditEventRow.ticket_id == ticket.short_id)
+            rows = (await session.scalars(recorded)).all()
+        trail = [(row.kind, row.summary) for row in rows]
+        kinds = Counter(row.kind for row in rows)
+        assert all(count == 1 for count in kinds.values()), trail
+        assert {AuditEventKind.CONTEXT_GATHERED, AuditEventKind.EXECUTED, AuditEventKind.FINISHED} <= set(kinds), trail
+        # The lost task's context is the one on record; the run that went on saw another.
+        [context_event] = [row for row in rows if row.kind == AuditEventKind.CONTEXT_GATHERED]
+        status = await service.status(ticket.short_id)
+        assert context_event.summary.endswith("(truncated)") and not status.context_summary.endswith("(truncated)")
+    finally:
+        await crashing.stop()
+        await fresh.stop()
+        await databases.close()

@@ -9,6 +9,10 @@ and the process stops dead at that point so the test can kill it there:
 - `CRASH_POINT=planning`: `plan_ticket` heartbeats and never returns (the LLM call in flight).
 - `CRASH_POINT=after_commit`: the real `execute_plan` commits its transaction and ledger row,
   then the activity heartbeats and never returns (the result never reaches Temporal).
+- `CRASH_POINT=after_context_recorded`: the real audit writer commits the batch holding
+  `context_gathered`, then the local activity never returns, so the workflow task that ran the
+  context step and wrote its event is never recorded. The context step here reports itself
+  truncated: the replacement re-runs it and sees the database as it is later, as a busy one would.
 
 Each stand-in writes `<CRASH_MARKER_DIR>/<workflow id>` when it reaches its point. Log lines
 carry the epoch time (`%(created)`), so the test can time recovery from "worker polling".
@@ -28,12 +32,28 @@ import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 from temporalio import activity
 
 from core.bootstrap import Databases
-from core.models import ExecutePlanInput, ExecutionResult, Plan, PlanTicketInput
-from core.names import ACTIVITY_EXECUTE_PLAN, ACTIVITY_PLAN_TICKET, workflow_id_for
+from core.models import (
+    AuditEventKind,
+    ExecutePlanInput,
+    ExecutionResult,
+    GatherContextInput,
+    Plan,
+    PlanTicketInput,
+    RecordEventsInput,
+    TicketContext,
+)
+from core.names import (
+    ACTIVITY_EXECUTE_PLAN,
+    ACTIVITY_GATHER_CONTEXT,
+    ACTIVITY_PLAN_TICKET,
+    ACTIVITY_RECORD_EVENTS,
+    workflow_id_for,
+)
 from core.settings import Settings, load_settings
 from service.temporal import connect
 from worker.activities import build_activity_set
@@ -42,6 +62,7 @@ from worker.main import run_workers
 
 CRASH_PLANNING = "planning"
 CRASH_AFTER_COMMIT = "after_commit"
+CRASH_AFTER_CONTEXT_RECORDED = "after_context_recorded"
 POLLING_LINE = "worker polling"
 WAITING_LINE = "waiting for go"
 LOG_FORMAT = "%(created).3f %(name)s %(levelname)s %(message)s"
@@ -63,14 +84,19 @@ async def _stall(marker: Path) -> None:
         await asyncio.sleep(0.5)
 
 
+def _real(activities: ActivitySet, name: str) -> Callable[..., Awaitable[Any]]:
+    """The product's activity named `name` (each is a method of that name)."""
+    return next(fn for fn in activities.workflow_queue if fn.__name__ == name)
+
+
 class CrashingActivities:
     """The stand-ins, registered under the real activity names."""
 
-    def __init__(
-        self, marker_dir: Path, real_execute: Callable[[ExecutePlanInput], Awaitable[ExecutionResult]]
-    ) -> None:
+    def __init__(self, marker_dir: Path, real: ActivitySet) -> None:
         self._marker_dir = marker_dir
-        self._real_execute = real_execute
+        self._real_execute = _real(real, ACTIVITY_EXECUTE_PLAN)
+        self._real_context = _real(real, ACTIVITY_GATHER_CONTEXT)
+        self._real_record = _real(real, ACTIVITY_RECORD_EVENTS)
 
     @activity.defn(name=ACTIVITY_PLAN_TICKET)
     async def plan_ticket(self, input: PlanTicketInput) -> Plan:
@@ -84,17 +110,36 @@ class CrashingActivities:
         await _stall(self._marker_dir / input.workflow_id)
         raise AssertionError("unreachable: the stall never ends")
 
+    @activity.defn(name=ACTIVITY_GATHER_CONTEXT)
+    async def gather_context(self, input: GatherContextInput) -> TicketContext:
+        context: TicketContext = await self._real_context(input)
+        return context.model_copy(update={"truncated": True})
+
+    @activity.defn(name=ACTIVITY_RECORD_EVENTS)
+    async def record_events(self, batch: RecordEventsInput) -> None:
+        await self._real_record(batch)
+        if any(event.kind is AuditEventKind.CONTEXT_GATHERED for event in batch.events):
+            marker = self._marker_dir / workflow_id_for(batch.events[0].ticket_id)
+            await asyncio.to_thread(_write_marker, marker)
+            logger.info("stalled at %s, its context event written", marker.name)
+            await asyncio.Event().wait()  # a local activity: no heartbeat, the workflow task waits on it
+
 
 def with_crash_point(activities: ActivitySet, crash_point: str, marker_dir: Path) -> ActivitySet:
-    """The real activity set with the one activity at `crash_point` swapped for its stand-in."""
-    real_execute = next(fn for fn in activities.workflow_queue if fn.__name__ == ACTIVITY_EXECUTE_PLAN)
-    crashing = CrashingActivities(marker_dir, real_execute)
+    """The real activity set with the activities at `crash_point` swapped for their stand-ins."""
+    crashing = CrashingActivities(marker_dir, activities)
+    swapped: list[Callable[..., object]]
     if crash_point == CRASH_PLANNING:
         return ActivitySet(activities.workflow_queue, [crashing.plan_ticket], activities.cleanups)
     if crash_point == CRASH_AFTER_COMMIT:
-        others = [fn for fn in activities.workflow_queue if fn is not real_execute]
-        return ActivitySet([*others, crashing.execute_plan], activities.llm_queue, activities.cleanups)
-    raise SystemExit(f"unknown CRASH_POINT {crash_point!r}")
+        swapped = [crashing.execute_plan]
+    elif crash_point == CRASH_AFTER_CONTEXT_RECORDED:
+        swapped = [crashing.gather_context, crashing.record_events]
+    else:
+        raise SystemExit(f"unknown CRASH_POINT {crash_point!r}")
+    names = {fn.__name__ for fn in swapped}
+    others = [fn for fn in activities.workflow_queue if fn.__name__ not in names]
+    return ActivitySet([*others, *swapped], activities.llm_queue, activities.cleanups)
 
 
 async def run_crashing(settings: Settings, crash_point: str, marker_dir: Path, stop: asyncio.Event) -> None:
