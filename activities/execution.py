@@ -83,7 +83,7 @@ ERROR_ROW_LIMIT = "RowLimitExceeded"
 ERROR_OPERATION_FAILED = "OperationFailed"
 ERROR_TARGET_UNAVAILABLE = "TargetUnavailable"
 ERROR_STOPPED = "ExecutionStopped"  # cancelled: rolled back before its commit
-USED_BY_A_RUN = "used by a run of the plan"  # an approval request's record, written with the run
+USED_BY_A_RUN = "used by a run of the plan"  # a run's claim (`_claim`), written with the run
 
 
 class _RowLimitExceeded(Exception):
@@ -198,9 +198,9 @@ class ExecutionActivities:
 
     async def _stored_result_else_spend(self, workflow_id: str, input: FindExecutionInput) -> ExecutionResult | None:
         stored = await self._look_up_stored_result(workflow_id, input.plan_hash)
-        if stored is None and input.approval_request_id:
+        if stored is None and input.claim:
             told = "the ticket was told its execution failed: nothing was written"
-            if not await _spend(self._target, workflow_id, input.approval_request_id, told):
+            if not await _spend(self._target, workflow_id, input.claim, told):
                 stored = await self._look_up_stored_result(workflow_id, input.plan_hash)  # a run claimed them
         return stored
 
@@ -273,8 +273,7 @@ class ExecutionActivities:
             await connection.rollback()
             raise _ran_another_plan(ran, label)
         executed_at = datetime.now(UTC)
-        if input.approvals:
-            await _claim_approvals(connection, input, executed_at)
+        await _claim(connection, input, executed_at)
         if input.reverts:
             await before_images.claim_revert(
                 connection, input.reverts, input.workflow_id, executed_at, self._revert_window
@@ -492,25 +491,34 @@ async def _ledger_of(connection: AsyncConnection, input: ExecutePlanInput) -> tu
     return None, other
 
 
-async def _claim_approvals(connection: AsyncConnection, input: ExecutePlanInput, now: datetime) -> None:
-    """Record the approval request the approvals answer (all answer one: `signed_approvals`) as used by this
-    run, in its transaction; `_ApprovalsSpent` if it is spent already.
+def _claimed(input: ExecutePlanInput) -> str:
+    """What a run of `input` claims: the approval request its approvals answer (all answer one:
+    `signed_approvals`), else the run key the ticket gave a plan that needed none ("" from tools: nothing)."""
+    return input.approvals[0].request_id if input.approvals else input.run_key
 
-    One row per request, so a spend and a run of it cannot both commit: a spend made while this run is
-    open waits for its end, then finds its ledger row; a run of spent approvals stops here (red team 63:
-    a stalled attempt committed after the ticket had been told nothing ran and its approvals spent).
+
+async def _claim(connection: AsyncConnection, input: ExecutePlanInput, now: datetime) -> None:
+    """Record this run's claim as used, in its transaction; `_ApprovalsSpent` if it is spent already.
+
+    One row per claim, so a spend and a run of it cannot both commit: a spend made while this run is
+    open waits for its end, then finds its ledger row; a run of a spent claim stops here (red team 63:
+    a stalled attempt committed after the ticket had been told nothing ran and its approvals spent; red
+    team 66: the same for a plan that needed no approval, whose ticket then logged "nothing written").
     """
-    request_id = input.approvals[0].request_id
-    used = {"workflow_id": input.workflow_id, "request_id": request_id, "reason": USED_BY_A_RUN, "spent_at": now}
+    claim = _claimed(input)
+    if not claim:
+        return
+    used = {"workflow_id": input.workflow_id, "request_id": claim, "reason": USED_BY_A_RUN, "spent_at": now}
     try:
         await connection.execute(insert(spent_approvals).values(**used))
     except sa_exc.IntegrityError:
         await connection.rollback()
         spent = spent_approvals.c
-        query = select(spent.reason).where(spent.workflow_id == input.workflow_id, spent.request_id == request_id)
+        query = select(spent.reason).where(spent.workflow_id == input.workflow_id, spent.request_id == claim)
         reason = await connection.scalar(query)
         await connection.rollback()
-        raise _ApprovalsSpent(f"its approvals went with a run refused before ({reason})") from None
+        what = "its approvals went with" if input.approvals else "it was claimed by"
+        raise _ApprovalsSpent(f"{what} a run refused before ({reason})") from None
 
 
 async def _spend(target: AsyncEngine, workflow_id: str, request_id: str, reason: str) -> bool:

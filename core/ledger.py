@@ -59,6 +59,8 @@ budget_charges = Table(
 # since, a statement refused): those approvals run nothing, ever. A ticket that closed without running
 # its plan has no execution row, and a workflow of someone else's started under its id could run the
 # plan later on them, against a rejection given since (red team 60). Written by the executor itself.
+# Each run also claims its request here (a plan that needed no approval, its run key): a spend waits
+# for an open run's claim, so "it did not run" is never said of a run that commits after.
 spent_approvals = Table(
     SPENT_TABLE,
     ledger_metadata,

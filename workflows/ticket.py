@@ -649,6 +649,9 @@ class TicketWorkflow:
         The executor checks the judgement and the approvals again itself: it believes no activity's answer.
         """
         decided_by = [decision.decider for decision in approvals]
+        # What the run claims, so that "nothing ran" is never said beside a run still open: the approval
+        # request, else a key of this execution's own (a new one for each plan the ticket runs).
+        claim = approvals[0].request_id if approvals else f"run/{workflow.uuid4().hex[:16]}"
         self._set_stage(Stage.EXECUTING)
         if decided_by:
             self._delivery.want()  # the decision is in: the approval buttons come off
@@ -672,20 +675,20 @@ class TicketWorkflow:
                     reverts=reverts.workflow_id if (reverts := self._status.request.reverts) else "",
                     judgement=report.judgement,
                     approvals=approvals,
+                    run_key="" if approvals else claim,
                 ),
             )
         except FailureError as error:
             cause = permanent(error)
-            answered = approvals[0].request_id if approvals else ""
             if cause is None or cause.type not in ANSWERS_NOTHING_RAN:
                 failed = (
                     f"{names.ACTIVITY_EXECUTE_PLAN} failed: {describe(error, EXECUTE_PLAN.options.schedule_to_close)}"
                 )
-                result = await self._ran_after_all(report.plan_hash, failed, answered, certain=cause is not None)
+                result = await self._ran_after_all(report.plan_hash, failed, claim, certain=cause is not None)
             else:
                 # That word may be a rogue poller's: the ledger says whether it ran, and its approvals are
                 # spent if not, so they run nothing once this ticket has asked again or ended (red team 62).
-                found = await self._said_nothing_ran(report.plan_hash, answered, cause)
+                found = await self._said_nothing_ran(report.plan_hash, claim, cause)
                 if found is None:
                     return self._not_run(cause, report, plan, decided_by)
                 result = found
@@ -712,9 +715,7 @@ class TicketWorkflow:
         self._record(AuditEventKind.ROWS_CHANGED, f"nothing written, judged again: {why}")
         return None
 
-    async def _ran_after_all(
-        self, plan_hash: str, failed: str, approval_request_id: str, *, certain: bool
-    ) -> ExecutionResult:
+    async def _ran_after_all(self, plan_hash: str, failed: str, claim: str, *, certain: bool) -> ExecutionResult:
         """The plan's stored result if the ledger shows it ran although its step failed; else `TicketFailed`.
 
         A step can fail after its transaction committed: a worker gone past the step's bound, a result it
@@ -724,7 +725,7 @@ class TicketWorkflow:
         team 60: an execution answered with a false failure by a rogue poller, then run on them).
         """
         try:
-            lookup = await self._find_execution(plan_hash, approval_request_id)
+            lookup = await self._find_execution(plan_hash, claim)
         except FailureError as error:
             raise TicketFailed(
                 f"{failed}; whether it ran could not be checked ({describe(error)}): "
@@ -734,13 +735,11 @@ class TicketWorkflow:
             return lookup.result
         raise TicketFailed(failed if certain else f"{failed}; its ledger holds no run of it: nothing was written")
 
-    async def _said_nothing_ran(
-        self, plan_hash: str, approval_request_id: str, cause: ApplicationError
-    ) -> ExecutionResult | None:
+    async def _said_nothing_ran(self, plan_hash: str, claim: str, cause: ApplicationError) -> ExecutionResult | None:
         """The plan's stored result if it ran after all, else None with its approvals spent; `TicketFailed` if
         the ledger cannot tell now: a run may still be committing (red team 64), so "nothing ran" is not said."""
         try:
-            return (await self._find_execution(plan_hash, approval_request_id, options.FIND_EXECUTION_PATIENTLY)).result
+            return (await self._find_execution(plan_hash, claim, options.FIND_EXECUTION_PATIENTLY)).result
         except FailureError as error:
             raise TicketFailed(
                 f"{names.ACTIVITY_EXECUTE_PLAN} said nothing ran ({cause.message}), but whether it ran could not be "
@@ -754,13 +753,13 @@ class TicketWorkflow:
             await self._find_execution(plan_hash, approval_request_id)
 
     async def _find_execution(
-        self, plan_hash: str, approval_request_id: str, asked: options.ActivityOptions = options.FIND_EXECUTION
+        self, plan_hash: str, claim: str, asked: options.ActivityOptions = options.FIND_EXECUTION
     ) -> ExecutionLookup:
-        """The ledger's word on the plan; not run, the approval request is spent (a local activity: only this
-        ticket's own worker answers it)."""
+        """The ledger's word on the plan; not run, its claim (the approval request, or the run key) is spent
+        (a local activity: only this ticket's own worker answers it)."""
         lookup: ExecutionLookup = await workflow.execute_local_activity(
             names.ACTIVITY_FIND_EXECUTION,
-            FindExecutionInput(plan_hash=plan_hash, approval_request_id=approval_request_id),
+            FindExecutionInput(plan_hash=plan_hash, claim=claim),
             result_type=ExecutionLookup,
             start_to_close_timeout=asked.start_to_close,
             schedule_to_close_timeout=asked.schedule_to_close,

@@ -66,14 +66,18 @@ class ExecutePlanInput(Model):
     # worker's signed judgement, and the signed decisions that approved it on this approval request.
     judgement: Judgement | None = None
     approvals: list[Decision] = Field(default_factory=list)
+    # The record a run of a plan that needed no approval claims in its transaction, as an approved plan's
+    # claims its approval request: a ticket told nothing ran waits on it for an open run (red team 66).
+    run_key: str = Field(default="", max_length=100)
 
 
 class FindExecutionInput(Model):
     """The plan whose run the ledger is asked about, under the asking workflow's own id."""
 
     plan_hash: str
-    # The approval request its approvals answered: spent if the plan did not run (the ticket is told it failed).
-    approval_request_id: str = Field(default="", max_length=100)
+    # What the run claims: the approval request its approvals answered, else its run key. Spent if the plan
+    # did not run, after waiting out an open run's claim, so that no run of it commits later.
+    claim: str = Field(default="", max_length=100)
 
 
 class ExecutionLookup(Model):

@@ -54,6 +54,7 @@ from core.names import ERROR_APPROVED_ROWS_CHANGED
 from core.policy import PolicyCache
 from core.request_proof import sign_request
 from core.settings import Settings
+from tests.activities.conftest import plan_of
 from tests.support import APPROVERS
 
 KEY = b"the-workers-and-the-front-doors-share-this-key"
@@ -66,6 +67,11 @@ MAKE_CAROL_ADMIN = UpdateOperation(
     filters=[Filter(column="email", op="eq", value=CAROL)],
 )
 READ_PLANS = SelectOperation(table="plans", filters=[Filter(column="name", op="eq", value="pro")])
+UPGRADE_ACME = UpdateOperation(  # one subscription to the pro plan: low risk, runs without approval
+    table="subscriptions",
+    values=[Assignment(column="plan_id", value=3)],
+    filters=[Filter(column="id", op="eq", value=1)],
+)
 
 
 WORKFLOW_ID = "ticket-t1"
@@ -445,16 +451,27 @@ class StalledRun:
     release: asyncio.Event
 
     def spend(self, dbs: Databases) -> Awaitable[ExecutionLookup]:
-        """The ticket's `find_execution` for the run's plan and approvals (told nothing ran)."""
-        executor = ExecutionActivities(dbs.target_engine, authority(), PolicyCache(dbs.app_sessions))
-        request_id = self.input.approvals[0].request_id
-        asked = FindExecutionInput(plan_hash=self.input.plan_hash, approval_request_id=request_id)
-        return in_workflow().run(executor.find_execution, asked)  # type: ignore[no-any-return]
+        """The ticket's `find_execution` for the run's plan and claim (told nothing ran)."""
+        return told_nothing_ran(dbs, self.input)
 
 
-async def stalled_run(dbs: Databases, monkeypatch: pytest.MonkeyPatch) -> StalledRun:
-    plan, report = await judged(dbs, MAKE_CAROL_ADMIN)
-    input = execution(plan, report, [signed(report, "alice"), signed(report, "bob")])
+def told_nothing_ran(dbs: Databases, input: ExecutePlanInput) -> Awaitable[ExecutionLookup]:
+    """The ticket's `find_execution` for `input`'s plan and what its run claims, as the workflow asks it."""
+    executor = ExecutionActivities(dbs.target_engine, authority(), PolicyCache(dbs.app_sessions))
+    claim = input.approvals[0].request_id if input.approvals else input.run_key
+    asked = FindExecutionInput(plan_hash=input.plan_hash, claim=claim)
+    return in_workflow().run(executor.find_execution, asked)  # type: ignore[no-any-return]
+
+
+async def stalled_run(dbs: Databases, monkeypatch: pytest.MonkeyPatch, *, approved: bool = True) -> StalledRun:
+    """A run of the approved `MAKE_CAROL_ADMIN`, or of `UPGRADE_ACME` with a run key, stalled before its commit."""
+    if approved:
+        plan, report = await judged(dbs, MAKE_CAROL_ADMIN)
+        input = execution(plan, report, [signed(report, "alice"), signed(report, "bob")])
+    else:
+        plan, report = await judged(dbs, UPGRADE_ACME)
+        assert report.required_approvals == 0
+        input = execution(plan, report, [], run_key="run/first")
     holding, release = asyncio.Event(), asyncio.Event()
     real_schema_check = execution_module._check_schema
 
@@ -500,3 +517,30 @@ async def test_a_spend_that_cannot_wait_out_a_run_says_it_cannot_tell(
         assert not (await stalled.running).replayed and await carols_role(short_waits) == "admin"
     finally:
         await short_waits.close()
+
+
+async def test_told_nothing_ran_beside_an_open_run_of_a_plan_needing_no_approval_it_waits_and_finds_it(
+    dbs: Databases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team 66: such a run claimed nothing, so the ledger read of a ticket told "rows changed" by a poller
+    did not wait for the ticket's real run, still open: it logged "nothing written", then the run committed."""
+    stalled = await stalled_run(dbs, monkeypatch, approved=False)
+    finding = asyncio.ensure_future(stalled.spend(dbs))
+    await asyncio.sleep(1)
+    assert not finding.done()  # waiting on the run's claim
+    stalled.release.set()
+    ran = await stalled.running
+    lookup = await finding
+    assert lookup.result is not None and lookup.result.plan_hash == ran.plan_hash
+    assert await plan_of(dbs, customer_id=1) == 3
+
+
+async def test_a_run_key_told_it_did_not_run_runs_nothing_later(dbs: Databases) -> None:
+    """Told nothing ran, the ticket judges again and runs under a new key; a late attempt of the old one stops."""
+    before = await plan_of(dbs, customer_id=1)
+    plan, report = await judged(dbs, UPGRADE_ACME)
+    input = execution(plan, report, [], run_key="run/first")
+    assert (await told_nothing_ran(dbs, input)).result is None
+    assert await asked_again(dbs, input) and await plan_of(dbs, customer_id=1) == before
+    assert not (await run_for_its_result(dbs, input.model_copy(update={"run_key": "run/second"}))).replayed
+    assert await plan_of(dbs, customer_id=1) == 3
