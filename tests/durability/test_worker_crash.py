@@ -17,6 +17,8 @@ import asyncio
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from core.demo import subscriptions
 from core.models import AuditEventKind, OutcomeStatus, TicketOutcome
 from core.names import ACTIVITY_EXECUTE_PLAN, ACTIVITY_PLAN_TICKET
 from core.schema import AuditEventRow
+from core.settings import Settings
 from service.tickets import StartedTicket, TicketService
 from tests.durability.processes import ChildProcess, go, wait_until_polling, warm_up, worker_process
 from tests.durability.support import (
@@ -101,8 +104,21 @@ class CrashReport:
 _init_lock = asyncio.Lock()
 
 
-async def crash_and_recover(crash_point: str, workdir: Path, local_env: WorkflowEnvironment) -> CrashReport:
-    """Three tickets stalled at `crash_point`, SIGKILL, a warm replacement: check every write and time it."""
+@dataclass
+class CrashRig:
+    """A crashing worker process, a warm replacement waiting for go, and the databases and front door of
+    their queue: both workers polling (or ready to) when it is entered."""
+
+    settings: Settings
+    databases: Databases
+    marker_dir: Path
+    crashing: ChildProcess
+    fresh: ChildProcess
+    service: TicketService
+
+
+@asynccontextmanager
+async def crash_rig(crash_point: str, workdir: Path, local_env: WorkflowEnvironment) -> AsyncIterator[CrashRig]:
     queue = f"crash-{crash_point}-{uuid.uuid4().hex[:8]}"
     settings = build_settings(workdir / "data", queue)
     databases = Databases.open(settings)
@@ -118,20 +134,30 @@ async def crash_and_recover(crash_point: str, workdir: Path, local_env: Workflow
             await init_databases(databases, settings)
         await install_write_log(databases.target_engine, "subscriptions")
         service = TicketService(local_env.client, databases.app_sessions, queue, signing_key=settings.signing_key)
-
         await asyncio.gather(wait_until_polling(crashing), warm_up(fresh))
-        started: list[StartedTicket] = [await service.start(ticket_request(settings, u.text)) for u in UPGRADES]
+        yield CrashRig(settings, databases, marker_dir, crashing, fresh, service)
+    finally:
+        await crashing.stop()
+        await fresh.stop()
+        await databases.close()
+
+
+async def crash_and_recover(crash_point: str, workdir: Path, local_env: WorkflowEnvironment) -> CrashReport:
+    """Three tickets stalled at `crash_point`, SIGKILL, a warm replacement: check every write and time it."""
+    async with crash_rig(crash_point, workdir, local_env) as rig:
+        databases, service = rig.databases, rig.service
+        started: list[StartedTicket] = [await service.start(ticket_request(rig.settings, u.text)) for u in UPGRADES]
         workflow_ids = [ticket.workflow_id for ticket in started]
-        await wait_for_markers(marker_dir, workflow_ids, crashing, within=60)
+        await wait_for_markers(rig.marker_dir, workflow_ids, rig.crashing, within=60)
         if crash_point == CRASH_AFTER_COMMIT:
             # The transaction really committed before the crash: the write and its ledger row are there.
             for ticket, upgrade in zip(started, UPGRADES, strict=True):
                 assert await ledger_rows(databases, ticket.workflow_id) == 1
                 assert await writes_logged(databases.target_engine, "subscriptions", upgrade.subscription_id) == 1
 
-        killed_at = await crashing.kill()
-        await go(fresh)
-        polling_at = await wait_until_polling(fresh)
+        killed_at = await rig.crashing.kill()
+        await go(rig.fresh)
+        polling_at = await wait_until_polling(rig.fresh)
         outcomes: list[TicketOutcome] = await asyncio.wait_for(
             asyncio.gather(*(service.result(ticket.short_id) for ticket in started)), timeout=90
         )
@@ -157,10 +183,6 @@ async def crash_and_recover(crash_point: str, workdir: Path, local_env: Workflow
                 )
             assert plan_id == upgrade.plan_id
         return CrashReport(crash_point, step, len(started), polling_at - killed_at, recoveries, finished_at - killed_at)
-    finally:
-        await crashing.stop()
-        await fresh.stop()
-        await databases.close()
 
 
 @pytest.mark.timeout(150)
@@ -185,31 +207,16 @@ async def test_a_workflow_task_lost_after_its_audit_batch_leaves_each_event_once
     The replacement re-runs the context step, which now sees other counts, and writes that batch
     again; the event must not land a second time under its new summary.
     """
-    queue = f"crash-audit-{uuid.uuid4().hex[:8]}"
-    settings = build_settings(tmp_path / "data", queue)
-    databases = Databases.open(settings)
-    marker_dir = tmp_path / "markers"
-    env = worker_env(settings, local_env.client.service_client.config.target_host)
-    crashing = worker_process(
-        "crashing worker (audit)",
-        {**env, "CRASH_POINT": CRASH_AFTER_CONTEXT_RECORDED, "CRASH_MARKER_DIR": str(marker_dir)},
-    )
-    fresh = worker_process("replacement worker (audit)", {**env, "WAIT_FOR_GO": "1"})
-    try:
-        await asyncio.gather(crashing.start(), fresh.start())
-        async with _init_lock:
-            await init_databases(databases, settings)
-        service = TicketService(local_env.client, databases.app_sessions, queue, signing_key=settings.signing_key)
-        await asyncio.gather(wait_until_polling(crashing), warm_up(fresh))
-
-        ticket = await service.start(ticket_request(settings, UPGRADES[0].text))
-        await wait_for_markers(marker_dir, [ticket.workflow_id], crashing, within=60)
-        await crashing.kill()  # before the stalled local activity's task could be heartbeated, and so recorded
-        await go(fresh)
+    async with crash_rig(CRASH_AFTER_CONTEXT_RECORDED, tmp_path, local_env) as rig:
+        service = rig.service
+        ticket = await service.start(ticket_request(rig.settings, UPGRADES[0].text))
+        await wait_for_markers(rig.marker_dir, [ticket.workflow_id], rig.crashing, within=60)
+        await rig.crashing.kill()  # before the stalled local activity's task could be heartbeated, and so recorded
+        await go(rig.fresh)
         outcome: TicketOutcome = await asyncio.wait_for(service.result(ticket.short_id), timeout=90)
         assert outcome.status is OutcomeStatus.DONE, outcome.reason
 
-        async with databases.app_sessions() as session:
+        async with rig.databases.app_sessions() as session:
             recorded = select(AuditEventRow).where(AuditEventRow.ticket_id == ticket.short_id)
             rows = (await session.scalars(recorded)).all()
         trail = [(row.kind, row.summary) for row in rows]
@@ -220,7 +227,3 @@ async def test_a_workflow_task_lost_after_its_audit_batch_leaves_each_event_once
         [context_event] = [row for row in rows if row.kind == AuditEventKind.CONTEXT_GATHERED]
         status = await service.status(ticket.short_id)
         assert context_event.summary.endswith("(truncated)") and not status.context_summary.endswith("(truncated)")
-    finally:
-        await crashing.stop()
-        await fresh.stop()
-        await databases.close()
