@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import FailureError
@@ -13,6 +14,9 @@ with workflow.unsafe.imports_passed_through():
     from core.models import RecordEventInput, RecordEventsInput
     from workflows import options
     from workflows.steps import Step, describe, run_step
+
+# Ends the workflow task before a batch that rests on its local results: the shortest timer there is.
+LOCAL_RESULTS_RECORDED_FIRST = timedelta(milliseconds=1)
 
 WRITE_EVENTS = Step(names.ACTIVITY_RECORD_EVENTS, options.RECORD_EVENTS_DURABLE, local=options.RECORD_EVENTS)
 
@@ -34,6 +38,8 @@ class AuditLog:
         self._writing = False  # one batch at a time, so batches reach the log in the order they were queued
         self._waiting = False  # the batch being written failed its local tries: it waits for the app DB
         self._in_flight: list[RecordEventInput] = []  # the batch being written
+        self._local_result_at = -1  # the history's length when a local step last returned
+        self._unrecorded_from: int | None = None  # the first queued event that may rest on an unrecorded result
 
     @property
     def has_queued(self) -> bool:
@@ -54,33 +60,73 @@ class AuditLog:
     def adopt(self, events: list[RecordEventInput]) -> None:
         """Queue events a previous run of the ticket could not write, as they are."""
         self._queue = [*events, *self._queue]
+        if self._unrecorded_from is not None:
+            self._unrecorded_from += len(events)
 
     def queue(self, event: RecordEventInput) -> None:
-        """Queue `event` with a key of its own: the n-th event of this kind by this actor in this run.
+        """Queue `event` with a key of its own: the n-th event of this content in this run.
 
-        A workflow task that wrote a batch (a local activity) can be lost before Temporal records it;
+        A workflow task that wrote a batch (a local activity) can be lost before it is recorded;
         the run then goes on from its history, where signals fall differently and batches form
-        differently, and re-runs the local steps before it, whose results can differ (the context
-        step counts rows and audit entries that moved meanwhile). Kind, actor and occurrence do not
-        change, so each event is written once: the one on record is the first written, possibly with
-        what the lost task saw.
+        differently. What the events say comes from history alone (`local_result`), so content and
+        occurrence do not change, and each event is written once.
         """
-        content = f"{event.kind.value}|{event.actor}".encode()
+        content = f"{event.kind.value}|{event.actor}|{event.summary}".encode()
         signature = f"{event.kind.value}/{hashlib.sha256(content).hexdigest()[:12]}"
         self._seen[signature] = occurrence = self._seen.get(signature, 0) + 1
         key = f"{workflow.info().run_id}/{signature}/{occurrence}"
+        if self._unrecorded_from is None and self._in_task_of_local_result():
+            self._unrecorded_from = len(self._queue)
         self._queue.append(event.model_copy(update={"detail": {**event.detail, names.AUDIT_EVENT_KEY: key}}))
 
-    async def flush(self, before_durable: Callable[[], Awaitable[object]] | None = None) -> bool:
+    def local_result(self) -> None:
+        """A local step returned in this workflow task: its result is in history only once the task completes.
+
+        Events queued after it may rest on it, and a task lost after writing them would be run again
+        from history, where the step runs again and may answer otherwise (the rows moved meanwhile):
+        the record would then tell a path the ticket did not take (red team 67: "blocked" on record,
+        then its plan ran). So those events are written only from a later task (`flush`).
+        """
+        self._local_result_at = workflow.info().get_current_history_length()
+
+    def _rests_on_unrecorded(self) -> bool:
+        """Whether queued events may rest on a local result of this workflow task."""
+        return self._unrecorded_from is not None and self._in_task_of_local_result()
+
+    def _in_task_of_local_result(self) -> bool:
+        # The history's length changes only when a new workflow task starts.
+        return self._local_result_at == workflow.info().get_current_history_length()
+
+    async def flush(
+        self, before_durable: Callable[[], Awaitable[object]] | None = None, *, may_hold: bool = False
+    ) -> bool:
         """Write every queued event, in order; False if the log refused these or earlier ones for good (logged).
 
         An earlier refusal counts too: the steps that led here are not all on record, whatever this batch did.
         `before_durable` runs once the flush waits for the app DB: this batch's local tries failed, or an
         earlier batch, written meanwhile by another part of the workflow, already waits for it.
+
+        Events that may rest on a local result of this very task (`local_result`) are written from the next:
+        with `may_hold` (the ticket goes on to a step whose end starts one) they stay queued for the next
+        flush; else this task ends first, on a timer of a millisecond, so that Temporal records the result.
         """
-        if self._writing:
-            await self._after_the_batch_being_written(before_durable)
-        batch, self._queue = self._queue, []
+        while True:
+            if self._writing:
+                await self._after_the_batch_being_written(before_durable)
+            elif self._rests_on_unrecorded() and not may_hold:
+                self._writing = True  # other flushes wait their turn behind this one
+                try:
+                    await workflow.sleep(LOCAL_RESULTS_RECORDED_FIRST)
+                finally:
+                    self._writing = False
+            else:
+                break
+        held: list[RecordEventInput] = []
+        if self._rests_on_unrecorded():
+            held = self._queue[self._unrecorded_from :]
+            self._queue = self._queue[: self._unrecorded_from]
+        self._unrecorded_from = 0 if held else None
+        batch, self._queue = self._queue, held
         if not batch:
             return self._refused == 0
         self._batches += 1

@@ -39,10 +39,22 @@ class MessageDelivery:
         self._status = status
         self._audit = audit
         self._posts: list[NotifyPost] = []
+        self._held = False
 
     @property
     def owed(self) -> bool:
         return self._status.message_owed
+
+    def owe_and_hold(self) -> None:
+        """The state changed and the message is owed from now on, but nothing is sent before `release`:
+        the outcome goes on record first, maybe a workflow task later (`AuditLog.flush`)."""
+        self._status.message_version += 1
+        self._held = True
+
+    def release(self, *posts: NotifyEvent) -> None:
+        """Send what is owed, and `posts` once each."""
+        self._held = False
+        self.want(*posts)
 
     def want(self, *posts: NotifyEvent) -> None:
         """Show the ticket's current state, and send `posts` once each."""
@@ -56,7 +68,7 @@ class MessageDelivery:
     async def run(self) -> None:
         """Deliver whenever something is owed; runs for the life of the workflow run."""
         while True:
-            await workflow.wait_condition(lambda: self.owed)
+            await workflow.wait_condition(lambda: self.owed and not self._held)
             posts = list(self._posts)
             version = self._status.message_version
             try:

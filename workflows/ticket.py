@@ -264,7 +264,8 @@ class TicketWorkflow:
             return
         try:
             # Local only: a durable retry goes through the task queue, where a poller of any namespace
-            # client's could answer "no problem" (red team 20).
+            # client's could answer "no problem" (red team 20). Its answer rests on the request and the
+            # keys, not on data that moves, so the events after it need no `AuditLog.local_result`.
             check: RequestCheck = await workflow.execute_local_activity(
                 names.ACTIVITY_VERIFY_REQUEST,
                 VerifyRequestInput(workflow_id=info.workflow_id, request=request, started_at=info.workflow_start_time),
@@ -757,14 +758,17 @@ class TicketWorkflow:
     ) -> ExecutionLookup:
         """The ledger's word on the plan; not run, its claim (the approval request, or the run key) is spent
         (a local activity: only this ticket's own worker answers it)."""
-        lookup: ExecutionLookup = await workflow.execute_local_activity(
-            names.ACTIVITY_FIND_EXECUTION,
-            FindExecutionInput(plan_hash=plan_hash, claim=claim),
-            result_type=ExecutionLookup,
-            start_to_close_timeout=asked.start_to_close,
-            schedule_to_close_timeout=asked.schedule_to_close,
-            retry_policy=asked.retry,
-        )
+        try:
+            lookup: ExecutionLookup = await workflow.execute_local_activity(
+                names.ACTIVITY_FIND_EXECUTION,
+                FindExecutionInput(plan_hash=plan_hash, claim=claim),
+                result_type=ExecutionLookup,
+                start_to_close_timeout=asked.start_to_close,
+                schedule_to_close_timeout=asked.schedule_to_close,
+                retry_policy=asked.retry,
+            )
+        finally:
+            self._audit.local_result()  # its answer, or its failure
         return lookup
 
     def _finish(
@@ -782,6 +786,7 @@ class TicketWorkflow:
         self._status.approval = None
         self._gate = None
         self._set_stage(Stage.FINISHED)
+        self._delivery.owe_and_hold()  # told once on record (`_settle_outcome`)
         ticket_metrics.ticket_finished(status.value, self._status.created_at)
         kind = AuditEventKind.FAILED if status is OutcomeStatus.FAILED else AuditEventKind.FINISHED
         self._record(kind, f"{status.value}: {reason}", status=status.value)
@@ -800,7 +805,7 @@ class TicketWorkflow:
     async def _tell_outcome(self) -> None:
         if not self._outcome_told:
             self._outcome_told = True
-            self._delivery.want(NotifyEvent.OUTCOME)
+            self._delivery.release(NotifyEvent.OUTCOME)
 
     async def _close(self) -> None:
         """Before the run ends: events queued since the outcome go on record; then owed messages and decisions end."""
@@ -831,9 +836,9 @@ class TicketWorkflow:
     async def _step(self, step: Step, argument: Any) -> Any:
         """Run one step; a failure that survived every retry policy ends the ticket as failed."""
         if step.local is None:
-            await self._leave()
+            await self._leave(may_hold=True)  # the step's end starts a task that writes what is held
         try:
-            return await run_step(step, argument)
+            return await run_step(step, argument, answered_locally=self._audit.local_result)
         except FailureError as error:
             raise TicketFailed(f"{step.name} failed: {describe(error, step.options.schedule_to_close)}") from error
 
@@ -861,10 +866,13 @@ class TicketWorkflow:
             )
         )
 
-    async def _leave(self, before_durable: Callable[[], Awaitable[object]] | None = None) -> bool:
+    async def _leave(
+        self, before_durable: Callable[[], Awaitable[object]] | None = None, *, may_hold: bool = False
+    ) -> bool:
         """The ticket is about to leave this worker (a step on another queue, a wait, the end): the audit log
         catches up first. Visibility catches up only where the ticket rests (`TicketIndex`).
 
         `before_durable` runs if the audit's local tries fail and it goes on to wait for the app DB.
+        `may_hold`: events resting on a local result of this task may wait for the next flush (`AuditLog`).
         """
-        return await self._audit.flush(before_durable)
+        return await self._audit.flush(before_durable, may_hold=may_hold)

@@ -8,7 +8,7 @@ completion in the workflow history, is printed and must stay under 5 s with the
 heartbeat settings the product ships (`workflows/options.py`).
 
 A third point loses a workflow task after its audit batch committed: the ticket's record
-still holds each event once.
+holds each event once, and the path it tells is the one the ticket took.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from temporalio.testing import WorkflowEnvironment
 
 from core.bootstrap import Databases, init_databases
 from core.demo import subscriptions
 from core.models import AuditEventKind, OutcomeStatus, TicketOutcome
 from core.names import ACTIVITY_EXECUTE_PLAN, ACTIVITY_PLAN_TICKET
-from core.schema import AuditEventRow
+from core.schema import AuditEventRow, TableConstraintRow
 from core.settings import Settings
 from service.tickets import StartedTicket, TicketService
 from tests.durability.processes import ChildProcess, go, wait_until_polling, warm_up, worker_process
@@ -42,7 +42,7 @@ from tests.durability.support import (
     worker_env,
     writes_logged,
 )
-from tests.durability.worker_process import CRASH_AFTER_COMMIT, CRASH_AFTER_CONTEXT_RECORDED, CRASH_PLANNING
+from tests.durability.worker_process import CRASH_AFTER_COMMIT, CRASH_AFTER_DECIDED_RECORDED, CRASH_PLANNING
 from tests.support import build_settings
 from workflows import options
 
@@ -199,22 +199,26 @@ async def test_sigkill_mid_step_loses_nothing_and_writes_once(tmp_path: Path, lo
 
 
 @pytest.mark.timeout(150)
-async def test_a_workflow_task_lost_after_its_audit_batch_leaves_each_event_once(
+async def test_a_workflow_task_lost_after_its_audit_batch_leaves_the_path_it_took_on_record_once(
     tmp_path: Path, local_env: WorkflowEnvironment
 ) -> None:
-    """The chaos run's flake: the task that ran the context step and wrote its event died unrecorded.
+    """The batch holding the policy's verdict committed, then its task was lost with the worker.
 
-    The replacement re-runs the context step, which now sees other counts, and writes that batch
-    again; the event must not land a second time under its new summary.
+    Red team 67: the replacement ran the local validation again, after an admin had lifted the limit
+    that blocked the plan; the plan ran, and the record kept "blocked" and never said "done". The
+    chaos run's flake was the same with the context step: its event landed twice. Now what a local
+    step answered is written only once its task is recorded, so the replay answers the same.
     """
-    async with crash_rig(CRASH_AFTER_CONTEXT_RECORDED, tmp_path, local_env) as rig:
+    async with crash_rig(CRASH_AFTER_DECIDED_RECORDED, tmp_path, local_env) as rig:
         service = rig.service
+        await limit_subscription_changes(rig.databases, 0)  # the policy blocks the plan
         ticket = await service.start(ticket_request(rig.settings, UPGRADES[0].text))
         await wait_for_markers(rig.marker_dir, [ticket.workflow_id], rig.crashing, within=60)
         await rig.crashing.kill()  # before the stalled local activity's task could be heartbeated, and so recorded
+        await limit_subscription_changes(rig.databases, 100)  # lifted meanwhile
         await go(rig.fresh)
         outcome: TicketOutcome = await asyncio.wait_for(service.result(ticket.short_id), timeout=90)
-        assert outcome.status is OutcomeStatus.DONE, outcome.reason
+        assert outcome.status is OutcomeStatus.BLOCKED, outcome.reason  # what was decided, and is on record
 
         async with rig.databases.app_sessions() as session:
             recorded = select(AuditEventRow).where(AuditEventRow.ticket_id == ticket.short_id)
@@ -222,8 +226,17 @@ async def test_a_workflow_task_lost_after_its_audit_batch_leaves_each_event_once
         trail = [(row.kind, row.summary) for row in rows]
         kinds = Counter(row.kind for row in rows)
         assert all(count == 1 for count in kinds.values()), trail
-        assert {AuditEventKind.CONTEXT_GATHERED, AuditEventKind.EXECUTED, AuditEventKind.FINISHED} <= set(kinds), trail
-        # The lost task's context is the one on record; the run that went on saw another.
+        assert AuditEventKind.EXECUTED not in kinds, trail
+        assert await writes_logged(rig.databases.target_engine, "subscriptions", UPGRADES[0].subscription_id) == 0
         [context_event] = [row for row in rows if row.kind == AuditEventKind.CONTEXT_GATHERED]
+        [finished] = [row for row in rows if row.kind == AuditEventKind.FINISHED]
         status = await service.status(ticket.short_id)
-        assert context_event.summary.endswith("(truncated)") and not status.context_summary.endswith("(truncated)")
+        assert context_event.summary == status.context_summary and context_event.summary.endswith("(truncated)")
+        assert finished.summary.startswith("blocked"), trail
+
+
+async def limit_subscription_changes(databases: Databases, rows: int) -> None:
+    """The policy's row limit for subscriptions, as an admin stores it."""
+    async with databases.app_sessions.begin() as session:
+        limit = update(TableConstraintRow).where(TableConstraintRow.table_name == "subscriptions")
+        await session.execute(limit.values(max_rows=rows))

@@ -115,7 +115,13 @@ async def test_which_rows_a_private_lookup_matches_after_approval_is_withheld_wh
         again = await red_team.settle(ticket)
         told = [again.rejudged_because]
         told += [each.rejudged_because for each in await red_team.shown_in_channel(ticket) if each.rejudged_because]
-        told += [e.summary for e in await audit_events(red_team.databases, ticket) if e.kind == "rows_changed"]
+        # On record once the task that judged it again is (its events wait for it: `AuditLog.local_result`).
+        events = await eventually(
+            partial(audit_events, red_team.databases, ticket),
+            lambda events: [e.kind for e in events].count("approval_requested") == 2,
+            what="the second round's events on record",
+        )
+        told += [e.summary for e in events if e.kind == "rows_changed"]
         assert len(told) > 2 and all(WITHHELD in each and "row 1" not in each for each in told), told
         await red_team.reject(again)
     finally:

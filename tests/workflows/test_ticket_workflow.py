@@ -217,18 +217,20 @@ async def test_the_audit_is_written_before_each_step_that_leaves_and_no_patch_is
         await handle.result()
         history = await handle.fetch_history()
     steps = [step for step in fakes.trail if not step.startswith("notify")]
-    # Audit writes and steps that leave the worker, in order: the log shows every step before what follows it.
+    # Audit writes and steps that leave the worker, in order: the log shows every step before what follows it
+    # runs, from history alone. What the local context step found waits for the plan's task; what the local
+    # validation decided goes first, in a task of its own (one timer), because the plan runs next.
     assert steps == [
         "audit submitted",
-        "audit context_gathered",
         "plan",
-        "audit planned validated decided",
+        "audit context_gathered planned validated decided",
         "execute",
         "audit executed finished",
         "audit notified",
     ]
     # The outcome is on record before it is told (and the telling's status query never meets that write's task).
     assert fakes.trail.index("notify outcome") > fakes.trail.index("audit executed finished")
+    assert [event.event_type for event in history.events].count(EventType.EVENT_TYPE_TIMER_STARTED) == 1
     markers = [event.marker_recorded_event_attributes for event in history.events if event.event_type == MARKER]
     assert not [marker for marker in markers if marker.marker_name == "core_patch"]  # one baseline, no patches
     # The Slack message catches up beside the ticket: the newest state each time, the outcome once.
