@@ -504,6 +504,16 @@ class TicketWorkflow:
         while True:
             if self._audit.has_queued and not self._audit.writing:
                 self._writing_beside = asyncio.create_task(self._leave())
+            # Every decision that came is judged before a timer is acted on. A task lost after writing a
+            # decision's verdict is run again with the deadline's timer fired beside the decision's check,
+            # and would otherwise act on the timer first: "alice approved" on record, then "expired" (red
+            # team 68). A decision that came before the deadline counts, however long its check took. A flood
+            # of decisions that keeps some unjudged does not hold off continuing as new (red team 28).
+            await workflow.wait_condition(
+                lambda: (
+                    self._decisions_judged == self._decisions_received or workflow.info().is_continue_as_new_suggested()
+                )
+            )
             if gate.verdict is not Verdict.PENDING:
                 return
             now = workflow.now()

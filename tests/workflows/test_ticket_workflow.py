@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -27,8 +28,9 @@ from core.models import (
     TicketOutcome,
     TicketRequest,
     TicketStatus,
+    VerifyDecisionInput,
 )
-from core.names import QUERY_STATUS, SIGNAL_APPROVE, SIGNAL_REJECT, WORKFLOW_NAME
+from core.names import ACTIVITY_VERIFY_DECISION, QUERY_STATUS, SIGNAL_APPROVE, SIGNAL_REJECT, WORKFLOW_NAME
 from core.request_proof import sign_request
 from tests.support import wait_for_stage, wait_for_status
 from tests.workflows.fake_activities import ScriptedActivities
@@ -333,6 +335,42 @@ async def test_wait_of_days_reminds_then_expires(time_env: WorkflowEnvironment) 
     assert NotifyEvent.REMINDER in events and NotifyEvent.ESCALATION in events
     assert fakes.executions == []
     assert outcome.finished_at - final.created_at >= timedelta(days=3)
+
+
+class SlowChecks(ScriptedActivities):
+    """The real decision check, held until `checked` is set: a check still running when a timer fires."""
+
+    checked: asyncio.Event
+
+    def proof_activities(self) -> list[Callable[..., Awaitable[object]]]:
+        verify_request, verify_decision = super().proof_activities()
+        self.checked = asyncio.Event()
+
+        @activity.defn(name=ACTIVITY_VERIFY_DECISION)
+        async def held_check(input: VerifyDecisionInput) -> object:
+            await self.checked.wait()
+            return await verify_decision(input)
+
+        return [verify_request, held_check]
+
+
+async def test_an_approval_that_came_before_the_deadline_counts_though_its_check_ends_after(
+    time_env: WorkflowEnvironment,
+) -> None:
+    """Red team 68: the deadline's timer fired while an approval's check ran, and the wait acted on the timer
+    first: expired, the approval then ignored. A replay of a lost task that met both at once did the same,
+    after the live run had written "alice approved"; decisions that came are now judged first."""
+    fakes = SlowChecks(risk=Risk.MEDIUM, required_approvals=1)
+    async with running(time_env, fakes, request(timeout_seconds=60, reminder_before_seconds=0)) as handle:
+        status = await awaiting_approval(handle)
+        await time_env.sleep(timedelta(seconds=55))
+        await handle.signal(SIGNAL_APPROVE, decision(status, "carol"))
+        await time_env.sleep(timedelta(seconds=8))  # past the deadline, within the check's 10 s to run
+        fakes.checked.set()
+        outcome = await handle.result()
+    assert outcome.status is OutcomeStatus.DONE and outcome.decided_by == ["carol"], outcome.reason
+    kinds = [event.kind for event in fakes.events]
+    assert kinds.count(AuditEventKind.DECISION_ACCEPTED) == 1 and AuditEventKind.DECISION_IGNORED not in kinds
 
 
 async def test_approval_after_two_days_still_counts(time_env: WorkflowEnvironment) -> None:
