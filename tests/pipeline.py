@@ -28,7 +28,7 @@ from core.models import (
 )
 from core.settings import Settings
 from service.tickets import StartedTicket, TicketService
-from tests.support import wait_for_stage
+from tests.support import recorded_at_stage, wait_for_stage
 from worker.activities import build_activity_set
 from worker.build import ActivitySet, build_workers
 
@@ -86,7 +86,10 @@ class Pipeline:
         return TicketRequest(text=text, requester=requester, approval=self.settings.approval_settings())
 
     async def wait_for_stage(self, ticket: str, stage: Stage) -> TicketStatus:
-        return await wait_for_stage(self.service, ticket, stage)
+        """The status once the ticket reaches `stage`, and its record has caught up."""
+        status = await wait_for_stage(self.service, ticket, stage)
+        await recorded_at_stage(self.databases, status.ticket_id, stage)
+        return status
 
     async def revert(self, ticket: str, requester: str, *, include_conflicts: bool = False) -> StartedTicket:
         """Ask to revert `ticket`, as a front door does: with today's approvers."""

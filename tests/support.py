@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import dataclasses
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import sqlalchemy
 import uvicorn
 from temporalio.client import WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError
@@ -19,6 +21,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.approvers import ConfiguredApprovers, LiteralApprovers
 from activities.authority import ExecutionAuthority
 from activities.trust import WorkerTrust
+from core.bootstrap import Databases
 from core.models import (
     ExecutePlanInput,
     Finding,
@@ -32,6 +35,7 @@ from core.models import (
     plan_hash,
 )
 from core.names import QUERY_STATUS
+from core.schema import TicketRow
 from core.settings import Settings, load_settings
 from service.tickets import TicketNotFound, TicketService
 
@@ -99,6 +103,19 @@ async def wait_for_stage(
         return status.stage is stage
 
     return await wait_for_status(source, ticket, reached, stage.value, within)
+
+
+async def recorded_at_stage(databases: Databases, ticket: str, stage: Stage, within: float = 30.0) -> None:
+    """Until the ticket's record (its row in the app DB) reaches `stage`: a ticket's events are written from a
+    workflow task after the one that queued them (`workflows/audit_log.py`), so the record follows its status."""
+    deadline = time.monotonic() + within
+    while True:
+        async with databases.app_sessions() as session:
+            recorded = await session.scalar(sqlalchemy.select(TicketRow.stage).where(TicketRow.ticket_id == ticket))
+        if recorded == stage.value:
+            return
+        assert time.monotonic() < deadline, f"{ticket}'s record is at {recorded}, not {stage.value}"
+        await asyncio.sleep(0.05)
 
 
 class _QuietServer(uvicorn.Server):

@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.steps import Step, describe, run_step
 
-# Ends the workflow task before a batch that rests on its local results: the shortest timer there is.
+# Ends the workflow task before a batch of events it queued: the shortest timer there is.
 LOCAL_RESULTS_RECORDED_FIRST = timedelta(milliseconds=1)
 
 WRITE_EVENTS = Step(names.ACTIVITY_RECORD_EVENTS, options.RECORD_EVENTS_DURABLE, local=options.RECORD_EVENTS)
@@ -38,8 +38,8 @@ class AuditLog:
         self._writing = False  # one batch at a time, so batches reach the log in the order they were queued
         self._waiting = False  # the batch being written failed its local tries: it waits for the app DB
         self._in_flight: list[RecordEventInput] = []  # the batch being written
-        self._local_result_at = -1  # the history's length when a local step last returned
-        self._unrecorded_from: int | None = None  # the first queued event that may rest on an unrecorded result
+        self._unrecorded_from: int | None = None  # the first event queued in the task of `_unrecorded_task`
+        self._unrecorded_task = -1  # that task, by the history's length when it started
 
     @property
     def has_queued(self) -> bool:
@@ -63,39 +63,32 @@ class AuditLog:
         if self._unrecorded_from is not None:
             self._unrecorded_from += len(events)
 
-    def queue(self, event: RecordEventInput) -> None:
+    def queue(self, event: RecordEventInput, *, settled: bool = False) -> None:
         """Queue `event` with a key of its own: the n-th event of this content in this run.
 
-        A workflow task that wrote a batch (a local activity) can be lost before it is recorded;
-        the run then goes on from its history, where signals fall differently and batches form
-        differently. What the events say comes from history alone (`local_result`), so content and
-        occurrence do not change, and each event is written once.
+        A workflow task that wrote a batch (a local activity) can be lost before Temporal records it.
+        The run then goes on from its history, with a task that may meet more at once (a timer fired,
+        a signal, an activity's answer), at a later `workflow.now()`, and runs the local steps again
+        on rows that moved: it can take another path than the lost task took. So an event is written
+        only from a task after the one that queued it (`flush`), and the record tells the path taken
+        (red teams 67, 68 and 69: "blocked" on record, then the plan ran; an approval counted, then
+        the ticket expired; a reminder on record that was never sent). `settled`: the event rests only
+        on what history held before this task and on the one answer it acts on, a step's result in
+        history (its content and place are the same in any replay), so it may be written from this task.
         """
         content = f"{event.kind.value}|{event.actor}|{event.summary}".encode()
         signature = f"{event.kind.value}/{hashlib.sha256(content).hexdigest()[:12]}"
         self._seen[signature] = occurrence = self._seen.get(signature, 0) + 1
         key = f"{workflow.info().run_id}/{signature}/{occurrence}"
-        if self._unrecorded_from is None and self._in_task_of_local_result():
-            self._unrecorded_from = len(self._queue)
+        task = workflow.info().get_current_history_length()  # changes only when a new workflow task starts
+        if not settled and (self._unrecorded_from is None or self._unrecorded_task != task):
+            self._unrecorded_from, self._unrecorded_task = len(self._queue), task
         self._queue.append(event.model_copy(update={"detail": {**event.detail, names.AUDIT_EVENT_KEY: key}}))
 
-    def local_result(self) -> None:
-        """A local step returned in this workflow task: its result is in history only once the task completes.
-
-        Events queued after it may rest on it, and a task lost after writing them would be run again
-        from history, where the step runs again and may answer otherwise (the rows moved meanwhile):
-        the record would then tell a path the ticket did not take (red team 67: "blocked" on record,
-        then its plan ran). So those events are written only from a later task (`flush`).
-        """
-        self._local_result_at = workflow.info().get_current_history_length()
-
-    def _rests_on_unrecorded(self) -> bool:
-        """Whether queued events may rest on a local result of this workflow task."""
-        return self._unrecorded_from is not None and self._in_task_of_local_result()
-
-    def _in_task_of_local_result(self) -> bool:
-        # The history's length changes only when a new workflow task starts.
-        return self._local_result_at == workflow.info().get_current_history_length()
+    def _rests_on_this_task(self) -> bool:
+        """Whether events queued in this workflow task, not settled, wait in the queue."""
+        task = workflow.info().get_current_history_length()
+        return self._unrecorded_from is not None and self._unrecorded_task == task
 
     async def flush(
         self, before_durable: Callable[[], Awaitable[object]] | None = None, *, may_hold: bool = False
@@ -106,14 +99,14 @@ class AuditLog:
         `before_durable` runs once the flush waits for the app DB: this batch's local tries failed, or an
         earlier batch, written meanwhile by another part of the workflow, already waits for it.
 
-        Events that may rest on a local result of this very task (`local_result`) are written from the next:
-        with `may_hold` (the ticket goes on to a step whose end starts one) they stay queued for the next
-        flush; else this task ends first, on a timer of a millisecond, so that Temporal records the result.
+        Events queued in this very task are written from a later one (`queue`): with `may_hold` (the ticket
+        goes on to a step whose end starts one) they stay queued for the next flush; else this task ends
+        first, on a timer of a millisecond, so that Temporal records it.
         """
         while True:
             if self._writing:
                 await self._after_the_batch_being_written(before_durable)
-            elif self._rests_on_unrecorded() and not may_hold:
+            elif self._rests_on_this_task() and not may_hold:
                 self._writing = True  # other flushes wait their turn behind this one
                 try:
                     await workflow.sleep(LOCAL_RESULTS_RECORDED_FIRST)
@@ -122,7 +115,7 @@ class AuditLog:
             else:
                 break
         held: list[RecordEventInput] = []
-        if self._rests_on_unrecorded():
+        if self._rests_on_this_task():
             held = self._queue[self._unrecorded_from :]
             self._queue = self._queue[: self._unrecorded_from]
         self._unrecorded_from = 0 if held else None

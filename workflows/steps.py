@@ -69,21 +69,14 @@ def _duration(bound: timedelta) -> str:
     return f"{minutes} min" if minutes else f"{int(bound.total_seconds())} s"
 
 
-async def run_step(
-    step: Step,
-    argument: Any,
-    before_durable: Callable[[], Awaitable[object]] | None = None,
-    answered_locally: Callable[[], None] | None = None,
-) -> Any:
+async def run_step(step: Step, argument: Any, before_durable: Callable[[], Awaitable[object]] | None = None) -> Any:
     """Run `step`; a `FailureError` (local or not) once every policy is spent.
 
     `before_durable` runs when a local step falls back to the durable activity, which may wait minutes.
-    `answered_locally` runs when the local try's answer (a result, or a failure for good) is the step's:
-    it is in history only once the workflow task completes.
     """
     if step.local is not None:
         try:
-            result = await workflow.execute_local_activity(
+            return await workflow.execute_local_activity(
                 step.name,
                 argument,
                 result_type=step.result_type,
@@ -92,16 +85,10 @@ async def run_step(
             )
         except FailureError as error:
             if permanent(error) is not None:
-                if answered_locally is not None:
-                    answered_locally()
                 raise
             workflow.logger.warning("%s did not succeed locally (%s); retrying it durably", step.name, describe(error))
             if before_durable is not None:
                 await before_durable()
-        else:
-            if answered_locally is not None:
-                answered_locally()
-            return result
     return await workflow.execute_activity(
         step.name,
         argument,

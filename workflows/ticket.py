@@ -116,7 +116,8 @@ class TicketWorkflow:
         )
         self._gate: ApprovalGate | None = None
         self._audit = AuditLog()
-        self._delivery = MessageDelivery(self._status, self._audit.queue)
+        # A delivery's events rest on its activity's answer alone, in history: settled.
+        self._delivery = MessageDelivery(self._status, lambda event: self._audit.queue(event, settled=True))
         self._rounds_this_run = 0
         self._rows_changed = 0
         self._outcome_told = False
@@ -222,7 +223,9 @@ class TicketWorkflow:
         await self._admit(request)
         delivering = asyncio.create_task(self._delivery.run())
         if request.continued is None:
-            self._record(AuditEventKind.SUBMITTED, f"submitted via {request.source.value}", request=request)
+            # Settled: it rests on the request alone, and comes first.
+            submitted = f"submitted via {request.source.value}"
+            self._record(AuditEventKind.SUBMITTED, submitted, request=request, settled=True)
             # On record (and listed) before anything else: a context read on a hanging target DB holds
             # the first workflow task for seconds, and the task then completes early, its delivery with it.
             await self._audit.flush()
@@ -264,8 +267,7 @@ class TicketWorkflow:
             return
         try:
             # Local only: a durable retry goes through the task queue, where a poller of any namespace
-            # client's could answer "no problem" (red team 20). Its answer rests on the request and the
-            # keys, not on data that moves, so the events after it need no `AuditLog.local_result`.
+            # client's could answer "no problem" (red team 20).
             check: RequestCheck = await workflow.execute_local_activity(
                 names.ACTIVITY_VERIFY_REQUEST,
                 VerifyRequestInput(workflow_id=info.workflow_id, request=request, started_at=info.workflow_start_time),
@@ -690,6 +692,7 @@ class TicketWorkflow:
                 ),
             )
         except FailureError as error:
+            settled = False  # the ledger's word, read locally in this task
             cause = permanent(error)
             if cause is None or cause.type not in ANSWERS_NOTHING_RAN:
                 failed = (
@@ -703,13 +706,16 @@ class TicketWorkflow:
                 if found is None:
                     return self._not_run(cause, report, plan, decided_by)
                 result = found
+        else:
+            settled = True  # the execution's answer, in history: nothing else decides what follows
         self._record(
             AuditEventKind.EXECUTED,
             f"{result.rows_changed} row(s) changed" + (" (already applied)" if result.replayed else ""),
             detail={"plan_hash": result.plan_hash, "replayed": result.replayed},
+            settled=settled,
         )
         summary = f"executed: {result.rows_changed} row(s) changed"
-        return self._finish(OutcomeStatus.DONE, summary, execution=result, decided_by=decided_by)
+        return self._finish(OutcomeStatus.DONE, summary, execution=result, decided_by=decided_by, settled=settled)
 
     def _not_run(
         self, cause: ApplicationError, report: SafetyReport, plan: Plan, decided_by: list[str]
@@ -768,17 +774,14 @@ class TicketWorkflow:
     ) -> ExecutionLookup:
         """The ledger's word on the plan; not run, its claim (the approval request, or the run key) is spent
         (a local activity: only this ticket's own worker answers it)."""
-        try:
-            lookup: ExecutionLookup = await workflow.execute_local_activity(
-                names.ACTIVITY_FIND_EXECUTION,
-                FindExecutionInput(plan_hash=plan_hash, claim=claim),
-                result_type=ExecutionLookup,
-                start_to_close_timeout=asked.start_to_close,
-                schedule_to_close_timeout=asked.schedule_to_close,
-                retry_policy=asked.retry,
-            )
-        finally:
-            self._audit.local_result()  # its answer, or its failure
+        lookup: ExecutionLookup = await workflow.execute_local_activity(
+            names.ACTIVITY_FIND_EXECUTION,
+            FindExecutionInput(plan_hash=plan_hash, claim=claim),
+            result_type=ExecutionLookup,
+            start_to_close_timeout=asked.start_to_close,
+            schedule_to_close_timeout=asked.schedule_to_close,
+            retry_policy=asked.retry,
+        )
         return lookup
 
     def _finish(
@@ -787,6 +790,8 @@ class TicketWorkflow:
         reason: str,
         execution: ExecutionResult | None = None,
         decided_by: list[str] | None = None,
+        *,
+        settled: bool = False,
     ) -> TicketOutcome:
         """Settle the outcome: it is final here, and the message about it is owed from now on."""
         outcome = TicketOutcome(
@@ -799,7 +804,7 @@ class TicketWorkflow:
         self._delivery.owe_and_hold()  # told once on record (`_settle_outcome`)
         ticket_metrics.ticket_finished(status.value, self._status.created_at)
         kind = AuditEventKind.FAILED if status is OutcomeStatus.FAILED else AuditEventKind.FINISHED
-        self._record(kind, f"{status.value}: {reason}", status=status.value)
+        self._record(kind, f"{status.value}: {reason}", status=status.value, settled=settled)
         return outcome
 
     async def _settle_outcome(self) -> None:
@@ -848,7 +853,7 @@ class TicketWorkflow:
         if step.local is None:
             await self._leave(may_hold=True)  # the step's end starts a task that writes what is held
         try:
-            return await run_step(step, argument, answered_locally=self._audit.local_result)
+            return await run_step(step, argument)
         except FailureError as error:
             raise TicketFailed(f"{step.name} failed: {describe(error, step.options.schedule_to_close)}") from error
 
@@ -861,8 +866,10 @@ class TicketWorkflow:
         risk: Risk | None = None,
         status: str | None = None,
         detail: dict[str, Any] | None = None,
+        settled: bool = False,
     ) -> None:
-        """Queue an audit event: written with the others before the ticket next leaves this worker."""
+        """Queue an audit event: written with the others before the ticket next leaves this worker, from a
+        later workflow task unless `settled` (`AuditLog.queue`)."""
         self._audit.queue(
             RecordEventInput(
                 ticket_id=self._status.ticket_id,
@@ -873,7 +880,8 @@ class TicketWorkflow:
                 status=status or self._status.status_label,
                 risk=risk,
                 detail=detail or {},
-            )
+            ),
+            settled=settled,
         )
 
     async def _leave(

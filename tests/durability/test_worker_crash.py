@@ -20,15 +20,17 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from temporalio.testing import WorkflowEnvironment
 
 from core.bootstrap import Databases, init_databases
 from core.demo import subscriptions
-from core.models import AuditEventKind, OutcomeStatus, TicketOutcome
+from core.ledger import budget_charges
+from core.models import AuditEventKind, DecisionSource, OutcomeStatus, Stage, TicketOutcome
 from core.names import ACTIVITY_EXECUTE_PLAN, ACTIVITY_PLAN_TICKET
 from core.schema import AuditEventRow, TableConstraintRow
 from core.settings import Settings
@@ -42,8 +44,9 @@ from tests.durability.support import (
     worker_env,
     writes_logged,
 )
-from tests.durability.worker_process import CRASH_AFTER_COMMIT, CRASH_AFTER_DECIDED_RECORDED, CRASH_PLANNING
-from tests.support import build_settings
+from tests.durability.worker_process import CRASH_AFTER_COMMIT, CRASH_AFTER_RECORDED, CRASH_PLANNING
+from tests.pipeline import REQUESTER
+from tests.support import build_settings, wait_for_stage
 from workflows import options
 
 RECOVERY_LIMIT_SECONDS = 5.0
@@ -118,15 +121,16 @@ class CrashRig:
 
 
 @asynccontextmanager
-async def crash_rig(crash_point: str, workdir: Path, local_env: WorkflowEnvironment) -> AsyncIterator[CrashRig]:
+async def crash_rig(
+    crash_point: str, workdir: Path, local_env: WorkflowEnvironment, **crash_env: str
+) -> AsyncIterator[CrashRig]:
     queue = f"crash-{crash_point}-{uuid.uuid4().hex[:8]}"
     settings = build_settings(workdir / "data", queue)
     databases = Databases.open(settings)
     marker_dir = workdir / "markers"
     env = worker_env(settings, local_env.client.service_client.config.target_host)
-    crashing = worker_process(
-        f"crashing worker ({crash_point})", {**env, "CRASH_POINT": crash_point, "CRASH_MARKER_DIR": str(marker_dir)}
-    )
+    crash = {"CRASH_POINT": crash_point, "CRASH_MARKER_DIR": str(marker_dir), **crash_env}
+    crashing = worker_process(f"crashing worker ({crash_point})", {**env, **crash})
     fresh = worker_process(f"replacement worker ({crash_point})", {**env, "WAIT_FOR_GO": "1"})
     try:
         await asyncio.gather(crashing.start(), fresh.start())  # they import while the databases are made
@@ -209,7 +213,7 @@ async def test_a_workflow_task_lost_after_its_audit_batch_leaves_the_path_it_too
     chaos run's flake was the same with the context step: its event landed twice. Now what a local
     step answered is written only once its task is recorded, so the replay answers the same.
     """
-    async with crash_rig(CRASH_AFTER_DECIDED_RECORDED, tmp_path, local_env) as rig:
+    async with crash_rig(CRASH_AFTER_RECORDED, tmp_path, local_env) as rig:
         service = rig.service
         await limit_subscription_changes(rig.databases, 0)  # the policy blocks the plan
         ticket = await service.start(ticket_request(rig.settings, UPGRADES[0].text))
@@ -240,3 +244,38 @@ async def limit_subscription_changes(databases: Databases, rows: int) -> None:
     async with databases.app_sessions.begin() as session:
         limit = update(TableConstraintRow).where(TableConstraintRow.table_name == "subscriptions")
         await session.execute(limit.values(max_rows=rows))
+
+
+@pytest.mark.timeout(150)
+async def test_an_event_resting_on_the_clock_is_written_once_its_task_is_recorded(
+    tmp_path: Path, local_env: WorkflowEnvironment
+) -> None:
+    """Red team 69: "needs 1 of … by <deadline>" was written from the task that set the deadline from its
+    clock; lost, that task ran again a minute later, and a second request with another deadline went on
+    record. Now, when the event is on record, the task that queued it (and started the deadline's timer)
+    is in history, so a replay sets the same deadline."""
+    crash_after = {"CRASH_AFTER_EVENT": AuditEventKind.APPROVAL_REQUESTED.value}
+    async with crash_rig(CRASH_AFTER_RECORDED, tmp_path, local_env, **crash_after) as rig:
+        await charge_the_requesters_budget(rig.databases, rows=20)  # used up: the plan needs an approval
+        ticket = await rig.service.start(ticket_request(rig.settings, UPGRADES[0].text))
+        await wait_for_markers(rig.marker_dir, [ticket.workflow_id], rig.crashing, within=60)
+        await rig.crashing.kill()
+        history = await local_env.client.get_workflow_handle(ticket.workflow_id).fetch_history()
+        timers = [e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta() for e in history.events]
+        assert any(timer > timedelta(minutes=1) for timer in timers), "the deadline's task was not recorded"
+        await go(rig.fresh)
+        status = await wait_for_stage(rig.service, ticket.short_id, Stage.AWAITING_APPROVAL, within=60)
+        assert status.approval is not None
+        trail = await rig.service.audit_trail(ticket.short_id)
+        requested = [row.summary for row in trail if row.kind == AuditEventKind.APPROVAL_REQUESTED]
+        assert requested == [f"needs 1 of alice, bob, carol by {status.approval.deadline:%Y-%m-%d %H:%M} UTC"]
+        await rig.service.decide(ticket.short_id, status.approval.decision("alice", DecisionSource.CLI, approve=False))
+        outcome = await asyncio.wait_for(rig.service.result(ticket.short_id), timeout=60)
+        assert outcome.status is OutcomeStatus.REJECTED
+
+
+async def charge_the_requesters_budget(databases: Databases, rows: int) -> None:
+    """Rows the requester changed without approval just now, as another of their tickets would leave."""
+    async with databases.target_engine.begin() as connection:
+        charge = {"requester": REQUESTER, "workflow_id": "ticket-other", "plan_hash": "0" * 64}
+        await connection.execute(insert(budget_charges).values(**charge, rows=rows, charged_at=datetime.now(UTC)))

@@ -9,8 +9,9 @@ and the process stops dead at that point so the test can kill it there:
 - `CRASH_POINT=planning`: `plan_ticket` heartbeats and never returns (the LLM call in flight).
 - `CRASH_POINT=after_commit`: the real `execute_plan` commits its transaction and ledger row,
   then the activity heartbeats and never returns (the result never reaches Temporal).
-- `CRASH_POINT=after_decided_recorded`: the real audit writer commits the batch holding `decided`,
-  then the local activity never returns, so the workflow task that wrote it is never recorded.
+- `CRASH_POINT=after_recorded`: the real audit writer commits the batch holding the event kind
+  `CRASH_AFTER_EVENT` (`decided` if unset), then the local activity never returns, so the workflow
+  task that wrote it is never recorded.
   The context step here reports itself truncated, as if the database had moved since: a
   replacement that ran it again would see another context.
 
@@ -62,7 +63,7 @@ from worker.main import run_workers
 
 CRASH_PLANNING = "planning"
 CRASH_AFTER_COMMIT = "after_commit"
-CRASH_AFTER_DECIDED_RECORDED = "after_decided_recorded"
+CRASH_AFTER_RECORDED = "after_recorded"
 POLLING_LINE = "worker polling"
 WAITING_LINE = "waiting for go"
 LOG_FORMAT = "%(created).3f %(name)s %(levelname)s %(message)s"
@@ -118,10 +119,11 @@ class CrashingActivities:
     @activity.defn(name=ACTIVITY_RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> None:
         await self._real_record(batch)
-        if any(event.kind is AuditEventKind.DECIDED for event in batch.events):
+        crash_after = AuditEventKind(os.environ.get("CRASH_AFTER_EVENT", AuditEventKind.DECIDED.value))
+        if any(event.kind is crash_after for event in batch.events):
             marker = self._marker_dir / workflow_id_for(batch.events[0].ticket_id)
             await asyncio.to_thread(_write_marker, marker)
-            logger.info("stalled at %s, its decision written", marker.name)
+            logger.info("stalled at %s, its %s event written", marker.name, crash_after.value)
             await asyncio.Event().wait()  # a local activity: no heartbeat, the workflow task waits on it
 
 
@@ -133,7 +135,7 @@ def with_crash_point(activities: ActivitySet, crash_point: str, marker_dir: Path
         return ActivitySet(activities.workflow_queue, [crashing.plan_ticket], activities.cleanups)
     if crash_point == CRASH_AFTER_COMMIT:
         swapped = [crashing.execute_plan]
-    elif crash_point == CRASH_AFTER_DECIDED_RECORDED:
+    elif crash_point == CRASH_AFTER_RECORDED:
         swapped = [crashing.gather_context, crashing.record_events]
     else:
         raise SystemExit(f"unknown CRASH_POINT {crash_point!r}")

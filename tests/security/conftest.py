@@ -21,7 +21,7 @@ from tests.durability.support import table_snapshot, ticket_request
 from tests.fakes.openai_server import FAKE_API_KEY
 from tests.pipeline import Pipeline, running_pipeline, with_activities
 from tests.security.obedient_planner import ObedientPlanner
-from tests.support import build_settings
+from tests.support import build_settings, recorded_at_stage
 from worker.build import ActivitySet
 
 # The data and the ledgers that prove what ran; the approvals the executor marks spent when it refuses a
@@ -59,11 +59,12 @@ class RedTeam:
         return started.short_id
 
     async def settle(self, ticket: str, within: float = 30.0) -> TicketStatus:
-        """Until the ticket has finished or waits for people."""
+        """Until the ticket has finished or waits for people, and its record has caught up."""
         async with asyncio.timeout(within):
             while True:
                 status = await self.pipeline.service.status(ticket)
                 if status.stage in (Stage.FINISHED, Stage.AWAITING_APPROVAL):
+                    await recorded_at_stage(self.databases, status.ticket_id, status.stage)
                     return status
                 await asyncio.sleep(0.05)
 

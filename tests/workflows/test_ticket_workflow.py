@@ -123,14 +123,19 @@ async def test_a_plan_that_failed_before_committing_is_told_failed_with_the_exec
 async def test_a_ticket_whose_context_read_must_wait_is_on_record_before_it_waits(
     time_env: WorkflowEnvironment,
 ) -> None:
-    """Listed before the first try to read the context, and whatever it learnt is on record before it waits."""
+    """Listed before the first try to read the context; what it learnt goes on record from a later task,
+    with the plan's batch (`AuditLog.queue`)."""
     fakes = ScriptedActivities(risk=Risk.LOW, context_down_locally=True)
     async with running(time_env, fakes, request()) as handle:
         outcome = await handle.result()
     assert outcome.status is OutcomeStatus.DONE
     steps = [step for step in fakes.trail if not step.startswith("notify")]
     assert steps[0] == "audit submitted" and steps[1] == "context tried locally"
-    assert steps[steps.index("context") :][:3] == ["context", "audit context_gathered", "plan"]
+    assert steps[steps.index("context") :][:3] == [
+        "context",
+        "plan",
+        "audit context_gathered planned validated decided",
+    ]
 
 
 async def test_an_app_db_down_as_the_ticket_ends_does_not_hold_back_telling_the_outcome(
