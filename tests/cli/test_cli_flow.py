@@ -13,8 +13,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from core.bootstrap import Databases
 from core.demo import demo_rows, invoices, users
+from core.models import Stage
 from core.schema import TicketRow
 from tests.cli.conftest import CliEnv
+from tests.support import recorded_at_stage
 from worker.main import run_workers
 
 TICKET_ID = re.compile(r"Submitted (T-[0-9a-f]+)")
@@ -103,6 +105,8 @@ async def test_rejection_ends_the_ticket(running: CliEnv) -> None:
     assert "rejected by carol: admins are set by IT" in rejected.output
     databases = Databases.open(running.settings())
     try:
+        # The record follows the status: its events are written from a later workflow task.
+        await recorded_at_stage(databases, ticket.removeprefix("T-"), Stage.FINISHED)
         async with databases.app_sessions() as session:
             row = await session.get(TicketRow, ticket.removeprefix("T-"))
     finally:

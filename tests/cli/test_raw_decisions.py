@@ -16,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from core.models import OutcomeStatus, TicketStatus
 from service.temporal import temporal_cli_path
+from tests.chaos.waiting import eventually
 from tests.cli.conftest import CliEnv
 from worker.main import run_workers
 
@@ -83,7 +84,12 @@ async def test_pasted_signal_commands_are_counted_and_the_query_shows_the_verdic
     await run_temporal(pasted(shown.stdout, "approve (signal)"))
 
     outcome = await env.run("approve", ticket, "--as", "carol", "--wait")  # too late: bob's signal ran it
-    final = TicketStatus.model_validate_json((await env.run("show", ticket, "--json")).stdout)
+    shown_done = await eventually(
+        lambda: env.run("show", ticket, "--json"),
+        lambda shown: TicketStatus.model_validate_json(shown.stdout).outcome is not None,
+        what="the outcome",
+    )
+    final = TicketStatus.model_validate_json(shown_done.stdout)
     assert final.outcome is not None and final.outcome.status is OutcomeStatus.DONE, outcome.output
     assert sorted(final.outcome.decided_by) == ["alice", "bob"]
     raw = [record for record in final.decisions if record.decision.source.value == "api"]
