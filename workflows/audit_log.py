@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import Step, describe, run_step
 
 # Ends the workflow task before a batch of events it queued: the shortest timer there is.
-LOCAL_RESULTS_RECORDED_FIRST = timedelta(milliseconds=1)
+TASK_RECORDED_FIRST = timedelta(milliseconds=1)
 
 WRITE_EVENTS = Step(names.ACTIVITY_RECORD_EVENTS, options.RECORD_EVENTS_DURABLE, local=options.RECORD_EVENTS)
 
@@ -109,7 +109,7 @@ class AuditLog:
             elif self._rests_on_this_task() and not may_hold:
                 self._writing = True  # other flushes wait their turn behind this one
                 try:
-                    await workflow.sleep(LOCAL_RESULTS_RECORDED_FIRST)
+                    await workflow.sleep(TASK_RECORDED_FIRST)
                 finally:
                     self._writing = False
             else:

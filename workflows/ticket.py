@@ -891,6 +891,6 @@ class TicketWorkflow:
         catches up first. Visibility catches up only where the ticket rests (`TicketIndex`).
 
         `before_durable` runs if the audit's local tries fail and it goes on to wait for the app DB.
-        `may_hold`: events resting on a local result of this task may wait for the next flush (`AuditLog`).
+        `may_hold`: events queued in this workflow task may wait for the next flush (`AuditLog.flush`).
         """
         return await self._audit.flush(before_durable, may_hold=may_hold)

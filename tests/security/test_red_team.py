@@ -115,7 +115,7 @@ async def test_which_rows_a_private_lookup_matches_after_approval_is_withheld_wh
         again = await red_team.settle(ticket)
         told = [again.rejudged_because]
         told += [each.rejudged_because for each in await red_team.shown_in_channel(ticket) if each.rejudged_because]
-        # On record once the task that judged it again is (its events wait for it: `AuditLog.local_result`).
+        # On record once the task that judged it again is: its events are written from a later task (`AuditLog.queue`).
         events = await eventually(
             partial(audit_events, red_team.databases, ticket),
             lambda events: [e.kind for e in events].count("approval_requested") == 2,
