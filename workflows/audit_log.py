@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import FailureError
@@ -14,9 +13,6 @@ with workflow.unsafe.imports_passed_through():
     from core.models import RecordEventInput, RecordEventsInput
     from workflows import options
     from workflows.steps import Step, describe, run_step
-
-# Ends the workflow task before a batch of events it queued: the shortest timer there is.
-TASK_RECORDED_FIRST = timedelta(milliseconds=1)
 
 WRITE_EVENTS = Step(names.ACTIVITY_RECORD_EVENTS, options.RECORD_EVENTS_DURABLE, local=options.RECORD_EVENTS)
 
@@ -100,24 +96,18 @@ class AuditLog:
         earlier batch, written meanwhile by another part of the workflow, already waits for it.
 
         Events queued in this very task are written from a later one (`queue`): with `may_hold` (the ticket
-        goes on to a step whose end starts one) they stay queued for the next flush; else this task ends
-        first, on a timer of a millisecond, so that Temporal records it.
+        goes on to a step whose end starts one) they stay queued for the next flush; else the batch's quick
+        tries go through the server, which starts them once it has recorded this task. A timer of a
+        millisecond did the same at 15 times the cost: the server fired it 110-240 ms late (bench/notes.md).
         """
-        while True:
-            if self._writing:
-                await self._after_the_batch_being_written(before_durable)
-            elif self._rests_on_this_task() and not may_hold:
-                self._writing = True  # other flushes wait their turn behind this one
-                try:
-                    await workflow.sleep(TASK_RECORDED_FIRST)
-                finally:
-                    self._writing = False
-            else:
-                break
+        while self._writing:
+            await self._after_the_batch_being_written(before_durable)
         held: list[RecordEventInput] = []
-        if self._rests_on_this_task():
+        after_this_task = self._rests_on_this_task()
+        if after_this_task and may_hold:
             held = self._queue[self._unrecorded_from :]
             self._queue = self._queue[: self._unrecorded_from]
+            after_this_task = False
         self._unrecorded_from = 0 if held else None
         batch, self._queue = self._queue, held
         if not batch:
@@ -134,9 +124,8 @@ class AuditLog:
         self._in_flight = batch
         try:
             chain = workflow.info().first_execution_run_id
-            await run_step(
-                WRITE_EVENTS, RecordEventsInput(events=batch, batch_key=key, chain=chain), waiting_for_the_app_db
-            )
+            written = RecordEventsInput(events=batch, batch_key=key, chain=chain)
+            await run_step(WRITE_EVENTS, written, waiting_for_the_app_db, after_this_task=after_this_task)
         except FailureError as error:
             kinds = [event.kind.value for event in batch]
             workflow.logger.error("audit events %s could not be recorded: %s", kinds, describe(error))

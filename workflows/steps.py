@@ -69,13 +69,30 @@ def _duration(bound: timedelta) -> str:
     return f"{minutes} min" if minutes else f"{int(bound.total_seconds())} s"
 
 
-async def run_step(step: Step, argument: Any, before_durable: Callable[[], Awaitable[object]] | None = None) -> Any:
+async def run_step(
+    step: Step,
+    argument: Any,
+    before_durable: Callable[[], Awaitable[object]] | None = None,
+    *,
+    after_this_task: bool = False,
+) -> Any:
     """Run `step`; a `FailureError` (local or not) once every policy is spent.
 
     `before_durable` runs when a local step falls back to the durable activity, which may wait minutes.
+    `after_this_task`: the quick tries go through the server too, as a regular activity on this worker's
+    queue, so that the first starts only once Temporal has recorded the workflow task that asked for it.
     """
     if step.local is not None:
         try:
+            if after_this_task:
+                return await workflow.execute_activity(
+                    step.name,
+                    argument,
+                    result_type=step.result_type,
+                    task_queue=step.task_queue,
+                    start_to_close_timeout=step.local.start_to_close,
+                    retry_policy=step.local.retry,
+                )
             return await workflow.execute_local_activity(
                 step.name,
                 argument,

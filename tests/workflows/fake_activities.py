@@ -115,7 +115,12 @@ class ScriptedActivities:
         await self.append(batch.events)
 
     async def append(self, events: Sequence[RecordEventInput], *, key: str | None = None) -> None:
-        """Records the events as the real audit writer would append them."""
+        """Records the events as the real audit writer would append them: each event key once (an attempt
+        that timed out on the server may still write after a later one did)."""
+        recorded = {event.detail.get(names.AUDIT_EVENT_KEY) for event in self.events} - {None}
+        events = [event for event in events if event.detail.get(names.AUDIT_EVENT_KEY) not in recorded]
+        if not events:
+            return
         self.events.extend(events)
         self.trail.append("audit " + " ".join(event.kind.value for event in events))
 

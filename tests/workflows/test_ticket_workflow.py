@@ -160,7 +160,7 @@ async def test_a_rejection_while_the_app_db_is_down_is_told_at_once_and_recorded
         fakes.app_db_down = True
         await handle.signal(SIGNAL_REJECT, decision(status, "bob", approve=False, comment="not during the freeze"))
         told = await wait_for_status(
-            handle, handle.id, lambda s: s.outcome is not None and not s.posts_owed and s.message_delivered > 0
+            handle, handle.id, lambda s: s.outcome is not None and not s.message_owed
         )
         assert told.outcome is not None and told.outcome.status is OutcomeStatus.REJECTED
         assert [n.event for n in fakes.notifications].count(NotifyEvent.OUTCOME) == 1
@@ -182,7 +182,7 @@ async def test_a_rejection_while_the_app_db_hangs_is_told_within_seconds(time_en
         rejected_at = time.monotonic()
         await handle.signal(SIGNAL_REJECT, decision(status, "bob", approve=False, comment="not now"))
         told = await wait_for_status(
-            handle, handle.id, lambda s: s.outcome is not None and not s.posts_owed and s.message_delivered > 0
+            handle, handle.id, lambda s: s.outcome is not None and not s.message_owed
         )
         told_after = time.monotonic() - rejected_at
         fakes.app_db_answers.set()
@@ -204,7 +204,7 @@ async def test_an_expiry_after_a_vote_while_the_app_db_is_down_is_told_at_once_a
         await handle.signal(SIGNAL_APPROVE, decision(status, "bob"))  # one of the two: its event waits for the DB
         await time_env.sleep(timedelta(hours=1, minutes=5))
         told = await wait_for_status(
-            handle, handle.id, lambda s: s.outcome is not None and not s.posts_owed and s.message_delivered > 0
+            handle, handle.id, lambda s: s.outcome is not None and not s.message_owed
         )
         assert told.outcome is not None and told.outcome.status is OutcomeStatus.EXPIRED
         assert AuditEventKind.DECISION_ACCEPTED not in [event.kind for event in fakes.events]  # still waiting
@@ -226,7 +226,7 @@ async def test_the_audit_is_written_before_each_step_that_leaves_and_no_patch_is
     steps = [step for step in fakes.trail if not step.startswith("notify")]
     # Audit writes and steps that leave the worker, in order: the log shows every step before what follows it
     # runs, from history alone. What the local context step found waits for the plan's task; what the local
-    # validation decided goes first, in a task of its own (one timer), because the plan runs next.
+    # validation decided goes first, through the server (no timer), because the plan runs next.
     assert steps == [
         "audit submitted",
         "plan",
@@ -237,7 +237,7 @@ async def test_the_audit_is_written_before_each_step_that_leaves_and_no_patch_is
     ]
     # The outcome is on record before it is told (and the telling's status query never meets that write's task).
     assert fakes.trail.index("notify outcome") > fakes.trail.index("audit executed finished")
-    assert [event.event_type for event in history.events].count(EventType.EVENT_TYPE_TIMER_STARTED) == 1
+    assert [event.event_type for event in history.events].count(EventType.EVENT_TYPE_TIMER_STARTED) == 0
     markers = [event.marker_recorded_event_attributes for event in history.events if event.event_type == MARKER]
     assert not [marker for marker in markers if marker.marker_name == "core_patch"]  # one baseline, no patches
     # The Slack message catches up beside the ticket: the newest state each time, the outcome once.
