@@ -22,6 +22,7 @@ OUTCOME_STYLE = {
     OutcomeStatus.BLOCKED: "bold red",
     OutcomeStatus.EXPIRED: "bold yellow",
     OutcomeStatus.FAILED: "bold red",
+    OutcomeStatus.CANCELLED: "yellow",
 }
 STAGE_TEXT = {
     Stage.RECEIVED: "received",

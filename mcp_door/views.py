@@ -51,7 +51,7 @@ class OperationRows(BaseModel):
 
 
 class OutcomeView(BaseModel):
-    status: str = Field(description="done, rejected, blocked, expired or failed")
+    status: str = Field(description="done, rejected, blocked, expired, failed or cancelled")
     reason: str
     rows_changed: int = 0
     operations: list[OperationRows] = Field(default_factory=list)

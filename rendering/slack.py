@@ -105,6 +105,7 @@ OUTCOME_HEADINGS = {
     OutcomeStatus.BLOCKED: ":no_entry: Blocked",
     OutcomeStatus.EXPIRED: ":hourglass: Expired",
     OutcomeStatus.FAILED: ":warning: Failed",
+    OutcomeStatus.CANCELLED: ":no_entry_sign: Cancelled",
 }
 
 

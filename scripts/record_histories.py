@@ -98,6 +98,12 @@ async def _let_it_expire(handle: Handle) -> None:
     await _awaiting_approval(handle)
 
 
+async def _cancel_while_waiting(handle: Handle) -> None:
+    """An operator cancels the ticket through Temporal while it waits for approval."""
+    await _awaiting_approval(handle)
+    await handle.cancel()
+
+
 async def _review_rounds_past_continue_as_new(handle: Handle) -> None:
     """Reject with feedback until the workflow has continued as new once, then approve the next plan."""
     answered: str | None = None
@@ -179,6 +185,12 @@ SCENARIOS = [
         approval={"timeout_seconds": 3 * 24 * 3600, "reminder_before_seconds": 24 * 3600, "escalation_channel": "C1"},
     ),
     Scenario("blocked_by_policy", OutcomeStatus.BLOCKED, lambda: ScriptedActivities(risk=Risk.BLOCKED)),
+    Scenario(
+        "cancelled_while_waiting",
+        OutcomeStatus.CANCELLED,
+        lambda: ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1),
+        _cancel_while_waiting,
+    ),
     Scenario(
         "blocked_too_few_approvers",
         OutcomeStatus.BLOCKED,

@@ -77,6 +77,8 @@ MAX_REJUDGED = 3
 # A wait for approval that many signals made long continues as new; decisions still being judged get this
 # long to finish first (a flood of them may never let all finish).
 HANDLERS_BEFORE_CONTINUING = timedelta(seconds=30)
+# How a ticket's outcome names a cancel request (`run`).
+CANCELLED = "cancelled through Temporal"
 # Audit events one run carries to the next at most (a flood while the app DB is down queues one per signal):
 # past it, the ignored decisions in the middle are counted in one event instead of listed.
 MAX_CARRIED_EVENTS = 200
@@ -94,6 +96,10 @@ VERIFY_DECISION = Step(names.ACTIVITY_VERIFY_DECISION, options.VERIFY_DECISION, 
 
 class TicketFailed(Exception):
     """A step failed for good (its retries are spent or retrying cannot help)."""
+
+
+class TicketCancelled(Exception):
+    """A cancel request stopped the ticket before its plan ran: nothing was written."""
 
 
 @workflow.defn(name=names.WORKFLOW_NAME)
@@ -125,6 +131,7 @@ class TicketWorkflow:
         self._writing_beside: asyncio.Task[bool] | None = None
         self._decisions_received = 0
         self._decisions_judged = 0
+        self._cancel_requested = False  # through Temporal: the ticket stops at its next safe point (`run`)
         self._approvers: list[str] | None = None
         # This run continues a wait for approval: `_decide` waits on the restored gate instead of opening one.
         self._resumed: WaitingApproval | None = continued.waiting if continued else None
@@ -212,6 +219,26 @@ class TicketWorkflow:
 
     @workflow.run
     async def run(self, request: TicketRequest) -> TicketOutcome:
+        """The ticket, to its outcome whatever a cancel request through Temporal finds.
+
+        Temporal cancels this coroutine only: the ticket goes on beside it, shielded, and stops at its next
+        safe point. A step that writes nothing stops now, a wait for approval closes (its approvals spent),
+        a plan not yet running never runs, a running plan finishes; the outcome goes on record and to the
+        channel either way. Raised into the ticket's own awaits, the cancellation ended a ticket whose plan
+        had run as CANCELED in Temporal, its channel never told (red team 70).
+        """
+        ticket = asyncio.create_task(self._see_through(request))
+        while True:
+            try:
+                return await asyncio.shield(ticket)
+            except asyncio.CancelledError:
+                if ticket.done():
+                    raise
+                if not self._cancel_requested:
+                    workflow.logger.info("cancel requested through Temporal: the ticket stops at its next safe point")
+                self._cancel_requested = True
+
+    async def _see_through(self, request: TicketRequest) -> TicketOutcome:
         workflow_id = workflow.info().workflow_id
         if not names.is_ticket_workflow_id(workflow_id):
             # Before anything is written or posted: its record would be another ticket's.
@@ -232,6 +259,8 @@ class TicketWorkflow:
         self._delivery.want()
         try:
             outcome = await self._process(self._status.request)
+        except TicketCancelled as cancelled:
+            outcome = self._finish(OutcomeStatus.CANCELLED, str(cancelled))
         except TicketFailed as failure:
             outcome = self._finish(OutcomeStatus.FAILED, str(failure))
         await self._settle_outcome()
@@ -516,7 +545,7 @@ class TicketWorkflow:
                     self._decisions_judged == self._decisions_received or workflow.info().is_continue_as_new_suggested()
                 )
             )
-            if gate.verdict is not Verdict.PENDING:
+            if gate.verdict is not Verdict.PENDING or self._cancel_requested:
                 return
             now = workflow.now()
             if now >= approval.deadline:
@@ -532,6 +561,7 @@ class TicketWorkflow:
                     lambda: (
                         (self._audit.has_queued and not self._audit.writing)
                         or gate.verdict is not Verdict.PENDING
+                        or self._cancel_requested
                         or workflow.info().is_continue_as_new_suggested()
                     ),
                     timeout=max(wake_at - now, timedelta(seconds=1)),
@@ -548,7 +578,7 @@ class TicketWorkflow:
         # on (red team 40). What it has not written goes with the run.
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(workflow.all_handlers_finished, timeout=HANDLERS_BEFORE_CONTINUING)
-        if gate.verdict is not Verdict.PENDING:
+        if gate.verdict is not Verdict.PENDING or self._cancel_requested:  # a cancel request is not carried
             return
         status = self._status
         assert status.plan is not None and status.report is not None  # judged before approval was asked
@@ -612,6 +642,9 @@ class TicketWorkflow:
         """The outcome the verdict means, or None to go on (approved, or a new plan requested)."""
         self._status.approval = None
         ticket_metrics.approval_wait_ended(gate.request.requested_at, gate.outcome_label)
+        if self._cancel_requested and (gate.verdict is Verdict.PENDING or gate.replan_requested):
+            why = f"{CANCELLED} while it waited for approval: nothing was written"
+            return self._finish(OutcomeStatus.CANCELLED, why)
         if gate.replan_requested:
             return None
         if gate.verdict is Verdict.REJECTED:
@@ -651,6 +684,7 @@ class TicketWorkflow:
         )
         if self._rounds_this_run >= ROUNDS_PER_RUN or workflow.info().is_continue_as_new_suggested():
             await self._write_until_quiet()
+            self._stop_if_cancelled("before it planned again")  # a cancel request is not carried to the next run
             self._index.flush()
             workflow.continue_as_new(request.model_copy(update={"continued": self._continued()}))
 
@@ -671,6 +705,10 @@ class TicketWorkflow:
         # A plan never runs before the steps that led to it are on record.
         if not await self._leave():
             raise TicketFailed("the audit log refused this ticket's events, so its plan was not run")
+        if self._cancel_requested:
+            if approvals:  # they must run nothing once this ticket has ended (red team 62)
+                await self._spend_closed_round(report.plan_hash, claim)
+            self._stop_if_cancelled("before its plan ran: nothing was written")
         try:
             result: ExecutionResult = await run_step(
                 EXECUTE_PLAN,
@@ -849,13 +887,25 @@ class TicketWorkflow:
         self._index.update(ticket_search.TICKET_STATUS.value_set(self._status.status_label))
 
     async def _step(self, step: Step, argument: Any) -> Any:
-        """Run one step; a failure that survived every retry policy ends the ticket as failed."""
+        """Run one step, which writes nothing: a failure that survived every retry policy ends the ticket as
+        failed, and a cancel request as cancelled at once (the step is cancelled: a plan waiting on an LLM
+        that is down does not hold a cancelled ticket for half an hour)."""
         if step.local is None:
             await self._leave(may_hold=True)  # the step's end starts a task that writes what is held
+        self._stop_if_cancelled("before its plan ran: nothing was written")
+        running = asyncio.create_task(run_step(step, argument))
+        await workflow.wait_condition(lambda: running.done() or self._cancel_requested)
+        if not running.done():
+            running.cancel()
+            self._stop_if_cancelled(f"during {step.name}, before its plan ran: nothing was written")
         try:
-            return await run_step(step, argument)
+            return running.result()
         except FailureError as error:
             raise TicketFailed(f"{step.name} failed: {describe(error, step.options.schedule_to_close)}") from error
+
+    def _stop_if_cancelled(self, when: str) -> None:
+        if self._cancel_requested:
+            raise TicketCancelled(f"{CANCELLED} {when}")
 
     def _record(
         self,

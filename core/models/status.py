@@ -49,6 +49,7 @@ class OutcomeStatus(StrEnum):
     BLOCKED = "blocked"
     EXPIRED = "expired"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # through Temporal, by an operator: before its plan ran
 
 
 class TicketOutcome(Model):

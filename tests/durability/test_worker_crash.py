@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select, update
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from core.bootstrap import Databases, init_databases
@@ -272,6 +273,32 @@ async def test_an_event_resting_on_the_clock_is_written_once_its_task_is_recorde
         await rig.service.decide(ticket.short_id, status.approval.decision("alice", DecisionSource.CLI, approve=False))
         outcome = await asyncio.wait_for(rig.service.result(ticket.short_id), timeout=60)
         assert outcome.status is OutcomeStatus.REJECTED
+
+
+@pytest.mark.timeout(150)
+async def test_a_ticket_cancelled_after_its_outcome_went_on_record_with_a_lost_task_ends_done_and_told(
+    tmp_path: Path, local_env: WorkflowEnvironment
+) -> None:
+    """Red team 70: the worker died right after writing the execution's settled "executed" and "finished: done",
+    and the ticket was cancelled through Temporal before a replacement started. The replay raised the cancel into
+    the execution's await although its result was in: CANCELED in Temporal, the channel never told, the record
+    saying done. Now the cancel finds the plan run, and the ticket ends done, told, each event on record once."""
+    crash_after = {"CRASH_AFTER_EVENT": AuditEventKind.EXECUTED.value}
+    async with crash_rig(CRASH_AFTER_RECORDED, tmp_path, local_env, **crash_after) as rig:
+        ticket = await rig.service.start(ticket_request(rig.settings, UPGRADES[0].text))
+        await wait_for_markers(rig.marker_dir, [ticket.workflow_id], rig.crashing, within=60)
+        await rig.crashing.kill()
+        handle = local_env.client.get_workflow_handle(ticket.workflow_id)
+        await handle.cancel()
+        await go(rig.fresh)
+        outcome: TicketOutcome = await asyncio.wait_for(rig.service.result(ticket.short_id), timeout=90)
+        assert outcome.status is OutcomeStatus.DONE, outcome.reason
+        assert (await handle.describe()).status is WorkflowExecutionStatus.COMPLETED
+        trail = [(row.kind, row.summary) for row in await rig.service.audit_trail(ticket.short_id)]
+        kinds = Counter(kind for kind, _ in trail)
+        assert all(count == 1 for count in kinds.values()), trail
+        assert kinds[AuditEventKind.EXECUTED] == kinds[AuditEventKind.NOTIFIED] == 1, trail  # and the channel told
+        assert await writes_logged(rig.databases.target_engine, "subscriptions", UPGRADES[0].subscription_id) == 1
 
 
 async def charge_the_requesters_budget(databases: Databases, rows: int) -> None:

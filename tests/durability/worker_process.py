@@ -10,8 +10,9 @@ and the process stops dead at that point so the test can kill it there:
 - `CRASH_POINT=after_commit`: the real `execute_plan` commits its transaction and ledger row,
   then the activity heartbeats and never returns (the result never reaches Temporal).
 - `CRASH_POINT=after_recorded`: the real audit writer commits the batch holding the event kind
-  `CRASH_AFTER_EVENT` (`decided` if unset), then the local activity never returns, so the workflow
-  task that wrote it is never recorded.
+  `CRASH_AFTER_EVENT` (`decided` if unset), then the activity never returns. Written locally (the
+  execution's settled outcome), the workflow task that wrote it is never recorded; written through
+  the server (an event queued in the task before), the replacement retries it.
   The context step here reports itself truncated, as if the database had moved since: a
   replacement that ran it again would see another context.
 
@@ -124,7 +125,7 @@ class CrashingActivities:
             marker = self._marker_dir / workflow_id_for(batch.events[0].ticket_id)
             await asyncio.to_thread(_write_marker, marker)
             logger.info("stalled at %s, its %s event written", marker.name, crash_after.value)
-            await asyncio.Event().wait()  # a local activity: no heartbeat, the workflow task waits on it
+            await asyncio.Event().wait()  # no heartbeat: run locally, the workflow task waits on it
 
 
 def with_crash_point(activities: ActivitySet, crash_point: str, marker_dir: Path) -> ActivitySet:

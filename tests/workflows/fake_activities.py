@@ -102,6 +102,9 @@ class ScriptedActivities:
     execute_fails_after_commit: bool = False
     execute_fails_before_commit: bool = False
     ledger: dict[str, ExecutionResult] = field(default_factory=dict)  # plan hash → stored result
+    plan_answers: asyncio.Event = field(default_factory=answering)  # the LLM hangs while this is clear
+    execute_answers: asyncio.Event = field(default_factory=answering)  # the plan's run hangs while this is clear
+    executing: asyncio.Event = field(default_factory=asyncio.Event)  # set once the plan's run has started
 
     @activity.defn(name=names.ACTIVITY_RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> None:
@@ -137,6 +140,7 @@ class ScriptedActivities:
     async def plan_ticket(self, input: PlanTicketInput) -> Plan:
         self.feedback_seen.append(list(input.feedback))
         self.trail.append("plan")
+        await self.plan_answers.wait()
         if self.plan_error:
             raise ApplicationError(self.plan_error, non_retryable=True)
         return self.plan
@@ -169,6 +173,8 @@ class ScriptedActivities:
     async def execute_plan(self, input: ExecutePlanInput) -> ExecutionResult:
         self.executions.append(input)
         self.trail.append("execute")
+        self.executing.set()
+        await self.execute_answers.wait()
         if self.execute_fails_before_commit:
             raise ApplicationError("the target DB is gone (scripted)", non_retryable=True)
         result = self.ledger.setdefault(

@@ -159,9 +159,7 @@ async def test_a_rejection_while_the_app_db_is_down_is_told_at_once_and_recorded
         status = await awaiting_approval(handle)
         fakes.app_db_down = True
         await handle.signal(SIGNAL_REJECT, decision(status, "bob", approve=False, comment="not during the freeze"))
-        told = await wait_for_status(
-            handle, handle.id, lambda s: s.outcome is not None and not s.message_owed
-        )
+        told = await wait_for_status(handle, handle.id, lambda s: s.outcome is not None and not s.message_owed)
         assert told.outcome is not None and told.outcome.status is OutcomeStatus.REJECTED
         assert [n.event for n in fakes.notifications].count(NotifyEvent.OUTCOME) == 1
         assert AuditEventKind.DECISION_ACCEPTED not in [event.kind for event in fakes.events]  # still waiting
@@ -181,9 +179,7 @@ async def test_a_rejection_while_the_app_db_hangs_is_told_within_seconds(time_en
         fakes.app_db_answers.clear()
         rejected_at = time.monotonic()
         await handle.signal(SIGNAL_REJECT, decision(status, "bob", approve=False, comment="not now"))
-        told = await wait_for_status(
-            handle, handle.id, lambda s: s.outcome is not None and not s.message_owed
-        )
+        told = await wait_for_status(handle, handle.id, lambda s: s.outcome is not None and not s.message_owed)
         told_after = time.monotonic() - rejected_at
         fakes.app_db_answers.set()
         outcome = await handle.result()
@@ -203,9 +199,7 @@ async def test_an_expiry_after_a_vote_while_the_app_db_is_down_is_told_at_once_a
         fakes.app_db_down = True
         await handle.signal(SIGNAL_APPROVE, decision(status, "bob"))  # one of the two: its event waits for the DB
         await time_env.sleep(timedelta(hours=1, minutes=5))
-        told = await wait_for_status(
-            handle, handle.id, lambda s: s.outcome is not None and not s.message_owed
-        )
+        told = await wait_for_status(handle, handle.id, lambda s: s.outcome is not None and not s.message_owed)
         assert told.outcome is not None and told.outcome.status is OutcomeStatus.EXPIRED
         assert AuditEventKind.DECISION_ACCEPTED not in [event.kind for event in fakes.events]  # still waiting
         fakes.app_db_down = False
