@@ -430,11 +430,18 @@ class TicketWorkflow:
 
     async def _verdict_of(self, gate: ApprovalGate, request: TicketRequest) -> list[Decision] | TicketOutcome | None:
         await self._wait_for_verdict(gate, request)
-        outcome = self._close_approval(gate)
-        if outcome is not None or gate.replan_requested:
+        checked = True  # the ledger says the plan did not run (or it is about to run)
+        if gate.verdict is not Verdict.APPROVED:
             # Closed without a run: the approvals it got, and any signed later on an old button, must run
-            # nothing once this ticket has ended or moved on (red team 62). It cannot have run.
-            await self._spend_closed_round(gate.request.plan_hash, gate.request.request_id)
+            # nothing once this ticket has ended or moved on (red team 62). A decision from here on finds
+            # nothing pending, so none counts after the deadline while the ledger is asked.
+            self._gate = None
+            lookup = await self._spend_closed_round(gate.request.plan_hash, gate.request.request_id)
+            if lookup is not None and lookup.result is not None:
+                self._status.approval = None
+                return self._ran_before(lookup.result, gate.approved_by)
+            checked = lookup is not None
+        outcome = self._close_approval(gate, checked)
         if outcome is not None:
             return outcome
         if gate.replan_requested:
@@ -638,12 +645,13 @@ class TicketWorkflow:
             approvals=list(waiting.approvals),
         )
 
-    def _close_approval(self, gate: ApprovalGate) -> TicketOutcome | None:
-        """The outcome the verdict means, or None to go on (approved, or a new plan requested)."""
+    def _close_approval(self, gate: ApprovalGate, checked: bool) -> TicketOutcome | None:
+        """The outcome the verdict means, or None to go on (approved, or a new plan requested); `checked`: the
+        ledger said the plan did not run."""
         self._status.approval = None
         ticket_metrics.approval_wait_ended(gate.request.requested_at, gate.outcome_label)
         if self._cancel_requested and (gate.verdict is Verdict.PENDING or gate.replan_requested):
-            why = f"{CANCELLED} while it waited for approval: nothing was written"
+            why = f"{CANCELLED} while it waited for approval" + (": nothing was written" if checked else "")
             return self._finish(OutcomeStatus.CANCELLED, why)
         if gate.replan_requested:
             return None
@@ -702,13 +710,21 @@ class TicketWorkflow:
         self._set_stage(Stage.EXECUTING)
         if decided_by:
             self._delivery.want()  # the decision is in: the approval buttons come off
-        # A plan never runs before the steps that led to it are on record.
-        if not await self._leave():
-            raise TicketFailed("the audit log refused this ticket's events, so its plan was not run")
+        # A plan never runs before the steps that led to it are on record. A cancel request that comes while
+        # that write waits for the app DB ends the ticket now, told at once (`_settle_outcome`): its plan
+        # will not run, and the write goes on beside it.
+        self._writing_beside = writing = asyncio.create_task(self._leave())
+        await workflow.wait_condition(lambda: writing.done() or self._cancel_requested)
         if self._cancel_requested:
-            if approvals:  # they must run nothing once this ticket has ended (red team 62)
-                await self._spend_closed_round(report.plan_hash, claim)
-            self._stop_if_cancelled("before its plan ran: nothing was written")
+            # Its claim is spent, so the approvals run nothing once this ticket has ended (red team 62); and
+            # the ledger has the last word: a reset run of this ticket may stand before a plan that ran (red
+            # team 71: "cancelled … nothing was written" beside the write).
+            lookup = await self._spend_closed_round(report.plan_hash, claim)
+            if lookup is not None and lookup.result is not None:
+                return self._ran_before(lookup.result, decided_by)
+            self._stop_if_cancelled("before its plan ran" + (": nothing was written" if lookup else ""))
+        if not writing.result():
+            raise TicketFailed("the audit log refused this ticket's events, so its plan was not run")
         try:
             result: ExecutionResult = await run_step(
                 EXECUTE_PLAN,
@@ -746,6 +762,9 @@ class TicketWorkflow:
                 result = found
         else:
             settled = True  # the execution's answer, in history: nothing else decides what follows
+        return self._executed(result, decided_by, settled=settled)
+
+    def _executed(self, result: ExecutionResult, decided_by: list[str], *, settled: bool = False) -> TicketOutcome:
         self._record(
             AuditEventKind.EXECUTED,
             f"{result.rows_changed} row(s) changed" + (" (already applied)" if result.replayed else ""),
@@ -754,6 +773,13 @@ class TicketWorkflow:
         )
         summary = f"executed: {result.rows_changed} row(s) changed"
         return self._finish(OutcomeStatus.DONE, summary, execution=result, decided_by=decided_by, settled=settled)
+
+    def _ran_before(self, result: ExecutionResult, decided_by: list[str]) -> TicketOutcome:
+        """Done after all: the ledger shows this ticket's plan ran before this run stood where it is, which only a
+        reset of the ticket to a point before its run does (red team 71: a reset run told "rejected" or
+        "cancelled … nothing was written" beside the write). What it ran is what the ticket says."""
+        workflow.logger.warning("the ledger shows plan %s ran before this run got to it (a reset?)", result.plan_hash)
+        return self._executed(result.model_copy(update={"replayed": True}), decided_by)
 
     def _not_run(
         self, cause: ApplicationError, report: SafetyReport, plan: Plan, decided_by: list[str]
@@ -801,11 +827,15 @@ class TicketWorkflow:
                 f"checked ({describe(error)}): its ledger row says, once the target DB answers"
             ) from error
 
-    async def _spend_closed_round(self, plan_hash: str, approval_request_id: str) -> None:
-        """Spend a round that closed without a quorum run: it cannot have run. If the target DB cannot take
-        it now, the round closes all the same (its approvals then only age: `core.judgement.APPROVALS_GOOD_FOR`)."""
-        with contextlib.suppress(FailureError):
-            await self._find_execution(plan_hash, approval_request_id)
+    async def _spend_closed_round(self, plan_hash: str, claim: str) -> ExecutionLookup | None:
+        """Spend the claim of a plan this run closes without running; the ledger's word on the plan, None if it
+        could not be asked. If the target DB cannot take it now, the round closes all the same (its approvals
+        then only age: `core.judgement.APPROVALS_GOOD_FOR`)."""
+        try:
+            return await self._find_execution(plan_hash, claim)
+        except FailureError as error:
+            workflow.logger.warning("the ledger could not be asked about plan %s: %s", plan_hash, describe(error))
+            return None
 
     async def _find_execution(
         self, plan_hash: str, claim: str, asked: options.ActivityOptions = options.FIND_EXECUTION

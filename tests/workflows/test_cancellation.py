@@ -11,7 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from core.models import AuditEventKind, NotifyEvent, OutcomeStatus, Risk, Stage, TicketOutcome
 from core.names import SIGNAL_APPROVE
-from tests.support import wait_for_stage
+from tests.support import wait_for_stage, wait_for_status
 from tests.workflows.fake_activities import ScriptedActivities
 from tests.workflows.test_ticket_workflow import awaiting_approval, decision, request, running
 
@@ -33,11 +33,13 @@ async def cancel_and_see_it_judged(handle: WorkflowHandle[object, TicketOutcome]
     await asyncio.wait_for(judged(), timeout=within)
 
 
-def ended_on_record_and_told(fakes: ScriptedActivities, status: OutcomeStatus) -> None:
+def ended_on_record_and_told(fakes: ScriptedActivities, status: OutcomeStatus, *, recorded_first: bool = True) -> None:
+    """The outcome on record once and told once; `recorded_first`: on record before it was told (the app DB up)."""
     finished = [event for event in fakes.events if event.kind in (AuditEventKind.FINISHED, AuditEventKind.FAILED)]
     assert [event.status for event in finished] == [status.value]
     assert [n.event for n in fakes.notifications].count(NotifyEvent.OUTCOME) == 1
-    assert fakes.trail.index("notify outcome") > fakes.trail.index(next(t for t in fakes.trail if "finished" in t))
+    recorded = fakes.trail.index(next(step for step in fakes.trail if "finished" in step))
+    assert (fakes.trail.index("notify outcome") > recorded) is recorded_first
 
 
 async def test_a_cancel_while_waiting_for_approval_closes_the_round_and_ends_the_ticket_cancelled(
@@ -108,3 +110,24 @@ async def test_a_cancel_after_approval_before_the_plan_starts_runs_nothing_and_s
     assert fakes.executions == []
     assert "find execution" in fakes.trail  # alice's approval is spent: it runs nothing later
     ended_on_record_and_told(fakes, OutcomeStatus.CANCELLED)
+
+
+async def test_a_cancel_while_the_record_before_the_run_waits_for_the_app_db_is_told_at_once(
+    time_env: WorkflowEnvironment,
+) -> None:
+    """Red team 71: the ticket showed "executing" for the whole outage, though its plan would never run."""
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1)
+    async with running(time_env, fakes, request()) as handle:
+        status = await awaiting_approval(handle)
+        fakes.app_db_down = True
+        await handle.signal(SIGNAL_APPROVE, decision(status, "alice"))
+        await wait_for_stage(handle, handle.id, Stage.EXECUTING, within=10)
+        await handle.cancel()
+        told = await wait_for_status(handle, handle.id, lambda s: s.outcome is not None and not s.message_owed)
+        assert told.outcome is not None and told.outcome.status is OutcomeStatus.CANCELLED
+        assert AuditEventKind.DECISION_ACCEPTED not in [event.kind for event in fakes.events]  # still down
+        fakes.app_db_down = False
+        outcome = await asyncio.wait_for(handle.result(), timeout=60)
+    assert outcome.status is OutcomeStatus.CANCELLED, outcome.reason
+    assert fakes.executions == []
+    ended_on_record_and_told(fakes, OutcomeStatus.CANCELLED, recorded_first=False)  # told while the app DB was down
