@@ -27,6 +27,7 @@ from activities.before_images import lineage, load_change, refusal
 from activities.budget import rows_charged
 from activities.cascades import Cascade, Cascades
 from activities.dry_run import dry_run
+from activities.heartbeat import heartbeating
 from activities.result_size import MAX_RESULT_BYTES, drop_from_the_end, model_bytes
 from activities.sql import CASCADES, INHERITED, forget_reflection, plan_tables, reflect_target
 from activities.to_the_end import run_to_the_end
@@ -161,7 +162,8 @@ class SafetyActivities:
 
     @activity.defn(name=ACTIVITY_VALIDATE_PLAN)
     async def validate_plan(self, input: ValidatePlanInput) -> SafetyReport:
-        return await run_to_the_end(self._validate(input))
+        async with heartbeating():  # a dry run waiting on a lock must not look like a dead worker
+            return await run_to_the_end(self._validate(input))
 
     async def _validate(self, input: ValidatePlanInput) -> SafetyReport:
         label = ticket_label(input.ticket_id)

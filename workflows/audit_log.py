@@ -18,8 +18,8 @@ WRITE_EVENTS = Step(names.ACTIVITY_RECORD_EVENTS, options.RECORD_EVENTS_DURABLE,
 
 
 class AuditLog:
-    """Queues events and writes them as one batch, in one transaction, when the ticket is about to
-    leave this worker (a step on another queue, a wait, the end).
+    """Queues events and writes them as one batch, in one transaction, before a plan runs, where the
+    ticket rests (a wait for approval) and at its end.
 
     Each batch carries a key made here, the same for every attempt: a local try that committed
     but timed out, then the durable retry, append it once. While the app DB is down the flush
@@ -34,8 +34,9 @@ class AuditLog:
         self._writing = False  # one batch at a time, so batches reach the log in the order they were queued
         self._waiting = False  # the batch being written failed its local tries: it waits for the app DB
         self._in_flight: list[RecordEventInput] = []  # the batch being written
-        self._unrecorded_from: int | None = None  # the first event queued in the task of `_unrecorded_task`
-        self._unrecorded_task = -1  # that task, by the history's length when it started
+        # The workflow task (by the history's length when it started) that queued the newest unsettled event
+        # waiting in the queue, -1 if none waits.
+        self._unsettled_from_task = -1
 
     @property
     def has_queued(self) -> bool:
@@ -56,8 +57,6 @@ class AuditLog:
     def adopt(self, events: list[RecordEventInput]) -> None:
         """Queue events a previous run of the ticket could not write, as they are."""
         self._queue = [*events, *self._queue]
-        if self._unrecorded_from is not None:
-            self._unrecorded_from += len(events)
 
     def queue(self, event: RecordEventInput, *, settled: bool = False) -> None:
         """Queue `event` with a key of its own: the n-th event of this content in this run.
@@ -76,40 +75,30 @@ class AuditLog:
         signature = f"{event.kind.value}/{hashlib.sha256(content).hexdigest()[:12]}"
         self._seen[signature] = occurrence = self._seen.get(signature, 0) + 1
         key = f"{workflow.info().run_id}/{signature}/{occurrence}"
-        task = workflow.info().get_current_history_length()  # changes only when a new workflow task starts
-        if not settled and (self._unrecorded_from is None or self._unrecorded_task != task):
-            self._unrecorded_from, self._unrecorded_task = len(self._queue), task
+        if not settled:
+            self._unsettled_from_task = workflow.info().get_current_history_length()  # new in each workflow task
         self._queue.append(event.model_copy(update={"detail": {**event.detail, names.AUDIT_EVENT_KEY: key}}))
 
     def _rests_on_this_task(self) -> bool:
         """Whether events queued in this workflow task, not settled, wait in the queue."""
-        task = workflow.info().get_current_history_length()
-        return self._unrecorded_from is not None and self._unrecorded_task == task
+        return self._unsettled_from_task == workflow.info().get_current_history_length()
 
-    async def flush(
-        self, before_durable: Callable[[], Awaitable[object]] | None = None, *, may_hold: bool = False
-    ) -> bool:
+    async def flush(self, before_durable: Callable[[], Awaitable[object]] | None = None) -> bool:
         """Write every queued event, in order; False if the log refused these or earlier ones for good (logged).
 
         An earlier refusal counts too: the steps that led here are not all on record, whatever this batch did.
         `before_durable` runs once the flush waits for the app DB: this batch's local tries failed, or an
         earlier batch, written meanwhile by another part of the workflow, already waits for it.
 
-        Events queued in this very task are written from a later one (`queue`): with `may_hold` (the ticket
-        goes on to a step whose end starts one) they stay queued for the next flush; else the batch's quick
-        tries go through the server, which starts them once it has recorded this task. A timer of a
-        millisecond did the same at 15 times the cost: the server fired it 110-240 ms late (bench/notes.md).
+        When events queued in this very task are in the batch, its quick tries go through the server, which
+        starts them only once it has recorded this task (`queue`). A timer of a millisecond did the same at
+        15 times the cost: the server fired it 110-240 ms late (bench/notes.md item 45).
         """
         while self._writing:
             await self._after_the_batch_being_written(before_durable)
-        held: list[RecordEventInput] = []
         after_this_task = self._rests_on_this_task()
-        if after_this_task and may_hold:
-            held = self._queue[self._unrecorded_from :]
-            self._queue = self._queue[: self._unrecorded_from]
-            after_this_task = False
-        self._unrecorded_from = 0 if held else None
-        batch, self._queue = self._queue, held
+        self._unsettled_from_task = -1
+        batch, self._queue = self._queue, []
         if not batch:
             return self._refused == 0
         self._batches += 1

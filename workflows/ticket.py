@@ -84,9 +84,9 @@ CANCELLED = "cancelled through Temporal"
 MAX_CARRIED_EVENTS = 200
 
 # A revert's plan comes from the original's before-images in the target DB, never from the LLM.
-PLAN_REVERT = Step(names.ACTIVITY_PLAN_REVERT, options.READ_DURABLE, RevertPlan, local=options.VALIDATE_PLAN)
+PLAN_REVERT = Step(names.ACTIVITY_PLAN_REVERT, options.READ_DURABLE, RevertPlan, local=options.PLAN_REVERT)
 GATHER_CONTEXT = Step(names.ACTIVITY_GATHER_CONTEXT, options.READ_DURABLE, TicketContext, local=options.GATHER_CONTEXT)
-VALIDATE_PLAN = Step(names.ACTIVITY_VALIDATE_PLAN, options.READ_DURABLE, SafetyReport, local=options.VALIDATE_PLAN)
+VALIDATE_PLAN = Step(names.ACTIVITY_VALIDATE_PLAN, options.VALIDATE_PLAN, SafetyReport)
 RESOLVE_APPROVERS = Step(names.ACTIVITY_RESOLVE_APPROVERS, options.RESOLVE_APPROVERS, list[str])
 EXECUTE_PLAN = Step(names.ACTIVITY_EXECUTE_PLAN, options.EXECUTE_PLAN, ExecutionResult)
 # A regular activity, not a local one: handlers run beside the ticket's other coroutines, and a
@@ -407,7 +407,10 @@ class TicketWorkflow:
     async def _decide(
         self, request: TicketRequest, plan: Plan, report: SafetyReport
     ) -> list[Decision] | TicketOutcome | None:
-        """The plan's approvals ([] when it needs none), the outcome that ends the ticket, or None to plan again."""
+        """The plan's approvals ([] when it needs none), the outcome that ends the ticket, or None to plan again.
+
+        Called in the workflow task the plan's validation answered in: what it decides rests on that answer alone.
+        """
         if self._resumed is not None and self._gate is not None:  # the last run was waiting on this gate
             self._resumed = None
             return await self._verdict_of(self._gate, request)
@@ -416,13 +419,13 @@ class TicketWorkflow:
             # words of a finding such as "reads 102 rows" counted them (red team).
             shown = withhold_lookups(report, plan)
             reasons = "; ".join(f.message for f in shown.findings if f.risk is Risk.BLOCKED)
-            self._record(AuditEventKind.DECIDED, "blocked by safety policy")
-            return self._finish(OutcomeStatus.BLOCKED, f"blocked by safety policy: {reasons}")
+            self._record(AuditEventKind.DECIDED, "blocked by safety policy", settled=True)
+            return self._finish(OutcomeStatus.BLOCKED, f"blocked by safety policy: {reasons}", settled=True)
         if report.required_approvals == 0:
-            self._record(AuditEventKind.DECIDED, f"risk {report.risk.value}: runs without approval")
+            self._record(AuditEventKind.DECIDED, f"risk {report.risk.value}: runs without approval", settled=True)
             return []
         needs = f"risk {report.risk.value} needs {report.required_approvals} approval(s)"
-        self._record(AuditEventKind.DECIDED, needs)
+        self._record(AuditEventKind.DECIDED, needs, settled=True)
         gate = await self._open_approval(request, report)
         if isinstance(gate, TicketOutcome):
             return gate
@@ -487,6 +490,7 @@ class TicketWorkflow:
             f"risk {report.risk.value}, {shown.rows_affected} row(s) affected, {len(report.findings)} finding(s)",
             risk=report.risk,
             detail={"plan_hash": report.plan_hash, "findings": [f.rule for f in report.findings]},
+            settled=True,  # the validation's answer, in history
         )
         return report
 
@@ -920,8 +924,8 @@ class TicketWorkflow:
         """Run one step, which writes nothing: a failure that survived every retry policy ends the ticket as
         failed, and a cancel request as cancelled at once (the step is cancelled: a plan waiting on an LLM
         that is down does not hold a cancelled ticket for half an hour)."""
-        if step.local is None:
-            await self._leave(may_hold=True)  # the step's end starts a task that writes what is held
+        # What is queued stays queued: the record catches up before a plan runs, where the ticket rests, and
+        # at its end (`_leave`), from a task after the one that queued it (`AuditLog.queue`).
         self._stop_if_cancelled("before its plan ran: nothing was written")
         running = asyncio.create_task(run_step(step, argument))
         await workflow.wait_condition(lambda: running.done() or self._cancel_requested)
@@ -964,13 +968,10 @@ class TicketWorkflow:
             settled=settled,
         )
 
-    async def _leave(
-        self, before_durable: Callable[[], Awaitable[object]] | None = None, *, may_hold: bool = False
-    ) -> bool:
+    async def _leave(self, before_durable: Callable[[], Awaitable[object]] | None = None) -> bool:
         """The ticket is about to leave this worker (a step on another queue, a wait, the end): the audit log
         catches up first. Visibility catches up only where the ticket rests (`TicketIndex`).
 
         `before_durable` runs if the audit's local tries fail and it goes on to wait for the app DB.
-        `may_hold`: events queued in this workflow task may wait for the next flush (`AuditLog.flush`).
         """
-        return await self._audit.flush(before_durable, may_hold=may_hold)
+        return await self._audit.flush(before_durable)
