@@ -85,14 +85,7 @@ async def run_step(
     if step.local is not None:
         try:
             if after_this_task:
-                return await workflow.execute_activity(
-                    step.name,
-                    argument,
-                    result_type=step.result_type,
-                    task_queue=step.task_queue,
-                    start_to_close_timeout=step.local.start_to_close,
-                    retry_policy=step.local.retry,
-                )
+                return await _through_the_server(step, argument, step.local)
             return await workflow.execute_local_activity(
                 step.name,
                 argument,
@@ -106,13 +99,17 @@ async def run_step(
             workflow.logger.warning("%s did not succeed locally (%s); retrying it durably", step.name, describe(error))
             if before_durable is not None:
                 await before_durable()
-    return await workflow.execute_activity(
+    return await _through_the_server(step, argument, step.options)
+
+
+def _through_the_server(step: Step, argument: Any, options: ActivityOptions) -> Awaitable[Any]:
+    return workflow.execute_activity(
         step.name,
         argument,
         result_type=step.result_type,
         task_queue=step.task_queue,
-        start_to_close_timeout=step.options.start_to_close,
-        heartbeat_timeout=step.options.heartbeat,
-        schedule_to_close_timeout=step.options.schedule_to_close,
-        retry_policy=step.options.retry,
+        start_to_close_timeout=options.start_to_close,
+        heartbeat_timeout=options.heartbeat,
+        schedule_to_close_timeout=options.schedule_to_close,
+        retry_policy=options.retry,
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from core.bootstrap import Databases, init_databases
 from core.models import DecisionSource, OutcomeStatus, Stage
-from core.names import ACTIVITY_EXECUTE_PLAN
+from core.names import ACTIVITY_EXECUTE_PLAN, workflow_id_for
+from core.settings import Settings
 from tests.pipeline import Pipeline, running_pipeline
 from tests.support import build_settings, wait_for_stage
 
@@ -60,6 +63,22 @@ async def executed_once(pipeline: Pipeline, request_text: str) -> tuple[str, lis
     return started.short_id, list(history.events)
 
 
+@asynccontextmanager
+async def an_executed_ticket(
+    tmp_path: Path, local_env: WorkflowEnvironment, request_text: str
+) -> AsyncIterator[tuple[Settings, Databases, str, list[HistoryEvent]]]:
+    """A ticket run to done on workers stopped since, as an operator stops them before a reset."""
+    settings = build_settings(tmp_path / "data", f"reset-{uuid.uuid4().hex[:8]}")
+    databases = Databases.open(settings)
+    try:
+        await init_databases(databases, settings)
+        async with running_pipeline(local_env.client, settings, databases) as pipeline:
+            ticket, events = await executed_once(pipeline, request_text)
+        yield settings, databases, ticket, events
+    finally:
+        await databases.close()
+
+
 async def target_row(databases: Databases, request_text: str) -> object:
     query, _ = WRITTEN[request_text]
     async with databases.target_engine.connect() as connection:
@@ -72,29 +91,22 @@ async def test_a_ticket_reset_to_before_its_run_and_cancelled_says_its_plan_ran(
 ) -> None:
     """Red team 71: the reset run, cancelled before a worker took its first task, said "cancelled … before its plan
     ran: nothing was written", on record and in the channel, beside the write (and could no longer be reverted)."""
-    settings = build_settings(tmp_path / "data", f"reset-{uuid.uuid4().hex[:8]}")
-    databases = Databases.open(settings)
-    try:
-        await init_databases(databases, settings)
-        async with running_pipeline(local_env.client, settings, databases) as pipeline:
-            ticket, events = await executed_once(pipeline, request_text)
-        # The operator stops the workers, resets the ticket to the task that scheduled its run, and cancels it.
+    async with an_executed_ticket(tmp_path, local_env, request_text) as (settings, databases, ticket, events):
+        # The operator resets the ticket to the task that scheduled its run, and cancels it.
         scheduled = next(
             index
             for index, event in enumerate(events)
             if event.activity_task_scheduled_event_attributes.activity_type.name == ACTIVITY_EXECUTE_PLAN
         )
-        workflow_id = pipeline.service.handle(ticket).id
+        workflow_id = workflow_id_for(ticket)
         await reset_to(local_env.client, workflow_id, task_completed_before(events, scheduled + 1), keep_signals=True)
         await local_env.client.get_workflow_handle(workflow_id).cancel()
         async with running_pipeline(local_env.client, settings, databases) as pipeline:
             outcome = await asyncio.wait_for(pipeline.service.result(ticket), timeout=60)
             trail = [(row.kind, row.summary) for row in await pipeline.service.audit_trail(ticket)]
-    finally:
-        await databases.close()
+        assert await target_row(databases, request_text) == WRITTEN[request_text][1]
     assert outcome.status is OutcomeStatus.DONE, outcome.reason
     assert outcome.execution is not None and outcome.execution.replayed
-    assert await target_row(databases, request_text) == WRITTEN[request_text][1]
     assert not [summary for _, summary in trail if "nothing was written" in summary], trail
 
 
@@ -103,18 +115,13 @@ async def test_a_ticket_reset_to_its_approval_wait_and_rejected_says_its_plan_ra
 ) -> None:
     """Red team 71: reset to before alice's approval (signals not reapplied), then bob rejects: the ticket ended
     "rejected by bob", on record and told, while its plan's write stood in the target DB."""
-    settings = build_settings(tmp_path / "data", f"reset-{uuid.uuid4().hex[:8]}")
-    databases = Databases.open(settings)
-    try:
-        await init_databases(databases, settings)
-        async with running_pipeline(local_env.client, settings, databases) as pipeline:
-            ticket, events = await executed_once(pipeline, MEDIUM_RISK)
+    async with an_executed_ticket(tmp_path, local_env, MEDIUM_RISK) as (settings, databases, ticket, events):
         signalled = next(
             index
             for index, event in enumerate(events)
             if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
         )
-        workflow_id = pipeline.service.handle(ticket).id
+        workflow_id = workflow_id_for(ticket)
         await reset_to(local_env.client, workflow_id, task_completed_before(events, signalled), keep_signals=False)
         async with running_pipeline(local_env.client, settings, databases) as pipeline:
             # The record's ticket row says finished from the first run, so only the status is waited for.
@@ -124,8 +131,6 @@ async def test_a_ticket_reset_to_its_approval_wait_and_rejected_says_its_plan_ra
                 ticket, status.approval.decision("bob", DecisionSource.DASHBOARD, approve=False, comment="not needed")
             )
             outcome = await asyncio.wait_for(pipeline.service.result(ticket), timeout=60)
-    finally:
-        await databases.close()
+        assert await target_row(databases, MEDIUM_RISK) == "paid"
     assert outcome.status is OutcomeStatus.DONE, outcome.reason
     assert outcome.execution is not None and outcome.execution.replayed
-    assert await target_row(databases, MEDIUM_RISK) == "paid"
