@@ -14,6 +14,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.steps import Step, describe, run_step
 
+# Events per batch at most: a batch in flight when the run continues as new is carried whole (it may have
+# landed), so it must leave room within what a run carries (`MAX_CARRIED_EVENTS`, workflows/ticket.py).
+MAX_BATCH = 100
+
 WRITE_EVENTS = Step(names.ACTIVITY_RECORD_EVENTS, options.RECORD_EVENTS_DURABLE, local=options.RECORD_EVENTS)
 
 
@@ -46,13 +50,19 @@ class AuditLog:
     def writing(self) -> bool:
         return self._writing
 
-    def unrecorded(self) -> list[RecordEventInput]:
-        """Events not known to be on record (the batch being written, then the queue), keys and all.
+    @property
+    def in_flight(self) -> list[RecordEventInput]:
+        """The batch being written, keys and all: it may have landed, or not.
 
-        A run that continues as new carries them, and the next one writes them (`adopt`): their keys
-        keep each on record once, whether or not the batch in flight landed.
+        A run that continues as new carries it whole, then the queue, and the next one writes them
+        (`adopt`): their keys keep each on record once, whether or not the batch in flight landed.
         """
-        return [*self._in_flight, *self._queue]
+        return list(self._in_flight)
+
+    @property
+    def queued(self) -> list[RecordEventInput]:
+        """The events waiting for a batch, keys and all: none of them is on record."""
+        return list(self._queue)
 
     def adopt(self, events: list[RecordEventInput]) -> None:
         """Queue events a previous run of the ticket could not write, as they are."""
@@ -98,9 +108,22 @@ class AuditLog:
             await self._after_the_batch_being_written(before_durable)
         after_this_task = self._rests_on_this_task()
         self._unsettled_from_task = -1
-        batch, self._queue = self._queue, []
-        if not batch:
-            return self._refused == 0
+        left = len(self._queue)  # events queued meanwhile wait for the next flush: a flood cannot hold this one
+        while left:
+            size = min(left, MAX_BATCH)
+            batch, self._queue = self._queue[:size], self._queue[size:]
+            left -= size
+            await self._write(batch, before_durable, after_this_task=after_this_task)
+            after_this_task = False  # the task that queued them is recorded by now
+        return self._refused == 0
+
+    async def _write(
+        self,
+        batch: list[RecordEventInput],
+        before_durable: Callable[[], Awaitable[object]] | None,
+        *,
+        after_this_task: bool,
+    ) -> None:
         self._batches += 1
         key = f"{workflow.info().run_id}/{self._batches}"
 
@@ -122,7 +145,6 @@ class AuditLog:
         finally:
             self._writing = self._waiting = False
             self._in_flight = []
-        return self._refused == 0
 
     async def _after_the_batch_being_written(self, before_durable: Callable[[], Awaitable[object]] | None) -> None:
         if before_durable is not None:

@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         TicketOutcome,
         TicketRequest,
         TicketStatus,
+        UnjudgedDecision,
         ValidatePlanInput,
         VerifyDecisionInput,
         VerifyRequestInput,
@@ -82,6 +83,9 @@ CANCELLED = "cancelled through Temporal"
 # Audit events one run carries to the next at most (a flood while the app DB is down queues one per signal):
 # past it, the ignored decisions in the middle are counted in one event instead of listed.
 MAX_CARRIED_EVENTS = 200
+# Decisions still being checked that one run carries to the next at most (a flood of well-formed ones while the
+# check is down): past it, the latest are counted on record as not judged.
+MAX_CARRIED_UNJUDGED = 50
 
 # A revert's plan comes from the original's before-images in the target DB, never from the LLM.
 PLAN_REVERT = Step(names.ACTIVITY_PLAN_REVERT, options.READ_DURABLE, RevertPlan, local=options.PLAN_REVERT)
@@ -131,6 +135,8 @@ class TicketWorkflow:
         self._writing_beside: asyncio.Task[bool] | None = None
         self._decisions_received = 0
         self._decisions_judged = 0
+        self._unjudged: dict[int, UnjudgedDecision] = {}  # by turn: received, still being checked
+        self._judging_carried: list[asyncio.Task[DecisionRecord]] = []  # held so none is collected mid-judgement
         self._cancel_requested = False  # through Temporal: the ticket stops at its next safe point (`run`)
         self._approvers: list[str] | None = None
         # This run continues a wait for approval: `_decide` waits on the restored gate instead of opening one.
@@ -148,25 +154,29 @@ class TicketWorkflow:
     def status(self) -> TicketStatus:
         return mask_status(self._status)
 
-    @workflow.signal(name=names.SIGNAL_APPROVE)
+    # A decision still being judged when the run continues as new goes with it (`_carried_decisions`); the run
+    # ends only once every decision is judged (`_all_judged`).
+    @workflow.signal(name=names.SIGNAL_APPROVE, unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON)
     async def approve(self, payload: Any) -> None:
         await self._judge(payload, approve=True)
 
-    @workflow.signal(name=names.SIGNAL_REJECT)
+    @workflow.signal(name=names.SIGNAL_REJECT, unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON)
     async def reject(self, payload: Any) -> None:
         await self._judge(payload, approve=False)
 
-    async def _judge(self, payload: Any, approve: bool) -> DecisionRecord:
+    async def _judge(self, payload: Any, approve: bool, carried: UnjudgedDecision | None = None) -> DecisionRecord:
         """Every decision, from any client, is judged here and recorded: counted, or ignored and why.
 
         Decisions come as signals only: a signal is an event in the history, so a replay meets it
         exactly where the live run did (an update's acceptance, racing an activity's completion,
         has replayed in another order: sdk-python #673). The payload is taken loosely and parsed
         here, so a malformed one is recorded, not dropped. Clients read the verdict from `status`.
+        `carried`: a decision the last run received and had not judged when it continued as new.
         """
-        received_at = workflow.now()
+        received_at = carried.received_at if carried else workflow.now()
         turn = self._decisions_received
         self._decisions_received += 1
+        self._unjudged[turn] = UnjudgedDecision(payload=payload, approve=approve, received_at=received_at)
         decision, problem = parse_decision(payload, approve)
         check = DecisionCheck(problem=problem)
         if problem is None:
@@ -174,6 +184,7 @@ class TicketWorkflow:
         # Proofs are checked side by side; decisions are judged in the order they arrived.
         await workflow.wait_condition(lambda: self._decisions_judged == turn)
         self._decisions_judged += 1
+        del self._unjudged[turn]
         if check.problem is not None:
             record = DecisionRecord(decision=decision, received_at=received_at, accepted=False, reason=check.problem)
         elif self._gate is None:
@@ -249,6 +260,8 @@ class TicketWorkflow:
             )
         await self._admit(request)
         delivering = asyncio.create_task(self._delivery.run())
+        carried = self._resumed.unjudged if self._resumed else []
+        self._judging_carried = [asyncio.create_task(self._judge(c.payload, c.approve, c)) for c in carried]
         if request.continued is None:
             # Settled: it rests on the request alone, and comes first.
             submitted = f"submitted via {request.source.value}"
@@ -603,21 +616,38 @@ class TicketWorkflow:
             context_summary=status.context_summary,
             rejudged_because=status.rejudged_because,
             rows_changed=self._rows_changed,
+            unjudged=self._carried_decisions(),  # first: it may record a count the events then carry
             unrecorded=[event.model_dump(mode="json") for event in self._carried_events()],
         )
         self._index.flush()
         workflow.continue_as_new(request.model_copy(update={"continued": self._continued(waiting)}))
 
+    def _carried_decisions(self) -> list[UnjudgedDecision]:
+        """Decisions received and not judged yet (their checks still running), in the order they came, within
+        `MAX_CARRIED_UNJUDGED`: the next run judges them. Continuing without them dropped an approval still being
+        checked without a trace (red team 72)."""
+        unjudged = [self._unjudged[turn] for turn in sorted(self._unjudged)]
+        if len(unjudged) > MAX_CARRIED_UNJUDGED:
+            left = len(unjudged) - MAX_CARRIED_UNJUDGED
+            self._record(
+                AuditEventKind.DECISION_IGNORED,
+                f"{left} more decisions not judged before the ticket continued as new (their checks were still "
+                "running): not counted",
+            )
+        return unjudged[:MAX_CARRIED_UNJUDGED]
+
     def _carried_events(self) -> list[RecordEventInput]:
-        """The audit events not yet written, within `MAX_CARRIED_EVENTS`: the oldest ignored decisions past it
-        are counted in one event instead of listed."""
-        events = self._audit.unrecorded()
-        if len(events) <= MAX_CARRIED_EVENTS:
-            return events
-        ignored = [index for index, event in enumerate(events) if event.kind is AuditEventKind.DECISION_IGNORED]
-        dropped = set(ignored[: len(events) - MAX_CARRIED_EVENTS + 1])
+        """The audit events not yet written, within `MAX_CARRIED_EVENTS`: the batch in flight whole, then the
+        queue, whose oldest ignored decisions past the bound are counted in one event instead of listed. The
+        batch in flight may have landed: counted as well, its decisions were told twice (red team 72)."""
+        in_flight, queued = self._audit.in_flight, self._audit.queued
+        room = MAX_CARRIED_EVENTS - len(in_flight)
+        if len(queued) <= room:
+            return [*in_flight, *queued]
+        ignored = [index for index, event in enumerate(queued) if event.kind is AuditEventKind.DECISION_IGNORED]
+        dropped = set(ignored[: len(queued) - room + 1])
         self._record(AuditEventKind.DECISION_IGNORED, f"{len(dropped)} more decisions ignored, not listed one by one")
-        return [event for index, event in enumerate(self._audit.unrecorded()) if index not in dropped]
+        return [*in_flight, *(event for index, event in enumerate(self._audit.queued) if index not in dropped)]
 
     def _continued(self, waiting: WaitingApproval | None = None) -> ContinuedTicket:
         """What the next run carries; a post still owed is not carried over (it shows its state in the same message)."""
@@ -906,12 +936,14 @@ class TicketWorkflow:
         in while the last batch was being written is on record first, never left behind with the run.
         """
         while True:
-            await workflow.wait_condition(
-                lambda: self._audit.has_queued or (also() and workflow.all_handlers_finished())
-            )
+            await workflow.wait_condition(lambda: self._audit.has_queued or (also() and self._all_judged()))
             await self._leave()
-            if also() and workflow.all_handlers_finished() and not self._audit.has_queued:
+            if also() and self._all_judged() and not self._audit.has_queued:
                 return
+
+    def _all_judged(self) -> bool:
+        """No handler runs, and no decision carried from the last run waits for its check."""
+        return workflow.all_handlers_finished() and not self._unjudged
 
     # ------------------------------------------------------------ helpers
 

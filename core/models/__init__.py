@@ -45,6 +45,7 @@ from core.models.request import (
     SlackMessageRef,
     TicketRequest,
     TicketSource,
+    UnjudgedDecision,
     WaitingApproval,
 )
 from core.models.revert import PlanRevertInput, RevertCheck, RevertOf, RevertPlan, RowConflict
@@ -131,6 +132,7 @@ __all__ = [
     "TicketRequest",
     "TicketSource",
     "TicketStatus",
+    "UnjudgedDecision",
     "UpdateOperation",
     "ValidatePlanInput",
     "VerifyDecisionInput",

@@ -40,6 +40,14 @@ class SlackMessageRef(Model):
     ts: str
 
 
+class UnjudgedDecision(Model):
+    """A decision signal as it came (its payload is parsed when judged) and when."""
+
+    payload: Any
+    approve: bool
+    received_at: datetime
+
+
 class WaitingApproval(Model):
     """Where a ticket that continued as new while waiting for approval stood: the new run waits on."""
 
@@ -55,6 +63,9 @@ class WaitingApproval(Model):
     # Audit events the last run could not write (the app DB was down), written by this one, each once:
     # `RecordEventInput`s as JSON (core/models/audit.py builds on this module).
     unrecorded: list[dict[str, Any]] = Field(default_factory=list)
+    # Decisions the last run received but had not judged when it continued (their checks still running):
+    # judged by this one, proofs checked again.
+    unjudged: list[UnjudgedDecision] = Field(default_factory=list)
 
 
 class ContinuedTicket(Model):

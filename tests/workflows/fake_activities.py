@@ -16,6 +16,7 @@ from activities.trust import WorkerTrust
 from core import names
 from core.models import (
     AuditEventKind,
+    DecisionCheck,
     ExecutePlanInput,
     ExecutionLookup,
     ExecutionResult,
@@ -41,6 +42,7 @@ from core.models import (
     TicketStatus,
     UpdateOperation,
     ValidatePlanInput,
+    VerifyDecisionInput,
 )
 from tests.support import scripted_report
 from worker.build import ActivitySet
@@ -105,6 +107,9 @@ class ScriptedActivities:
     plan_answers: asyncio.Event = field(default_factory=answering)  # the LLM hangs while this is clear
     execute_answers: asyncio.Event = field(default_factory=answering)  # the plan's run hangs while this is clear
     executing: asyncio.Event = field(default_factory=asyncio.Event)  # set once the plan's run has started
+    # An audit write commits, then does not answer while this is clear (the app DB slow to reply).
+    audit_answers_after_write: asyncio.Event = field(default_factory=answering)
+    checks_answer: asyncio.Event = field(default_factory=answering)  # decision checks hang while this is clear
 
     @activity.defn(name=names.ACTIVITY_RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> None:
@@ -116,6 +121,7 @@ class ScriptedActivities:
         if self.app_db_down_at_the_end and ending and (activity.info().is_local or activity.info().attempt == 1):
             raise ApplicationError("app DB down (scripted)")
         await self.append(batch.events)
+        await self.audit_answers_after_write.wait()
 
     async def append(self, events: Sequence[RecordEventInput], *, key: str | None = None) -> None:
         """Records the events as the real audit writer would append them: each event key once (an attempt
@@ -210,7 +216,13 @@ class ScriptedActivities:
     def proof_activities(self) -> list[Callable[..., Awaitable[object]]]:
         """The real proof checks, with this script's keys and approvers."""
         proofs = ProofActivities(WorkerTrust.of(self.signing_keys, self.allow_unsigned, self))
-        return [proofs.verify_request, proofs.verify_decision]
+
+        @activity.defn(name=names.ACTIVITY_VERIFY_DECISION)
+        async def verify_decision(input: VerifyDecisionInput) -> DecisionCheck:
+            await self.checks_answer.wait()
+            return await proofs.verify_decision(input)
+
+        return [proofs.verify_request, verify_decision]
 
     def activity_set(self) -> ActivitySet:
         return ActivitySet(

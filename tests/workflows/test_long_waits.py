@@ -176,3 +176,61 @@ async def _run_failure(env: WorkflowEnvironment, workflow_id: str, run_id: str, 
                 return event.workflow_execution_failed_event_attributes.failure.message
         await asyncio.sleep(0.2)
     raise AssertionError(f"run {run_id} of {workflow_id} did not fail within {within} s")
+
+
+async def test_a_batch_in_flight_when_the_wait_continues_is_carried_whole_and_told_once(
+    short_histories: WorkflowEnvironment,
+) -> None:
+    """Red team 72: the batch being written (committed, its answer slow) was counted among the ignored decisions
+    the run dropped when it continued, and was on record as well: 700 decisions were told as 701."""
+    env = short_histories
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1)
+    async with running(env, fakes, request()) as started:
+        workflow_id = started.id
+        status = await awaiting_approval(started)
+        fakes.audit_answers_after_write.clear()  # the next batch lands, and its write does not answer
+        await started.signal(SIGNAL_APPROVE, {"decider": "mallory-first"})
+        await wait_for_status(started, workflow_id, lambda s: len(s.decisions) == 1, "the first decision judged")
+        for n in range(250):  # malformed: judged at once, each queued behind the batch in flight
+            await started.signal(SIGNAL_APPROVE, {"decider": f"mallory-{n}"})
+        await _continued_as_new(env, workflow_id)
+        fakes.audit_answers_after_write.set()
+        current = env.client.get_workflow_handle(workflow_id, result_type=TicketOutcome)
+        resumed = await awaiting_approval(current)
+        await current.signal(SIGNAL_APPROVE, decision(resumed, "bob"))
+        outcome = await current.result()
+    assert outcome.status is OutcomeStatus.DONE and status.approval is not None
+    ignored = [event for event in fakes.events if event.kind is AuditEventKind.DECISION_IGNORED]
+    counted = [int(event.summary.split()[0]) for event in ignored if "not listed one by one" in event.summary]
+    listed = [event for event in ignored if "not listed one by one" not in event.summary]
+    assert len(listed) + sum(counted) == 251, (len(listed), counted)
+    assert len({event.detail[AUDIT_EVENT_KEY] for event in fakes.events}) == len(fakes.events)  # none twice
+
+
+@pytest.mark.timeout(120)
+async def test_an_approval_still_being_checked_when_the_wait_continues_is_judged_by_the_next_run(
+    short_histories: WorkflowEnvironment,
+) -> None:
+    """Red team 72: the run waited 30 s for decisions still being checked, then continued without them: a valid
+    approval behind a flood, its check held up, was dropped without a trace."""
+    env = short_histories
+    fakes = ScriptedActivities(risk=Risk.MEDIUM, required_approvals=1)
+    async with running(env, fakes, request()) as started:
+        workflow_id = started.id
+        status = await awaiting_approval(started)
+        fakes.checks_answer.clear()  # the decision check hangs
+        await started.signal(SIGNAL_APPROVE, decision(status, "bob"))
+        for n in range(70):  # malformed ones wait behind bob's turn: judged in the order they came
+            await started.signal(SIGNAL_REJECT, {"decider": f"mallory-{n}"})
+        await _continued_as_new(env, workflow_id, within=60)  # after the 30 s the run gives its handlers
+        fakes.checks_answer.set()
+        current = env.client.get_workflow_handle(workflow_id, result_type=TicketOutcome)
+        outcome = await asyncio.wait_for(current.result(), timeout=60)
+    assert outcome.status is OutcomeStatus.DONE, outcome.reason
+    assert [execution.approved_by for execution in fakes.executions] == [["bob"]]
+    accepted = [event.actor for event in fakes.events if event.kind is AuditEventKind.DECISION_ACCEPTED]
+    assert accepted == ["bob"]
+    ignored = [event for event in fakes.events if event.kind is AuditEventKind.DECISION_IGNORED]
+    counted = [int(event.summary.split()[0]) for event in ignored if "not judged before the ticket" in event.summary]
+    listed = [event for event in ignored if "not judged before the ticket" not in event.summary]
+    assert len(listed) + sum(counted) == 70, (len(listed), counted)  # each told once, judged or counted
